@@ -1,0 +1,59 @@
+//! One error type for the operations, shaped by what the caller can do about
+//! it: the API maps each kind to an HTTP status, the CLI to its message.
+
+use crate::model::Invalid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request names something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is well-formed but clashes with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The state database failed.
+    #[error("state store: {0}")]
+    Store(String),
+    /// The kernel refused or failed an operation.
+    #[error("kernel: {0}")]
+    Kernel(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Self {
+        Error::Invalid(e.0)
+    }
+}
+
+impl From<crate::ipam::IpamError> for Error {
+    fn from(e: crate::ipam::IpamError) -> Self {
+        use crate::ipam::IpamError::*;
+        match e {
+            Taken { .. } | Exhausted { .. } => Error::Conflict(e.to_string()),
+            OutsideSubnet { .. } | Reserved { .. } => Error::Invalid(e.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Store(format!("corrupt record: {e}"))
+    }
+}
+
+/// Kernel adapters speak anyhow internally (netlink, setns, mounts); the
+/// operation layer turns that into a kernel error with the full chain.
+pub fn kernel(e: anyhow::Error) -> Error {
+    Error::Kernel(format!("{e:#}"))
+}

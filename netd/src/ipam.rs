@@ -1,0 +1,236 @@
+//! Address management: pure, deterministic functions over a subnet and the
+//! set of addresses already taken. The store calls them inside the write
+//! transaction that records the result, so two writers never see the same
+//! free address.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::model::BridgeConfig;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpamError {
+    #[error("address {ip} is outside subnet {subnet}")]
+    OutsideSubnet { ip: Ipv4Addr, subnet: Ipv4Net },
+    #[error("address {ip} is reserved in subnet {subnet} (network, broadcast or gateway)")]
+    Reserved { ip: Ipv4Addr, subnet: Ipv4Net },
+    #[error("address {ip} is already in use on this network")]
+    Taken { ip: Ipv4Addr },
+    #[error("no free address left in {range}")]
+    Exhausted { range: Ipv4Net },
+}
+
+fn reserved(cfg: &BridgeConfig, ip: Ipv4Addr) -> bool {
+    ip == cfg.subnet.network() || ip == cfg.subnet.broadcast() || ip == cfg.gateway
+}
+
+/// Choose an address: the requested one if it is usable, else the lowest
+/// free address of the ip-range (or of the subnet). Lowest-free makes
+/// released addresses the first to be reused, as Docker users expect.
+pub fn allocate(
+    cfg: &BridgeConfig,
+    used: &BTreeSet<Ipv4Addr>,
+    request: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr, IpamError> {
+    if let Some(ip) = request {
+        if !cfg.subnet.contains(&ip) {
+            return Err(IpamError::OutsideSubnet {
+                ip,
+                subnet: cfg.subnet,
+            });
+        }
+        if reserved(cfg, ip) {
+            return Err(IpamError::Reserved {
+                ip,
+                subnet: cfg.subnet,
+            });
+        }
+        if used.contains(&ip) {
+            return Err(IpamError::Taken { ip });
+        }
+        return Ok(ip);
+    }
+    let range = cfg.ip_range.unwrap_or(cfg.subnet);
+    let start = u32::from(range.network());
+    let end = u32::from(range.broadcast());
+    // Walk the used set alongside the candidates instead of probing each
+    // address, so a nearly full /16 costs O(used), not O(range * log used).
+    let mut taken = used
+        .range(Ipv4Addr::from(start)..=Ipv4Addr::from(end))
+        .peekable();
+    let mut n = start;
+    loop {
+        let ip = Ipv4Addr::from(n);
+        while taken.peek().is_some_and(|t| **t < ip) {
+            taken.next();
+        }
+        let is_taken = taken.peek().is_some_and(|t| **t == ip);
+        if !is_taken && !reserved(cfg, ip) {
+            return Ok(ip);
+        }
+        if n == end {
+            return Err(IpamError::Exhausted { range });
+        }
+        n += 1;
+    }
+}
+
+/// The conventional gateway: the first host address of the subnet.
+pub fn default_gateway(subnet: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+}
+
+/// Where networks created without `--subnet` come from, in order: Docker's
+/// default pools (172.17-31.0.0/16, then 192.168.0.0/16 cut into /20s).
+pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
+    let big =
+        (17..=31u8).map(|b| Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).expect("valid /16"));
+    let small =
+        (0..16u8).map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).expect("valid /20"));
+    big.chain(small)
+}
+
+pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first pool that overlaps neither an existing network nor a host route.
+/// A default route (0.0.0.0/0) is not a conflict: everything overlaps it.
+pub fn pick_subnet(existing: &[Ipv4Net], host_routes: &[Ipv4Net]) -> Option<Ipv4Net> {
+    default_pools().find(|cand| {
+        !existing.iter().any(|e| overlaps(e, cand))
+            && !host_routes
+                .iter()
+                .filter(|r| r.prefix_len() > 0)
+                .any(|r| overlaps(r, cand))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::IfName;
+    use proptest::prelude::*;
+
+    fn cfg(subnet: &str, range: Option<&str>) -> BridgeConfig {
+        let subnet: Ipv4Net = subnet.parse().unwrap();
+        BridgeConfig {
+            subnet,
+            gateway: default_gateway(subnet),
+            ip_range: range.map(|r| r.parse().unwrap()),
+            bridge: "br-test".parse::<IfName>().unwrap(),
+            mtu: None,
+            internal: false,
+        }
+    }
+
+    #[test]
+    fn first_allocations_skip_gateway() {
+        let c = cfg("10.0.0.0/24", None);
+        let mut used = BTreeSet::new();
+        let a = allocate(&c, &used, None).unwrap();
+        assert_eq!(a, Ipv4Addr::new(10, 0, 0, 2));
+        used.insert(a);
+        assert_eq!(
+            allocate(&c, &used, None).unwrap(),
+            Ipv4Addr::new(10, 0, 0, 3)
+        );
+    }
+
+    #[test]
+    fn ip_range_bounds_dynamic_but_not_static() {
+        let c = cfg("10.0.0.0/24", Some("10.0.0.128/25"));
+        let used = BTreeSet::new();
+        assert_eq!(
+            allocate(&c, &used, None).unwrap(),
+            Ipv4Addr::new(10, 0, 0, 128)
+        );
+        assert_eq!(
+            allocate(&c, &used, Some(Ipv4Addr::new(10, 0, 0, 5))).unwrap(),
+            Ipv4Addr::new(10, 0, 0, 5)
+        );
+    }
+
+    #[test]
+    fn static_errors() {
+        let c = cfg("10.0.0.0/24", None);
+        let used: BTreeSet<_> = [Ipv4Addr::new(10, 0, 0, 9)].into();
+        assert!(matches!(
+            allocate(&c, &used, Some(Ipv4Addr::new(10, 0, 1, 1))),
+            Err(IpamError::OutsideSubnet { .. })
+        ));
+        assert!(matches!(
+            allocate(&c, &used, Some(Ipv4Addr::new(10, 0, 0, 1))),
+            Err(IpamError::Reserved { .. })
+        ));
+        assert!(matches!(
+            allocate(&c, &used, Some(Ipv4Addr::new(10, 0, 0, 255))),
+            Err(IpamError::Reserved { .. })
+        ));
+        assert!(matches!(
+            allocate(&c, &used, Some(Ipv4Addr::new(10, 0, 0, 9))),
+            Err(IpamError::Taken { .. })
+        ));
+    }
+
+    #[test]
+    fn exhaustion() {
+        let c = cfg("10.0.0.0/30", None);
+        let mut used = BTreeSet::new();
+        used.insert(allocate(&c, &used, None).unwrap());
+        assert!(matches!(
+            allocate(&c, &used, None),
+            Err(IpamError::Exhausted { .. })
+        ));
+    }
+
+    #[test]
+    fn subnet_picking_avoids_networks_and_routes() {
+        let existing = ["172.17.0.0/16".parse().unwrap()];
+        let routes = [
+            "0.0.0.0/0".parse().unwrap(),
+            "172.18.5.0/24".parse().unwrap(),
+        ];
+        assert_eq!(
+            pick_subnet(&existing, &routes),
+            Some("172.19.0.0/16".parse().unwrap())
+        );
+    }
+
+    proptest! {
+        /// Any sequence of allocations and releases never hands out a used,
+        /// reserved or out-of-range address, and a released address is the
+        /// next one handed out when it is the lowest free one.
+        #[test]
+        fn allocations_are_unique_and_reuse(ops in proptest::collection::vec((any::<bool>(), 0usize..64, proptest::option::of(0u8..=255)), 1..200)) {
+            let c = cfg("10.9.0.0/26", None);
+            let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
+            for (alloc, idx, req) in ops {
+                if alloc || used.is_empty() {
+                    let request = req.map(|o| Ipv4Addr::new(10, 9, 0, o));
+                    match allocate(&c, &used, request) {
+                        Ok(ip) => {
+                            prop_assert!(c.subnet.contains(&ip));
+                            prop_assert!(!reserved(&c, ip));
+                            prop_assert!(!used.contains(&ip));
+                            if let Some(r) = request { prop_assert_eq!(ip, r); }
+                            used.insert(ip);
+                        }
+                        Err(IpamError::Exhausted { .. }) => prop_assert_eq!(used.len(), 61),
+                        Err(IpamError::Taken { ip }) => prop_assert!(used.contains(&ip)),
+                        Err(IpamError::Reserved { ip, .. }) => prop_assert!(reserved(&c, ip)),
+                        Err(IpamError::OutsideSubnet { ip, .. }) => prop_assert!(!c.subnet.contains(&ip)),
+                    }
+                } else {
+                    let victim = *used.iter().nth(idx % used.len()).unwrap();
+                    used.remove(&victim);
+                    let lowest_free = (2..63u8).map(|o| Ipv4Addr::new(10, 9, 0, o)).find(|ip| !used.contains(ip)).unwrap();
+                    prop_assert_eq!(allocate(&c, &used, None).unwrap(), lowest_free);
+                    prop_assert!(lowest_free <= victim);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Links, addresses and routes over rtnetlink. Every function is idempotent:
+//! applying what already exists changes nothing, deleting what is gone is
+//! not an error.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use futures::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::sys::{Socket, TokioSocket, protocols::NETLINK_ROUTE};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use super::netns::in_netns;
+
+const ENOENT: i32 = 2;
+const ENODEV: i32 = 19;
+const EEXIST: i32 = 17;
+const ESRCH: i32 = 3;
+const EADDRNOTAVAIL: i32 = 99;
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+fn is_gone(e: &rtnetlink::Error) -> bool {
+    matches!(errno(e), Some(ENOENT | ENODEV | ESRCH | EADDRNOTAVAIL))
+}
+
+fn is_exists(e: &rtnetlink::Error) -> bool {
+    errno(e) == Some(EEXIST)
+}
+
+/// A route netlink connection bound to one network namespace.
+#[derive(Clone)]
+pub struct Netlink {
+    h: Handle,
+}
+
+/// What a link looks like, as much as the adapters need.
+#[derive(Debug, Clone)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub controller: Option<u32>,
+    pub mtu: Option<u32>,
+    pub mac: Option<Vec<u8>>,
+}
+
+fn link_info(m: &LinkMessage) -> LinkInfo {
+    let mut info = LinkInfo {
+        index: m.header.index,
+        name: String::new(),
+        controller: None,
+        mtu: None,
+        mac: None,
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => info.name = n.clone(),
+            LinkAttribute::Controller(c) => info.controller = Some(*c),
+            LinkAttribute::Mtu(v) => info.mtu = Some(*v),
+            LinkAttribute::Address(b) => info.mac = Some(b.clone()),
+            _ => {}
+        }
+    }
+    info
+}
+
+impl Netlink {
+    /// A connection in the namespace this process runs in.
+    /// Must be called inside a tokio runtime.
+    pub fn current() -> Result<Netlink> {
+        let (conn, h, _) = rtnetlink::new_connection().context("open rtnetlink socket")?;
+        tokio::spawn(conn);
+        Ok(Netlink { h })
+    }
+
+    /// A connection in the namespace at `path`: the socket is created by a
+    /// thread that joined it, then driven by tokio from here.
+    pub fn in_netns(path: &Path) -> Result<Netlink> {
+        let sock: Socket = in_netns(path, || Ok(Socket::new(NETLINK_ROUTE)?))?;
+        // SAFETY: the fd was just taken out of a live netlink socket we own.
+        let ts = unsafe { TokioSocket::from_raw_fd(sock.into_raw_fd()) };
+        let (conn, h, _) = rtnetlink::from_socket(ts);
+        tokio::spawn(conn);
+        Ok(Netlink { h })
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>> {
+        let mut s = self.h.link().get().match_name(name.to_string()).execute();
+        match s.try_next().await {
+            Ok(m) => Ok(m.as_ref().map(link_info)),
+            Err(e) if is_gone(&e) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("look up link {name}")),
+        }
+    }
+
+    async fn index(&self, name: &str) -> Result<u32> {
+        self.link(name)
+            .await?
+            .map(|l| l.index)
+            .ok_or_else(|| anyhow!("link {name} not found"))
+    }
+
+    pub async fn links(&self) -> Result<Vec<LinkInfo>> {
+        let s = self.h.link().get().execute();
+        let msgs: Vec<LinkMessage> = s.try_collect().await.context("dump links")?;
+        Ok(msgs.iter().map(link_info).collect())
+    }
+
+    pub async fn set_up(&self, index: u32) -> Result<()> {
+        self.h
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .context("set link up")
+    }
+
+    pub async fn delete_link(&self, name: &str) -> Result<()> {
+        let Some(l) = self.link(name).await? else {
+            return Ok(());
+        };
+        match self.h.link().del(l.index).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_gone(&e) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("delete link {name}")),
+        }
+    }
+
+    /// Addresses (IPv4 with prefix) on a link.
+    pub async fn addresses(&self, index: u32) -> Result<Vec<Ipv4Net>> {
+        let s = self
+            .h
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let msgs: Vec<_> = s.try_collect().await.context("dump addresses")?;
+        let mut out = Vec::new();
+        for m in msgs {
+            if m.header.index != index {
+                continue;
+            }
+            for a in &m.attributes {
+                if let AddressAttribute::Address(IpAddr::V4(ip)) = a
+                    && let Ok(n) = Ipv4Net::new(*ip, m.header.prefix_len)
+                {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn ensure_address(&self, index: u32, addr: Ipv4Net) -> Result<()> {
+        if self.addresses(index).await?.contains(&addr) {
+            return Ok(());
+        }
+        match self
+            .h
+            .address()
+            .add(index, addr.addr().into(), addr.prefix_len())
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_exists(&e) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("add address {addr}")),
+        }
+    }
+
+    /// IPv4 route destinations in every table, for picking a free subnet.
+    pub async fn route_destinations(&self) -> Result<Vec<Ipv4Net>> {
+        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let msgs: Vec<_> = self
+            .h
+            .route()
+            .get(req)
+            .execute()
+            .try_collect()
+            .await
+            .context("dump routes")?;
+        let mut out = Vec::new();
+        for m in msgs {
+            let len = m.header.destination_prefix_length;
+            let dst = m.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+                _ => None,
+            });
+            let dst = dst.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            if let Ok(n) = Ipv4Net::new(dst, len) {
+                out.push(n.trunc());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a default IPv4 route exists (in the main table).
+    pub async fn has_default_route(&self) -> Result<bool> {
+        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let msgs: Vec<_> = self
+            .h
+            .route()
+            .get(req)
+            .execute()
+            .try_collect()
+            .await
+            .context("dump routes")?;
+        Ok(msgs.iter().any(|m| {
+            m.header.destination_prefix_length == 0
+                && m.header.table == 254
+                && m.attributes
+                    .iter()
+                    .any(|a| matches!(a, RouteAttribute::Gateway(_)))
+        }))
+    }
+
+    pub async fn add_default_route(&self, gateway: Ipv4Addr) -> Result<()> {
+        let r = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .build();
+        match self.h.route().add(r).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_exists(&e) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("add default route via {gateway}")),
+        }
+    }
+
+    /// A bridge with `gateway` as its address, up. Re-applying fixes a
+    /// missing address or a link that was set down.
+    pub async fn ensure_bridge(
+        &self,
+        name: &str,
+        gateway: Ipv4Net,
+        mtu: Option<u32>,
+    ) -> Result<u32> {
+        let index = match self.link(name).await? {
+            Some(l) => l.index,
+            None => {
+                let mut b = LinkBridge::new(name).up();
+                if let Some(m) = mtu {
+                    b = b.mtu(m);
+                }
+                match self.h.link().add(b.build()).execute().await {
+                    Ok(()) => {}
+                    Err(e) if is_exists(&e) => {}
+                    Err(e) => return Err(e).with_context(|| format!("create bridge {name}")),
+                }
+                self.index(name).await?
+            }
+        };
+        self.ensure_address(index, gateway).await?;
+        self.set_up(index).await?;
+        Ok(index)
+    }
+
+    /// The host half of an endpoint: a veth pair whose host end is a hairpin
+    /// port of `bridge` and whose peer moves into the namespace `netns`.
+    pub async fn create_veth_into(
+        &self,
+        v: &VethSpec<'_>,
+        bridge_index: u32,
+        netns: &Path,
+    ) -> Result<()> {
+        // A half-made pair from an interrupted attach is removed first.
+        self.delete_link(v.host).await?;
+        self.delete_link(v.peer_temp).await?;
+        let mut req = LinkVeth::new(v.host, v.peer_temp);
+        if let Some(m) = v.mtu {
+            req = req.mtu(m);
+        }
+        self.h
+            .link()
+            .add(req.build())
+            .execute()
+            .await
+            .with_context(|| format!("create veth {}", v.host))?;
+        let host = self.index(v.host).await?;
+        let peer = self.index(v.peer_temp).await?;
+        self.h
+            .link()
+            .set(
+                LinkUnspec::new_with_index(host)
+                    .controller(bridge_index)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .context("enslave veth to bridge")?;
+        // With bridge netfilter on, a container reaching its own published
+        // port is bridged back out of its ingress port: allowed only with hairpin.
+        self.h
+            .link()
+            .set_port(LinkBridgePort::new(host).hairpin(true).build())
+            .execute()
+            .await
+            .context("set hairpin")?;
+        let ns = std::fs::File::open(netns).with_context(|| format!("open {}", netns.display()))?;
+        self.h
+            .link()
+            .set(
+                LinkUnspec::new_with_index(peer)
+                    .setns_by_fd(ns.as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .context("move veth peer into the sandbox")?;
+        Ok(())
+    }
+
+    /// The sandbox half: rename the moved peer, give it its MAC, address and
+    /// default route, bring it and `lo` up.
+    pub async fn configure_peer(
+        &self,
+        v: &VethSpec<'_>,
+        addr: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        self.ensure_lo_up().await?;
+        let index = match self.link(v.peer_temp).await? {
+            Some(l) => {
+                self.h
+                    .link()
+                    .set(
+                        match v.mtu {
+                            Some(m) => LinkUnspec::new_with_index(l.index).mtu(m),
+                            None => LinkUnspec::new_with_index(l.index),
+                        }
+                        .name(v.ifname)
+                        .address(v.mac.to_vec())
+                        .build(),
+                    )
+                    .execute()
+                    .await
+                    .with_context(|| format!("rename interface to {}", v.ifname))?;
+                l.index
+            }
+            None => self.index(v.ifname).await?,
+        };
+        self.ensure_address(index, addr).await?;
+        self.set_up(index).await?;
+        if let Some(gw) = gateway
+            && !self.has_default_route().await?
+        {
+            self.add_default_route(gw).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ensure_lo_up(&self) -> Result<()> {
+        let lo = self.index("lo").await?;
+        self.set_up(lo).await
+    }
+}
+
+/// The names and settings of one veth pair.
+pub struct VethSpec<'a> {
+    pub host: &'a str,
+    pub peer_temp: &'a str,
+    pub ifname: &'a str,
+    pub mac: [u8; 6],
+    pub mtu: Option<u32>,
+}

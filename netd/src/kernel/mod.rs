@@ -1,0 +1,94 @@
+//! Kernel adapters: make the kernel match a plan, and read it back.
+//! Idempotent throughout, so the reconciler can apply any plan again.
+
+pub mod link;
+pub mod netns;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::plan::{BridgePlan, EndpointPlan};
+pub use link::Netlink;
+
+/// Make a bridge exist as planned; turn on forwarding in the host namespace
+/// when the network routes out.
+pub async fn apply_bridge(host: &Netlink, plan: &BridgePlan) -> Result<u32> {
+    let index = host
+        .ensure_bridge(&plan.name, plan.address, plan.mtu)
+        .await
+        .with_context(|| format!("bridge {}", plan.name))?;
+    if plan.forward {
+        // The host namespace is the one this process runs in.
+        let f = "/proc/sys/net/ipv4/ip_forward";
+        if std::fs::read_to_string(f)
+            .map(|v| v.trim() != "1")
+            .unwrap_or(true)
+        {
+            std::fs::write(f, "1").context("enable net.ipv4.ip_forward")?;
+        }
+    }
+    Ok(index)
+}
+
+pub async fn remove_bridge(host: &Netlink, plan: &BridgePlan) -> Result<()> {
+    host.delete_link(&plan.name).await
+}
+
+/// Make an endpoint exist as planned: bridge, veth pair, the sandbox side
+/// renamed, addressed and routed. An endpoint that is already complete is
+/// left alone; a partial one is rebuilt.
+pub async fn apply_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
+    let bridge = apply_bridge(host, &plan.bridge).await?;
+    let sandbox = Netlink::in_netns(&plan.netns)?;
+    if endpoint_is_complete(host, &sandbox, plan, bridge).await? {
+        return Ok(());
+    }
+    let spec = link::VethSpec {
+        host: &plan.host_veth,
+        peer_temp: &plan.peer_temp,
+        ifname: &plan.ifname,
+        mac: plan.mac,
+        mtu: plan.bridge.mtu,
+    };
+    // A stale interface of that name in the sandbox (its host end is gone,
+    // so it is not ours any more) would block the rename.
+    sandbox.delete_link(&plan.ifname).await?;
+    host.create_veth_into(&spec, bridge, &plan.netns)
+        .await
+        .with_context(|| format!("endpoint {}", plan.host_veth))?;
+    sandbox
+        .configure_peer(&spec, plan.address, plan.gateway)
+        .await
+        .with_context(|| format!("configure {} in {}", plan.ifname, plan.netns.display()))
+}
+
+async fn endpoint_is_complete(
+    host: &Netlink,
+    sandbox: &Netlink,
+    plan: &EndpointPlan,
+    bridge: u32,
+) -> Result<bool> {
+    let Some(hv) = host.link(&plan.host_veth).await? else {
+        return Ok(false);
+    };
+    if hv.controller != Some(bridge) {
+        return Ok(false);
+    }
+    let Some(peer) = sandbox.link(&plan.ifname).await? else {
+        return Ok(false);
+    };
+    Ok(sandbox.addresses(peer.index).await?.contains(&plan.address))
+}
+
+/// Remove an endpoint's veth pair. Deleting the host end takes the peer with
+/// it; a sandbox namespace that is already gone took both.
+pub async fn remove_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
+    host.delete_link(&plan.host_veth).await?;
+    host.delete_link(&plan.peer_temp).await
+}
+
+/// Bring `lo` up in a sandbox namespace (what a `none` sandbox gets).
+pub async fn apply_loopback(netns: &Path) -> Result<()> {
+    Netlink::in_netns(netns)?.ensure_lo_up().await
+}

@@ -1,0 +1,155 @@
+//! Network namespaces: create and remove named ones the way `ip netns` does,
+//! and run code inside one on a throw-away thread.
+//!
+//! Only the helper thread ever calls setns, so the tokio runtime's threads
+//! stay in the namespace the process started in. Sockets created on the
+//! helper thread keep belonging to the namespace they were created in.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+
+/// Where `ip netns` keeps named namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+pub fn named_path(name: &str) -> PathBuf {
+    Path::new(NETNS_RUN_DIR).join(name)
+}
+
+/// Run `f` on a new OS thread that has joined the network namespace at `path`.
+pub fn in_netns<T, F>(path: &Path, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let ns =
+        File::open(path).with_context(|| format!("open network namespace {}", path.display()))?;
+    std::thread::spawn(move || -> Result<T> {
+        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).context("setns")?;
+        f()
+    })
+    .join()
+    .map_err(|_| anyhow!("namespace helper thread panicked"))?
+}
+
+/// `/run/netns` must be a shared mount point, as `ip netns add` makes it, so a
+/// namespace mounted here later is seen by processes in other mount namespaces
+/// (for example those `ip netns exec` creates).
+fn ensure_run_dir_shared() -> Result<()> {
+    std::fs::create_dir_all(NETNS_RUN_DIR).context("create /run/netns")?;
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    if mount(
+        None::<&str>,
+        NETNS_RUN_DIR,
+        None::<&str>,
+        shared,
+        None::<&str>,
+    )
+    .is_ok()
+    {
+        return Ok(());
+    }
+    // Not a mount point yet: bind it onto itself, then make it shared.
+    mount(
+        Some(NETNS_RUN_DIR),
+        NETNS_RUN_DIR,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context("bind-mount /run/netns")?;
+    mount(
+        None::<&str>,
+        NETNS_RUN_DIR,
+        None::<&str>,
+        shared,
+        None::<&str>,
+    )
+    .context("make /run/netns shared")?;
+    Ok(())
+}
+
+/// Create a new network namespace bound at `/run/netns/NAME`, like
+/// `ip netns add NAME`, without forking. Fails if the name exists.
+pub fn create_named(name: &str) -> Result<PathBuf> {
+    ensure_run_dir_shared()?;
+    let target = named_path(name);
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .with_context(|| {
+            format!(
+                "create {} (does the namespace already exist?)",
+                target.display()
+            )
+        })?;
+    let t = target.clone();
+    let res = std::thread::spawn(move || -> Result<()> {
+        unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &t,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .context("bind-mount the new namespace")?;
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow!("namespace helper thread panicked"));
+    match res {
+        Ok(Ok(())) => Ok(target),
+        Ok(Err(e)) | Err(e) => {
+            let _ = std::fs::remove_file(&target);
+            Err(e)
+        }
+    }
+}
+
+/// Remove a namespace netd created. Gone already is fine.
+pub fn delete_named(path: &Path) -> Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e).with_context(|| format!("unmount {}", path.display())),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("remove {}", path.display())),
+    }
+}
+
+/// Whether `path` names a live network namespace (a bind mount of one, or a
+/// /proc ns link), as opposed to a stale file.
+pub fn is_netns(path: &Path) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    match nix::sys::statfs::statfs(path) {
+        Ok(s) => s.filesystem_type().0 as i64 == NSFS_MAGIC,
+        Err(_) => false,
+    }
+}
+
+/// The namespace this process runs in, as a path another process can open.
+pub fn own_netns_path() -> PathBuf {
+    PathBuf::from(format!("/proc/{}/ns/net", std::process::id()))
+}
+
+/// Write a sysctl under /proc/sys/net as seen from the namespace at `path`.
+pub fn set_sysctl(path: &Path, key: &str, value: &str) -> Result<()> {
+    let file = format!("/proc/sys/{}", key.replace('.', "/"));
+    let value = value.to_string();
+    in_netns(path, move || {
+        // /proc/sys/net resolves against the namespace of the thread that opens it.
+        let cur = std::fs::read_to_string(&file).with_context(|| format!("read {file}"))?;
+        if cur.trim() != value {
+            std::fs::write(&file, &value).with_context(|| format!("write {file}"))?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,840 @@
+//! The model: networks, sandboxes, endpoints and port mappings.
+//!
+//! Pure types with validation. Nothing here touches the kernel or the disk;
+//! every request is checked here first so that bad input is refused before
+//! anything changes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// A validation failure: the message names the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(msg.into()))
+}
+
+/// Names of networks and sandboxes: what Docker accepts for container names,
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 64 characters. Sandbox names become
+/// file names under `/run/netns`, so slashes and dots-only names must never pass.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Name(String);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Name {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
+        let ok_first = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let ok_rest = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if s.is_empty() || s.len() > 64 || !ok_first || !ok_rest {
+            return invalid(format!(
+                "invalid name {s:?}: use 1-64 characters [a-zA-Z0-9_.-], starting with a letter or digit"
+            ));
+        }
+        Ok(Name(s))
+    }
+}
+
+impl FromStr for Name {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        Name::try_from(s.to_string())
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Linux interface name: 1-15 bytes, no '/', no whitespace, not "." or "..".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IfName(String);
+
+impl IfName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IfName {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
+        if s.is_empty()
+            || s.len() > 15
+            || s == "."
+            || s == ".."
+            || s.chars()
+                .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+        {
+            return invalid(format!(
+                "invalid interface name {s:?}: 1-15 characters, no '/', ':' or spaces"
+            ));
+        }
+        Ok(IfName(s))
+    }
+}
+
+impl FromStr for IfName {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        IfName::try_from(s.to_string())
+    }
+}
+
+impl From<IfName> for String {
+    fn from(n: IfName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A 64-hex-digit identifier, like Docker's; the first 12 are the short id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Id(String);
+
+impl Id {
+    /// A fresh random id.
+    pub fn random() -> Id {
+        let mut buf = [0u8; 32];
+        // getrandom(2) never fails for 32 bytes once the pool is initialised;
+        // fall back to time+pid entropy rather than panic if it somehow does.
+        let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n != buf.len() as isize {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let seed = t ^ (std::process::id() as u128) << 64;
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (seed >> ((i % 16) * 8)) as u8 ^ i as u8;
+            }
+        }
+        Id(buf.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn from_stored(s: String) -> Id {
+        Id(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn short(&self) -> &str {
+        &self.0[..12.min(self.0.len())]
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a network is made of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "lowercase")]
+pub enum Driver {
+    /// A Linux bridge with a subnet; sandboxes get a veth into it.
+    Bridge(BridgeConfig),
+    /// Sandboxes share the host's network namespace.
+    Host,
+    /// Sandboxes get only `lo`.
+    Null,
+}
+
+impl Driver {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Driver::Bridge(_) => "bridge",
+            Driver::Host => "host",
+            Driver::Null => "null",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeConfig {
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    /// Dynamic allocations come from here; static `--ip` may be anywhere in the subnet.
+    pub ip_range: Option<Ipv4Net>,
+    pub bridge: IfName,
+    pub mtu: Option<u32>,
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: Id,
+    pub name: Name,
+    pub driver: Driver,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339, UTC.
+    pub created: String,
+}
+
+impl Network {
+    pub fn bridge(&self) -> Option<&BridgeConfig> {
+        match &self.driver {
+            Driver::Bridge(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The three networks every installation has, like Docker's.
+    pub fn is_predefined(&self) -> bool {
+        matches!(self.name.as_str(), "bridge" | "host" | "none")
+    }
+}
+
+/// Option keys accepted on `network create`.
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+pub const KNOWN_OPTIONS: &[&str] = &[OPT_BRIDGE_NAME, OPT_MTU];
+
+/// A request to create a network, as the CLI and the API receive it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkCreate {
+    pub name: String,
+    /// "bridge" when empty.
+    #[serde(default)]
+    pub driver: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A create request after validation: everything except the subnet, which
+/// may still have to be chosen from the free pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidNetworkCreate {
+    pub name: Name,
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Ipv4Net>,
+    pub bridge: Option<IfName>,
+    pub mtu: Option<u32>,
+    pub internal: bool,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+fn parse_net(what: &str, s: &str) -> Result<Ipv4Net, Invalid> {
+    let net: Ipv4Net = s.parse().map_err(|_| {
+        Invalid(format!(
+            "invalid {what} {s:?}: expected an IPv4 CIDR such as 10.1.2.0/24"
+        ))
+    })?;
+    if net.network() != net.addr() {
+        return invalid(format!(
+            "invalid {what} {s:?}: host bits are set (did you mean {}?)",
+            net.trunc()
+        ));
+    }
+    if net.prefix_len() > 30 {
+        return invalid(format!(
+            "invalid {what} {s:?}: a prefix longer than /30 leaves no room for sandboxes"
+        ));
+    }
+    Ok(net)
+}
+
+impl NetworkCreate {
+    pub fn validate(&self) -> Result<ValidNetworkCreate, Invalid> {
+        let name: Name = self.name.parse()?;
+        match self.driver.as_str() {
+            "" | "bridge" => {}
+            other => {
+                return invalid(format!(
+                    "unsupported driver {other:?}: only \"bridge\" networks can be created"
+                ));
+            }
+        }
+        for k in self.options.keys() {
+            if !KNOWN_OPTIONS.contains(&k.as_str()) {
+                return invalid(format!(
+                    "unknown option {k:?} (known: {})",
+                    KNOWN_OPTIONS.join(", ")
+                ));
+            }
+        }
+        let subnet = self
+            .subnet
+            .as_deref()
+            .map(|s| parse_net("subnet", s))
+            .transpose()?;
+        let gateway = self
+            .gateway
+            .as_deref()
+            .map(|g| {
+                g.parse::<Ipv4Addr>().map_err(|_| {
+                    Invalid(format!("invalid gateway {g:?}: expected an IPv4 address"))
+                })
+            })
+            .transpose()?;
+        let ip_range = self
+            .ip_range
+            .as_deref()
+            .map(|s| parse_net("ip-range", s))
+            .transpose()?;
+        if subnet.is_none() && (gateway.is_some() || ip_range.is_some()) {
+            return invalid("--gateway and --ip-range need --subnet");
+        }
+        if let (Some(net), Some(gw)) = (subnet, gateway)
+            && (!net.contains(&gw) || gw == net.network() || gw == net.broadcast())
+        {
+            return invalid(format!(
+                "gateway {gw} is not a usable address of subnet {net}"
+            ));
+        }
+        if let (Some(net), Some(r)) = (subnet, ip_range)
+            && !net.contains(&r)
+        {
+            return invalid(format!("ip-range {r} is not inside subnet {net}"));
+        }
+        let bridge = self
+            .options
+            .get(OPT_BRIDGE_NAME)
+            .map(|b| b.parse::<IfName>())
+            .transpose()?;
+        let mtu = self
+            .options
+            .get(OPT_MTU)
+            .map(|m| match m.parse::<u32>() {
+                Ok(v) if (68..=65535).contains(&v) => Ok(v),
+                _ => invalid(format!(
+                    "invalid {OPT_MTU} {m:?}: expected a number from 68 to 65535"
+                )),
+            })
+            .transpose()?;
+        Ok(ValidNetworkCreate {
+            name,
+            subnet,
+            gateway,
+            ip_range,
+            bridge,
+            mtu,
+            internal: self.internal,
+            options: self.options.clone(),
+            labels: self.labels.clone(),
+        })
+    }
+}
+
+/// How a sandbox gets its network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum SandboxNet {
+    /// Its own namespace at `path`; `owned` when netd created it (and so removes it).
+    Namespace { path: String, owned: bool },
+    /// The host's namespace: nothing is created.
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sandbox {
+    pub id: Id,
+    pub name: Name,
+    pub net: SandboxNet,
+    /// Created on `--network none`: the sandbox may never join a network.
+    #[serde(default)]
+    pub isolated: bool,
+    pub created: String,
+}
+
+impl Sandbox {
+    pub fn netns_path(&self) -> Option<&str> {
+        match &self.net {
+            SandboxNet::Namespace { path, .. } => Some(path),
+            SandboxNet::Host => None,
+        }
+    }
+}
+
+/// A sandbox on a network: its interface, address and names there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: Id,
+    pub network: Id,
+    pub sandbox: Id,
+    pub ifname: IfName,
+    pub ip: Ipv4Addr,
+    pub mac: Mac,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+}
+
+impl Endpoint {
+    /// The host side of the veth pair: derived from the endpoint id, so a
+    /// leftover link can always be traced to its endpoint (or found orphaned).
+    pub fn host_veth(&self) -> IfName {
+        IfName(format!("{HOST_VETH_PREFIX}{}", &self.id.as_str()[..12]))
+    }
+
+    /// The name the container side has while it is still in the host namespace.
+    pub fn temp_peer(&self) -> IfName {
+        IfName(format!("ndp-{}", &self.id.as_str()[..11]))
+    }
+}
+
+/// Host-side veths are named `nd-` + 12 hex digits of the endpoint id.
+pub const HOST_VETH_PREFIX: &str = "nd-";
+/// Bridges netd names itself are `netd-` + 10 hex digits of the network id
+/// (`netd0` for the default network).
+pub const BRIDGE_PREFIX: &str = "netd-";
+
+/// A MAC address. Locally administered, derived from the address like Docker's
+/// `02:42:` prefix so that a re-created endpoint keeps its MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    pub fn for_ip(ip: Ipv4Addr) -> Mac {
+        let o = ip.octets();
+        Mac([0x02, 0x42, o[0], o[1], o[2], o[3]])
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl FromStr for Mac {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        let bad = || {
+            Invalid(format!(
+                "invalid MAC address {s:?}: expected six hex pairs like 02:42:0a:00:00:02"
+            ))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut m = [0u8; 6];
+        for (i, p) in parts.iter().enumerate() {
+            if p.len() != 2 {
+                return Err(bad());
+            }
+            m[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if m[0] & 1 == 1 {
+            return invalid(format!(
+                "invalid MAC address {s}: a multicast address cannot be an interface's"
+            ));
+        }
+        Ok(Mac(m))
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        })
+    }
+}
+
+/// An inclusive port range; a single port has `start == end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl PortRange {
+    pub fn len(&self) -> u32 {
+        u32::from(self.end - self.start) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.start == self.end {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{}-{}", self.start, self.end)
+        }
+    }
+}
+
+fn parse_range(spec: &str, s: &str) -> Result<PortRange, Invalid> {
+    let port = |p: &str| -> Result<u16, Invalid> {
+        match p.parse::<u16>() {
+            Ok(v) if v > 0 => Ok(v),
+            _ => invalid(format!(
+                "invalid port {p:?} in publish spec {spec:?}: expected 1-65535"
+            )),
+        }
+    };
+    let r = match s.split_once('-') {
+        Some((a, b)) => PortRange {
+            start: port(a)?,
+            end: port(b)?,
+        },
+        None => {
+            let p = port(s)?;
+            PortRange { start: p, end: p }
+        }
+    };
+    if r.start > r.end {
+        return invalid(format!(
+            "invalid port range {s:?} in publish spec {spec:?}: start is above end"
+        ));
+    }
+    Ok(r)
+}
+
+/// A published port: Docker's `-p [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/PROTO]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// None: every host address.
+    pub host_ip: Option<IpAddr>,
+    /// None: a free port chosen when the mapping is applied.
+    pub host_port: Option<PortRange>,
+    pub container_port: PortRange,
+    pub proto: Proto,
+}
+
+impl FromStr for PortMapping {
+    type Err = Invalid;
+    fn from_str(spec: &str) -> Result<Self, Invalid> {
+        let (rest, proto) = match spec.rsplit_once('/') {
+            Some((r, "tcp")) => (r, Proto::Tcp),
+            Some((r, "udp")) => (r, Proto::Udp),
+            Some((r, "sctp")) => (r, Proto::Sctp),
+            Some((_, p)) => {
+                return invalid(format!(
+                    "invalid protocol {p:?} in publish spec {spec:?}: use tcp, udp or sctp"
+                ));
+            }
+            None => (spec, Proto::Tcp),
+        };
+        // An IPv6 host address comes in brackets: [::1]:8080:80
+        let (host_ip, rest) = if let Some(stripped) = rest.strip_prefix('[') {
+            let (ip, after) = stripped
+                .split_once("]:")
+                .ok_or_else(|| Invalid(format!("invalid publish spec {spec:?}: unclosed '['")))?;
+            let ip: IpAddr = ip.parse().map_err(|_| {
+                Invalid(format!(
+                    "invalid host address {ip:?} in publish spec {spec:?}"
+                ))
+            })?;
+            (Some(ip), after)
+        } else {
+            let parts: Vec<&str> = rest.split(':').collect();
+            match parts.len() {
+                1 | 2 => (None, rest),
+                3 => {
+                    let ip = parts[0];
+                    let ip: IpAddr = ip.parse().map_err(|_| {
+                        Invalid(format!(
+                            "invalid host address {ip:?} in publish spec {spec:?}"
+                        ))
+                    })?;
+                    (Some(ip), &rest[parts[0].len() + 1..])
+                }
+                _ => return invalid(format!("invalid publish spec {spec:?}: too many ':'")),
+            }
+        };
+        let (host_port, container) = match rest.split_once(':') {
+            Some(("", c)) => (None, c),
+            Some((h, c)) => (Some(parse_range(spec, h)?), c),
+            None => (None, rest),
+        };
+        let container_port = parse_range(spec, container)?;
+        if let Some(h) = host_port
+            && h.len() != container_port.len()
+        {
+            return invalid(format!(
+                "invalid publish spec {spec:?}: host range {h} and container range {container_port} differ in length"
+            ));
+        }
+        Ok(PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            proto,
+        })
+    }
+}
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
+        }
+        match (self.host_ip, self.host_port) {
+            (_, Some(h)) => write!(f, "{h}:")?,
+            (Some(_), None) => write!(f, ":")?,
+            (None, None) => {}
+        }
+        write!(f, "{}/{}", self.container_port, self.proto)
+    }
+}
+
+/// A request to put a sandbox on a network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRequest {
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    pub mac: Option<Mac>,
+}
+
+impl EndpointRequest {
+    /// Aliases are DNS labels: checked here so a bad one never reaches the store.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        for a in &self.aliases {
+            let ok = !a.is_empty()
+                && a.len() <= 253
+                && a.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                });
+            if !ok {
+                return invalid(format!(
+                    "invalid alias {a:?}: expected a DNS name (letters, digits, '-', '_', '.')"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A request to create a sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxCreate {
+    pub name: String,
+    /// A network name, "host" or "none"; the default network when absent.
+    pub network: Option<String>,
+    /// Adopt this existing namespace instead of creating one.
+    pub netns: Option<String>,
+    #[serde(default)]
+    pub endpoint: EndpointRequest,
+}
+
+/// RFC 3339 timestamp of now, UTC, second precision.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!("web-1".parse::<Name>().is_ok());
+        assert!("a.b_c".parse::<Name>().is_ok());
+        for bad in ["", "-x", "a/b", "..", "a b", &"x".repeat(65)] {
+            assert!(bad.parse::<Name>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn publish_specs() {
+        let p: PortMapping = "8080:80".parse().unwrap();
+        assert_eq!(
+            p.host_port,
+            Some(PortRange {
+                start: 8080,
+                end: 8080
+            })
+        );
+        assert_eq!(p.container_port, PortRange { start: 80, end: 80 });
+        assert_eq!(p.proto, Proto::Tcp);
+        assert_eq!(p.host_ip, None);
+
+        let p: PortMapping = "127.0.0.1:9000-9002:8000-8002/udp".parse().unwrap();
+        assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(p.host_port.unwrap().len(), 3);
+        assert_eq!(p.proto, Proto::Udp);
+
+        let p: PortMapping = "80".parse().unwrap();
+        assert_eq!(p.host_port, None);
+        let p: PortMapping = "10.0.0.1::53/sctp".parse().unwrap();
+        assert_eq!(p.host_port, None);
+        assert_eq!(p.proto, Proto::Sctp);
+        let p: PortMapping = "[::1]:8080:80".parse().unwrap();
+        assert_eq!(p.host_ip, Some("::1".parse().unwrap()));
+
+        for bad in [
+            "",
+            "0",
+            "70000",
+            "80/icmp",
+            "9000-9001:80",
+            "x:80",
+            "1:2:3:4",
+            "90-80",
+        ] {
+            assert!(bad.parse::<PortMapping>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn publish_round_trip() {
+        for s in [
+            "8080:80/tcp",
+            "127.0.0.1:9000-9002:8000-8002/udp",
+            "80/tcp",
+            "10.0.0.1::53/sctp",
+        ] {
+            let p: PortMapping = s.parse().unwrap();
+            assert_eq!(p.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn create_validation() {
+        let mut c = NetworkCreate {
+            name: "n1".into(),
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok());
+        c.subnet = Some("10.1.2.3/24".into());
+        assert!(c.validate().unwrap_err().0.contains("host bits"));
+        c.subnet = Some("10.1.2.0/24".into());
+        c.gateway = Some("10.1.3.1".into());
+        assert!(c.validate().unwrap_err().0.contains("gateway"));
+        c.gateway = None;
+        c.ip_range = Some("10.1.0.0/16".into());
+        assert!(c.validate().unwrap_err().0.contains("ip-range"));
+        c.ip_range = None;
+        c.options.insert("foo".into(), "bar".into());
+        assert!(c.validate().unwrap_err().0.contains("\"foo\""));
+        c.options.clear();
+        c.options.insert(OPT_MTU.into(), "1400".into());
+        assert_eq!(c.validate().unwrap().mtu, Some(1400));
+        c.driver = "overlay".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn mac() {
+        assert_eq!(
+            Mac::for_ip(Ipv4Addr::new(10, 0, 0, 2)).to_string(),
+            "02:42:0a:00:00:02"
+        );
+        assert!("02:42:0a:00:00:02".parse::<Mac>().is_ok());
+        assert!("01:00:00:00:00:00".parse::<Mac>().is_err());
+        assert!("zz".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn timestamp_shape() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 20);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
+    }
+}

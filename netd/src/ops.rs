@@ -1,0 +1,768 @@
+//! The operations: the one implementation of create, remove, connect,
+//! disconnect, prune and reconcile that the CLI (through the daemon), the
+//! daemon's API and the CNI plugin all call.
+//!
+//! Each operation validates the request, commits the change to the store in
+//! one transaction, then applies the plan to the kernel. If the kernel step
+//! fails, the store change is undone, so a refused request changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use crate::error::{Error, Result, kernel};
+use crate::ipam;
+use crate::kernel::{self as k, Netlink, netns};
+use crate::model::*;
+use crate::plan;
+use crate::store::{self, Store};
+
+/// Where netd keeps its state, and where its daemon listens.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/netd";
+pub const DEFAULT_RUN_DIR: &str = "/run/netd";
+/// The bridge of the predefined `bridge` network, like Docker's `docker0`.
+pub const DEFAULT_BRIDGE: &str = "netd0";
+
+/// Something that changed, for `GET /events` and watchers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// "network" or "sandbox".
+    pub kind: &'static str,
+    /// create, destroy, connect, disconnect.
+    pub action: &'static str,
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// Seconds since the epoch.
+    pub time: u64,
+}
+
+/// An endpoint together with the names of what it joins.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointDetail {
+    pub network_name: Name,
+    pub sandbox_name: Name,
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    pub host_veth: IfName,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkDetail {
+    #[serde(flatten)]
+    pub network: Network,
+    pub endpoints: Vec<EndpointDetail>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxDetail {
+    #[serde(flatten)]
+    pub sandbox: Sandbox,
+    /// The namespace path to enter for this sandbox (the host's for host mode).
+    pub netns: String,
+    pub endpoints: Vec<EndpointDetail>,
+}
+
+/// What a reconcile pass did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ReconcileReport {
+    pub bridges: usize,
+    pub endpoints: usize,
+    pub orphans_removed: Vec<String>,
+    pub namespaces_recreated: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+pub struct Netd {
+    store: Store,
+    host: Netlink,
+    events: broadcast::Sender<Event>,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Netd {
+    /// Open the store under `state_dir` and make sure the predefined
+    /// networks exist. The process's own namespace is the host namespace.
+    /// Must be called inside a tokio runtime.
+    pub async fn open(state_dir: &Path) -> Result<Netd> {
+        let store = Store::open(state_dir)?;
+        let host = Netlink::current().map_err(kernel)?;
+        let (events, _) = broadcast::channel(1024);
+        let netd = Netd {
+            store,
+            host,
+            events,
+        };
+        netd.ensure_predefined().await?;
+        Ok(netd)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn emit(
+        &self,
+        kind: &'static str,
+        action: &'static str,
+        id: &Id,
+        name: &Name,
+        attrs: &[(&str, &str)],
+    ) {
+        let _ = self.events.send(Event {
+            kind,
+            action,
+            id: id.to_string(),
+            name: name.to_string(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            time: now_secs(),
+        });
+    }
+
+    async fn ensure_predefined(&self) -> Result<()> {
+        let have: Vec<String> = self
+            .store
+            .read(store::networks)?
+            .into_iter()
+            .map(|n| n.name.to_string())
+            .collect();
+        if ["bridge", "host", "none"]
+            .iter()
+            .all(|n| have.iter().any(|h| h == n))
+        {
+            return Ok(());
+        }
+        let routes = self.host.route_destinations().await.map_err(kernel)?;
+        self.store.write(|c| {
+            for (name, driver) in [("host", Driver::Host), ("none", Driver::Null)] {
+                if store::network(c, name).is_err() {
+                    store::insert_network(c, &new_network(name, driver)?)?;
+                }
+            }
+            if store::network(c, "bridge").is_err() {
+                let subnet = ipam::pick_subnet(&store::subnets(c)?, &routes).ok_or_else(|| {
+                    Error::Conflict("no free private range for the default bridge network".into())
+                })?;
+                let cfg = BridgeConfig {
+                    subnet,
+                    gateway: ipam::default_gateway(subnet),
+                    ip_range: None,
+                    bridge: DEFAULT_BRIDGE.parse()?,
+                    mtu: None,
+                    internal: false,
+                };
+                store::insert_network(c, &new_network("bridge", Driver::Bridge(cfg))?)?;
+            }
+            Ok(())
+        })
+    }
+
+    // ---- networks -----------------------------------------------------------
+
+    pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
+        let v = req.validate()?;
+        let routes = if v.subnet.is_none() {
+            self.host.route_destinations().await.map_err(kernel)?
+        } else {
+            vec![]
+        };
+        let id = Id::random();
+        let net = self.store.write(|c| {
+            let subnet = match v.subnet {
+                Some(s) => s,
+                None => ipam::pick_subnet(&store::subnets(c)?, &routes).ok_or_else(|| {
+                    Error::Conflict(
+                        "no free private range left for a new network; pass --subnet".into(),
+                    )
+                })?,
+            };
+            let bridge = match &v.bridge {
+                Some(b) => b.clone(),
+                None => format!("{BRIDGE_PREFIX}{}", &id.as_str()[..10]).parse()?,
+            };
+            let net = Network {
+                id: id.clone(),
+                name: v.name.clone(),
+                driver: Driver::Bridge(BridgeConfig {
+                    subnet,
+                    gateway: v.gateway.unwrap_or_else(|| ipam::default_gateway(subnet)),
+                    ip_range: v.ip_range,
+                    bridge,
+                    mtu: v.mtu,
+                    internal: v.internal,
+                }),
+                options: v.options.clone(),
+                labels: v.labels.clone(),
+                created: now_rfc3339(),
+            };
+            store::insert_network(c, &net)?;
+            Ok(net)
+        })?;
+        if let Some(bp) = plan::bridge(&net)
+            && let Err(e) = k::apply_bridge(&self.host, &bp).await
+        {
+            let _ = k::remove_bridge(&self.host, &bp).await;
+            self.store.write(|c| store::delete_network(c, &net.id))?;
+            return Err(kernel(e));
+        }
+        info!(network = %net.name, id = %net.id.short(), "network created");
+        self.emit(
+            "network",
+            "create",
+            &net.id,
+            &net.name,
+            &[("driver", net.driver.name())],
+        );
+        Ok(net)
+    }
+
+    pub fn list_networks(&self) -> Result<Vec<NetworkDetail>> {
+        self.store.read(|c| {
+            store::networks(c)?
+                .into_iter()
+                .map(|n| network_detail(c, n))
+                .collect()
+        })
+    }
+
+    pub fn inspect_network(&self, reference: &str) -> Result<NetworkDetail> {
+        self.store
+            .read(|c| network_detail(c, store::network(c, reference)?))
+    }
+
+    pub async fn remove_network(&self, reference: &str) -> Result<Network> {
+        let (net, eps) = self.store.read(|c| {
+            let n = store::network(c, reference)?;
+            let eps = store::endpoints_of_network(c, &n.id)?;
+            let names: Vec<String> = eps
+                .iter()
+                .map(|e| store::sandbox_by_id(c, &e.sandbox).map(|s| s.name.to_string()))
+                .collect::<Result<_>>()?;
+            Ok((n, names))
+        })?;
+        if net.is_predefined() {
+            return Err(Error::Invalid(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        if !eps.is_empty() {
+            return Err(Error::Conflict(format!(
+                "network {} has active endpoints ({})",
+                net.name,
+                eps.join(", ")
+            )));
+        }
+        if let Some(bp) = plan::bridge(&net) {
+            k::remove_bridge(&self.host, &bp).await.map_err(kernel)?;
+        }
+        // The endpoint check is repeated inside the transaction: a plugin may
+        // have attached since we looked.
+        self.store.write(|c| {
+            if !store::endpoints_of_network(c, &net.id)?.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "network {} has active endpoints",
+                    net.name
+                )));
+            }
+            store::delete_network(c, &net.id)
+        })?;
+        info!(network = %net.name, "network removed");
+        self.emit("network", "destroy", &net.id, &net.name, &[]);
+        Ok(net)
+    }
+
+    /// Remove every user-defined network with no endpoints that matches
+    /// `keep`. Returns the names removed.
+    pub async fn prune_networks(&self, matches: impl Fn(&Network) -> bool) -> Result<Vec<String>> {
+        let candidates: Vec<Network> = self.store.read(|c| {
+            let mut out = Vec::new();
+            for n in store::networks(c)? {
+                if !n.is_predefined()
+                    && matches(&n)
+                    && store::endpoints_of_network(c, &n.id)?.is_empty()
+                {
+                    out.push(n);
+                }
+            }
+            Ok(out)
+        })?;
+        let mut removed = Vec::new();
+        for n in candidates {
+            match self.remove_network(n.id.as_str()).await {
+                Ok(n) => removed.push(n.name.to_string()),
+                // Raced with an attach: that network is in use again.
+                Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    // ---- sandboxes ------------------------------------------------------------
+
+    pub async fn create_sandbox(&self, req: &SandboxCreate) -> Result<SandboxDetail> {
+        let name: Name = req.name.parse()?;
+        req.endpoint.validate()?;
+        let network = req.network.as_deref().unwrap_or("bridge");
+        let net = self.store.read(|c| store::network(c, network))?;
+        let has_endpoint_opts = req.endpoint.ip.is_some()
+            || !req.endpoint.aliases.is_empty()
+            || !req.endpoint.ports.is_empty()
+            || req.endpoint.mac.is_some();
+        let (sandbox_net, isolated) = match (&net.driver, &req.netns) {
+            (Driver::Host, None) => (SandboxNet::Host, false),
+            (Driver::Host, Some(_)) => {
+                return Err(Error::Invalid(
+                    "a host-mode sandbox shares the host namespace; --netns does not apply".into(),
+                ));
+            }
+            (driver, netns) => {
+                let isolated = matches!(driver, Driver::Null);
+                let sn = match netns {
+                    Some(p) => {
+                        let path = PathBuf::from(p);
+                        if !netns::is_netns(&path) {
+                            return Err(Error::Invalid(format!("{p} is not a network namespace")));
+                        }
+                        SandboxNet::Namespace {
+                            path: p.clone(),
+                            owned: false,
+                        }
+                    }
+                    None => {
+                        let path = netns::named_path(name.as_str());
+                        if path.exists() {
+                            return Err(Error::Conflict(format!(
+                                "network namespace {} already exists; pass --netns {} to adopt it",
+                                name,
+                                path.display()
+                            )));
+                        }
+                        SandboxNet::Namespace {
+                            path: path.display().to_string(),
+                            owned: true,
+                        }
+                    }
+                };
+                (sn, isolated)
+            }
+        };
+        if has_endpoint_opts && net.bridge().is_none() {
+            return Err(Error::Invalid(format!(
+                "--ip, --alias, --publish and --mac need a bridge network, not {}",
+                net.name
+            )));
+        }
+        let sandbox = Sandbox {
+            id: Id::random(),
+            name,
+            net: sandbox_net,
+            isolated,
+            created: now_rfc3339(),
+        };
+        let endpoint = self.store.write(|c| {
+            store::insert_sandbox(c, &sandbox)?;
+            match net.bridge() {
+                Some(_) => Ok(Some(store::insert_endpoint(
+                    c,
+                    &net,
+                    &sandbox,
+                    &req.endpoint,
+                )?)),
+                None => Ok(None),
+            }
+        })?;
+        if let Err(e) = self
+            .apply_new_sandbox(&sandbox, &net, endpoint.as_ref())
+            .await
+        {
+            self.undo_sandbox(&sandbox, &net, endpoint.as_ref()).await;
+            return Err(e);
+        }
+        info!(sandbox = %sandbox.name, network = %net.name, "sandbox created");
+        self.emit(
+            "sandbox",
+            "create",
+            &sandbox.id,
+            &sandbox.name,
+            &[("network", net.name.as_str())],
+        );
+        if let Some(ep) = &endpoint {
+            self.emit(
+                "network",
+                "connect",
+                &net.id,
+                &net.name,
+                &[
+                    ("sandbox", sandbox.name.as_str()),
+                    ("ip", &ep.ip.to_string()),
+                ],
+            );
+        }
+        self.inspect_sandbox(sandbox.id.as_str())
+    }
+
+    async fn apply_new_sandbox(
+        &self,
+        sandbox: &Sandbox,
+        net: &Network,
+        ep: Option<&Endpoint>,
+    ) -> Result<()> {
+        if let SandboxNet::Namespace { path, owned } = &sandbox.net {
+            if *owned {
+                netns::create_named(sandbox.name.as_str()).map_err(kernel)?;
+            }
+            k::apply_loopback(Path::new(path)).await.map_err(kernel)?;
+        }
+        if let Some(ep) = ep {
+            self.apply_endpoint(net, sandbox, ep).await?;
+        }
+        Ok(())
+    }
+
+    async fn undo_sandbox(&self, sandbox: &Sandbox, net: &Network, ep: Option<&Endpoint>) {
+        if let Some(ep) = ep
+            && let Some(p) = plan::endpoint(net, sandbox, ep)
+        {
+            let _ = k::remove_endpoint(&self.host, &p).await;
+        }
+        if let SandboxNet::Namespace { path, owned: true } = &sandbox.net {
+            let _ = netns::delete_named(Path::new(path));
+        }
+        if let Err(e) = self.store.write(|c| store::delete_sandbox(c, &sandbox.id)) {
+            warn!(sandbox = %sandbox.name, "could not undo sandbox record: {e}");
+        }
+    }
+
+    async fn apply_endpoint(&self, net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Result<()> {
+        let Some(p) = plan::endpoint(net, sandbox, ep) else {
+            return Ok(());
+        };
+        k::apply_endpoint(&self.host, &p).await.map_err(kernel)
+    }
+
+    pub fn list_sandboxes(&self) -> Result<Vec<SandboxDetail>> {
+        self.store.read(|c| {
+            store::sandboxes(c)?
+                .into_iter()
+                .map(|s| sandbox_detail(c, s))
+                .collect()
+        })
+    }
+
+    pub fn inspect_sandbox(&self, reference: &str) -> Result<SandboxDetail> {
+        self.store
+            .read(|c| sandbox_detail(c, store::sandbox(c, reference)?))
+    }
+
+    /// Remove a sandbox: its endpoints, then its namespace if netd made it.
+    /// With `force`, kernel failures are logged and the record goes anyway.
+    pub async fn remove_sandbox(&self, reference: &str, force: bool) -> Result<Sandbox> {
+        let (sandbox, eps) = self.store.read(|c| {
+            let s = store::sandbox(c, reference)?;
+            let mut eps = Vec::new();
+            for e in store::endpoints_of_sandbox(c, &s.id)? {
+                eps.push((store::network_by_id(c, &e.network)?, e));
+            }
+            Ok((s, eps))
+        })?;
+        for (net, ep) in &eps {
+            if let Some(p) = plan::endpoint(net, &sandbox, ep)
+                && let Err(e) = k::remove_endpoint(&self.host, &p).await
+            {
+                if !force {
+                    return Err(kernel(e));
+                }
+                warn!(sandbox = %sandbox.name, "forced removal: {e:#}");
+            }
+        }
+        if let SandboxNet::Namespace { path, owned: true } = &sandbox.net
+            && let Err(e) = netns::delete_named(Path::new(path))
+        {
+            if !force {
+                return Err(kernel(e));
+            }
+            warn!(sandbox = %sandbox.name, "forced removal: {e:#}");
+        }
+        self.store
+            .write(|c| store::delete_sandbox(c, &sandbox.id))?;
+        for (net, _) in &eps {
+            self.emit(
+                "network",
+                "disconnect",
+                &net.id,
+                &net.name,
+                &[("sandbox", sandbox.name.as_str())],
+            );
+        }
+        info!(sandbox = %sandbox.name, "sandbox removed");
+        self.emit("sandbox", "destroy", &sandbox.id, &sandbox.name, &[]);
+        Ok(sandbox)
+    }
+
+    // ---- endpoints ------------------------------------------------------------
+
+    pub async fn connect(
+        &self,
+        network: &str,
+        sandbox: &str,
+        req: &EndpointRequest,
+    ) -> Result<EndpointDetail> {
+        req.validate()?;
+        let (net, sb) = self
+            .store
+            .read(|c| Ok((store::network(c, network)?, store::sandbox(c, sandbox)?)))?;
+        if net.bridge().is_none() {
+            return Err(Error::Invalid(format!(
+                "cannot connect to network {}: sandboxes join host or none only when created",
+                net.name
+            )));
+        }
+        match (&sb.net, sb.isolated) {
+            (SandboxNet::Host, _) => {
+                return Err(Error::Invalid(format!(
+                    "sandbox {} shares the host's network namespace and cannot join other networks",
+                    sb.name
+                )));
+            }
+            (_, true) => {
+                return Err(Error::Invalid(format!(
+                    "sandbox {} was created with --network none and cannot join networks",
+                    sb.name
+                )));
+            }
+            _ => {}
+        }
+        let ep = self
+            .store
+            .write(|c| store::insert_endpoint(c, &net, &sb, req))?;
+        if let Err(e) = self.apply_endpoint(&net, &sb, &ep).await {
+            if let Some(p) = plan::endpoint(&net, &sb, &ep) {
+                let _ = k::remove_endpoint(&self.host, &p).await;
+            }
+            self.store.write(|c| store::delete_endpoint(c, &ep.id))?;
+            return Err(e);
+        }
+        info!(network = %net.name, sandbox = %sb.name, ip = %ep.ip, "connected");
+        self.emit(
+            "network",
+            "connect",
+            &net.id,
+            &net.name,
+            &[("sandbox", sb.name.as_str()), ("ip", &ep.ip.to_string())],
+        );
+        Ok(EndpointDetail {
+            network_name: net.name,
+            sandbox_name: sb.name,
+            host_veth: ep.host_veth(),
+            endpoint: ep,
+        })
+    }
+
+    pub async fn disconnect(&self, network: &str, sandbox: &str, force: bool) -> Result<()> {
+        let (net, sb, ep) = self.store.read(|c| {
+            let n = store::network(c, network)?;
+            let s = store::sandbox(c, sandbox)?;
+            let e = store::endpoint(c, &n.id, &s.id)?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "sandbox {} is not connected to network {}",
+                    s.name, n.name
+                ))
+            })?;
+            Ok((n, s, e))
+        })?;
+        if let Some(p) = plan::endpoint(&net, &sb, &ep)
+            && let Err(e) = k::remove_endpoint(&self.host, &p).await
+        {
+            if !force {
+                return Err(kernel(e));
+            }
+            warn!(sandbox = %sb.name, "forced disconnect: {e:#}");
+        }
+        self.store.write(|c| store::delete_endpoint(c, &ep.id))?;
+        // The default route may have left with that interface: give it to
+        // another network the sandbox is still on.
+        if let Err(e) = self.restore_default_route(&sb).await {
+            warn!(sandbox = %sb.name, "no default route after disconnect: {e}");
+        }
+        info!(network = %net.name, sandbox = %sb.name, "disconnected");
+        self.emit(
+            "network",
+            "disconnect",
+            &net.id,
+            &net.name,
+            &[("sandbox", sb.name.as_str())],
+        );
+        Ok(())
+    }
+
+    async fn restore_default_route(&self, sb: &Sandbox) -> Result<()> {
+        let Some(path) = sb.netns_path() else {
+            return Ok(());
+        };
+        let eps = self.store.read(|c| {
+            let mut out = Vec::new();
+            for e in store::endpoints_of_sandbox(c, &sb.id)? {
+                out.push((store::network_by_id(c, &e.network)?, e));
+            }
+            Ok(out)
+        })?;
+        let Some(gw) = eps
+            .iter()
+            .find_map(|(n, _)| n.bridge().filter(|b| !b.internal).map(|b| b.gateway))
+        else {
+            return Ok(());
+        };
+        let nl = Netlink::in_netns(Path::new(path)).map_err(kernel)?;
+        if !nl.has_default_route().await.map_err(kernel)? {
+            nl.add_default_route(gw).await.map_err(kernel)?;
+        }
+        Ok(())
+    }
+
+    // ---- reconcile ------------------------------------------------------------
+
+    /// Make the kernel match the store: bridges and endpoints re-created where
+    /// missing, namespaces netd owns re-created after a reboot, and links with
+    /// netd's names that the store does not know removed.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        let (nets, sandboxes, eps) = self.store.read(|c| {
+            Ok((
+                store::networks(c)?,
+                store::sandboxes(c)?,
+                store::all_endpoints(c)?,
+            ))
+        })?;
+        for n in &nets {
+            if let Some(bp) = plan::bridge(n) {
+                match k::apply_bridge(&self.host, &bp).await {
+                    Ok(_) => report.bridges += 1,
+                    Err(e) => report.failures.push(format!("bridge {}: {e:#}", bp.name)),
+                }
+            }
+        }
+        let by_id = |id: &Id| sandboxes.iter().find(|s| &s.id == id);
+        for s in &sandboxes {
+            if let SandboxNet::Namespace { path, owned } = &s.net
+                && !netns::is_netns(Path::new(path))
+            {
+                if *owned {
+                    let _ = std::fs::remove_file(path);
+                    match netns::create_named(s.name.as_str()) {
+                        Ok(_) => report.namespaces_recreated.push(s.name.to_string()),
+                        Err(e) => report
+                            .failures
+                            .push(format!("namespace of {}: {e:#}", s.name)),
+                    }
+                } else {
+                    warn!(sandbox = %s.name, %path, "the sandbox's namespace is gone; its engine should remove it");
+                }
+            }
+            if let Some(p) = s.netns_path()
+                && netns::is_netns(Path::new(p))
+                && let Err(e) = k::apply_loopback(Path::new(p)).await
+            {
+                report.failures.push(format!("lo of {}: {e:#}", s.name));
+            }
+        }
+        for ep in &eps {
+            let (Some(n), Some(s)) = (nets.iter().find(|n| n.id == ep.network), by_id(&ep.sandbox))
+            else {
+                continue;
+            };
+            let Some(p) = plan::endpoint(n, s, ep) else {
+                continue;
+            };
+            if !netns::is_netns(&p.netns) {
+                continue;
+            }
+            match k::apply_endpoint(&self.host, &p).await {
+                Ok(()) => report.endpoints += 1,
+                Err(e) => report
+                    .failures
+                    .push(format!("endpoint {} of {}: {e:#}", ep.ifname, s.name)),
+            }
+        }
+        let links = self.host.links().await.map_err(kernel)?;
+        for name in plan::orphan_links(&nets, &eps, links.iter().map(|l| l.name.as_str())) {
+            match self.host.delete_link(&name).await {
+                Ok(()) => report.orphans_removed.push(name),
+                Err(e) => report.failures.push(format!("orphan {name}: {e:#}")),
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn new_network(name: &str, driver: Driver) -> Result<Network> {
+    Ok(Network {
+        id: Id::random(),
+        name: name.parse()?,
+        driver,
+        options: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        created: now_rfc3339(),
+    })
+}
+
+fn network_detail(c: &rusqlite::Connection, network: Network) -> Result<NetworkDetail> {
+    let mut endpoints = Vec::new();
+    for e in store::endpoints_of_network(c, &network.id)? {
+        let s = store::sandbox_by_id(c, &e.sandbox)?;
+        endpoints.push(EndpointDetail {
+            network_name: network.name.clone(),
+            sandbox_name: s.name,
+            host_veth: e.host_veth(),
+            endpoint: e,
+        });
+    }
+    Ok(NetworkDetail { network, endpoints })
+}
+
+fn sandbox_detail(c: &rusqlite::Connection, sandbox: Sandbox) -> Result<SandboxDetail> {
+    let mut endpoints = Vec::new();
+    for e in store::endpoints_of_sandbox(c, &sandbox.id)? {
+        let n = store::network_by_id(c, &e.network)?;
+        endpoints.push(EndpointDetail {
+            network_name: n.name,
+            sandbox_name: sandbox.name.clone(),
+            host_veth: e.host_veth(),
+            endpoint: e,
+        });
+    }
+    let netns = match &sandbox.net {
+        SandboxNet::Namespace { path, .. } => path.clone(),
+        SandboxNet::Host => netns::own_netns_path().display().to_string(),
+    };
+    Ok(SandboxDetail {
+        sandbox,
+        netns,
+        endpoints,
+    })
+}

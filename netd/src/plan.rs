@@ -1,0 +1,193 @@
+//! The planner: pure functions from the model to the kernel objects that must
+//! exist. The kernel adapters apply these; reconciliation compares them with
+//! what the kernel reports.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+
+use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox};
+
+/// A network's bridge: its name, the gateway address on it, MTU, and whether
+/// the host must forward for it (every network that is not internal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgePlan {
+    pub name: String,
+    pub address: Ipv4Net,
+    pub mtu: Option<u32>,
+    pub forward: bool,
+}
+
+pub fn bridge(net: &Network) -> Option<BridgePlan> {
+    let b = net.bridge()?;
+    Some(BridgePlan {
+        name: b.bridge.to_string(),
+        address: Ipv4Net::new(b.gateway, b.subnet.prefix_len()).ok()?,
+        mtu: b.mtu,
+        forward: !b.internal,
+    })
+}
+
+/// One endpoint's veth pair and the sandbox side's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPlan {
+    pub bridge: BridgePlan,
+    pub host_veth: String,
+    pub peer_temp: String,
+    pub ifname: String,
+    pub mac: [u8; 6],
+    pub address: Ipv4Net,
+    /// The default route goes via this gateway unless the network is internal
+    /// (no route out) or the sandbox already has a default route.
+    pub gateway: Option<Ipv4Addr>,
+    pub netns: PathBuf,
+}
+
+pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<EndpointPlan> {
+    let b = net.bridge()?;
+    let netns = PathBuf::from(sandbox.netns_path()?);
+    Some(EndpointPlan {
+        bridge: bridge(net)?,
+        host_veth: ep.host_veth().to_string(),
+        peer_temp: ep.temp_peer().to_string(),
+        ifname: ep.ifname.to_string(),
+        mac: ep.mac.0,
+        address: Ipv4Net::new(ep.ip, b.subnet.prefix_len()).ok()?,
+        gateway: (!b.internal).then_some(b.gateway),
+        netns,
+    })
+}
+
+/// Links in the host namespace that carry netd's naming but belong to no
+/// network or endpoint in the store: left by a crash or a deleted record.
+pub fn orphan_links<'a>(
+    networks: &[Network],
+    endpoints: &[Endpoint],
+    present: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let bridges: BTreeSet<String> = networks
+        .iter()
+        .filter_map(|n| n.bridge())
+        .map(|b| b.bridge.to_string())
+        .collect();
+    let veths: BTreeSet<String> = endpoints
+        .iter()
+        .map(|e| e.host_veth().to_string())
+        .collect();
+    present
+        .into_iter()
+        .filter(|name| {
+            (name.starts_with(HOST_VETH_PREFIX) && !veths.contains(*name))
+                || (name.starts_with("ndp-"))
+                || (name.starts_with(BRIDGE_PREFIX) && !bridges.contains(*name))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    fn net(internal: bool) -> Network {
+        Network {
+            id: Id::random(),
+            name: "n".parse().unwrap(),
+            driver: Driver::Bridge(BridgeConfig {
+                subnet: "10.3.0.0/16".parse().unwrap(),
+                gateway: "10.3.0.1".parse().unwrap(),
+                ip_range: None,
+                bridge: "netd-abc".parse().unwrap(),
+                mtu: Some(1400),
+                internal,
+            }),
+            options: Default::default(),
+            labels: Default::default(),
+            created: now_rfc3339(),
+        }
+    }
+
+    fn sandbox() -> Sandbox {
+        Sandbox {
+            id: Id::random(),
+            name: "s".parse().unwrap(),
+            net: SandboxNet::Namespace {
+                path: "/run/netns/s".into(),
+                owned: true,
+            },
+            isolated: false,
+            created: now_rfc3339(),
+        }
+    }
+
+    fn ep(n: &Network, s: &Sandbox) -> Endpoint {
+        Endpoint {
+            id: Id::random(),
+            network: n.id.clone(),
+            sandbox: s.id.clone(),
+            ifname: "eth1".parse().unwrap(),
+            ip: "10.3.0.7".parse().unwrap(),
+            mac: Mac::for_ip("10.3.0.7".parse().unwrap()),
+            aliases: vec![],
+            ports: vec![],
+        }
+    }
+
+    #[test]
+    fn endpoint_plan_follows_the_model() {
+        let n = net(false);
+        let s = sandbox();
+        let e = ep(&n, &s);
+        let p = endpoint(&n, &s, &e).unwrap();
+        assert_eq!(p.bridge.address.to_string(), "10.3.0.1/16");
+        assert_eq!(p.bridge.mtu, Some(1400));
+        assert!(p.bridge.forward);
+        assert_eq!(p.address.to_string(), "10.3.0.7/16");
+        assert_eq!(p.gateway, Some("10.3.0.1".parse().unwrap()));
+        assert_eq!(p.ifname, "eth1");
+        assert!(p.host_veth.starts_with("nd-") && p.host_veth.len() <= 15);
+        assert!(p.peer_temp.len() <= 15);
+        assert_eq!(p.netns, PathBuf::from("/run/netns/s"));
+    }
+
+    #[test]
+    fn internal_networks_get_no_route_out() {
+        let n = net(true);
+        let s = sandbox();
+        let p = endpoint(&n, &s, &ep(&n, &s)).unwrap();
+        assert_eq!(p.gateway, None);
+        assert!(!p.bridge.forward);
+    }
+
+    #[test]
+    fn host_mode_sandboxes_have_no_endpoint_plan() {
+        let n = net(false);
+        let mut s = sandbox();
+        s.net = SandboxNet::Host;
+        assert!(endpoint(&n, &s, &ep(&n, &s)).is_none());
+    }
+
+    #[test]
+    fn orphans_are_only_ours() {
+        let n = net(false);
+        let s = sandbox();
+        let e = ep(&n, &s);
+        let hv = e.host_veth().to_string();
+        let present = vec![
+            "lo",
+            "eth0",
+            "netd-abc",
+            "netd-dead",
+            hv.as_str(),
+            "nd-000000000000",
+            "ndp-1",
+            "docker0",
+        ];
+        let mut o = orphan_links(&[n], &[e], present);
+        o.sort();
+        assert_eq!(o, vec!["nd-000000000000", "ndp-1", "netd-dead"]);
+    }
+}

@@ -1,0 +1,547 @@
+//! The state store: the one source of truth, shared by the daemon, the CLI
+//! and CNI plugin processes.
+//!
+//! SQLite in WAL mode. Every write is one `BEGIN IMMEDIATE` transaction, which
+//! takes the database's write lock up front: two processes allocating at once
+//! are serialised by SQLite itself, and the UNIQUE constraints catch anything
+//! that slips past. A crash mid-operation leaves the last committed state.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::ipam;
+use crate::model::{Endpoint, EndpointRequest, Id, IfName, Mac, Name, Network, Sandbox};
+
+/// Bumped with every schema change; `migrate` upgrades older databases.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE networks (
+    id     TEXT PRIMARY KEY,
+    name   TEXT NOT NULL UNIQUE,
+    subnet TEXT,
+    spec   TEXT NOT NULL
+);
+CREATE TABLE sandboxes (
+    id   TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    spec TEXT NOT NULL
+);
+CREATE TABLE endpoints (
+    id         TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    ip         TEXT NOT NULL,
+    ifname     TEXT NOT NULL,
+    spec       TEXT NOT NULL,
+    UNIQUE (network_id, ip),
+    UNIQUE (network_id, sandbox_id),
+    UNIQUE (sandbox_id, ifname)
+);
+CREATE INDEX endpoints_by_sandbox ON endpoints(sandbox_id);
+";
+
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) `netd.db` under `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            Error::Store(format!(
+                "cannot create state dir {}: {e}",
+                state_dir.display()
+            ))
+        })?;
+        let path = state_dir.join("netd.db");
+        let conn = Connection::open(&path)
+            .map_err(|e| Error::Store(format!("cannot open {}: {e}", path.display())))?;
+        // Plugin processes start, write once and exit while the daemon runs:
+        // wait for the write lock rather than fail with SQLITE_BUSY.
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let store = Store {
+            conn: Mutex::new(conn),
+            path,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves no half-written state (the
+        // transaction rolls back on drop), so the poisoned guard is still sound.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn migrate(&self) -> Result<()> {
+        self.write(|tx| {
+            let v: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if v > SCHEMA_VERSION {
+                return Err(Error::Store(format!(
+                    "database schema {v} is newer than this netd understands ({SCHEMA_VERSION}); upgrade netd"
+                )));
+            }
+            if v < 1 {
+                tx.execute_batch(SCHEMA_V1)?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            Ok(())
+        })
+    }
+
+    /// Run `f` as one write transaction: all of it commits or none of it does.
+    pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Run `f` against a consistent snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        f(&tx)
+    }
+}
+
+// ---- queries, usable inside `read` or `write` -------------------------------
+
+fn from_json<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
+    Ok(serde_json::from_str(&s)?)
+}
+
+pub fn networks(c: &Connection) -> Result<Vec<Network>> {
+    let mut st = c.prepare_cached("SELECT spec FROM networks ORDER BY name")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| from_json(r?)).collect()
+}
+
+/// A network by exact name, exact id, or unique id prefix (Docker's rules).
+pub fn network(c: &Connection, reference: &str) -> Result<Network> {
+    let by_name: Option<String> = c
+        .query_row(
+            "SELECT spec FROM networks WHERE name = ?1 OR id = ?1",
+            [reference],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(s) = by_name {
+        return from_json(s);
+    }
+    let mut st = c.prepare_cached("SELECT spec FROM networks WHERE id LIKE ?1 || '%' LIMIT 2")?;
+    let found: Vec<String> = st
+        .query_map([escape_prefix(reference)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match found.len() {
+        1 => from_json(found.into_iter().next().unwrap_or_default()),
+        0 => Err(Error::NotFound(format!("network {reference} not found"))),
+        _ => Err(Error::Invalid(format!(
+            "network id prefix {reference} is ambiguous"
+        ))),
+    }
+}
+
+pub fn network_by_id(c: &Connection, id: &Id) -> Result<Network> {
+    let s: Option<String> = c
+        .query_row(
+            "SELECT spec FROM networks WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.map(from_json)
+        .unwrap_or_else(|| Err(Error::NotFound(format!("network {id} not found"))))
+}
+
+pub fn sandboxes(c: &Connection) -> Result<Vec<Sandbox>> {
+    let mut st = c.prepare_cached("SELECT spec FROM sandboxes ORDER BY name")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| from_json(r?)).collect()
+}
+
+pub fn sandbox(c: &Connection, reference: &str) -> Result<Sandbox> {
+    let by_name: Option<String> = c
+        .query_row(
+            "SELECT spec FROM sandboxes WHERE name = ?1 OR id = ?1",
+            [reference],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(s) = by_name {
+        return from_json(s);
+    }
+    let mut st = c.prepare_cached("SELECT spec FROM sandboxes WHERE id LIKE ?1 || '%' LIMIT 2")?;
+    let found: Vec<String> = st
+        .query_map([escape_prefix(reference)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match found.len() {
+        1 => from_json(found.into_iter().next().unwrap_or_default()),
+        0 => Err(Error::NotFound(format!("sandbox {reference} not found"))),
+        _ => Err(Error::Invalid(format!(
+            "sandbox id prefix {reference} is ambiguous"
+        ))),
+    }
+}
+
+pub fn sandbox_by_id(c: &Connection, id: &Id) -> Result<Sandbox> {
+    let s: Option<String> = c
+        .query_row(
+            "SELECT spec FROM sandboxes WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.map(from_json)
+        .unwrap_or_else(|| Err(Error::NotFound(format!("sandbox {id} not found"))))
+}
+
+/// LIKE treats % and _ as wildcards; ids are hex, so anything else cannot match anyway.
+fn escape_prefix(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_hexdigit()) {
+        s.to_string()
+    } else {
+        "\u{1}".to_string()
+    }
+}
+
+pub fn endpoints_of_network(c: &Connection, network: &Id) -> Result<Vec<Endpoint>> {
+    let mut st =
+        c.prepare_cached("SELECT spec FROM endpoints WHERE network_id = ?1 ORDER BY ip")?;
+    let rows = st.query_map([network.as_str()], |r| r.get::<_, String>(0))?;
+    rows.map(|r| from_json(r?)).collect()
+}
+
+pub fn endpoints_of_sandbox(c: &Connection, sandbox: &Id) -> Result<Vec<Endpoint>> {
+    let mut st =
+        c.prepare_cached("SELECT spec FROM endpoints WHERE sandbox_id = ?1 ORDER BY ifname")?;
+    let rows = st.query_map([sandbox.as_str()], |r| r.get::<_, String>(0))?;
+    rows.map(|r| from_json(r?)).collect()
+}
+
+pub fn all_endpoints(c: &Connection) -> Result<Vec<Endpoint>> {
+    let mut st = c.prepare_cached("SELECT spec FROM endpoints")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| from_json(r?)).collect()
+}
+
+pub fn endpoint(c: &Connection, network: &Id, sandbox: &Id) -> Result<Option<Endpoint>> {
+    let s: Option<String> = c
+        .query_row(
+            "SELECT spec FROM endpoints WHERE network_id = ?1 AND sandbox_id = ?2",
+            [network.as_str(), sandbox.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.map(from_json).transpose()
+}
+
+// ---- mutations, inside `write` ----------------------------------------------
+
+/// Subnets of every bridge network, for overlap checks and pool picking.
+pub fn subnets(c: &Connection) -> Result<Vec<Ipv4Net>> {
+    let mut st = c.prepare_cached("SELECT subnet FROM networks WHERE subnet IS NOT NULL")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| {
+        r?.parse()
+            .map_err(|_| Error::Store("corrupt subnet".into()))
+    })
+    .collect()
+}
+
+pub fn insert_network(c: &Connection, n: &Network) -> Result<()> {
+    if c.query_row(
+        "SELECT 1 FROM networks WHERE name = ?1",
+        [n.name.as_str()],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "network with name {} already exists",
+            n.name
+        )));
+    }
+    if let Some(b) = n.bridge() {
+        for other in networks(c)? {
+            if let Some(ob) = other.bridge() {
+                if ipam::overlaps(&ob.subnet, &b.subnet) {
+                    return Err(Error::Conflict(format!(
+                        "subnet {} overlaps subnet {} of network {}",
+                        b.subnet, ob.subnet, other.name
+                    )));
+                }
+                if ob.bridge == b.bridge {
+                    return Err(Error::Conflict(format!(
+                        "bridge {} is already used by network {}",
+                        b.bridge, other.name
+                    )));
+                }
+            }
+        }
+    }
+    c.execute(
+        "INSERT INTO networks (id, name, subnet, spec) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            n.id.as_str(),
+            n.name.as_str(),
+            n.bridge().map(|b| b.subnet.to_string()),
+            serde_json::to_string(n)?
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn delete_network(c: &Connection, id: &Id) -> Result<()> {
+    c.execute("DELETE FROM networks WHERE id = ?1", [id.as_str()])?;
+    Ok(())
+}
+
+pub fn insert_sandbox(c: &Connection, s: &Sandbox) -> Result<()> {
+    if c.query_row(
+        "SELECT 1 FROM sandboxes WHERE name = ?1",
+        [s.name.as_str()],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "sandbox with name {} already exists",
+            s.name
+        )));
+    }
+    c.execute(
+        "INSERT INTO sandboxes (id, name, spec) VALUES (?1, ?2, ?3)",
+        params![s.id.as_str(), s.name.as_str(), serde_json::to_string(s)?],
+    )?;
+    Ok(())
+}
+
+pub fn delete_sandbox(c: &Connection, id: &Id) -> Result<()> {
+    c.execute("DELETE FROM endpoints WHERE sandbox_id = ?1", [id.as_str()])?;
+    c.execute("DELETE FROM sandboxes WHERE id = ?1", [id.as_str()])?;
+    Ok(())
+}
+
+/// Allocate an address and the next free `ethN` and record the endpoint, all
+/// in the caller's transaction.
+pub fn insert_endpoint(
+    c: &Connection,
+    network: &Network,
+    sandbox: &Sandbox,
+    req: &EndpointRequest,
+) -> Result<Endpoint> {
+    let cfg = network.bridge().ok_or_else(|| {
+        Error::Invalid(format!("network {} has no addresses to give", network.name))
+    })?;
+    if endpoint(c, &network.id, &sandbox.id)?.is_some() {
+        return Err(Error::Conflict(format!(
+            "sandbox {} is already connected to network {}",
+            sandbox.name, network.name
+        )));
+    }
+    let used: BTreeSet<Ipv4Addr> = {
+        let mut st = c.prepare_cached("SELECT ip FROM endpoints WHERE network_id = ?1")?;
+        let rows = st.query_map([network.id.as_str()], |r| r.get::<_, String>(0))?;
+        rows.map(|r| {
+            r?.parse()
+                .map_err(|_| Error::Store("corrupt address".into()))
+        })
+        .collect::<Result<_>>()?
+    };
+    let ip = ipam::allocate(cfg, &used, req.ip)?;
+    let taken_ifs: BTreeSet<String> = {
+        let mut st = c.prepare_cached("SELECT ifname FROM endpoints WHERE sandbox_id = ?1")?;
+        let rows = st.query_map([sandbox.id.as_str()], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let ifname = (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !taken_ifs.contains(n))
+        .unwrap_or_default();
+    let ep = Endpoint {
+        id: Id::random(),
+        network: network.id.clone(),
+        sandbox: sandbox.id.clone(),
+        ifname: IfName::try_from(ifname)?,
+        ip,
+        mac: req.mac.unwrap_or_else(|| Mac::for_ip(ip)),
+        aliases: req.aliases.clone(),
+        ports: req.ports.clone(),
+    };
+    c.execute(
+        "INSERT INTO endpoints (id, network_id, sandbox_id, ip, ifname, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            ep.id.as_str(),
+            ep.network.as_str(),
+            ep.sandbox.as_str(),
+            ep.ip.to_string(),
+            ep.ifname.as_str(),
+            serde_json::to_string(&ep)?
+        ],
+    )?;
+    Ok(ep)
+}
+
+pub fn delete_endpoint(c: &Connection, id: &Id) -> Result<()> {
+    c.execute("DELETE FROM endpoints WHERE id = ?1", [id.as_str()])?;
+    Ok(())
+}
+
+/// Names are checked against both tables' UNIQUE constraints; this helper
+/// exists so callers can say which kind of object a name refers to.
+pub fn sandbox_name_taken(c: &Connection, name: &Name) -> Result<bool> {
+    Ok(c.query_row(
+        "SELECT 1 FROM sandboxes WHERE name = ?1",
+        [name.as_str()],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BridgeConfig, Driver, SandboxNet, now_rfc3339};
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("netd-store-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn net(name: &str, subnet: &str) -> Network {
+        let subnet: Ipv4Net = subnet.parse().unwrap();
+        Network {
+            id: Id::random(),
+            name: name.parse().unwrap(),
+            driver: Driver::Bridge(BridgeConfig {
+                subnet,
+                gateway: ipam::default_gateway(subnet),
+                ip_range: None,
+                bridge: format!("br-{name}").parse().unwrap(),
+                mtu: None,
+                internal: false,
+            }),
+            options: Default::default(),
+            labels: Default::default(),
+            created: now_rfc3339(),
+        }
+    }
+
+    fn sbx(name: &str) -> Sandbox {
+        Sandbox {
+            id: Id::random(),
+            name: name.parse().unwrap(),
+            net: SandboxNet::Host,
+            isolated: false,
+            created: now_rfc3339(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_conflicts() {
+        let dir = tmpdir("rt");
+        let s = Store::open(&dir).unwrap();
+        let n = net("n1", "10.1.0.0/24");
+        s.write(|c| insert_network(c, &n)).unwrap();
+        let err = s
+            .write(|c| insert_network(c, &net("n1", "10.2.0.0/24")))
+            .unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let err = s
+            .write(|c| insert_network(c, &net("n2", "10.1.0.128/25")))
+            .unwrap_err();
+        assert!(err.to_string().contains("overlaps"), "{err}");
+        let got = s.read(|c| network(c, &n.id.as_str()[..8])).unwrap();
+        assert_eq!(got, n);
+        let sb = sbx("a");
+        s.write(|c| insert_sandbox(c, &sb)).unwrap();
+        let ep = s
+            .write(|c| insert_endpoint(c, &n, &sb, &EndpointRequest::default()))
+            .unwrap();
+        assert_eq!(ep.ip, Ipv4Addr::new(10, 1, 0, 2));
+        assert_eq!(ep.ifname.as_str(), "eth0");
+        let dup = s.write(|c| insert_endpoint(c, &n, &sb, &EndpointRequest::default()));
+        assert!(dup.is_err());
+        // A failed transaction leaves nothing behind.
+        let before = s.read(all_endpoints).unwrap().len();
+        let failed: Result<()> = s.write(|c| {
+            insert_sandbox(c, &sbx("b"))?;
+            Err(Error::Invalid("abort".into()))
+        });
+        assert!(failed.is_err());
+        assert!(s.read(|c| sandbox(c, "b")).is_err());
+        assert_eq!(s.read(all_endpoints).unwrap().len(), before);
+        drop(s);
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(s.read(networks).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// 16 processes' worth of writers (separate connections, as separate
+    /// plugin processes have) allocating on one network: every address is
+    /// handed out exactly once and none is lost.
+    #[test]
+    fn concurrent_writers_never_double_allocate() {
+        let dir = tmpdir("conc");
+        let s = Store::open(&dir).unwrap();
+        let n = net("n", "10.5.0.0/16");
+        s.write(|c| insert_network(c, &n)).unwrap();
+        drop(s);
+        let per_writer = 20;
+        let handles: Vec<_> = (0..16)
+            .map(|w| {
+                let dir = dir.clone();
+                let n = n.clone();
+                std::thread::spawn(move || {
+                    let s = Store::open(&dir).unwrap();
+                    let mut mine = Vec::new();
+                    for i in 0..per_writer {
+                        let sb = sbx(&format!("w{w}-{i}"));
+                        let ep = s
+                            .write(|c| {
+                                insert_sandbox(c, &sb)?;
+                                insert_endpoint(c, &n, &sb, &EndpointRequest::default())
+                            })
+                            .unwrap();
+                        mine.push(ep.ip);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all: Vec<Ipv4Addr> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let total = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), total, "an address was handed out twice");
+        let s = Store::open(&dir).unwrap();
+        let stored = s.read(|c| endpoints_of_network(c, &n.id)).unwrap();
+        assert_eq!(stored.len(), 16 * per_writer, "an allocation was lost");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
