@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -49,7 +49,7 @@ pub struct Event {
 }
 
 /// An endpoint together with the names of what it joins.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndpointDetail {
     pub network_name: Name,
     pub sandbox_name: Name,
@@ -58,14 +58,14 @@ pub struct EndpointDetail {
     pub host_veth: IfName,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkDetail {
     #[serde(flatten)]
     pub network: Network,
     pub endpoints: Vec<EndpointDetail>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxDetail {
     #[serde(flatten)]
     pub sandbox: Sandbox,
@@ -75,7 +75,7 @@ pub struct SandboxDetail {
 }
 
 /// What a reconcile pass did.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ReconcileReport {
     pub bridges: usize,
     pub endpoints: usize,

@@ -1,1 +1,574 @@
+//! The `netd` command line: Docker's habits (tables by default, `--format
+//! json`, names or id prefixes everywhere). Every command except `daemon` and
+//! `sandbox exec` is one request to the daemon's API.
 
+pub mod client;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::model::{EndpointRequest, Mac, NetworkCreate, PortMapping, SandboxCreate};
+use crate::ops::{
+    DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail, NetworkDetail, Paths, SandboxDetail,
+};
+use client::Client;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "netd",
+    version,
+    about = "Container networking: bridges, veths, IPAM, a Docker-compatible network API"
+)]
+pub struct Cli {
+    /// The daemon's API socket.
+    #[arg(
+        long,
+        global = true,
+        env = "NETD_SOCKET",
+        default_value = "/run/netd/netd.sock"
+    )]
+    pub socket: PathBuf,
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon: the API socket, reconcile at start.
+    Daemon(DaemonArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Manage sandboxes (the network side of containers).
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+    /// Follow events (network and sandbox changes) as JSON lines.
+    Events,
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Where the state database lives.
+    #[arg(long, env = "NETD_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Runtime files (lock, socket by default).
+    #[arg(long, env = "NETD_RUN_DIR", default_value = DEFAULT_RUN_DIR)]
+    pub run_dir: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Create a network.
+    Create {
+        #[arg(long, short = 'd', default_value = "bridge")]
+        driver: String,
+        /// IPv4 subnet in CIDR form; a free private range when omitted.
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Allocate dynamic addresses from this sub-range.
+        #[arg(long)]
+        ip_range: Option<String>,
+        /// No route out, no masquerade.
+        #[arg(long)]
+        internal: bool,
+        /// Driver options KEY=VALUE (com.docker.network.bridge.name, com.docker.network.driver.mtu).
+        #[arg(long = "opt", short = 'o', value_parser = key_value)]
+        opts: Vec<(String, String)>,
+        #[arg(long = "label", value_parser = key_value)]
+        labels: Vec<(String, String)>,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Only print ids.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Show networks in detail (JSON).
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every user-defined network no sandbox uses.
+    Prune {
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        force: bool,
+        /// label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME.
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+    },
+    /// Connect a sandbox to a network.
+    Connect {
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        #[arg(long = "publish", short = 'p')]
+        publish: Vec<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        network: String,
+        sandbox: String,
+    },
+    /// Disconnect a sandbox from a network.
+    Disconnect {
+        /// Remove the record even if the kernel objects cannot be cleaned up.
+        #[arg(long, short)]
+        force: bool,
+        network: String,
+        sandbox: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxCmd {
+    /// Create a sandbox: a network namespace on a network.
+    Create {
+        /// A network name, `host` or `none`.
+        #[arg(long, default_value = "bridge")]
+        network: String,
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        #[arg(long = "publish", short = 'p')]
+        publish: Vec<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        /// Adopt this existing namespace instead of creating /run/netns/NAME.
+        #[arg(long)]
+        netns: Option<String>,
+        name: String,
+    },
+    /// List sandboxes.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Show sandboxes in detail (JSON).
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove sandboxes: endpoints, and the namespace if netd created it.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(long, short)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Run a command inside a sandbox's network namespace.
+    Exec {
+        name: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+fn endpoint_request(
+    ip: Option<String>,
+    aliases: Vec<String>,
+    publish: Vec<String>,
+    mac: Option<String>,
+) -> Result<EndpointRequest> {
+    let ip = ip
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("invalid --ip {s:?}: expected an IPv4 address"))
+        })
+        .transpose()?;
+    let ports = publish
+        .iter()
+        .map(|p| p.parse::<PortMapping>().map_err(anyhow::Error::from))
+        .collect::<Result<Vec<_>>>()?;
+    let mac = mac.map(|m| m.parse::<Mac>()).transpose()?;
+    Ok(EndpointRequest {
+        ip,
+        aliases,
+        ports,
+        mac,
+    })
+}
+
+/// Path segment escaping: names are [a-zA-Z0-9_.-], but ids and user typos may not be.
+fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(headers.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let c = Client::new(&cli.socket);
+    match cli.cmd {
+        Command::Daemon(a) => {
+            let paths = Paths {
+                state_dir: a.state_dir,
+                run_dir: a.run_dir,
+                socket: cli.socket,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("start runtime")?;
+            rt.block_on(crate::daemon::run(&paths))
+        }
+        Command::Network(n) => network(&c, n),
+        Command::Sandbox(s) => sandbox(&c, s),
+        Command::Events => c.stream_lines("/netd/events", |l| {
+            println!("{l}");
+            std::io::stdout().flush()?;
+            Ok(())
+        }),
+    }
+}
+
+fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
+    match cmd {
+        NetworkCmd::Create {
+            driver,
+            subnet,
+            gateway,
+            ip_range,
+            internal,
+            opts,
+            labels,
+            name,
+        } => {
+            let req = NetworkCreate {
+                name,
+                driver,
+                subnet,
+                gateway,
+                ip_range,
+                internal,
+                options: opts.into_iter().collect(),
+                labels: labels.into_iter().collect(),
+            };
+            // Refuse bad input before it reaches the daemon, with the same message.
+            req.validate()?;
+            let d: NetworkDetail = c.call("POST", "/netd/networks", Some(&req))?;
+            println!("{}", d.network.id);
+        }
+        NetworkCmd::Ls { format, quiet } => {
+            let list: Vec<NetworkDetail> = c.call("GET", "/netd/networks", None::<&()>)?;
+            if quiet {
+                list.iter()
+                    .for_each(|d| println!("{}", d.network.id.short()));
+            } else if format == Format::Json {
+                print_json(&list)?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|d| {
+                        let n = &d.network;
+                        vec![
+                            n.id.short().to_string(),
+                            n.name.to_string(),
+                            n.driver.name().to_string(),
+                            "local".into(),
+                            n.bridge().map(|b| b.subnet.to_string()).unwrap_or_default(),
+                            d.endpoints.len().to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "NETWORK ID",
+                        "NAME",
+                        "DRIVER",
+                        "SCOPE",
+                        "SUBNET",
+                        "ENDPOINTS",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        NetworkCmd::Inspect { names } => {
+            let mut out = Vec::new();
+            let mut missing = Vec::new();
+            for n in &names {
+                match c.call::<NetworkDetail>(
+                    "GET",
+                    &format!("/netd/networks/{}", seg(n)),
+                    None::<&()>,
+                ) {
+                    Ok(d) => out.push(d),
+                    Err(e) => missing.push(e.to_string()),
+                }
+            }
+            print_json(&out)?;
+            if !missing.is_empty() {
+                bail!("{}", missing.join("; "));
+            }
+        }
+        NetworkCmd::Rm { names } => {
+            let mut failed = Vec::new();
+            for n in &names {
+                match c.call::<Value>("DELETE", &format!("/netd/networks/{}", seg(n)), None::<&()>)
+                {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            if !failed.is_empty() {
+                bail!("{}", failed.join("; "));
+            }
+        }
+        NetworkCmd::Prune { force, filters } => {
+            let mut f: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+            for spec in &filters {
+                let (k, v) = spec
+                    .split_once('=')
+                    .with_context(|| format!("invalid --filter {spec:?}: expected KEY=VALUE"))?;
+                f.entry(k.to_string())
+                    .or_default()
+                    .insert(v.to_string(), true);
+            }
+            if !force
+                && !confirm(
+                    "WARNING! This will remove all custom networks not used by at least one sandbox.",
+                )?
+            {
+                bail!("prune cancelled");
+            }
+            let r: Value = c.call(
+                "POST",
+                "/netd/networks/prune",
+                Some(&json!({ "filters": f })),
+            )?;
+            let removed = r["removed"].as_array().cloned().unwrap_or_default();
+            if !removed.is_empty() {
+                println!("Deleted Networks:");
+                for n in removed {
+                    println!("{}", n.as_str().unwrap_or_default());
+                }
+            }
+        }
+        NetworkCmd::Connect {
+            ip,
+            aliases,
+            publish,
+            mac,
+            network,
+            sandbox,
+        } => {
+            let endpoint = endpoint_request(ip, aliases, publish, mac)?;
+            let _: EndpointDetail = c.call(
+                "POST",
+                &format!("/netd/networks/{}/connect", seg(&network)),
+                Some(&json!({ "sandbox": sandbox, "endpoint": endpoint })),
+            )?;
+        }
+        NetworkCmd::Disconnect {
+            force,
+            network,
+            sandbox,
+        } => {
+            let _: Value = c.call(
+                "POST",
+                &format!("/netd/networks/{}/disconnect", seg(&network)),
+                Some(&json!({ "sandbox": sandbox, "force": force })),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn confirm(warning: &str) -> Result<bool> {
+    let stdin = std::io::stdin();
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
+    match cmd {
+        SandboxCmd::Create {
+            network,
+            ip,
+            aliases,
+            publish,
+            mac,
+            netns,
+            name,
+        } => {
+            let req = SandboxCreate {
+                name,
+                network: Some(network),
+                netns,
+                endpoint: endpoint_request(ip, aliases, publish, mac)?,
+            };
+            let d: SandboxDetail = c.call("POST", "/netd/sandboxes", Some(&req))?;
+            println!("{}", d.sandbox.id);
+        }
+        SandboxCmd::Ls { format, quiet } => {
+            let list: Vec<SandboxDetail> = c.call("GET", "/netd/sandboxes", None::<&()>)?;
+            if quiet {
+                list.iter()
+                    .for_each(|d| println!("{}", d.sandbox.id.short()));
+            } else if format == Format::Json {
+                print_json(&list)?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|d| {
+                        let s = &d.sandbox;
+                        let nets: Vec<String> = if d.endpoints.is_empty() {
+                            vec![match (&s.net, s.isolated) {
+                                (crate::model::SandboxNet::Host, _) => "host".into(),
+                                (_, true) => "none".into(),
+                                _ => String::new(),
+                            }]
+                        } else {
+                            d.endpoints
+                                .iter()
+                                .map(|e| e.network_name.to_string())
+                                .collect()
+                        };
+                        let ips: Vec<String> = d
+                            .endpoints
+                            .iter()
+                            .map(|e| e.endpoint.ip.to_string())
+                            .collect();
+                        vec![
+                            s.id.short().to_string(),
+                            s.name.to_string(),
+                            nets.join(","),
+                            ips.join(","),
+                            d.netns.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["SANDBOX ID", "NAME", "NETWORKS", "IPS", "NETNS"], &rows);
+            }
+        }
+        SandboxCmd::Inspect { names } => {
+            let mut out = Vec::new();
+            let mut missing = Vec::new();
+            for n in &names {
+                match c.call::<SandboxDetail>(
+                    "GET",
+                    &format!("/netd/sandboxes/{}", seg(n)),
+                    None::<&()>,
+                ) {
+                    Ok(d) => out.push(d),
+                    Err(e) => missing.push(e.to_string()),
+                }
+            }
+            print_json(&out)?;
+            if !missing.is_empty() {
+                bail!("{}", missing.join("; "));
+            }
+        }
+        SandboxCmd::Rm { force, names } => {
+            let mut failed = Vec::new();
+            for n in &names {
+                let path = format!(
+                    "/netd/sandboxes/{}{}",
+                    seg(n),
+                    if force { "?force=1" } else { "" }
+                );
+                match c.call::<Value>("DELETE", &path, None::<&()>) {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            if !failed.is_empty() {
+                bail!("{}", failed.join("; "));
+            }
+        }
+        SandboxCmd::Exec { name, cmd } => {
+            let d: SandboxDetail = c.call(
+                "GET",
+                &format!("/netd/sandboxes/{}", seg(&name)),
+                None::<&()>,
+            )?;
+            exec_in(&d.netns, &cmd)?;
+        }
+    }
+    Ok(())
+}
+
+/// Join the namespace and replace this process with `cmd`. The CLI is
+/// single-threaded here, so setns affects the whole process.
+fn exec_in(netns: &str, cmd: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let f = std::fs::File::open(netns).with_context(|| format!("open {netns}"))?;
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("enter {netns}"))?;
+    let err = std::process::Command::new(&cmd[0]).args(&cmd[1..]).exec();
+    Err(err).with_context(|| format!("exec {}", cmd[0]))
+}

@@ -1,1 +1,466 @@
+//! `netd daemon`: the HTTP/JSON API on a Unix socket, the start-up
+//! reconcile, and clean shutdown.
+//!
+//! Two families of routes share one dispatcher: Docker Engine API network
+//! routes (so `DOCKER_HOST=unix://…` works) and netd's own under `/netd/`.
+//! Both call the same [`Netd`] operations.
 
+pub mod docker;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::net::UnixListener;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::model::{EndpointRequest, NetworkCreate, SandboxCreate};
+use crate::ops::{Netd, Paths};
+
+pub struct Daemon {
+    netd: Netd,
+}
+
+/// An API failure: status plus Docker's `{"message": …}` body.
+struct ApiError(StatusCode, String);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Store(_) | Error::Kernel(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "message": self.1 }))).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok_json(status: StatusCode, v: impl serde::Serialize) -> ApiResult {
+    Ok((status, axum::Json(v)).into_response())
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))
+}
+
+/// `a=1&b=x%20y` into pairs, percent-decoded.
+fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return vec![] };
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn truthy(v: Option<&str>) -> bool {
+    matches!(v, Some("1" | "true" | "True" | "yes"))
+}
+
+/// Docker clients prefix paths with the API version: `/v1.47/networks`.
+fn strip_version(path: &str) -> &str {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return path;
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let ver = &rest[..end];
+    if !ver.is_empty() && ver.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        &rest[end..]
+    } else {
+        path
+    }
+}
+
+#[derive(Deserialize)]
+struct ConnectBody {
+    sandbox: String,
+    #[serde(default)]
+    endpoint: EndpointRequest,
+}
+
+#[derive(Deserialize)]
+struct DisconnectBody {
+    sandbox: String,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct PruneBody {
+    #[serde(default)]
+    filters: Option<Value>,
+}
+
+impl Daemon {
+    async fn dispatch(self: Arc<Self>, req: Request) -> Response {
+        let method = req.method().clone();
+        let path = strip_version(req.uri().path())
+            .trim_end_matches('/')
+            .to_string();
+        let q = query_pairs(req.uri().query());
+        let body = match axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await {
+            Ok(b) => b,
+            Err(e) => return bad(format!("cannot read request body: {e}")).into_response(),
+        };
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let res = self.route(&method, &segs, &q, &body).await;
+        let mut resp = res.unwrap_or_else(|e| e.into_response());
+        let h = resp.headers_mut();
+        h.insert("Api-Version", HeaderValue::from_static(docker::API_VERSION));
+        h.insert(
+            "Server",
+            HeaderValue::from_static(concat!("netd/", env!("CARGO_PKG_VERSION"))),
+        );
+        h.insert("Ostype", HeaderValue::from_static("linux"));
+        resp
+    }
+
+    async fn route(
+        &self,
+        m: &Method,
+        segs: &[&str],
+        q: &[(String, String)],
+        body: &Bytes,
+    ) -> ApiResult {
+        let n = &self.netd;
+        match (m.as_str(), segs) {
+            ("GET" | "HEAD", ["_ping"]) => Ok((
+                StatusCode::OK,
+                [(header::CACHE_CONTROL, "no-cache, no-store, must-revalidate")],
+                "OK",
+            )
+                .into_response()),
+            ("GET", ["version"]) => ok_json(
+                StatusCode::OK,
+                json!({
+                    "Platform": { "Name": "netd" },
+                    "Version": env!("CARGO_PKG_VERSION"),
+                    "ApiVersion": docker::API_VERSION,
+                    "MinAPIVersion": docker::MIN_API_VERSION,
+                    "Os": "linux",
+                    "Arch": std::env::consts::ARCH,
+                    "Components": [{ "Name": "netd", "Version": env!("CARGO_PKG_VERSION") }],
+                }),
+            ),
+            ("GET", ["info"]) => ok_json(
+                StatusCode::OK,
+                json!({ "Name": "netd", "ServerVersion": env!("CARGO_PKG_VERSION"), "OSType": "linux" }),
+            ),
+
+            // ---- Docker network routes --------------------------------------
+            ("GET", ["networks"]) => {
+                let f = docker::Filters::parse(query(q, "filters")).map_err(bad)?;
+                f.check(&["dangling", "driver", "id", "label", "name", "scope", "type"])
+                    .map_err(bad)?;
+                let list: Vec<Value> = n
+                    .list_networks()?
+                    .iter()
+                    .filter(|d| f.network_matches(d))
+                    .map(|d| docker::network_resource(d, false))
+                    .collect();
+                ok_json(StatusCode::OK, list)
+            }
+            ("GET", ["networks", id]) => ok_json(
+                StatusCode::OK,
+                docker::network_resource(&n.inspect_network(id)?, true),
+            ),
+            ("POST", ["networks", "create"]) => {
+                let r: docker::CreateRequest = parse_body(body)?;
+                let net = n.create_network(&r.into_netd().map_err(bad)?).await?;
+                ok_json(
+                    StatusCode::CREATED,
+                    docker::CreateResponse {
+                        id: net.id.to_string(),
+                        warning: String::new(),
+                    },
+                )
+            }
+            ("POST", ["networks", "prune"]) => {
+                let f = docker::Filters::parse(query(q, "filters")).map_err(bad)?;
+                f.check(&["label", "label!", "until"]).map_err(bad)?;
+                let now = now_secs();
+                let removed = n.prune_networks(|net| f.prune_matches(net, now)).await?;
+                ok_json(StatusCode::OK, json!({ "NetworksDeleted": removed }))
+            }
+            ("DELETE", ["networks", id]) => {
+                n.remove_network(id).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            ("POST", ["networks", id, "connect"]) => {
+                let r: docker::ConnectRequest = parse_body(body)?;
+                let ep = r.endpoint().map_err(bad)?;
+                n.connect(id, &r.container, &ep).await?;
+                Ok(StatusCode::OK.into_response())
+            }
+            ("POST", ["networks", id, "disconnect"]) => {
+                let r: docker::DisconnectRequest = parse_body(body)?;
+                n.disconnect(id, &r.container, r.force).await?;
+                Ok(StatusCode::OK.into_response())
+            }
+            ("GET", ["events"]) => Ok(self.event_stream(true)),
+
+            // ---- netd's own routes ------------------------------------------
+            ("GET", ["netd", "networks"]) => ok_json(StatusCode::OK, n.list_networks()?),
+            ("POST", ["netd", "networks"]) => {
+                let r: NetworkCreate = parse_body(body)?;
+                let net = n.create_network(&r).await?;
+                ok_json(StatusCode::CREATED, n.inspect_network(net.id.as_str())?)
+            }
+            ("POST", ["netd", "networks", "prune"]) => {
+                let r: PruneBody = if body.is_empty() {
+                    PruneBody::default()
+                } else {
+                    parse_body(body)?
+                };
+                let raw = r.filters.map(|v| v.to_string());
+                let f = docker::Filters::parse(raw.as_deref()).map_err(bad)?;
+                f.check(&["label", "label!", "until"]).map_err(bad)?;
+                let now = now_secs();
+                let removed = n.prune_networks(|net| f.prune_matches(net, now)).await?;
+                ok_json(StatusCode::OK, json!({ "removed": removed }))
+            }
+            ("GET", ["netd", "networks", id]) => ok_json(StatusCode::OK, n.inspect_network(id)?),
+            ("DELETE", ["netd", "networks", id]) => {
+                ok_json(StatusCode::OK, n.remove_network(id).await?)
+            }
+            ("POST", ["netd", "networks", id, "connect"]) => {
+                let r: ConnectBody = parse_body(body)?;
+                ok_json(
+                    StatusCode::OK,
+                    n.connect(id, &r.sandbox, &r.endpoint).await?,
+                )
+            }
+            ("POST", ["netd", "networks", id, "disconnect"]) => {
+                let r: DisconnectBody = parse_body(body)?;
+                n.disconnect(id, &r.sandbox, r.force).await?;
+                ok_json(StatusCode::OK, json!({}))
+            }
+            ("GET", ["netd", "sandboxes"]) => ok_json(StatusCode::OK, n.list_sandboxes()?),
+            ("POST", ["netd", "sandboxes"]) => {
+                let r: SandboxCreate = parse_body(body)?;
+                ok_json(StatusCode::CREATED, n.create_sandbox(&r).await?)
+            }
+            ("GET", ["netd", "sandboxes", id]) => ok_json(StatusCode::OK, n.inspect_sandbox(id)?),
+            ("DELETE", ["netd", "sandboxes", id]) => ok_json(
+                StatusCode::OK,
+                n.remove_sandbox(id, truthy(query(q, "force"))).await?,
+            ),
+            ("POST", ["netd", "reconcile"]) => ok_json(StatusCode::OK, n.reconcile().await?),
+            ("GET", ["netd", "events"]) => Ok(self.event_stream(false)),
+            _ => Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("page not found: {m} /{}", segs.join("/")),
+            )),
+        }
+    }
+
+    /// A never-ending stream of newline-delimited JSON events.
+    fn event_stream(&self, docker_shape: bool) -> Response {
+        let rx = self.netd.subscribe();
+        let stream = futures::stream::unfold(rx, move |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => {
+                        let v = if docker_shape {
+                            docker::event(&e)
+                        } else {
+                            serde_json::to_value(&e).unwrap_or_default()
+                        };
+                        let mut line = v.to_string();
+                        line.push('\n');
+                        return Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx));
+                    }
+                    // A slow reader missed some: go on with what comes next.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Take the daemon lock under the state dir: one daemon per state.
+fn lock_state(state_dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("create {}", state_dir.display()))?;
+    let p = state_dir.join("daemon.lock");
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .with_context(|| format!("open {}", p.display()))?;
+    // SAFETY: flock on a valid fd we own.
+    let r = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    if r != 0 {
+        bail!(
+            "another netd daemon is already running with state dir {}",
+            state_dir.display()
+        );
+    }
+    Ok(f)
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("socket {} is in use by another daemon", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("remove stale socket {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(l)
+}
+
+/// Run the daemon until SIGTERM or SIGINT. Containers' networks stay as they
+/// are when it stops: the kernel keeps them, the next start reconciles.
+pub async fn run(paths: &Paths) -> Result<()> {
+    let _lock = lock_state(&paths.state_dir)?;
+    std::fs::create_dir_all(&paths.run_dir)
+        .with_context(|| format!("create {}", paths.run_dir.display()))?;
+    let netd = Netd::open(&paths.state_dir).await.context("open state")?;
+    let report = netd.reconcile().await.context("reconcile")?;
+    info!(
+        bridges = report.bridges,
+        endpoints = report.endpoints,
+        orphans = ?report.orphans_removed,
+        recreated = ?report.namespaces_recreated,
+        "reconciled kernel with store"
+    );
+    for f in &report.failures {
+        warn!("reconcile: {f}");
+    }
+    let listener = bind_socket(&paths.socket)?;
+    let daemon = Arc::new(Daemon { netd });
+    let app = axum::Router::new()
+        .fallback(|State(d): State<Arc<Daemon>>, req: Request| async move { d.dispatch(req).await })
+        .with_state(daemon);
+    info!(socket = %paths.socket.display(), "netd daemon listening");
+    let socket: PathBuf = paths.socket.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serve")?;
+    let _ = std::fs::remove_file(&socket);
+    info!("netd daemon stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the daemon still stops on kill -9; never exit early.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix() {
+        assert_eq!(strip_version("/v1.47/networks"), "/networks");
+        assert_eq!(strip_version("/v1.41/_ping"), "/_ping");
+        assert_eq!(strip_version("/networks"), "/networks");
+        assert_eq!(strip_version("/version"), "/version");
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = query_pairs(Some(
+            "filters=%7B%22name%22%3A%7B%22a%22%3Atrue%7D%7D&force=1",
+        ));
+        assert_eq!(query(&q, "filters"), Some(r#"{"name":{"a":true}}"#));
+        assert!(truthy(query(&q, "force")));
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+}
