@@ -123,6 +123,8 @@ mod tests {
             bridge: "br-test".parse::<IfName>().unwrap(),
             mtu: None,
             internal: false,
+            masquerade: true,
+            icc: true,
         }
     }
 

@@ -192,6 +192,16 @@ pub struct BridgeConfig {
     pub bridge: IfName,
     pub mtu: Option<u32>,
     pub internal: bool,
+    /// Masquerade traffic leaving the host from this subnet.
+    #[serde(default = "yes")]
+    pub masquerade: bool,
+    /// Inter-container communication on this bridge.
+    #[serde(default = "yes")]
+    pub icc: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,7 +234,17 @@ impl Network {
 /// Option keys accepted on `network create`.
 pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
-pub const KNOWN_OPTIONS: &[&str] = &[OPT_BRIDGE_NAME, OPT_MTU];
+pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+pub const KNOWN_OPTIONS: &[&str] = &[OPT_BRIDGE_NAME, OPT_MTU, OPT_MASQUERADE, OPT_ICC];
+
+fn bool_option(options: &BTreeMap<String, String>, key: &str) -> Result<bool, Invalid> {
+    match options.get(key).map(String::as_str) {
+        None | Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(v) => invalid(format!("invalid {key} {v:?}: expected true or false")),
+    }
+}
 
 /// A request to create a network, as the CLI and the API receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +275,8 @@ pub struct ValidNetworkCreate {
     pub bridge: Option<IfName>,
     pub mtu: Option<u32>,
     pub internal: bool,
+    pub masquerade: bool,
+    pub icc: bool,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
 }
@@ -355,6 +377,8 @@ impl NetworkCreate {
             bridge,
             mtu,
             internal: self.internal,
+            masquerade: bool_option(&self.options, OPT_MASQUERADE)?,
+            icc: bool_option(&self.options, OPT_ICC)?,
             options: self.options.clone(),
             labels: self.labels.clone(),
         })
@@ -619,6 +643,11 @@ impl FromStr for PortMapping {
             None => (None, rest),
         };
         let container_port = parse_range(spec, container)?;
+        if let Some(IpAddr::V6(ip)) = host_ip {
+            return invalid(format!(
+                "invalid publish spec {spec:?}: IPv6 host address {ip} is not supported yet"
+            ));
+        }
         if let Some(h) = host_port
             && h.len() != container_port.len()
         {
@@ -764,8 +793,13 @@ mod tests {
         let p: PortMapping = "10.0.0.1::53/sctp".parse().unwrap();
         assert_eq!(p.host_port, None);
         assert_eq!(p.proto, Proto::Sctp);
-        let p: PortMapping = "[::1]:8080:80".parse().unwrap();
-        assert_eq!(p.host_ip, Some("::1".parse().unwrap()));
+        assert!(
+            "[::1]:8080:80"
+                .parse::<PortMapping>()
+                .unwrap_err()
+                .0
+                .contains("IPv6")
+        );
 
         for bad in [
             "",
@@ -815,6 +849,11 @@ mod tests {
         c.options.clear();
         c.options.insert(OPT_MTU.into(), "1400".into());
         assert_eq!(c.validate().unwrap().mtu, Some(1400));
+        c.options.insert(OPT_ICC.into(), "false".into());
+        assert!(!c.validate().unwrap().icc);
+        c.options.insert(OPT_MASQUERADE.into(), "maybe".into());
+        assert!(c.validate().unwrap_err().0.contains("maybe"));
+        c.options.remove(OPT_MASQUERADE);
         c.driver = "overlay".into();
         assert!(c.validate().is_err());
     }

@@ -15,9 +15,11 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result, kernel};
 use crate::ipam;
+use crate::kernel::firewall::Firewall;
 use crate::kernel::{self as k, Netlink, netns};
 use crate::model::*;
 use crate::plan;
+use crate::plan::firewall as fwplan;
 use crate::store::{self, Store};
 
 /// Where netd keeps its state, and where its daemon listens.
@@ -87,7 +89,9 @@ pub struct ReconcileReport {
 pub struct Netd {
     store: Store,
     host: Netlink,
+    firewall: Firewall,
     events: broadcast::Sender<Event>,
+    state_dir: PathBuf,
 }
 
 fn now_secs() -> u64 {
@@ -104,10 +108,13 @@ impl Netd {
     pub async fn open(state_dir: &Path) -> Result<Netd> {
         let store = Store::open(state_dir)?;
         let host = Netlink::current().map_err(kernel)?;
+        let firewall = Firewall::start().map_err(kernel)?;
         let (events, _) = broadcast::channel(1024);
         let netd = Netd {
             store,
             host,
+            firewall,
+            state_dir: state_dir.to_path_buf(),
             events,
         };
         netd.ensure_predefined().await?;
@@ -174,11 +181,107 @@ impl Netd {
                     bridge: DEFAULT_BRIDGE.parse()?,
                     mtu: None,
                     internal: false,
+                    masquerade: true,
+                    icc: true,
                 };
                 store::insert_network(c, &new_network("bridge", Driver::Bridge(cfg))?)?;
             }
             Ok(())
         })
+    }
+
+    // ---- firewall -----------------------------------------------------------
+
+    /// Serialise firewall changes between processes (the daemon, CLI-less
+    /// library users, CNI plugins): a full apply reads the store and replaces
+    /// the table, and must not interleave with another process's elements.
+    fn firewall_lock(&self) -> Result<std::fs::File> {
+        let p = self.state_dir.join("firewall.lock");
+        let f = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::Store(format!("open {}: {e}", p.display())))?;
+        // SAFETY: flock on an fd we own; released when the file is dropped.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+            return Err(Error::Store(format!(
+                "lock {}: {}",
+                p.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(f)
+    }
+
+    /// Rebuild netd's nftables table from the store, atomically.
+    pub async fn sync_firewall(&self) -> Result<()> {
+        let _lock = self.firewall_lock()?;
+        let plan = self.store.read(|c| {
+            Ok(fwplan::plan(
+                &store::networks(c)?,
+                &store::all_endpoints(c)?,
+            ))
+        })?;
+        self.firewall.apply(plan).await.map_err(kernel)
+    }
+
+    /// Publish an endpoint's ports; if the table is not there (or not
+    /// complete), rebuild it, which includes them.
+    async fn publish(&self, net: &Network, ep: &Endpoint) -> Result<()> {
+        let elems = fwplan::port_elements(net, ep);
+        if elems.is_empty() {
+            return Ok(());
+        }
+        let fast = {
+            let _lock = self.firewall_lock()?;
+            self.firewall.add(elems).await
+        };
+        match fast {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                warn!("publishing ports incrementally failed ({e:#}); rebuilding the table");
+                self.sync_firewall().await
+            }
+        }
+    }
+
+    /// Withdraw an endpoint's ports (its record must be gone or going).
+    async fn unpublish(&self, net: &Network, ep: &Endpoint) -> Result<()> {
+        let elems = fwplan::port_elements(net, ep);
+        if elems.is_empty() {
+            return Ok(());
+        }
+        let fast = {
+            let _lock = self.firewall_lock()?;
+            self.firewall.del(elems).await
+        };
+        if fast.is_err() {
+            self.sync_firewall().await?;
+        }
+        Ok(())
+    }
+
+    /// Watch for other tools removing our rules, and restore them from the
+    /// store (debounced: a `nft flush ruleset` is many notifications).
+    pub fn watch_firewall(self: &std::sync::Arc<Self>) -> Result<()> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        k::firewall::watch(self.firewall.portid(), move || {
+            let _ = tx.send(());
+        })
+        .map_err(kernel)?;
+        let me = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                while rx.try_recv().is_ok() {}
+                match me.sync_firewall().await {
+                    Ok(()) => info!("restored table inet netd after an outside change"),
+                    Err(e) => warn!("could not restore table inet netd: {e}"),
+                }
+            }
+        });
+        Ok(())
     }
 
     // ---- networks -----------------------------------------------------------
@@ -214,6 +317,8 @@ impl Netd {
                     bridge,
                     mtu: v.mtu,
                     internal: v.internal,
+                    masquerade: v.masquerade,
+                    icc: v.icc,
                 }),
                 options: v.options.clone(),
                 labels: v.labels.clone(),
@@ -228,6 +333,14 @@ impl Netd {
             let _ = k::remove_bridge(&self.host, &bp).await;
             self.store.write(|c| store::delete_network(c, &net.id))?;
             return Err(kernel(e));
+        }
+        if let Err(e) = self.sync_firewall().await {
+            if let Some(bp) = plan::bridge(&net) {
+                let _ = k::remove_bridge(&self.host, &bp).await;
+            }
+            self.store.write(|c| store::delete_network(c, &net.id))?;
+            let _ = self.sync_firewall().await;
+            return Err(e);
         }
         info!(network = %net.name, id = %net.id.short(), "network created");
         self.emit(
@@ -291,6 +404,7 @@ impl Netd {
             }
             store::delete_network(c, &net.id)
         })?;
+        self.sync_firewall().await?;
         info!(network = %net.name, "network removed");
         self.emit("network", "destroy", &net.id, &net.name, &[]);
         Ok(net)
@@ -441,6 +555,7 @@ impl Netd {
         }
         if let Some(ep) = ep {
             self.apply_endpoint(net, sandbox, ep).await?;
+            self.publish(net, ep).await?;
         }
         Ok(())
     }
@@ -456,6 +571,9 @@ impl Netd {
         }
         if let Err(e) = self.store.write(|c| store::delete_sandbox(c, &sandbox.id)) {
             warn!(sandbox = %sandbox.name, "could not undo sandbox record: {e}");
+        }
+        if let Some(ep) = ep {
+            let _ = self.unpublish(net, ep).await;
         }
     }
 
@@ -511,6 +629,11 @@ impl Netd {
         }
         self.store
             .write(|c| store::delete_sandbox(c, &sandbox.id))?;
+        for (net, ep) in &eps {
+            if let Err(e) = self.unpublish(net, ep).await {
+                warn!(sandbox = %sandbox.name, "withdrawing published ports: {e}");
+            }
+        }
         for (net, _) in &eps {
             self.emit(
                 "network",
@@ -561,11 +684,16 @@ impl Netd {
         let ep = self
             .store
             .write(|c| store::insert_endpoint(c, &net, &sb, req))?;
-        if let Err(e) = self.apply_endpoint(&net, &sb, &ep).await {
+        let applied = match self.apply_endpoint(&net, &sb, &ep).await {
+            Ok(()) => self.publish(&net, &ep).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
             if let Some(p) = plan::endpoint(&net, &sb, &ep) {
                 let _ = k::remove_endpoint(&self.host, &p).await;
             }
             self.store.write(|c| store::delete_endpoint(c, &ep.id))?;
+            let _ = self.unpublish(&net, &ep).await;
             return Err(e);
         }
         info!(network = %net.name, sandbox = %sb.name, ip = %ep.ip, "connected");
@@ -605,6 +733,9 @@ impl Netd {
             warn!(sandbox = %sb.name, "forced disconnect: {e:#}");
         }
         self.store.write(|c| store::delete_endpoint(c, &ep.id))?;
+        if let Err(e) = self.unpublish(&net, &ep).await {
+            warn!(sandbox = %sb.name, "withdrawing published ports: {e}");
+        }
         // The default route may have left with that interface: give it to
         // another network the sandbox is still on.
         if let Err(e) = self.restore_default_route(&sb).await {
@@ -708,6 +839,9 @@ impl Netd {
                     .failures
                     .push(format!("endpoint {} of {}: {e:#}", ep.ifname, s.name)),
             }
+        }
+        if let Err(e) = self.sync_firewall().await {
+            report.failures.push(format!("firewall: {e}"));
         }
         let links = self.host.links().await.map_err(kernel)?;
         for name in plan::orphan_links(&nets, &eps, links.iter().map(|l| l.name.as_str())) {

@@ -27,7 +27,7 @@ use crate::model::{EndpointRequest, NetworkCreate, SandboxCreate};
 use crate::ops::{Netd, Paths};
 
 pub struct Daemon {
-    netd: Netd,
+    netd: Arc<Netd>,
 }
 
 /// An API failure: status plus Docker's `{"message": …}` body.
@@ -410,6 +410,8 @@ pub async fn run(paths: &Paths) -> Result<()> {
     for f in &report.failures {
         warn!("reconcile: {f}");
     }
+    let netd = Arc::new(netd);
+    netd.watch_firewall().context("watch nftables")?;
     let listener = bind_socket(&paths.socket)?;
     let daemon = Arc::new(Daemon { netd });
     let app = axum::Router::new()

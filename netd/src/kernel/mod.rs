@@ -1,8 +1,10 @@
 //! Kernel adapters: make the kernel match a plan, and read it back.
 //! Idempotent throughout, so the reconciler can apply any plan again.
 
+pub mod firewall;
 pub mod link;
 pub mod netns;
+pub mod nft;
 
 use std::path::Path;
 
@@ -18,6 +20,16 @@ pub async fn apply_bridge(host: &Netlink, plan: &BridgePlan) -> Result<u32> {
         .ensure_bridge(&plan.name, plan.address, plan.mtu)
         .await
         .with_context(|| format!("bridge {}", plan.name))?;
+    // Published ports answer on 127.0.0.1 too: DNAT'ed loopback traffic may
+    // then leave through the bridge.
+    let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", plan.name);
+    if std::fs::read_to_string(&localnet)
+        .map(|v| v.trim() != "1")
+        .unwrap_or(true)
+    {
+        std::fs::write(&localnet, "1")
+            .with_context(|| format!("enable route_localnet on {}", plan.name))?;
+    }
     if plan.forward {
         // The host namespace is the one this process runs in.
         let f = "/proc/sys/net/ipv4/ip_forward";

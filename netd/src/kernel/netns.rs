@@ -130,7 +130,7 @@ pub fn delete_named(path: &Path) -> Result<()> {
 pub fn is_netns(path: &Path) -> bool {
     const NSFS_MAGIC: i64 = 0x6e73_6673;
     match nix::sys::statfs::statfs(path) {
-        Ok(s) => s.filesystem_type().0 as i64 == NSFS_MAGIC,
+        Ok(s) => s.filesystem_type().0 == NSFS_MAGIC,
         Err(_) => false,
     }
 }

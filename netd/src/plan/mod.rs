@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 
+pub mod firewall;
+
 use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox};
 
 /// A network's bridge: its name, the gateway address on it, MTU, and whether
@@ -103,6 +105,8 @@ mod tests {
                 bridge: "netd-abc".parse().unwrap(),
                 mtu: Some(1400),
                 internal,
+                masquerade: true,
+                icc: true,
             }),
             options: Default::default(),
             labels: Default::default(),

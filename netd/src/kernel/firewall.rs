@@ -1,0 +1,299 @@
+//! The firewall worker and the watcher that notices when someone else
+//! changes netd's table.
+//!
+//! nftnl's objects are not `Send`, so one dedicated thread owns the
+//! netfilter socket and applies every change; async callers send it jobs.
+//! Because all of netd's changes go out through that one socket, the watcher
+//! can tell them from anybody else's by the netlink port id.
+
+use std::sync::mpsc;
+
+use anyhow::{Context, Result, anyhow};
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
+
+use super::nft::Nft;
+use crate::plan::firewall::{FirewallPlan, PortElement};
+
+enum Op {
+    Apply(FirewallPlan),
+    Add(Vec<PortElement>),
+    Del(Vec<PortElement>),
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+pub struct Firewall {
+    jobs: mpsc::Sender<Job>,
+    portid: u32,
+}
+
+impl Firewall {
+    /// Start the worker in the namespace of the calling thread.
+    pub fn start() -> Result<Firewall> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ptx, prx) = std::sync::mpsc::channel::<Result<u32>>();
+        std::thread::Builder::new()
+            .name("netd-nft".into())
+            .spawn(move || {
+                let nft = match Nft::open() {
+                    Ok(n) => {
+                        let _ = ptx.send(Ok(n.portid()));
+                        n
+                    }
+                    Err(e) => {
+                        let _ = ptx.send(Err(e));
+                        return;
+                    }
+                };
+                for job in rx {
+                    let res = match &job.op {
+                        Op::Apply(p) => nft.apply(p),
+                        Op::Add(e) => nft.elements(e, nftnl::MsgType::Add),
+                        Op::Del(e) => nft.elements(e, nftnl::MsgType::Del),
+                    };
+                    let _ = job.reply.send(res);
+                }
+            })
+            .context("start the nftables worker")?;
+        let portid = prx.recv().map_err(|_| anyhow!("nftables worker died"))??;
+        Ok(Firewall { jobs: tx, portid })
+    }
+
+    pub fn portid(&self) -> u32 {
+        self.portid
+    }
+
+    async fn run(&self, op: Op) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { op, reply })
+            .map_err(|_| anyhow!("nftables worker is gone"))?;
+        rx.await.map_err(|_| anyhow!("nftables worker is gone"))?
+    }
+
+    /// Replace the whole table with `plan`, atomically.
+    pub async fn apply(&self, plan: FirewallPlan) -> Result<()> {
+        self.run(Op::Apply(plan)).await
+    }
+
+    pub async fn add(&self, elems: Vec<PortElement>) -> Result<()> {
+        if elems.is_empty() {
+            return Ok(());
+        }
+        self.run(Op::Add(elems)).await
+    }
+
+    pub async fn del(&self, elems: Vec<PortElement>) -> Result<()> {
+        if elems.is_empty() {
+            return Ok(());
+        }
+        self.run(Op::Del(elems)).await
+    }
+}
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// DELTABLE, DELCHAIN, DELRULE, DELSET, DELSETELEM and their DESTROY twins.
+const REMOVALS: &[u16] = &[2, 5, 8, 11, 14, 26, 27, 28, 29, 30];
+
+/// Whether a batch of nftables notifications removes anything from table
+/// `table` on behalf of someone other than `own_portid`.
+pub fn foreign_removal(buf: &[u8], table: &str, own_portid: u32) -> bool {
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        if len < 16 || off + len > buf.len() {
+            break;
+        }
+        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        let pid = u32::from_ne_bytes([buf[off + 12], buf[off + 13], buf[off + 14], buf[off + 15]]);
+        if ty >> 8 == NFNL_SUBSYS_NFTABLES && REMOVALS.contains(&(ty & 0xff)) && pid != own_portid {
+            // nlmsghdr (16) + nfgenmsg (4), then attributes; attribute 1 of
+            // every one of these messages is the table name.
+            let mut a = off + 20;
+            while a + 4 <= off + len {
+                let alen = u16::from_ne_bytes([buf[a], buf[a + 1]]) as usize;
+                let atype = u16::from_ne_bytes([buf[a + 2], buf[a + 3]]) & 0x3fff;
+                if alen < 4 || a + alen > off + len {
+                    break;
+                }
+                if atype == 1 {
+                    let name = &buf[a + 4..a + alen];
+                    let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                    if name == table.as_bytes() {
+                        return true;
+                    }
+                }
+                a += (alen + 3) & !3;
+            }
+        }
+        off += (len + 3) & !3;
+    }
+    false
+}
+
+/// Watch nftables notifications in the calling thread's namespace and call
+/// `on_change` whenever someone else removes anything from our table (a
+/// flush, `nft flush ruleset`, a firewall reload). Runs on its own thread.
+pub fn watch(own_portid: u32, on_change: impl Fn() + Send + 'static) -> Result<()> {
+    // SAFETY: plain socket syscalls on an fd we own; closed on error paths.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("open netfilter notification socket");
+    }
+    // Bind first: an unbound netlink socket gets no multicast delivery.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    let r = unsafe {
+        libc::bind(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        unsafe { libc::close(fd) };
+        return Err(e).context("bind the nftables notification socket");
+    }
+    let group: libc::c_int = libc::NFNLGRP_NFTABLES;
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_NETLINK,
+            libc::NETLINK_ADD_MEMBERSHIP,
+            &group as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        unsafe { libc::close(fd) };
+        return Err(e).context("join the nftables notification group");
+    }
+    std::thread::Builder::new()
+        .name("netd-nft-watch".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n =
+                    unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+                if n < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() == Some(libc::ENOBUFS) {
+                        // We missed notifications: assume the worst.
+                        debug!("nftables notifications overran; re-checking the table");
+                        on_change();
+                        continue;
+                    }
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    warn!("nftables watcher stopped: {e}");
+                    return;
+                }
+                if foreign_removal(&buf[..n as usize], "netd", own_portid) {
+                    on_change();
+                }
+            }
+        })
+        .context("start the nftables watcher")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(ty: u16, pid: u32, table: &str) -> Vec<u8> {
+        let mut attr = Vec::new();
+        let name = format!("{table}\0");
+        let alen = 4 + name.len();
+        attr.extend_from_slice(&(alen as u16).to_ne_bytes());
+        attr.extend_from_slice(&1u16.to_ne_bytes());
+        attr.extend_from_slice(name.as_bytes());
+        while attr.len() % 4 != 0 {
+            attr.push(0);
+        }
+        let len = 16 + 4 + attr.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | ty).to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(&pid.to_ne_bytes());
+        m.extend_from_slice(&[1, 0, 0, 0]);
+        m.extend_from_slice(&attr);
+        m
+    }
+
+    #[test]
+    fn removals_by_others_of_our_table_only() {
+        assert!(foreign_removal(&msg(2, 77, "netd"), "netd", 5));
+        assert!(foreign_removal(&msg(8, 77, "netd"), "netd", 5));
+        assert!(
+            !foreign_removal(&msg(2, 5, "netd"), "netd", 5),
+            "our own change"
+        );
+        assert!(
+            !foreign_removal(&msg(2, 77, "other"), "netd", 5),
+            "not our table"
+        );
+        assert!(
+            !foreign_removal(&msg(0, 77, "netd"), "netd", 5),
+            "an addition"
+        );
+        let mut two = msg(0, 77, "netd");
+        two.extend(msg(14, 77, "netd"));
+        assert!(foreign_removal(&two, "netd", 5));
+        assert!(!foreign_removal(&[1, 2, 3], "netd", 5));
+    }
+
+    /// Someone else's deletion wakes the watcher, our own changes do not.
+    #[test]
+    fn watcher_sees_foreign_removals_only() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let ours = Nft::open().unwrap();
+            let theirs = Nft::open().unwrap();
+            let hits = Arc::new(AtomicUsize::new(0));
+            let h = Arc::clone(&hits);
+            watch(ours.portid(), move || {
+                h.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+            ours.apply(&FirewallPlan::default()).unwrap();
+            ours.apply(&FirewallPlan::default()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert_eq!(
+                hits.load(Ordering::SeqCst),
+                0,
+                "our own re-apply is not an outside change"
+            );
+            theirs.remove().unwrap();
+            for _ in 0..50 {
+                if hits.load(Ordering::SeqCst) > 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            assert!(
+                hits.load(Ordering::SeqCst) > 0,
+                "a foreign table deletion went unnoticed"
+            );
+        })
+        .join()
+        .unwrap();
+    }
+}
