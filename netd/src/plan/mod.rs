@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 
+pub mod dns;
 pub mod firewall;
 
 use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox};

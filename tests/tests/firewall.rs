@@ -1,0 +1,356 @@
+//! The nftables datapath with real traffic: a host namespace running the
+//! daemon, an "outside" namespace joined to it by a veth (it has no route to
+//! the container subnets, so any reply from a container proves masquerade),
+//! and sandboxes as containers.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod support;
+use support::{Child, Daemon, Netns, run_ok};
+
+struct World {
+    host: Netns,
+    outside: Netns,
+    daemon: Daemon,
+    tag: String,
+}
+
+/// Host 10.202.<n>.1/24 on the uplink, outside .2; the host's default route
+/// points at the outside namespace, like a real machine's.
+fn world(tag: &str, n: u8) -> World {
+    let host = Netns::new(&format!("{tag}-host"));
+    let outside = Netns::new(&format!("{tag}-out"));
+    let up = format!(
+        "{}u{}",
+        &tag[..tag.len().min(8)],
+        std::process::id() % 10000
+    );
+    let upo = format!("{up}o");
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &up,
+            "netns",
+            host.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &upo,
+            "netns",
+            outside.name(),
+        ],
+    );
+    host.run_ok(
+        "ip",
+        &["addr", "add", &format!("10.202.{n}.1/24"), "dev", &up],
+    );
+    host.run_ok("ip", &["link", "set", &up, "up"]);
+    host.run_ok(
+        "ip",
+        &["route", "add", "default", "via", &format!("10.202.{n}.2")],
+    );
+    outside.run_ok(
+        "ip",
+        &["addr", "add", &format!("10.202.{n}.2/24"), "dev", &upo],
+    );
+    outside.run_ok("ip", &["link", "set", &upo, "up"]);
+    let daemon = Daemon::start(&host);
+    World {
+        host,
+        outside,
+        daemon,
+        tag: tag.to_string(),
+    }
+}
+
+impl World {
+    fn name(&self, s: &str) -> String {
+        format!("{}-{s}", self.tag)
+    }
+
+    /// A Python HTTP server in a sandbox that answers with the sandbox's name.
+    fn http_server(&self, sandbox: &str, port: u16) -> Child {
+        let script = format!(
+            "import http.server\n\
+             class H(http.server.BaseHTTPRequestHandler):\n\
+             \x20   def do_GET(self):\n\
+             \x20       b=b'{sandbox}'\n\
+             \x20       self.send_response(200); self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)\n\
+             \x20   def log_message(self, *a): pass\n\
+             http.server.HTTPServer(('0.0.0.0', {port}), H).serve_forever()\n"
+        );
+        let child = support::spawn_in(sandbox, "python3", &["-c", &script]);
+        support::wait_listening(sandbox, port);
+        child
+    }
+}
+
+/// GET from inside `ns`; the body, or None when nothing answered.
+fn curl(ns: &str, url: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s", "-m", "2", url])
+        .output()
+        .expect("run curl");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ping(ns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Send one UDP datagram from `ns` and wait for the echo.
+fn udp_echo(ns: &str, ip: &str, port: u16) -> Option<String> {
+    let script = format!(
+        "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(2)\n\
+         s.sendto(b'ping', ('{ip}', {port}))\nprint(s.recvfrom(100)[0].decode())\n"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", &script])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn udp_echo_server(sandbox: &str, ports: &[u16]) -> Child {
+    let list: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+    let script = format!(
+        "import socket, selectors\nsel=selectors.DefaultSelector()\n\
+         for p in [{}]:\n    s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', p)); sel.register(s, selectors.EVENT_READ)\n\
+         while True:\n    for k,_ in sel.select():\n        d,a=k.fileobj.recvfrom(100); k.fileobj.sendto(b'{sandbox}:'+str(k.fileobj.getsockname()[1]).encode(), a)\n",
+        list.join(",")
+    );
+    let child = support::spawn_in(sandbox, "python3", &["-c", &script]);
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+#[test]
+fn masquerade_publishing_hairpin_and_self_healing() {
+    let w = world(&format!("ndF{}m", std::process::id()), 1);
+    let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.203.1.0/24", &net]);
+    w.daemon.cli_ok(&[
+        "sandbox",
+        "create",
+        "--network",
+        &net,
+        "-p",
+        "8080:80",
+        "-p",
+        "127.0.0.1:8081:80",
+        "-p",
+        "9000-9001:7000-7001/udp",
+        "-p",
+        "80",
+        &a,
+    ]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &net, &b]);
+    let _web = w.http_server(&a, 80);
+    let _udp = udp_echo_server(&a, &[7000, 7001]);
+
+    // Egress: the outside namespace has no route back to 10.203.1.0/24.
+    assert!(ping(&a, "10.202.1.2"), "egress through masquerade");
+
+    // The published port from outside, from the host (loopback and its own
+    // address), and from containers through the host's address.
+    assert_eq!(
+        curl(w.outside.name(), "http://10.202.1.1:8080/").as_deref(),
+        Some(a.as_str())
+    );
+    assert_eq!(
+        curl(w.host.name(), "http://127.0.0.1:8080/").as_deref(),
+        Some(a.as_str())
+    );
+    assert_eq!(
+        curl(w.host.name(), "http://10.202.1.1:8080/").as_deref(),
+        Some(a.as_str())
+    );
+    assert_eq!(
+        curl(&b, "http://10.202.1.1:8080/").as_deref(),
+        Some(a.as_str()),
+        "hairpin from a neighbour"
+    );
+    assert_eq!(
+        curl(&a, "http://10.202.1.1:8080/").as_deref(),
+        Some(a.as_str()),
+        "hairpin to itself"
+    );
+    // Published on 127.0.0.1 only: loopback answers, the uplink address does not.
+    assert_eq!(
+        curl(w.host.name(), "http://127.0.0.1:8081/").as_deref(),
+        Some(a.as_str())
+    );
+    assert_eq!(curl(w.outside.name(), "http://10.202.1.1:8081/"), None);
+
+    // A UDP range, port by port.
+    assert_eq!(
+        udp_echo(w.outside.name(), "10.202.1.1", 9000).as_deref(),
+        Some(format!("{a}:7000").as_str())
+    );
+    assert_eq!(
+        udp_echo(w.outside.name(), "10.202.1.1", 9001).as_deref(),
+        Some(format!("{a}:7001").as_str())
+    );
+
+    // The random host port is reported by inspect and answers.
+    let info = w.daemon.cli_json(&["sandbox", "inspect", &a]);
+    let ports = &info[0]["endpoints"][0]["ports"];
+    let random = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["container_port"]["start"] == 80
+                && p["host_ip"].is_null()
+                && p["host_port"]["start"] != 8080
+        })
+        .expect("the -p 80 mapping");
+    let rp = random["host_port"]["start"].as_u64().unwrap();
+    assert!(
+        (49153..=65535).contains(&rp),
+        "random port {rp} outside the ephemeral range"
+    );
+    assert_eq!(
+        curl(w.outside.name(), &format!("http://10.202.1.1:{rp}/")).as_deref(),
+        Some(a.as_str())
+    );
+
+    // The kernel holds exactly the elements: one per port of the range.
+    let table = w
+        .host
+        .output_ok("nft", &["list", "map", "inet", "netd", "pub_any"]);
+    assert!(table.contains("udp . 9001 : 10.203.1.2 . 7001"), "{table}");
+    assert!(table.contains("tcp . 8080 : 10.203.1.2 . 80"), "{table}");
+
+    // Another tool wipes the firewall: the daemon restores it within a second.
+    w.host.run_ok("nft", &["flush", "ruleset"]);
+    let start = Instant::now();
+    let mut back = false;
+    while start.elapsed() < Duration::from_secs(1) {
+        if curl(w.outside.name(), "http://10.202.1.1:8080/").as_deref() == Some(a.as_str()) {
+            back = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        back,
+        "published port not restored within a second of `nft flush ruleset`"
+    );
+
+    // Publishing a port that is taken names the holder and changes nothing.
+    let c = w.name("c");
+    let err = w
+        .daemon
+        .cli_err(&["sandbox", "create", "--network", &net, "-p", "8080:80", &c]);
+    assert!(err.contains(&a), "error should name the holder: {err}");
+    assert!(!Netns::exists(&c), "a refused sandbox leaves no namespace");
+
+    // Removing everything removes every trace from the kernel.
+    w.daemon.cli_ok(&["sandbox", "rm", &a, &b]);
+    w.daemon.cli_ok(&["network", "rm", &net]);
+    let rules = w.host.output_ok("nft", &["list", "ruleset"]);
+    assert!(
+        !rules.contains("10.203.1."),
+        "stale rules or elements left:\n{rules}"
+    );
+    assert_eq!(curl(w.outside.name(), "http://10.202.1.1:8080/"), None);
+}
+
+#[test]
+fn isolation_internal_and_icc() {
+    let w = world(&format!("ndF{}i", std::process::id()), 2);
+    let (n1, n2, int, quiet) = (w.name("n1"), w.name("n2"), w.name("int"), w.name("quiet"));
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.203.2.0/24", &n1]);
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.203.3.0/24", &n2]);
+    w.daemon.cli_ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.203.4.0/24",
+        &int,
+    ]);
+    w.daemon.cli_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.203.5.0/24",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        &quiet,
+    ]);
+    let (a, b, i1, i2, q1, q2) = (
+        w.name("a"),
+        w.name("b"),
+        w.name("i1"),
+        w.name("i2"),
+        w.name("q1"),
+        w.name("q2"),
+    );
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &n1, "-p", "8090:80", &a]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &n2, &b]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &int, &i1]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &int, &i2]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &quiet, &q1]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &quiet, &q2]);
+    let _web = w.http_server(&a, 80);
+
+    // Different bridge networks cannot reach each other...
+    assert!(ping(&b, "10.203.3.1"), "own gateway reachable");
+    assert!(!ping(&b, "10.203.2.2"), "n2 reached n1 directly");
+    assert!(!ping(&a, "10.203.3.2"), "n1 reached n2 directly");
+    // ...but a published port through the host stays reachable.
+    assert_eq!(
+        curl(&b, "http://10.202.2.1:8090/").as_deref(),
+        Some(a.as_str())
+    );
+
+    // Internal: neighbours yes, the outside no (no route, and forwarding dropped).
+    assert!(ping(&i1, "10.203.4.3"), "internal neighbours talk");
+    assert!(
+        !ping(&i1, "10.202.2.2"),
+        "internal network reached the outside"
+    );
+    let routes = w
+        .host
+        .output_ok("ip", &["netns", "exec", &i1, "ip", "-j", "route"]);
+    assert!(
+        !routes.contains("default"),
+        "internal sandbox got a default route: {routes}"
+    );
+    assert!(
+        !ping(&a, "10.203.4.2"),
+        "another network reached the internal one"
+    );
+
+    // ICC off: same-network traffic dropped, the gateway (host) still answers.
+    assert!(!ping(&q1, "10.203.5.3"), "ICC off but neighbours talk");
+    assert!(
+        ping(&q1, "10.203.5.1"),
+        "ICC off must not cut the sandbox from the host"
+    );
+    assert!(ping(&q1, "10.202.2.2"), "ICC off must not cut egress");
+}

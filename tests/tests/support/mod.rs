@@ -1,0 +1,246 @@
+//! Test world helpers: namespaces and processes that clean up on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn netd_bin() -> PathBuf {
+    // tests/ sits beside the workspace's target dir; cargo builds netd for us
+    // only if asked, so build it once per test binary.
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    BUILD.call_once(|| {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "netd"])
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build -p netd failed");
+    });
+    root.join("target/debug/netd")
+}
+
+fn check(cmd: &str, args: &[&str], out: &Output) {
+    assert!(
+        out.status.success(),
+        "{cmd} {} failed: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+pub fn run_ok(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
+    check(cmd, args, &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace at /run/netns/NAME, deleted on drop.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        run_ok("ip", &["netns", "add", name]);
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        ns.run_ok("ip", &["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    pub fn exists(name: &str) -> bool {
+        Path::new(&format!("/run/netns/{name}")).exists()
+    }
+
+    pub fn run_ok(&self, cmd: &str, args: &[&str]) -> String {
+        self.output_ok(cmd, args)
+    }
+
+    pub fn output_ok(&self, cmd: &str, args: &[&str]) -> String {
+        let net = format!("--net={}", self.path());
+        let mut full = vec![net.as_str(), cmd];
+        full.extend_from_slice(args);
+        // nsenter keeps the mount namespace (see TESTING.md gotchas).
+        let out = Command::new("nsenter")
+            .args(&full)
+            .output()
+            .expect("run nsenter");
+        check(cmd, args, &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A process we started, killed by pid and reaped on drop.
+pub struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn_in(netns: &str, cmd: &str, args: &[&str]) -> Child {
+    let path = format!("--net=/run/netns/{netns}");
+    let mut full = vec![path.as_str(), cmd];
+    full.extend_from_slice(args);
+    Child(
+        Command::new("nsenter")
+            .args(&full)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    )
+}
+
+/// Wait until something listens on TCP `port` inside `netns`.
+pub fn wait_listening(netns: &str, port: u16) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", netns, "ss", "-Htln"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port} in {netns}");
+}
+
+/// `netd daemon` in a host namespace, with its own state, run dir and
+/// socket; killed and reaped on drop. Sandboxes it created are removed first.
+pub struct Daemon {
+    child: Option<std::process::Child>,
+    dir: PathBuf,
+    host: String,
+}
+
+impl Daemon {
+    pub fn start(host: &Netns) -> Daemon {
+        let dir =
+            std::env::temp_dir().join(format!("netd-test-{}-{}", host.name(), std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Daemon {
+            child: None,
+            dir,
+            host: host.name().to_string(),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("netd.sock")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.host))
+            .arg(netd_bin())
+            .args(["--socket"])
+            .arg(self.socket())
+            .args(["daemon", "--state-dir"])
+            .arg(self.dir.join("state"))
+            .arg("--run-dir")
+            .arg(self.dir.join("run"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn netd daemon");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "daemon did not come up: {}",
+            std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        );
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(netd_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run netd")
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        check("netd", args, &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn cli_err(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "netd {} should have failed",
+            args.join(" ")
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(args)).expect("JSON output")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Sandboxes' namespaces live under /run/netns: remove them through netd.
+        if let Ok(out) = std::panic::catch_unwind(|| self.cli(&["sandbox", "ls", "--quiet"])) {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let mut args = vec!["sandbox", "rm", "--force"];
+                args.extend(ids.iter().map(String::as_str));
+                let _ = self.cli(&args);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
