@@ -190,13 +190,13 @@ mod tests {
 
     #[test]
     fn default_bridge_has_no_names() {
-        let mut bridge = net("bridge", false);
-        bridge.name = "bridge".parse().unwrap();
+        let bridge = net("bridge", false);
         let a = sbx("a");
+        let e = ep(&bridge, &a, "10.3.0.2", &[]);
         let v = views(
-            &[bridge.clone()],
-            &[a.clone()],
-            &[ep(&bridge, &a, "10.3.0.2", &[])],
+            std::slice::from_ref(&bridge),
+            std::slice::from_ref(&a),
+            &[e],
         );
         assert!(v.is_empty());
     }
