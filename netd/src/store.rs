@@ -149,29 +149,37 @@ pub fn networks(c: &Connection) -> Result<Vec<Network>> {
     rows.map(|r| from_json(r?)).collect()
 }
 
-/// A network by exact name, exact id, or unique id prefix (Docker's rules).
-pub fn network(c: &Connection, reference: &str) -> Result<Network> {
-    let by_name: Option<String> = c
+/// A row's spec by exact name, exact id, or unique id prefix (Docker's
+/// rules). `table` is one of our own table names, never user input.
+fn spec_by_reference(c: &Connection, table: &str, kind: &str, reference: &str) -> Result<String> {
+    let exact: Option<String> = c
         .query_row(
-            "SELECT spec FROM networks WHERE name = ?1 OR id = ?1",
+            &format!("SELECT spec FROM {table} WHERE name = ?1 OR id = ?1"),
             [reference],
             |r| r.get(0),
         )
         .optional()?;
-    if let Some(s) = by_name {
-        return from_json(s);
+    if let Some(s) = exact {
+        return Ok(s);
     }
-    let mut st = c.prepare_cached("SELECT spec FROM networks WHERE id LIKE ?1 || '%' LIMIT 2")?;
-    let found: Vec<String> = st
+    let mut st = c.prepare_cached(&format!(
+        "SELECT spec FROM {table} WHERE id LIKE ?1 || '%' LIMIT 2"
+    ))?;
+    let mut found: Vec<String> = st
         .query_map([escape_prefix(reference)], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     match found.len() {
-        1 => from_json(found.into_iter().next().unwrap_or_default()),
-        0 => Err(Error::NotFound(format!("network {reference} not found"))),
+        1 => Ok(found.remove(0)),
+        0 => Err(Error::NotFound(format!("{kind} {reference} not found"))),
         _ => Err(Error::Invalid(format!(
-            "network id prefix {reference} is ambiguous"
+            "{kind} id prefix {reference} is ambiguous"
         ))),
     }
+}
+
+/// A network by exact name, exact id, or unique id prefix.
+pub fn network(c: &Connection, reference: &str) -> Result<Network> {
+    from_json(spec_by_reference(c, "networks", "network", reference)?)
 }
 
 pub fn network_by_id(c: &Connection, id: &Id) -> Result<Network> {
@@ -192,28 +200,9 @@ pub fn sandboxes(c: &Connection) -> Result<Vec<Sandbox>> {
     rows.map(|r| from_json(r?)).collect()
 }
 
+/// A sandbox by exact name, exact id, or unique id prefix.
 pub fn sandbox(c: &Connection, reference: &str) -> Result<Sandbox> {
-    let by_name: Option<String> = c
-        .query_row(
-            "SELECT spec FROM sandboxes WHERE name = ?1 OR id = ?1",
-            [reference],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(s) = by_name {
-        return from_json(s);
-    }
-    let mut st = c.prepare_cached("SELECT spec FROM sandboxes WHERE id LIKE ?1 || '%' LIMIT 2")?;
-    let found: Vec<String> = st
-        .query_map([escape_prefix(reference)], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    match found.len() {
-        1 => from_json(found.into_iter().next().unwrap_or_default()),
-        0 => Err(Error::NotFound(format!("sandbox {reference} not found"))),
-        _ => Err(Error::Invalid(format!(
-            "sandbox id prefix {reference} is ambiguous"
-        ))),
-    }
+    from_json(spec_by_reference(c, "sandboxes", "sandbox", reference)?)
 }
 
 pub fn sandbox_by_id(c: &Connection, id: &Id) -> Result<Sandbox> {
@@ -542,7 +531,7 @@ pub fn sandbox_name_taken(c: &Connection, name: &Name) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BridgeConfig, Driver, SandboxNet, now_rfc3339};
+    use crate::model::{SandboxNet, fixtures};
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("netd-store-{tag}-{}", std::process::id()));
@@ -551,34 +540,13 @@ mod tests {
     }
 
     fn net(name: &str, subnet: &str) -> Network {
-        let subnet: Ipv4Net = subnet.parse().unwrap();
-        Network {
-            id: Id::random(),
-            name: name.parse().unwrap(),
-            driver: Driver::Bridge(BridgeConfig {
-                subnet,
-                gateway: ipam::default_gateway(subnet),
-                ip_range: None,
-                bridge: format!("br-{name}").parse().unwrap(),
-                mtu: None,
-                internal: false,
-                masquerade: true,
-                icc: true,
-            }),
-            options: Default::default(),
-            labels: Default::default(),
-            created: now_rfc3339(),
-        }
+        fixtures::network(name, subnet)
     }
 
     fn sbx(name: &str) -> Sandbox {
-        Sandbox {
-            id: Id::random(),
-            name: name.parse().unwrap(),
-            net: SandboxNet::Host,
-            isolated: false,
-            created: now_rfc3339(),
-        }
+        let mut s = fixtures::sandbox(name);
+        s.net = SandboxNet::Host;
+        s
     }
 
     #[test]

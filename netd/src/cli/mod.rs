@@ -122,14 +122,8 @@ pub enum NetworkCmd {
     },
     /// Connect a sandbox to a network.
     Connect {
-        #[arg(long)]
-        ip: Option<String>,
-        #[arg(long = "alias")]
-        aliases: Vec<String>,
-        #[arg(long = "publish", short = 'p')]
-        publish: Vec<String>,
-        #[arg(long)]
-        mac: Option<String>,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
         network: String,
         sandbox: String,
     },
@@ -150,14 +144,8 @@ pub enum SandboxCmd {
         /// A network name, `host` or `none`.
         #[arg(long, default_value = "bridge")]
         network: String,
-        #[arg(long)]
-        ip: Option<String>,
-        #[arg(long = "alias")]
-        aliases: Vec<String>,
-        #[arg(long = "publish", short = 'p')]
-        publish: Vec<String>,
-        #[arg(long)]
-        mac: Option<String>,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
         /// Adopt this existing namespace instead of creating /run/netns/NAME.
         #[arg(long)]
         netns: Option<String>,
@@ -192,6 +180,23 @@ pub enum SandboxCmd {
     },
 }
 
+/// What a sandbox gets on a network, for `sandbox create` and `network connect`.
+#[derive(Args, Debug)]
+pub struct EndpointArgs {
+    /// A static IPv4 address in the network's subnet.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Another DNS name for the sandbox on this network.
+    #[arg(long = "alias")]
+    aliases: Vec<String>,
+    /// Publish a port: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp].
+    #[arg(long = "publish", short = 'p')]
+    publish: Vec<String>,
+    /// The interface's MAC address (default 02:42 followed by the IPv4 address).
+    #[arg(long)]
+    mac: Option<String>,
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -199,12 +204,13 @@ fn key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn endpoint_request(
-    ip: Option<String>,
-    aliases: Vec<String>,
-    publish: Vec<String>,
-    mac: Option<String>,
-) -> Result<EndpointRequest> {
+fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
+    let EndpointArgs {
+        ip,
+        aliases,
+        publish,
+        mac,
+    } = a;
     let ip = ip
         .map(|s| {
             s.parse()
@@ -416,14 +422,11 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             }
         }
         NetworkCmd::Connect {
-            ip,
-            aliases,
-            publish,
-            mac,
+            endpoint,
             network,
             sandbox,
         } => {
-            let endpoint = endpoint_request(ip, aliases, publish, mac)?;
+            let endpoint = endpoint_request(endpoint)?;
             let _: EndpointDetail = c.call(
                 "POST",
                 &format!("/netd/networks/{}/connect", seg(&network)),
@@ -458,10 +461,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
     match cmd {
         SandboxCmd::Create {
             network,
-            ip,
-            aliases,
-            publish,
-            mac,
+            endpoint,
             netns,
             name,
         } => {
@@ -469,7 +469,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
                 name,
                 network: Some(network),
                 netns,
-                endpoint: endpoint_request(ip, aliases, publish, mac)?,
+                endpoint: endpoint_request(endpoint)?,
             };
             let d: SandboxDetail = c.call("POST", "/netd/sandboxes", Some(&req))?;
             println!("{}", d.sandbox.id);

@@ -99,49 +99,17 @@ mod tests {
     use crate::model::*;
 
     fn net(name: &str, internal: bool) -> Network {
-        Network {
-            id: Id::random(),
-            name: name.parse().unwrap(),
-            driver: Driver::Bridge(BridgeConfig {
-                subnet: "10.3.0.0/24".parse().unwrap(),
-                gateway: "10.3.0.1".parse().unwrap(),
-                ip_range: None,
-                bridge: "netd-abc".parse().unwrap(),
-                mtu: None,
-                internal,
-                masquerade: true,
-                icc: true,
-            }),
-            options: Default::default(),
-            labels: Default::default(),
-            created: now_rfc3339(),
-        }
+        fixtures::with_bridge(fixtures::network(name, "10.3.0.0/24"), |b| {
+            b.internal = internal
+        })
     }
 
     fn sbx(name: &str) -> Sandbox {
-        Sandbox {
-            id: Id::random(),
-            name: name.parse().unwrap(),
-            net: SandboxNet::Namespace {
-                path: format!("/run/netns/{name}"),
-                owned: true,
-            },
-            isolated: false,
-            created: now_rfc3339(),
-        }
+        fixtures::sandbox(name)
     }
 
     fn ep(n: &Network, s: &Sandbox, ip: &str, aliases: &[&str]) -> Endpoint {
-        Endpoint {
-            id: Id::random(),
-            network: n.id.clone(),
-            sandbox: s.id.clone(),
-            ifname: "eth0".parse().unwrap(),
-            ip: ip.parse().unwrap(),
-            mac: Mac::for_ip(ip.parse().unwrap()),
-            aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            ports: vec![],
-        }
+        fixtures::endpoint(n, s, ip, aliases, &[])
     }
 
     #[test]

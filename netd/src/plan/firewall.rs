@@ -100,36 +100,15 @@ mod tests {
     use crate::model::*;
 
     fn net(internal: bool, masquerade: bool) -> Network {
-        Network {
-            id: Id::random(),
-            name: "n".parse().unwrap(),
-            driver: Driver::Bridge(BridgeConfig {
-                subnet: "10.3.0.0/24".parse().unwrap(),
-                gateway: "10.3.0.1".parse().unwrap(),
-                ip_range: None,
-                bridge: "netd-abc".parse().unwrap(),
-                mtu: None,
-                internal,
-                masquerade,
-                icc: false,
-            }),
-            options: Default::default(),
-            labels: Default::default(),
-            created: now_rfc3339(),
-        }
+        fixtures::with_bridge(fixtures::network("n", "10.3.0.0/24"), |b| {
+            b.internal = internal;
+            b.masquerade = masquerade;
+            b.icc = false;
+        })
     }
 
     fn ep(n: &Network, ports: &[&str]) -> Endpoint {
-        Endpoint {
-            id: Id::random(),
-            network: n.id.clone(),
-            sandbox: Id::random(),
-            ifname: "eth0".parse().unwrap(),
-            ip: "10.3.0.5".parse().unwrap(),
-            mac: Mac::for_ip("10.3.0.5".parse().unwrap()),
-            aliases: vec![],
-            ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
-        }
+        fixtures::endpoint(n, &fixtures::sandbox("s"), "10.3.0.5", &[], ports)
     }
 
     #[test]

@@ -96,49 +96,20 @@ mod tests {
     use crate::model::*;
 
     fn net(internal: bool) -> Network {
-        Network {
-            id: Id::random(),
-            name: "n".parse().unwrap(),
-            driver: Driver::Bridge(BridgeConfig {
-                subnet: "10.3.0.0/16".parse().unwrap(),
-                gateway: "10.3.0.1".parse().unwrap(),
-                ip_range: None,
-                bridge: "netd-abc".parse().unwrap(),
-                mtu: Some(1400),
-                internal,
-                masquerade: true,
-                icc: true,
-            }),
-            options: Default::default(),
-            labels: Default::default(),
-            created: now_rfc3339(),
-        }
+        fixtures::with_bridge(fixtures::network("n", "10.3.0.0/16"), |b| {
+            b.mtu = Some(1400);
+            b.internal = internal;
+        })
     }
 
     fn sandbox() -> Sandbox {
-        Sandbox {
-            id: Id::random(),
-            name: "s".parse().unwrap(),
-            net: SandboxNet::Namespace {
-                path: "/run/netns/s".into(),
-                owned: true,
-            },
-            isolated: false,
-            created: now_rfc3339(),
-        }
+        fixtures::sandbox("s")
     }
 
     fn ep(n: &Network, s: &Sandbox) -> Endpoint {
-        Endpoint {
-            id: Id::random(),
-            network: n.id.clone(),
-            sandbox: s.id.clone(),
-            ifname: "eth1".parse().unwrap(),
-            ip: "10.3.0.7".parse().unwrap(),
-            mac: Mac::for_ip("10.3.0.7".parse().unwrap()),
-            aliases: vec![],
-            ports: vec![],
-        }
+        let mut e = fixtures::endpoint(n, s, "10.3.0.7", &[], &[]);
+        e.ifname = "eth1".parse().unwrap();
+        e
     }
 
     #[test]
@@ -177,7 +148,7 @@ mod tests {
 
     #[test]
     fn orphans_are_only_ours() {
-        let n = net(false);
+        let n = fixtures::with_bridge(net(false), |b| b.bridge = "netd-abc".parse().unwrap());
         let s = sandbox();
         let e = ep(&n, &s);
         let hv = e.host_veth().to_string();
