@@ -436,11 +436,6 @@ impl Endpoint {
     pub fn host_veth(&self) -> IfName {
         IfName(format!("{HOST_VETH_PREFIX}{}", &self.id.as_str()[..12]))
     }
-
-    /// The name the container side has while it is still in the host namespace.
-    pub fn temp_peer(&self) -> IfName {
-        IfName(format!("ndp-{}", &self.id.as_str()[..11]))
-    }
 }
 
 /// Host-side veths are named `nd-` + 12 hex digits of the endpoint id.

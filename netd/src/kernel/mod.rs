@@ -58,7 +58,6 @@ pub async fn apply_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
     }
     let spec = link::VethSpec {
         host: &plan.host_veth,
-        peer_temp: &plan.peer_temp,
         ifname: &plan.ifname,
         mac: plan.mac,
         mtu: plan.bridge.mtu,
@@ -96,8 +95,7 @@ async fn endpoint_is_complete(
 /// Remove an endpoint's veth pair. Deleting the host end takes the peer with
 /// it; a sandbox namespace that is already gone took both.
 pub async fn remove_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
-    host.delete_link(&plan.host_veth).await?;
-    host.delete_link(&plan.peer_temp).await
+    host.delete_link(&plan.host_veth).await
 }
 
 /// Bring `lo` up in a sandbox namespace (what a `none` sandbox gets).

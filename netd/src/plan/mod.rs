@@ -38,7 +38,6 @@ pub fn bridge(net: &Network) -> Option<BridgePlan> {
 pub struct EndpointPlan {
     pub bridge: BridgePlan,
     pub host_veth: String,
-    pub peer_temp: String,
     pub ifname: String,
     pub mac: [u8; 6],
     pub address: Ipv4Net,
@@ -54,7 +53,6 @@ pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<Endpo
     Some(EndpointPlan {
         bridge: bridge(net)?,
         host_veth: ep.host_veth().to_string(),
-        peer_temp: ep.temp_peer().to_string(),
         ifname: ep.ifname.to_string(),
         mac: ep.mac.0,
         address: Ipv4Net::new(ep.ip, b.subnet.prefix_len()).ok()?,
@@ -83,7 +81,6 @@ pub fn orphan_links<'a>(
         .into_iter()
         .filter(|name| {
             (name.starts_with(HOST_VETH_PREFIX) && !veths.contains(*name))
-                || (name.starts_with("ndp-"))
                 || (name.starts_with(BRIDGE_PREFIX) && !bridges.contains(*name))
         })
         .map(str::to_string)
@@ -125,7 +122,6 @@ mod tests {
         assert_eq!(p.gateway, Some("10.3.0.1".parse().unwrap()));
         assert_eq!(p.ifname, "eth1");
         assert!(p.host_veth.starts_with("nd-") && p.host_veth.len() <= 15);
-        assert!(p.peer_temp.len() <= 15);
         assert_eq!(p.netns, PathBuf::from("/run/netns/s"));
     }
 
@@ -159,11 +155,10 @@ mod tests {
             "netd-dead",
             hv.as_str(),
             "nd-000000000000",
-            "ndp-1",
             "docker0",
         ];
         let mut o = orphan_links(&[n], &[e], present);
         o.sort();
-        assert_eq!(o, vec!["nd-000000000000", "ndp-1", "netd-dead"]);
+        assert_eq!(o, vec!["nd-000000000000", "netd-dead"]);
     }
 }
