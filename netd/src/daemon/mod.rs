@@ -419,14 +419,28 @@ pub async fn run(paths: &Paths) -> Result<()> {
         .with_state(daemon);
     info!(socket = %paths.socket.display(), "netd daemon listening");
     let socket: PathBuf = paths.socket.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serve")?;
+    // Stop accepting on SIGTERM/SIGINT, let requests in flight finish, but
+    // never wait on long-lived streams (events) for more than a moment.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let graceful = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    tokio::select! {
+        r = server => r.context("serve")?,
+        _ = async {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => info!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"),
+    }
     let _ = std::fs::remove_file(&socket);
     info!("netd daemon stopped");
     Ok(())
 }
+
+/// How long SIGTERM waits for open requests (event streams never end).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
