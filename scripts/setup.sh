@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Install what netd needs to build, run and be tested on Debian 12 (bookworm).
+#
+#   sudo scripts/setup.sh
+#
+# Idempotent and quiet: packages that are already installed are skipped (and
+# `apt-get update` only runs when something is missing); it prints one line
+# per thing it changes and a summary. apt's output goes to a log file that is
+# shown only if a step fails.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        exec sudo --preserve-env=PATH,RUSTUP_HOME,CARGO_HOME "$0" "$@"
+    fi
+    die "run as root (apt-get needs it)"
+fi
+
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script is for Debian 12"
+
+# Build: nftnl-sys/mnl-sys link libnftnl/libmnl through pkg-config; cmake is
+# needed by zlib-ng (pulled in by the load balancer's dependencies).
+BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev)
+# Run and test: ip, nft, ping, dig, ps/pgrep, curl, python3.
+TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3)
+
+APT_LOG=$(mktemp /tmp/netd-setup-apt.XXXXXX.log)
+trap 'rm -f "$APT_LOG"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+
+apt_quiet() {
+    if ! "$@" >>"$APT_LOG" 2>&1; then
+        tail -n 30 "$APT_LOG" >&2
+        die "failed: $*"
+    fi
+}
+
+installed() {
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
+}
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "${TOOL_PKGS[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+
+updated=0
+apt_update() {
+    if [ "$updated" -eq 0 ]; then
+        apt_quiet apt-get -q update
+        updated=1
+    fi
+}
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt_update
+    apt_quiet apt-get -q install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The docker CLI is only used to show that the stock client works against
+# netd's socket; the daemon (dockerd) is never needed. Many images ship the
+# CLI already; otherwise take Debian's package (docker-cli where it exists,
+# docker.io on bookworm).
+if ! command -v docker >/dev/null 2>&1; then
+    apt_update
+    pkg=""
+    for candidate in docker-cli docker.io; do
+        if apt-cache show "$candidate" >/dev/null 2>&1; then
+            pkg=$candidate
+            break
+        fi
+    done
+    [ -n "$pkg" ] || die "no docker CLI package (docker-cli or docker.io) in the apt sources"
+    log "installing $pkg (for the docker CLI)"
+    apt_quiet apt-get -q install -y --no-install-recommends "$pkg"
+fi
+
+# Rust: CI and most machines have a rustup toolchain; make sure the lint
+# components .ci/run uses are there.
+if command -v rustup >/dev/null 2>&1; then
+    have=$(rustup component list --installed 2>/dev/null || true)
+    for comp in rustfmt clippy; do
+        if ! grep -q "^${comp}" <<<"$have"; then
+            log "adding rustup component $comp"
+            rustup component add "$comp" >>"$APT_LOG" 2>&1 || {
+                tail -n 20 "$APT_LOG" >&2
+                die "rustup component add $comp failed"
+            }
+        fi
+    done
+elif ! command -v cargo >/dev/null 2>&1; then
+    log "warning: no Rust toolchain found; install one with rustup (https://rustup.rs), Rust 1.88 or newer"
+fi
+
+log "ok: build and test dependencies are installed"
