@@ -14,6 +14,9 @@ pub enum Error {
     /// The request itself is wrong.
     #[error("{0}")]
     Invalid(String),
+    /// The request is valid but not allowed (a predefined network).
+    #[error("{0}")]
+    Forbidden(String),
     /// The state database failed.
     #[error("state store: {0}")]
     Store(String),

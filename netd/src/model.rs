@@ -248,6 +248,7 @@ fn bool_option(options: &BTreeMap<String, String>, key: &str) -> Result<bool, In
 
 /// A request to create a network, as the CLI and the API receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetworkCreate {
     pub name: String,
     /// "bridge" when empty.
@@ -377,7 +378,7 @@ impl NetworkCreate {
             bridge,
             mtu,
             internal: self.internal,
-            masquerade: bool_option(&self.options, OPT_MASQUERADE)?,
+            masquerade: bool_option(&self.options, OPT_MASQUERADE)? && !self.internal,
             icc: bool_option(&self.options, OPT_ICC)?,
             options: self.options.clone(),
             labels: self.labels.clone(),
@@ -581,7 +582,9 @@ fn parse_range(spec: &str, s: &str) -> Result<PortRange, Invalid> {
 }
 
 /// A published port: Docker's `-p [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/PROTO]`.
+/// In JSON it is read either as that string or as the object it is written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "PortMappingRepr")]
 pub struct PortMapping {
     /// None: every host address.
     pub host_ip: Option<IpAddr>,
@@ -589,6 +592,41 @@ pub struct PortMapping {
     pub host_port: Option<PortRange>,
     pub container_port: PortRange,
     pub proto: Proto,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortMappingRepr {
+    Spec(String),
+    Fields {
+        host_ip: Option<IpAddr>,
+        host_port: Option<PortRange>,
+        container_port: PortRange,
+        proto: Proto,
+    },
+}
+
+impl TryFrom<PortMappingRepr> for PortMapping {
+    type Error = Invalid;
+    fn try_from(r: PortMappingRepr) -> Result<Self, Invalid> {
+        match r {
+            PortMappingRepr::Spec(s) => s.parse(),
+            // Re-validate through the string form, so both spellings obey the same rules.
+            PortMappingRepr::Fields {
+                host_ip,
+                host_port,
+                container_port,
+                proto,
+            } => PortMapping {
+                host_ip,
+                host_port,
+                container_port,
+                proto,
+            }
+            .to_string()
+            .parse(),
+        }
+    }
 }
 
 impl FromStr for PortMapping {
@@ -677,6 +715,7 @@ impl fmt::Display for PortMapping {
 
 /// A request to put a sandbox on a network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EndpointRequest {
     pub ip: Option<Ipv4Addr>,
     #[serde(default)]
@@ -710,6 +749,7 @@ impl EndpointRequest {
 
 /// A request to create a sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SandboxCreate {
     pub name: String,
     /// A network name, "host" or "none"; the default network when absent.
@@ -884,6 +924,28 @@ mod tests {
         ] {
             assert!(bad.parse::<PortMapping>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn publish_json_accepts_both_spellings() {
+        let a: PortMapping = serde_json::from_str(r#""8080:80/udp""#).unwrap();
+        let b: PortMapping = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(a, b);
+        assert!(serde_json::from_str::<PortMapping>(r#""8080:80/icmp""#).is_err());
+        let bad = r#"{"host_ip":null,"host_port":{"start":9,"end":10},"container_port":{"start":1,"end":1},"proto":"tcp"}"#;
+        assert!(
+            serde_json::from_str::<PortMapping>(bad).is_err(),
+            "ranges of different length"
+        );
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields() {
+        assert!(serde_json::from_str::<SandboxCreate>(r#"{"name":"x","netwrok":"n"}"#).is_err());
+        assert!(
+            serde_json::from_str::<NetworkCreate>(r#"{"name":"x","subnett":"10.0.0.0/24"}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -288,6 +288,14 @@ impl Netd {
 
     pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
         let v = req.validate()?;
+        if let Some(b) = &v.bridge
+            && self.host.link(b.as_str()).await.map_err(kernel)?.is_some()
+        {
+            // netd deletes the bridge with the network: never adopt a link it did not make.
+            return Err(Error::Conflict(format!(
+                "interface {b} already exists on the host"
+            )));
+        }
         let routes = if v.subnet.is_none() {
             self.host.route_destinations().await.map_err(kernel)?
         } else {
@@ -378,7 +386,7 @@ impl Netd {
             Ok((n, names))
         })?;
         if net.is_predefined() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Forbidden(format!(
                 "{} is a pre-defined network and cannot be removed",
                 net.name
             )));
@@ -443,7 +451,14 @@ impl Netd {
         let name: Name = req.name.parse()?;
         req.endpoint.validate()?;
         let network = req.network.as_deref().unwrap_or("bridge");
-        let net = self.store.read(|c| store::network(c, network))?;
+        let net = self.store.read(|c| {
+            if store::sandbox_name_taken(c, &name)? {
+                return Err(Error::Conflict(format!(
+                    "sandbox with name {name} already exists"
+                )));
+            }
+            store::network(c, network)
+        })?;
         let has_endpoint_opts = req.endpoint.ip.is_some()
             || !req.endpoint.aliases.is_empty()
             || !req.endpoint.ports.is_empty()

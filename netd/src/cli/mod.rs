@@ -56,7 +56,7 @@ pub struct DaemonArgs {
     /// Where the state database lives.
     #[arg(long, env = "NETD_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
-    /// Runtime files (lock, socket by default).
+    /// Runtime directory, created at start (the socket path is --socket).
     #[arg(long, env = "NETD_RUN_DIR", default_value = DEFAULT_RUN_DIR)]
     pub run_dir: PathBuf,
 }
@@ -76,6 +76,7 @@ pub enum NetworkCmd {
         /// IPv4 subnet in CIDR form; a free private range when omitted.
         #[arg(long)]
         subnet: Option<String>,
+        /// Gateway address (default: the subnet's first address).
         #[arg(long)]
         gateway: Option<String>,
         /// Allocate dynamic addresses from this sub-range.
@@ -84,10 +85,12 @@ pub enum NetworkCmd {
         /// No route out, no masquerade.
         #[arg(long)]
         internal: bool,
-        /// Driver options KEY=VALUE (com.docker.network.bridge.name, com.docker.network.driver.mtu).
+        /// Driver options KEY=VALUE: com.docker.network.bridge.name, com.docker.network.driver.mtu,
+        /// com.docker.network.bridge.enable_ip_masquerade, com.docker.network.bridge.enable_icc.
         #[arg(long = "opt", short = 'o', value_parser = key_value)]
         opts: Vec<(String, String)>,
-        #[arg(long = "label", value_parser = key_value)]
+        /// Metadata KEY[=VALUE].
+        #[arg(long = "label", value_parser = label)]
         labels: Vec<(String, String)>,
         name: String,
     },
@@ -197,6 +200,14 @@ pub struct EndpointArgs {
     mac: Option<String>,
 }
 
+fn label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        None if !s.is_empty() => Ok((s.to_string(), String::new())),
+        _ => Err(format!("expected KEY[=VALUE], got {s:?}")),
+    }
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -290,11 +301,14 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Network(n) => network(&c, n),
         Command::Sandbox(s) => sandbox(&c, s),
-        Command::Events => c.stream_lines("/netd/events", |l| {
-            println!("{l}");
-            std::io::stdout().flush()?;
-            Ok(())
-        }),
+        Command::Events => {
+            c.stream_lines("/netd/events", |l| {
+                println!("{l}");
+                std::io::stdout().flush()?;
+                Ok(())
+            })?;
+            bail!("the daemon closed the event stream")
+        }
     }
 }
 

@@ -39,6 +39,7 @@ impl From<Error> for ApiError {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Store(_) | Error::Kernel(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -129,6 +130,7 @@ fn strip_version(path: &str) -> &str {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConnectBody {
     sandbox: String,
     #[serde(default)]
@@ -136,6 +138,7 @@ struct ConnectBody {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DisconnectBody {
     sandbox: String,
     #[serde(default)]
@@ -143,6 +146,7 @@ struct DisconnectBody {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct PruneBody {
     #[serde(default)]
     filters: Option<Value>,
@@ -348,6 +352,20 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// One daemon per network namespace: an abstract Unix socket name is scoped
+/// to the namespace, so holding it is a lock that dies with the process.
+fn lock_namespace() -> Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(b"netd-daemon")?;
+    std::os::unix::net::UnixListener::bind_addr(&addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("another netd daemon is already running in this network namespace")
+        } else {
+            anyhow::Error::from(e).context("take the namespace lock")
+        }
+    })
+}
+
 /// Take the daemon lock under the state dir: one daemon per state.
 fn lock_state(state_dir: &Path) -> Result<std::fs::File> {
     std::fs::create_dir_all(state_dir)
@@ -395,9 +413,13 @@ fn bind_socket(path: &Path) -> Result<UnixListener> {
 /// Run the daemon until SIGTERM or SIGINT. Containers' networks stay as they
 /// are when it stops: the kernel keeps them, the next start reconciles.
 pub async fn run(paths: &Paths) -> Result<()> {
+    // Every check that can refuse to start comes before the reconcile, which
+    // removes links it does not know: never let a second daemon do that.
+    let _ns_lock = lock_namespace()?;
     let _lock = lock_state(&paths.state_dir)?;
     std::fs::create_dir_all(&paths.run_dir)
         .with_context(|| format!("create {}", paths.run_dir.display()))?;
+    let listener = bind_socket(&paths.socket)?;
     let netd = Netd::open(&paths.state_dir).await.context("open state")?;
     let report = netd.reconcile().await.context("reconcile")?;
     info!(
@@ -412,7 +434,6 @@ pub async fn run(paths: &Paths) -> Result<()> {
     }
     let netd = Arc::new(netd);
     netd.watch_firewall().context("watch nftables")?;
-    let listener = bind_socket(&paths.socket)?;
     let daemon = Arc::new(Daemon { netd });
     let app = axum::Router::new()
         .fallback(|State(d): State<Arc<Daemon>>, req: Request| async move { d.dispatch(req).await })
