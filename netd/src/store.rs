@@ -60,6 +60,10 @@ CREATE TABLE published (
 CREATE INDEX published_by_port ON published(proto, port);
 ";
 
+/// The kernel refuses a bridge's 1024th port (BR_MAX_PORTS, with port 0
+/// reserved): say so before trying.
+pub const MAX_BRIDGE_PORTS: usize = 1023;
+
 /// Host ports handed out when a publish spec names none (Docker's range).
 pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49153..=65535;
 
@@ -372,6 +376,12 @@ pub fn insert_endpoint(
         })
         .collect::<Result<_>>()?
     };
+    if used.len() >= MAX_BRIDGE_PORTS {
+        return Err(Error::Conflict(format!(
+            "network {} is full: a Linux bridge takes at most {MAX_BRIDGE_PORTS} endpoints",
+            network.name
+        )));
+    }
     let ip = ipam::allocate(cfg, &used, req.ip)?;
     let taken_ifs: BTreeSet<String> = {
         let mut st = c.prepare_cached("SELECT ifname FROM endpoints WHERE sandbox_id = ?1")?;
