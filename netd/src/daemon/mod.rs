@@ -199,7 +199,7 @@ impl Daemon {
                     "ApiVersion": docker::API_VERSION,
                     "MinAPIVersion": docker::MIN_API_VERSION,
                     "Os": "linux",
-                    "Arch": std::env::consts::ARCH,
+                    "Arch": go_arch(),
                     "Components": [{ "Name": "netd", "Version": env!("CARGO_PKG_VERSION") }],
                 }),
             ),
@@ -342,6 +342,15 @@ impl Daemon {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from_stream(stream))
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
+
+/// Docker reports Go's architecture names.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
     }
 }
 

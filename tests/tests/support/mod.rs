@@ -182,7 +182,11 @@ impl Daemon {
         self.child = Some(child);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+            // The socket is bound before the start-up reconcile; a request
+            // answered means the daemon is serving.
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok()
+                && self.cli(&["network", "ls"]).status.success()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -191,6 +195,20 @@ impl Daemon {
             "daemon did not come up: {}",
             std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
         );
+    }
+
+    /// SIGKILL the daemon, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same state dir and socket.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
