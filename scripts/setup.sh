@@ -25,7 +25,9 @@ command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script is for
 # needed by zlib-ng (pulled in by the load balancer's dependencies).
 BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev)
 # Run and test: ip, nft, ping, dig, ps/pgrep, curl, python3.
-TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3)
+# dnsmasq-base: the binary only (no service that would start in the root namespace),
+# used as the upstream resolver in the DNS tests.
+TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base)
 
 APT_LOG=$(mktemp /tmp/netd-setup-apt.XXXXXX.log)
 trap 'rm -f "$APT_LOG"' EXIT

@@ -4,7 +4,8 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("NETD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("NETD_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -565,6 +565,9 @@ impl Netd {
         if let SandboxNet::Namespace { path, owned } = &sandbox.net {
             if *owned {
                 netns::create_named(sandbox.name.as_str()).map_err(kernel)?;
+                if ep.is_some() {
+                    netns::write_resolv_conf(sandbox.name.as_str()).map_err(kernel)?;
+                }
             }
             k::apply_loopback(Path::new(path)).await.map_err(kernel)?;
         }
@@ -583,6 +586,7 @@ impl Netd {
         }
         if let SandboxNet::Namespace { path, owned: true } = &sandbox.net {
             let _ = netns::delete_named(Path::new(path));
+            netns::remove_etc(sandbox.name.as_str());
         }
         if let Err(e) = self.store.write(|c| store::delete_sandbox(c, &sandbox.id)) {
             warn!(sandbox = %sandbox.name, "could not undo sandbox record: {e}");
@@ -633,6 +637,9 @@ impl Netd {
                 }
                 warn!(sandbox = %sandbox.name, "forced removal: {e:#}");
             }
+        }
+        if let SandboxNet::Namespace { owned: true, .. } = &sandbox.net {
+            netns::remove_etc(sandbox.name.as_str());
         }
         if let SandboxNet::Namespace { path, owned: true } = &sandbox.net
             && let Err(e) = netns::delete_named(Path::new(path))

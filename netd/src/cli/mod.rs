@@ -59,6 +59,22 @@ pub struct DaemonArgs {
     /// Runtime directory, created at start (the socket path is --socket).
     #[arg(long, env = "NETD_RUN_DIR", default_value = DEFAULT_RUN_DIR)]
     pub run_dir: PathBuf,
+    /// Upstream resolver for names that are not sandboxes', IP[:PORT],
+    /// repeatable (default: the nameservers of /etc/resolv.conf).
+    #[arg(long = "dns-upstream", value_parser = upstream)]
+    pub dns_upstream: Vec<std::net::SocketAddr>,
+    /// TTL of the answers for sandbox names, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub dns_ttl: u32,
+}
+
+fn upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse()
+        .or_else(|_| {
+            s.parse::<std::net::IpAddr>()
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+        })
+        .map_err(|_| format!("expected IP or IP:PORT, got {s:?}"))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,7 +313,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("start runtime")?;
-            rt.block_on(crate::daemon::run(&paths))
+            let dns = netd_dns::Config {
+                upstreams: a.dns_upstream,
+                ttl: a.dns_ttl,
+                ..Default::default()
+            };
+            rt.block_on(crate::daemon::run(&paths, dns))
         }
         Command::Network(n) => network(&c, n),
         Command::Sandbox(s) => sandbox(&c, s),
@@ -570,7 +591,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
                 &format!("/netd/sandboxes/{}", seg(&name)),
                 None::<&()>,
             )?;
-            exec_in(&d.netns, &cmd)?;
+            exec_in(&d.netns, d.sandbox.name.as_str(), &cmd)?;
         }
     }
     Ok(())
@@ -578,11 +599,35 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
 
 /// Join the namespace and replace this process with `cmd`. The CLI is
 /// single-threaded here, so setns affects the whole process.
-fn exec_in(netns: &str, cmd: &[String]) -> Result<()> {
+fn exec_in(netns: &str, name: &str, cmd: &[String]) -> Result<()> {
+    use nix::mount::{MsFlags, mount};
     use std::os::unix::process::CommandExt;
     let f = std::fs::File::open(netns).with_context(|| format!("open {netns}"))?;
     nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
         .with_context(|| format!("enter {netns}"))?;
+    // Like `ip netns exec`: a private mount namespace where the sandbox's
+    // resolv.conf stands in for the host's.
+    let resolv = crate::kernel::netns::etc_dir(name).join("resolv.conf");
+    if resolv.exists() {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .context("unshare the mount namespace")?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .context("make / a slave mount")?;
+        mount(
+            Some(&resolv),
+            "/etc/resolv.conf",
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .context("bind the sandbox's resolv.conf")?;
+    }
     let err = std::process::Command::new(&cmd[0]).args(&cmd[1..]).exec();
     Err(err).with_context(|| format!("exec {}", cmd[0]))
 }

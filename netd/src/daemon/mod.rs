@@ -5,6 +5,7 @@
 //! routes (so `DOCKER_HOST=unix://…` works) and netd's own under `/netd/`.
 //! Both call the same [`Netd`] operations.
 
+pub mod dns_host;
 pub mod docker;
 
 use std::os::unix::fs::PermissionsExt;
@@ -28,6 +29,7 @@ use crate::ops::{Netd, Paths};
 
 pub struct Daemon {
     netd: Arc<Netd>,
+    dns: Arc<dns_host::DnsHost>,
 }
 
 /// An API failure: status plus Docker's `{"message": …}` body.
@@ -306,6 +308,10 @@ impl Daemon {
                 StatusCode::OK,
                 n.remove_sandbox(id, truthy(query(q, "force"))).await?,
             ),
+            ("POST", ["netd", "dns", "sync"]) => {
+                self.dns.sync(n).await;
+                ok_json(StatusCode::OK, json!({}))
+            }
             ("POST", ["netd", "reconcile"]) => ok_json(StatusCode::OK, n.reconcile().await?),
             ("GET", ["netd", "events"]) => Ok(self.event_stream(false)),
             _ => Err(ApiError(
@@ -421,7 +427,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener> {
 
 /// Run the daemon until SIGTERM or SIGINT. Containers' networks stay as they
 /// are when it stops: the kernel keeps them, the next start reconciles.
-pub async fn run(paths: &Paths) -> Result<()> {
+pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
     // Every check that can refuse to start comes before the reconcile, which
     // removes links it does not know: never let a second daemon do that.
     let _ns_lock = lock_namespace()?;
@@ -443,7 +449,10 @@ pub async fn run(paths: &Paths) -> Result<()> {
     }
     let netd = Arc::new(netd);
     netd.watch_firewall().context("watch nftables")?;
-    let daemon = Arc::new(Daemon { netd });
+    let dns = Arc::new(dns_host::DnsHost::new(dns));
+    dns.sync(&netd).await;
+    dns.follow(Arc::clone(&netd));
+    let daemon = Arc::new(Daemon { netd, dns });
     let app = axum::Router::new()
         .fallback(|State(d): State<Arc<Daemon>>, req: Request| async move { d.dispatch(req).await })
         .with_state(daemon);

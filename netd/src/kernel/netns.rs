@@ -153,3 +153,35 @@ pub fn set_sysctl(path: &Path, key: &str, value: &str) -> Result<()> {
         Ok(())
     })
 }
+
+/// Per-namespace files, as `ip netns exec` bind-mounts them over /etc.
+pub fn etc_dir(name: &str) -> PathBuf {
+    Path::new("/etc/netns").join(name)
+}
+
+/// Point the sandbox's resolver at netd's DNS server, keeping the host's
+/// search domains (`ndots:0`, as Docker does, so single names are tried as is).
+pub fn write_resolv_conf(name: &str) -> Result<()> {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let search: Vec<&str> = host
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("search ")
+                .or_else(|| l.strip_prefix("domain "))
+        })
+        .flat_map(str::split_whitespace)
+        .collect();
+    let mut text = String::from("# written by netd\nnameserver 127.0.0.11\n");
+    if !search.is_empty() {
+        text.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    text.push_str("options ndots:0\n");
+    let dir = etc_dir(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::write(dir.join("resolv.conf"), text)
+        .with_context(|| format!("write {}/resolv.conf", dir.display()))
+}
+
+pub fn remove_etc(name: &str) {
+    let _ = std::fs::remove_dir_all(etc_dir(name));
+}

@@ -143,10 +143,16 @@ pub struct Daemon {
     child: Option<std::process::Child>,
     dir: PathBuf,
     host: String,
+    extra: Vec<String>,
 }
 
 impl Daemon {
     pub fn start(host: &Netns) -> Daemon {
+        Daemon::start_with(host, &[])
+    }
+
+    /// Start with extra `netd daemon` flags.
+    pub fn start_with(host: &Netns, extra: &[&str]) -> Daemon {
         let dir =
             std::env::temp_dir().join(format!("netd-test-{}-{}", host.name(), std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -155,6 +161,7 @@ impl Daemon {
             child: None,
             dir,
             host: host.name().to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -175,6 +182,7 @@ impl Daemon {
             .arg(self.dir.join("state"))
             .arg("--run-dir")
             .arg(self.dir.join("run"))
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

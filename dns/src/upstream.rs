@@ -1,0 +1,123 @@
+//! Forwarding to upstream resolvers: every upstream is asked at once and the
+//! first answer wins, each bounded by a timeout, so a dead upstream costs
+//! nothing while another one answers, and local names never wait on it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_server::proto::op::{Message, Query};
+use hickory_server::proto::rr::{Name, RecordType};
+use tokio::net::UdpSocket;
+
+pub struct Upstreams {
+    fixed: Vec<SocketAddr>,
+    timeout: Duration,
+}
+
+/// `nameserver` lines of a resolv.conf, port 53.
+pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver")).then(|| w.next()).flatten()
+        })
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+impl Upstreams {
+    pub fn new(fixed: Vec<SocketAddr>, timeout: Duration) -> Upstreams {
+        Upstreams { fixed, timeout }
+    }
+
+    /// The configured upstreams, or the host's, read anew each time so an
+    /// edited /etc/resolv.conf applies at once.
+    fn servers(&self) -> Vec<SocketAddr> {
+        if !self.fixed.is_empty() {
+            return self.fixed.clone();
+        }
+        std::fs::read_to_string("/etc/resolv.conf")
+            .map(|t| parse_resolv_conf(&t))
+            .unwrap_or_default()
+    }
+
+    pub async fn resolve(&self, name: &Name, qtype: RecordType) -> Result<Message, String> {
+        let servers = self.servers();
+        if servers.is_empty() {
+            return Err("no upstream resolver".into());
+        }
+        let mut q = Message::query();
+        q.metadata.recursion_desired = true;
+        q.add_query(Query::query(name.clone(), qtype));
+        let bytes = q.to_vec().map_err(|e| e.to_string())?;
+        let id = q.metadata.id;
+        let asks = servers.into_iter().map(|s| {
+            let bytes = bytes.clone();
+            Box::pin(async move {
+                let bind: SocketAddr = if s.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+                    .parse()
+                    .expect("literal");
+                let sock = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
+                sock.send_to(&bytes, s).await.map_err(|e| e.to_string())?;
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let (n, from) = sock.recv_from(&mut buf).await.map_err(|e| e.to_string())?;
+                    if from != s {
+                        continue;
+                    }
+                    if let Ok(m) = Message::from_vec(&buf[..n])
+                        && m.metadata.id == id
+                    {
+                        return Ok::<Message, String>(m);
+                    }
+                }
+            })
+        });
+        let first = futures_select_ok(asks.collect());
+        tokio::time::timeout(self.timeout, first)
+            .await
+            .map_err(|_| "upstream timeout".to_string())?
+    }
+}
+
+/// The first Ok of several futures, or the last error.
+async fn futures_select_ok<F>(mut futs: Vec<std::pin::Pin<Box<F>>>) -> Result<Message, String>
+where
+    F: std::future::Future<Output = Result<Message, String>>,
+{
+    let mut last = Err("no upstream answered".to_string());
+    while !futs.is_empty() {
+        let (res, i) = std::future::poll_fn(|cx| {
+            for (i, f) in futs.iter_mut().enumerate() {
+                if let std::task::Poll::Ready(r) = f.as_mut().poll(cx) {
+                    return std::task::Poll::Ready((r, i));
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        drop(futs.remove(i));
+        match res {
+            Ok(m) => return Ok(m),
+            Err(e) => last = Err(e),
+        }
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf() {
+        let v = parse_resolv_conf(
+            "# x\nsearch lan\nnameserver 10.0.0.1\nnameserver ::1\nnameserver bad\n",
+        );
+        assert_eq!(
+            v,
+            vec!["10.0.0.1:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
+        );
+    }
+}

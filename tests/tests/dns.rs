@@ -1,0 +1,213 @@
+//! The embedded DNS server with real queries: `dig @127.0.0.11` from inside
+//! sandboxes, over UDP and TCP, with dnsmasq in an "outside" namespace as the
+//! upstream resolver.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{Child, Daemon, Netns, run_ok};
+
+/// `dig` from inside `ns`; (status, answers in order, elapsed).
+fn dig(ns: &str, args: &[&str]) -> (String, Vec<String>, Duration) {
+    let mut full = vec![
+        "netns",
+        "exec",
+        ns,
+        "dig",
+        "@127.0.0.11",
+        "+tries=1",
+        "+time=3",
+    ];
+    full.extend_from_slice(args);
+    let t = Instant::now();
+    let out = Command::new("ip").args(&full).output().expect("run dig");
+    let took = t.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .lines()
+        .find_map(|l| l.split("status: ").nth(1))
+        .map(|s| s.split(',').next().unwrap_or("").to_string())
+        .unwrap_or_else(|| format!("no answer: {text}"));
+    let mut answers = Vec::new();
+    let mut in_answer = false;
+    for l in text.lines() {
+        if l.starts_with(";; ANSWER SECTION") {
+            in_answer = true;
+        } else if in_answer && l.trim().is_empty() {
+            in_answer = false;
+        } else if in_answer {
+            answers.push(l.split_whitespace().last().unwrap_or("").to_string());
+        }
+    }
+    (status, answers, took)
+}
+
+#[test]
+fn names_aliases_rotation_ptr_scoping_and_forwarding() {
+    let tag = format!("ndD{}", std::process::id());
+    let host = Netns::new(&format!("{tag}-host"));
+    let outside = Netns::new(&format!("{tag}-out"));
+    let up = format!("ndDu{}", std::process::id() % 100_000);
+    let upo = format!("{up}o");
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &up,
+            "netns",
+            host.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &upo,
+            "netns",
+            outside.name(),
+        ],
+    );
+    host.run_ok("ip", &["addr", "add", "10.202.9.1/24", "dev", &up]);
+    host.run_ok("ip", &["link", "set", &up, "up"]);
+    outside.run_ok("ip", &["addr", "add", "10.202.9.2/24", "dev", &upo]);
+    outside.run_ok("ip", &["link", "set", &upo, "up"]);
+    let _dnsmasq: Child = support::spawn_in(
+        outside.name(),
+        "dnsmasq",
+        &[
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=10.202.9.2",
+            "--address=/example.test/192.0.2.7",
+            "--pid-file=",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // Two upstreams, one dead (nothing listens there): asked in parallel,
+    // the live one answers.
+    let daemon = Daemon::start_with(
+        &host,
+        &[
+            "--dns-upstream",
+            "10.202.9.77",
+            "--dns-upstream",
+            "10.202.9.2",
+        ],
+    );
+    let name = |s: &str| format!("{tag}-{s}");
+    let (front, back) = (name("front"), name("back"));
+    daemon.cli_ok(&["network", "create", "--subnet", "10.204.1.0/24", &front]);
+    daemon.cli_ok(&["network", "create", "--subnet", "10.204.2.0/24", &back]);
+    let (a, b, c, db) = (name("a"), name("b"), name("c"), name("db"));
+    for s in [&a, &b, &c] {
+        daemon.cli_ok(&[
+            "sandbox",
+            "create",
+            "--network",
+            &front,
+            "--alias",
+            "web",
+            s,
+        ]);
+    }
+    daemon.cli_ok(&["sandbox", "create", "--network", &back, &db]);
+
+    // An alias with three members: all three in every answer, the first rotating.
+    let mut firsts = Vec::new();
+    for _ in 0..3 {
+        let (status, answers, _) = dig(&a, &["web"]);
+        assert_eq!(status, "NOERROR");
+        let mut sorted = answers.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec!["10.204.1.2", "10.204.1.3", "10.204.1.4"]);
+        firsts.push(answers[0].clone());
+    }
+    firsts.sort();
+    firsts.dedup();
+    assert_eq!(
+        firsts.len(),
+        3,
+        "successive answers must start with successive members"
+    );
+
+    // Sandbox name (any case), NAME.NETWORK over TCP, PTR, AAAA without IPv6.
+    assert_eq!(dig(&a, &[&b.to_uppercase()]).1, vec!["10.204.1.3"]);
+    assert_eq!(
+        dig(&a, &["+tcp", &format!("{b}.{front}")]).1,
+        vec!["10.204.1.3"]
+    );
+    assert_eq!(
+        dig(&a, &["-x", "10.204.1.4"]).1,
+        vec![format!("{c}.{front}.").to_lowercase()]
+    );
+    let (status, answers, _) = dig(&a, &["web", "AAAA"]);
+    assert_eq!(
+        (status.as_str(), answers.len()),
+        ("NOERROR", 0),
+        "AAAA of an IPv4-only name is NODATA"
+    );
+
+    // A name from another network does not resolve.
+    let (status, answers, _) = dig(&a, &[&db]);
+    assert!(
+        answers.is_empty(),
+        "{db} resolved from another network: {answers:?}"
+    );
+    assert_ne!(status, "NOERROR");
+
+    // Forwarded to the upstream, despite a dead one in the list, promptly.
+    let (status, answers, took) = dig(&a, &["www.example.test"]);
+    assert_eq!(
+        (status.as_str(), answers),
+        ("NOERROR", vec!["192.0.2.7".to_string()])
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "forwarding waited on the dead upstream: {took:?}"
+    );
+
+    // Local answers never wait on upstream work: a query only the dead
+    // upstream could answer is in flight while a local one is asked.
+    let slow_ns = a.clone();
+    let slow = std::thread::spawn(move || dig(&slow_ns, &["nothing.invalid"]));
+    std::thread::sleep(Duration::from_millis(100));
+    let (_, answers, took) = dig(&a, &[&b]);
+    assert_eq!(answers, vec!["10.204.1.3"]);
+    assert!(
+        took < Duration::from_millis(500),
+        "a local answer took {took:?}"
+    );
+    let _ = slow.join();
+
+    // resolv.conf for the sandbox, used by `ip netns exec` and `netd sandbox exec`.
+    let resolv = std::fs::read_to_string(format!("/etc/netns/{a}/resolv.conf")).unwrap();
+    assert!(
+        resolv.contains("nameserver 127.0.0.11") && resolv.contains("ndots:0"),
+        "{resolv}"
+    );
+    let getent = daemon.cli_ok(&["sandbox", "exec", &a, "--", "getent", "hosts", &c]);
+    assert!(getent.starts_with("10.204.1.4"), "{getent}");
+
+    // Leaving and joining show on the next query.
+    daemon.cli_ok(&["sandbox", "rm", &c]);
+    let mut now = dig(&a, &["web"]).1;
+    now.sort();
+    assert_eq!(now, vec!["10.204.1.2", "10.204.1.3"]);
+    assert!(
+        !std::path::Path::new(&format!("/etc/netns/{c}")).exists(),
+        "resolv.conf of a removed sandbox left"
+    );
+    daemon.cli_ok(&["network", "connect", "--alias", "web", &front, &db]);
+    let mut now = dig(&a, &["web"]).1;
+    now.sort();
+    assert_eq!(
+        now,
+        vec!["10.204.1.2", "10.204.1.3", "10.204.1.4"],
+        "the new member is not served"
+    );
+    // ...and db now sees front's names.
+    assert_eq!(dig(&db, &[&a]).1, vec!["10.204.1.2"]);
+}
