@@ -6,15 +6,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Daemon, Netns, run_ok};
-
-fn ping(ns: &str, ip: &str) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
+use support::{Daemon, Netns, ping, run_ok};
 
 /// `ip -j` output of a command run in namespace `ns`.
 fn ip_json(ns: &str, args: &[&str]) -> Value {

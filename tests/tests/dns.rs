@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Child, Daemon, Netns, run_ok};
+use support::{Child, Daemon, Netns, uplink};
 
 /// `dig` from inside `ns`; (status, answers in order, elapsed).
 fn dig(ns: &str, args: &[&str]) -> (String, Vec<String>, Duration) {
@@ -49,29 +49,7 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
     let tag = format!("ndD{}", std::process::id());
     let host = Netns::new(&format!("{tag}-host"));
     let outside = Netns::new(&format!("{tag}-out"));
-    let up = format!("ndDu{}", std::process::id() % 100_000);
-    let upo = format!("{up}o");
-    run_ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &up,
-            "netns",
-            host.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &upo,
-            "netns",
-            outside.name(),
-        ],
-    );
-    host.run_ok("ip", &["addr", "add", "10.202.9.1/24", "dev", &up]);
-    host.run_ok("ip", &["link", "set", &up, "up"]);
-    outside.run_ok("ip", &["addr", "add", "10.202.9.2/24", "dev", &upo]);
-    outside.run_ok("ip", &["link", "set", &upo, "up"]);
+    uplink(&host, &outside, "10.202.9");
     let _dnsmasq: Child = support::spawn_in(
         outside.name(),
         "dnsmasq",

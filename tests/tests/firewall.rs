@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Child, Daemon, Netns, run_ok};
+use support::{Child, Daemon, Netns, ping, uplink};
 
 struct World {
     host: Netns,
@@ -21,43 +21,11 @@ struct World {
 fn world(tag: &str, n: u8) -> World {
     let host = Netns::new(&format!("{tag}-host"));
     let outside = Netns::new(&format!("{tag}-out"));
-    let up = format!(
-        "{}u{}",
-        &tag[..tag.len().min(8)],
-        std::process::id() % 10000
-    );
-    let upo = format!("{up}o");
-    run_ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &up,
-            "netns",
-            host.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &upo,
-            "netns",
-            outside.name(),
-        ],
-    );
-    host.run_ok(
-        "ip",
-        &["addr", "add", &format!("10.202.{n}.1/24"), "dev", &up],
-    );
-    host.run_ok("ip", &["link", "set", &up, "up"]);
+    uplink(&host, &outside, &format!("10.202.{n}"));
     host.run_ok(
         "ip",
         &["route", "add", "default", "via", &format!("10.202.{n}.2")],
     );
-    outside.run_ok(
-        "ip",
-        &["addr", "add", &format!("10.202.{n}.2/24"), "dev", &upo],
-    );
-    outside.run_ok("ip", &["link", "set", &upo, "up"]);
     let daemon = Daemon::start(&host);
     World {
         host,
@@ -98,14 +66,6 @@ fn curl(ns: &str, url: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn ping(ns: &str, ip: &str) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 /// Send one UDP datagram from `ns` and wait for the echo.

@@ -270,3 +270,48 @@ impl Drop for Daemon {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Whether one ping from `ns` to `ip` is answered.
+pub fn ping(ns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Join a host namespace to an "outside" one by a veth: host `PREFIX.1/24`,
+/// outside `PREFIX.2/24` (PREFIX like "10.202.1").
+pub fn uplink(host: &Netns, outside: &Netns, prefix: &str) {
+    let up = format!(
+        "ndup{}{}",
+        std::process::id() % 100_000,
+        prefix.rsplit('.').next().unwrap_or("0")
+    );
+    let up = &up[..up.len().min(13)];
+    let upo = format!("{up}o");
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            up,
+            "netns",
+            host.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &upo,
+            "netns",
+            outside.name(),
+        ],
+    );
+    host.run_ok("ip", &["addr", "add", &format!("{prefix}.1/24"), "dev", up]);
+    host.run_ok("ip", &["link", "set", up, "up"]);
+    outside.run_ok(
+        "ip",
+        &["addr", "add", &format!("{prefix}.2/24"), "dev", &upo],
+    );
+    outside.run_ok("ip", &["link", "set", &upo, "up"]);
+}
