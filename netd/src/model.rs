@@ -723,6 +723,10 @@ pub struct EndpointRequest {
     #[serde(default)]
     pub ports: Vec<PortMapping>,
     pub mac: Option<Mac>,
+    /// The interface name in the sandbox (a CNI runtime's CNI_IFNAME);
+    /// the lowest free `ethN` when absent.
+    #[serde(default)]
+    pub ifname: Option<IfName>,
 }
 
 impl EndpointRequest {

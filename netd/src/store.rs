@@ -388,10 +388,19 @@ pub fn insert_endpoint(
         let rows = st.query_map([sandbox.id.as_str()], |r| r.get::<_, String>(0))?;
         rows.collect::<Result<_, _>>()?
     };
-    let ifname = (0..)
-        .map(|i| format!("eth{i}"))
-        .find(|n| !taken_ifs.contains(n))
-        .unwrap_or_default();
+    let ifname = match &req.ifname {
+        Some(n) if taken_ifs.contains(n.as_str()) => {
+            return Err(Error::Conflict(format!(
+                "sandbox {} already has an interface {n}",
+                sandbox.name
+            )));
+        }
+        Some(n) => n.to_string(),
+        None => (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !taken_ifs.contains(n))
+            .unwrap_or_default(),
+    };
     let ports = resolve_ports(c, &req.ports)?;
     let ep = Endpoint {
         id: Id::random(),

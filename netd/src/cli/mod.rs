@@ -254,6 +254,7 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         aliases,
         ports,
         mac,
+        ifname: None,
     })
 }
 

@@ -196,6 +196,7 @@ impl ConnectRequest {
             aliases: ec.aliases.clone().unwrap_or_default(),
             ports: vec![],
             mac,
+            ifname: None,
         })
     }
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn netd_bin() -> PathBuf {
-    // tests/ sits beside the workspace's target dir; cargo builds netd for us
-    // only if asked, so build it once per test binary.
+/// The workspace's binaries, built once per test binary (cargo builds other
+/// packages' binaries for integration tests only when asked).
+fn workspace_bin(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -15,13 +15,21 @@ pub fn netd_bin() -> PathBuf {
         .to_path_buf();
     BUILD.call_once(|| {
         let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "netd"])
+            .args(["build", "-q", "-p", "netd", "-p", "netd-cni"])
             .current_dir(&root)
             .status()
             .unwrap();
-        assert!(st.success(), "cargo build -p netd failed");
+        assert!(st.success(), "cargo build -p netd -p netd-cni failed");
     });
-    root.join("target/debug/netd")
+    root.join("target/debug").join(name)
+}
+
+pub fn netd_bin() -> PathBuf {
+    workspace_bin("netd")
+}
+
+pub fn cni_bin() -> PathBuf {
+    workspace_bin("netd-cni")
 }
 
 fn check(cmd: &str, args: &[&str], out: &Output) {
