@@ -396,37 +396,8 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 );
             }
         }
-        NetworkCmd::Inspect { names } => {
-            let mut out = Vec::new();
-            let mut missing = Vec::new();
-            for n in &names {
-                match c.call::<NetworkDetail>(
-                    "GET",
-                    &format!("/netd/networks/{}", seg(n)),
-                    None::<&()>,
-                ) {
-                    Ok(d) => out.push(d),
-                    Err(e) => missing.push(e.to_string()),
-                }
-            }
-            print_json(&out)?;
-            if !missing.is_empty() {
-                bail!("{}", missing.join("; "));
-            }
-        }
-        NetworkCmd::Rm { names } => {
-            let mut failed = Vec::new();
-            for n in &names {
-                match c.call::<Value>("DELETE", &format!("/netd/networks/{}", seg(n)), None::<&()>)
-                {
-                    Ok(_) => println!("{n}"),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            if !failed.is_empty() {
-                bail!("{}", failed.join("; "));
-            }
-        }
+        NetworkCmd::Inspect { names } => inspect::<NetworkDetail>(c, "networks", &names)?,
+        NetworkCmd::Rm { names } => remove(c, "networks", &names, "")?,
         NetworkCmd::Prune { force, filters } => {
             let mut f: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
             for spec in &filters {
@@ -480,6 +451,47 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 Some(&json!({ "sandbox": sandbox, "force": force })),
             )?;
         }
+    }
+    Ok(())
+}
+
+/// `inspect NAME...`: a JSON array of what was found; the misses fail the
+/// command after printing the rest, as Docker does.
+fn inspect<T: serde::de::DeserializeOwned + serde::Serialize>(
+    c: &Client,
+    kind: &str,
+    names: &[String],
+) -> Result<()> {
+    let mut out: Vec<T> = Vec::new();
+    let mut missing = Vec::new();
+    for n in names {
+        match c.call::<T>("GET", &format!("/netd/{kind}/{}", seg(n)), None::<&()>) {
+            Ok(d) => out.push(d),
+            Err(e) => missing.push(e.to_string()),
+        }
+    }
+    print_json(&out)?;
+    if !missing.is_empty() {
+        bail!("{}", missing.join("; "));
+    }
+    Ok(())
+}
+
+/// `rm NAME...`: each name printed as it goes, failures reported together.
+fn remove(c: &Client, kind: &str, names: &[String], query: &str) -> Result<()> {
+    let mut failed = Vec::new();
+    for n in names {
+        match c.call::<Value>(
+            "DELETE",
+            &format!("/netd/{kind}/{}{query}", seg(n)),
+            None::<&()>,
+        ) {
+            Ok(_) => println!("{n}"),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
     }
     Ok(())
 }
@@ -551,40 +563,9 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
                 print_table(&["SANDBOX ID", "NAME", "NETWORKS", "IPS", "NETNS"], &rows);
             }
         }
-        SandboxCmd::Inspect { names } => {
-            let mut out = Vec::new();
-            let mut missing = Vec::new();
-            for n in &names {
-                match c.call::<SandboxDetail>(
-                    "GET",
-                    &format!("/netd/sandboxes/{}", seg(n)),
-                    None::<&()>,
-                ) {
-                    Ok(d) => out.push(d),
-                    Err(e) => missing.push(e.to_string()),
-                }
-            }
-            print_json(&out)?;
-            if !missing.is_empty() {
-                bail!("{}", missing.join("; "));
-            }
-        }
+        SandboxCmd::Inspect { names } => inspect::<SandboxDetail>(c, "sandboxes", &names)?,
         SandboxCmd::Rm { force, names } => {
-            let mut failed = Vec::new();
-            for n in &names {
-                let path = format!(
-                    "/netd/sandboxes/{}{}",
-                    seg(n),
-                    if force { "?force=1" } else { "" }
-                );
-                match c.call::<Value>("DELETE", &path, None::<&()>) {
-                    Ok(_) => println!("{n}"),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            if !failed.is_empty() {
-                bail!("{}", failed.join("; "));
-            }
+            remove(c, "sandboxes", &names, if force { "?force=1" } else { "" })?
         }
         SandboxCmd::Exec { name, cmd } => {
             let d: SandboxDetail = c.call(
