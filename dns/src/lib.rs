@@ -69,6 +69,9 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Idle timeout of TCP connections.
     pub tcp_idle: Duration,
+    /// Forwarded queries one sandbox may have in flight; beyond, SERVFAIL,
+    /// so one noisy sandbox cannot hold every upstream slot.
+    pub max_inflight_per_sandbox: usize,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             ttl: 5,
             upstream_timeout: Duration::from_secs(2),
             tcp_idle: Duration::from_secs(5),
+            max_inflight_per_sandbox: 64,
         }
     }
 }
@@ -130,6 +134,7 @@ impl Dns {
         let handler = Handler {
             sandbox: sandbox.to_string(),
             inner: Arc::clone(&self.inner),
+            inflight: std::sync::atomic::AtomicUsize::new(0),
         };
         let mut server = Server::new(handler);
         server.register_socket(tokio::net::UdpSocket::from_std(udp).map_err(err)?);
@@ -203,6 +208,16 @@ fn open_sockets(netns: &Path) -> std::io::Result<(std::net::UdpSocket, std::net:
 struct Handler {
     sandbox: String,
     inner: Arc<Inner>,
+    inflight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one forwarded query in flight for as long as it lives.
+struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[async_trait::async_trait]
@@ -240,7 +255,16 @@ impl RequestHandler for Handler {
                     }
                     Answer::NoData => meta.authoritative = true,
                     Answer::NotLocal if table.as_ref().is_some_and(|t| t.forward()) => {
-                        match self.inner.upstreams.resolve(&qname, qtype).await {
+                        let n = self
+                            .inflight
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let _slot = Slot(&self.inflight);
+                        let resolved = if n >= self.inner.cfg.max_inflight_per_sandbox {
+                            Err("too many forwarded queries in flight".to_string())
+                        } else {
+                            self.inner.upstreams.resolve(&qname, qtype).await
+                        };
+                        match resolved {
                             Ok(resp) => {
                                 meta.response_code = resp.metadata.response_code;
                                 answers = resp.answers;

@@ -2,8 +2,10 @@
 //! first answer wins, each bounded by a timeout, so a dead upstream costs
 //! nothing while another one answers, and local names never wait on it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hickory_server::proto::op::{Message, Query};
 use hickory_server::proto::rr::{Name, RecordType};
@@ -12,7 +14,14 @@ use tokio::net::UdpSocket;
 pub struct Upstreams {
     fixed: Vec<SocketAddr>,
     timeout: Duration,
+    cache: Mutex<HashMap<(String, RecordType), (Instant, Message)>>,
 }
+
+/// Forwarded answers kept at most this many; a full cache is emptied
+/// (cheap, and a burst of new names refills it).
+const CACHE_MAX: usize = 4096;
+/// Negative and empty answers are kept this long.
+const NEGATIVE_TTL: u32 = 5;
 
 /// `nameserver` lines of a resolv.conf, port 53.
 pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
@@ -28,7 +37,11 @@ pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
 
 impl Upstreams {
     pub fn new(fixed: Vec<SocketAddr>, timeout: Duration) -> Upstreams {
-        Upstreams { fixed, timeout }
+        Upstreams {
+            fixed,
+            timeout,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The configured upstreams, or the host's, read anew each time so an
@@ -42,7 +55,42 @@ impl Upstreams {
             .unwrap_or_default()
     }
 
+    /// An answer from the cache while its TTL lasts, else from upstream.
     pub async fn resolve(&self, name: &Name, qtype: RecordType) -> Result<Message, String> {
+        let key = (name.to_ascii().to_ascii_lowercase(), qtype);
+        if let Some((expires, m)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && *expires > Instant::now()
+        {
+            return Ok(m.clone());
+        }
+        let m = self.ask(name, qtype).await?;
+        let ttl = m
+            .answers
+            .iter()
+            .map(|r| r.ttl)
+            .min()
+            .unwrap_or(NEGATIVE_TTL);
+        if ttl > 0 {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(
+                key,
+                (
+                    Instant::now() + Duration::from_secs(u64::from(ttl)),
+                    m.clone(),
+                ),
+            );
+        }
+        Ok(m)
+    }
+
+    async fn ask(&self, name: &Name, qtype: RecordType) -> Result<Message, String> {
         let servers = self.servers();
         if servers.is_empty() {
             return Err("no upstream resolver".into());

@@ -50,7 +50,7 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
     let host = Netns::new(&format!("{tag}-host"));
     let outside = Netns::new(&format!("{tag}-out"));
     uplink(&host, &outside, "10.202.9");
-    let _dnsmasq: Child = support::spawn_in(
+    let dnsmasq: Child = support::spawn_in(
         outside.name(),
         "dnsmasq",
         &[
@@ -60,6 +60,7 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
             "--bind-interfaces",
             "--listen-address=10.202.9.2",
             "--address=/example.test/192.0.2.7",
+            "--local-ttl=60",
             "--pid-file=",
         ],
     );
@@ -188,4 +189,14 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
     );
     // ...and db now sees front's names.
     assert_eq!(dig(&db, &[&a]).1, vec!["10.204.1.2"]);
+
+    // Forwarded answers are cached for their TTL: with the upstream gone,
+    // the name still resolves.
+    drop(dnsmasq);
+    let (status, answers, _) = dig(&a, &["www.example.test"]);
+    assert_eq!(
+        (status.as_str(), answers),
+        ("NOERROR", vec!["192.0.2.7".to_string()]),
+        "not served from the cache"
+    );
 }
