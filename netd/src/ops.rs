@@ -526,6 +526,15 @@ impl Netd {
                 None => Ok(None),
             }
         })?;
+        // Create the namespace on its own: if that fails (someone took the
+        // name meanwhile), the undo below must not delete what is not ours.
+        if let SandboxNet::Namespace { owned: true, .. } = &sandbox.net
+            && let Err(e) = netns::create_named(sandbox.name.as_str())
+        {
+            self.store
+                .write(|c| store::delete_sandbox(c, &sandbox.id))?;
+            return Err(kernel(e));
+        }
         if let Err(e) = self
             .apply_new_sandbox(&sandbox, &net, endpoint.as_ref())
             .await
@@ -563,11 +572,8 @@ impl Netd {
         ep: Option<&Endpoint>,
     ) -> Result<()> {
         if let SandboxNet::Namespace { path, owned } = &sandbox.net {
-            if *owned {
-                netns::create_named(sandbox.name.as_str()).map_err(kernel)?;
-                if ep.is_some() {
-                    netns::write_resolv_conf(sandbox.name.as_str()).map_err(kernel)?;
-                }
+            if *owned && ep.is_some() {
+                netns::write_resolv_conf(sandbox.name.as_str()).map_err(kernel)?;
             }
             k::apply_loopback(Path::new(path)).await.map_err(kernel)?;
         }
