@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_server::proto::op::{
+    Edns, Header, HeaderCounts, Message, MessageType, Metadata, ResponseCode,
+};
 use hickory_server::proto::rr::{Name, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -89,7 +91,7 @@ impl Default for Config {
 struct Inner {
     cfg: Config,
     views: RwLock<HashMap<String, Arc<Table>>>,
-    servers: Mutex<HashMap<String, Server<Handler>>>,
+    servers: Mutex<HashMap<String, Serving>>,
     upstreams: Upstreams,
 }
 
@@ -131,13 +133,14 @@ impl Dns {
             source,
         };
         let (udp, tcp) = open_sockets(netns).map_err(err)?;
-        let handler = Handler {
+        let handler = Arc::new(Handler {
             sandbox: sandbox.to_string(),
             inner: Arc::clone(&self.inner),
             inflight: std::sync::atomic::AtomicUsize::new(0),
-        };
-        let mut server = Server::new(handler);
-        server.register_socket(tokio::net::UdpSocket::from_std(udp).map_err(err)?);
+        });
+        let udp = Arc::new(tokio::net::UdpSocket::from_std(udp).map_err(err)?);
+        let udp_task = tokio::spawn(serve_udp(udp, Arc::clone(&handler)));
+        let mut server = Server::new(SharedHandler(handler));
         server.register_listener(
             tokio::net::TcpListener::from_std(tcp).map_err(err)?,
             self.inner.cfg.tcp_idle,
@@ -147,7 +150,13 @@ impl Dns {
             .servers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(sandbox.to_string(), server);
+            .insert(
+                sandbox.to_string(),
+                Serving {
+                    _tcp: server,
+                    udp: udp_task,
+                },
+            );
         debug!(sandbox, netns = %netns.display(), "serving DNS");
         Ok(())
     }
@@ -205,6 +214,33 @@ fn open_sockets(netns: &Path) -> std::io::Result<(std::net::UdpSocket, std::net:
     .map_err(|_| std::io::Error::other("socket thread panicked"))?
 }
 
+/// One sandbox's sockets: dropping this closes them (the TCP server's tasks
+/// are aborted with it, the UDP task explicitly).
+struct Serving {
+    _tcp: Server<SharedHandler>,
+    udp: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.udp.abort();
+    }
+}
+
+/// hickory's server wants to own its handler; the UDP loop shares it.
+struct SharedHandler(Arc<Handler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for SharedHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        rh: R,
+    ) -> ResponseInfo {
+        self.0.handle_request::<R, T>(request, rh).await
+    }
+}
+
 struct Handler {
     sandbox: String,
     inner: Arc<Inner>,
@@ -218,6 +254,157 @@ impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// The answer to one question, before it is put in a message.
+struct Reply {
+    code: ResponseCode,
+    authoritative: bool,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+}
+
+impl Handler {
+    /// Local names from the sandbox's current view (looked up per query, so
+    /// a swap is visible at once); anything else forwarded if allowed.
+    async fn reply(&self, qname: &Name, qtype: RecordType) -> Reply {
+        let table = self
+            .inner
+            .views
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&self.sandbox)
+            .cloned();
+        let local = table
+            .as_ref()
+            .map(|t| t.answer(qname, qtype))
+            .unwrap_or(Answer::NotLocal);
+        let mut r = Reply {
+            code: ResponseCode::NoError,
+            authoritative: true,
+            answers: vec![],
+            authorities: vec![],
+        };
+        match local {
+            Answer::Records(a) => r.answers = a,
+            Answer::NoData => {}
+            Answer::NotLocal if table.as_ref().is_some_and(|t| t.forward()) => {
+                r.authoritative = false;
+                let n = self
+                    .inflight
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _slot = Slot(&self.inflight);
+                let resolved = if n >= self.inner.cfg.max_inflight_per_sandbox {
+                    Err("too many forwarded queries in flight".to_string())
+                } else {
+                    self.inner.upstreams.resolve(qname, qtype).await
+                };
+                match resolved {
+                    Ok(resp) => {
+                        r.code = resp.metadata.response_code;
+                        r.answers = resp.answers;
+                        r.authorities = resp.authorities;
+                    }
+                    Err(e) => {
+                        debug!(sandbox = %self.sandbox, %qname, "upstream failed: {e}");
+                        r.code = ResponseCode::ServFail;
+                    }
+                }
+            }
+            Answer::NotLocal => r.code = ResponseCode::NXDomain,
+        }
+        if qtype == RecordType::ANY && r.answers.is_empty() {
+            r.code = ResponseCode::NotImp;
+        }
+        r
+    }
+
+    /// Whether a question can be answered without waiting on anything.
+    fn is_local(&self, qname: &Name, qtype: RecordType) -> bool {
+        let views = self.inner.views.read().unwrap_or_else(|p| p.into_inner());
+        match views.get(&self.sandbox) {
+            Some(t) => !t.forward() || t.answer_peek(qname, qtype),
+            None => true,
+        }
+    }
+}
+
+/// The UDP side, served directly rather than through hickory's server: local
+/// answers are written from the receive loop itself, without a task, a
+/// channel or a second copy of the request; only forwarded questions get a
+/// task of their own, so they never hold up local ones.
+async fn serve_udp(sock: Arc<tokio::net::UdpSocket>, handler: Arc<Handler>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        // Malformed packets are dropped: nothing to answer to.
+        let Ok(req) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        let Some(q) = req.queries.first().cloned() else {
+            if let Some(b) = udp_response(&req, Reply::error(ResponseCode::FormErr)) {
+                let _ = sock.send_to(&b, peer).await;
+            }
+            continue;
+        };
+        let (qname, qtype) = (q.name().clone(), q.query_type());
+        if handler.is_local(&qname, qtype) {
+            if let Some(b) = udp_response(&req, handler.reply(&qname, qtype).await) {
+                let _ = sock.send_to(&b, peer).await;
+            }
+        } else {
+            let (sock, handler) = (Arc::clone(&sock), Arc::clone(&handler));
+            tokio::spawn(async move {
+                if let Some(b) = udp_response(&req, handler.reply(&qname, qtype).await) {
+                    let _ = sock.send_to(&b, peer).await;
+                }
+            });
+        }
+    }
+}
+
+impl Reply {
+    fn error(code: ResponseCode) -> Reply {
+        Reply {
+            code,
+            authoritative: false,
+            answers: vec![],
+            authorities: vec![],
+        }
+    }
+}
+
+/// The response message for `req`, truncated (TC set, no records) if it does
+/// not fit the client's UDP size.
+fn udp_response(req: &Message, r: Reply) -> Option<Vec<u8>> {
+    let mut meta = Metadata::response_from_request(&req.metadata);
+    meta.recursion_available = true;
+    meta.authoritative = r.authoritative;
+    meta.response_code = r.code;
+    let mut m = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+    m.metadata = meta;
+    m.queries = req.queries.clone();
+    m.answers = r.answers;
+    m.authorities = r.authorities;
+    let limit = match &req.edns {
+        Some(e) => {
+            let mut echo = Edns::new();
+            echo.set_max_payload(e.max_payload().max(512));
+            m.set_edns(echo);
+            usize::from(e.max_payload().max(512))
+        }
+        None => 512,
+    };
+    let bytes = m.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    m.metadata.truncation = true;
+    m.answers.clear();
+    m.authorities.clear();
+    m.to_vec().ok()
 }
 
 #[async_trait::async_trait]
@@ -235,55 +422,11 @@ impl RequestHandler for Handler {
             Err(_) => meta.response_code = ResponseCode::FormErr,
             Ok(info) => {
                 let qname: Name = info.query.name().into();
-                let qtype = info.query.query_type();
-                // The view is looked up per query: a swap is visible at once.
-                let table = self
-                    .inner
-                    .views
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&self.sandbox)
-                    .cloned();
-                let local = table
-                    .as_ref()
-                    .map(|t| t.answer(&qname, qtype))
-                    .unwrap_or(Answer::NotLocal);
-                match local {
-                    Answer::Records(r) => {
-                        meta.authoritative = true;
-                        answers = r;
-                    }
-                    Answer::NoData => meta.authoritative = true,
-                    Answer::NotLocal if table.as_ref().is_some_and(|t| t.forward()) => {
-                        let n = self
-                            .inflight
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let _slot = Slot(&self.inflight);
-                        let resolved = if n >= self.inner.cfg.max_inflight_per_sandbox {
-                            Err("too many forwarded queries in flight".to_string())
-                        } else {
-                            self.inner.upstreams.resolve(&qname, qtype).await
-                        };
-                        match resolved {
-                            Ok(resp) => {
-                                meta.response_code = resp.metadata.response_code;
-                                answers = resp.answers;
-                                authorities = resp.authorities;
-                            }
-                            Err(e) => {
-                                debug!(sandbox = %self.sandbox, %qname, "upstream failed: {e}");
-                                meta.response_code = ResponseCode::ServFail;
-                            }
-                        }
-                    }
-                    Answer::NotLocal => {
-                        meta.authoritative = true;
-                        meta.response_code = ResponseCode::NXDomain;
-                    }
-                }
-                if qtype == RecordType::ANY && answers.is_empty() {
-                    meta.response_code = ResponseCode::NotImp;
-                }
+                let r = self.reply(&qname, info.query.query_type()).await;
+                meta.response_code = r.code;
+                meta.authoritative = r.authoritative;
+                answers = r.answers;
+                authorities = r.authorities;
             }
         }
         // A custom handler echoes EDNS itself (hickory's Catalog would).

@@ -92,6 +92,16 @@ impl Table {
         self.forward
     }
 
+    /// Whether the table has anything for `qname` (without rotating).
+    pub fn answer_peek(&self, qname: &Name, qtype: RecordType) -> bool {
+        let k = key(qname);
+        if qtype == RecordType::PTR {
+            self.reverse.contains_key(&k)
+        } else {
+            self.names.contains_key(&k)
+        }
+    }
+
     /// Answer `qname`/`qtype` from the table. Successive answers for a name
     /// start with successive members: true round-robin.
     pub fn answer(&self, qname: &Name, qtype: RecordType) -> Answer {
