@@ -199,4 +199,19 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
         ("NOERROR", vec!["192.0.2.7".to_string()]),
         "not served from the cache"
     );
+
+    // Malformed packets (random bytes, truncated headers) never take the
+    // server down: it still answers afterwards.
+    let junk = "import os, socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                for n in list(range(0, 40)) + [512, 4000]:\n    s.sendto(os.urandom(n), ('127.0.0.11', 53))\n";
+    let st = Command::new("ip")
+        .args(["netns", "exec", &a, "python3", "-c", junk])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        dig(&a, &[&b]).1,
+        vec!["10.204.1.3"],
+        "the server died on malformed input"
+    );
 }
