@@ -265,7 +265,7 @@ async fn add(conf: &NetConf, e: &Env) -> Result<Value, CniError> {
         .bridge()
         .ok_or_else(|| CniError::new(code::GENERIC, "not a bridge network"))?;
     if conf.dns {
-        tell_daemon(&socket(conf));
+        ensure_dns(conf);
     }
     Ok(result(
         &conf.cni_version,
@@ -282,16 +282,84 @@ async fn add(conf: &NetConf, e: &Env) -> Result<Value, CniError> {
     ))
 }
 
-/// Best effort: a running daemon re-reads the store and serves the new
-/// names at once. Without a daemon, attaching still works.
-fn tell_daemon(socket: &Path) {
-    use std::os::unix::net::UnixStream;
-    if let Ok(mut s) = UnixStream::connect(socket) {
-        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-        let _ = s.write_all(b"POST /netd/dns/sync HTTP/1.1\r\nHost: netd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        let mut sink = [0u8; 256];
-        let _ = s.read(&mut sink);
+/// Make sure a daemon serves DNS for the new names: tell a running one to
+/// re-read the store, or start one (detached, in this host namespace, on the
+/// same state) and wait for it briefly, so the names answer as soon as ADD
+/// returns. Failing to do so never fails the attach: the network works.
+fn ensure_dns(conf: &NetConf) {
+    let sock = socket(conf);
+    if dns_sync(&sock) {
+        return;
     }
+    if let Err(e) = start_daemon(conf, &sock) {
+        eprintln!("netd-cni: could not start the netd daemon for DNS: {e}");
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if dns_sync(&sock) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!(
+        "netd-cni: the netd daemon did not answer on {} in time",
+        sock.display()
+    );
+}
+
+/// `POST /netd/dns/sync`; true when the daemon answered.
+fn dns_sync(socket: &Path) -> bool {
+    use std::os::unix::net::UnixStream;
+    let Ok(mut s) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if s.write_all(b"POST /netd/dns/sync HTTP/1.1\r\nHost: netd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 16];
+    matches!(s.read(&mut head), Ok(n) if n >= 12 && &head[9..12] == b"200")
+}
+
+fn start_daemon(conf: &NetConf, sock: &Path) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    // The netd binary beside this plugin, else the one on PATH.
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("netd")))
+        .filter(|p| p.exists());
+    let bin = beside.unwrap_or_else(|| PathBuf::from("netd"));
+    let state = state_dir(conf);
+    let run = sock
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/run/netd"));
+    std::fs::create_dir_all(&state)?;
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(state.join("daemon.log"))?;
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--socket")
+        .arg(sock)
+        .arg("daemon")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--run-dir")
+        .arg(&run)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the daemon must outlive the
+    // plugin and not share the runtime's session or terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = nix::unistd::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn().map(|_| ())
 }
 
 async fn del(conf: &NetConf, e: &Env) -> Result<(), CniError> {
@@ -321,7 +389,8 @@ async fn del(conf: &NetConf, e: &Env) -> Result<(), CniError> {
         }
     }
     if conf.dns {
-        tell_daemon(&socket(conf));
+        // Only a running daemon needs to forget the names; never start one for a DEL.
+        dns_sync(&socket(conf));
     }
     Ok(())
 }

@@ -15,6 +15,29 @@ struct Cni {
     state: std::path::PathBuf,
 }
 
+/// A daemon the plugin started on its own (for DNS): stopped by the pid it
+/// wrote, when the test ends.
+struct StartedDaemon(std::path::PathBuf);
+
+impl Drop for StartedDaemon {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0)
+            && let Ok(pid) = pid.trim().parse::<i32>()
+        {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            for _ in 0..100 {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| s.contains(") Z "))
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 struct Out {
     code: i32,
     stdout: String,
@@ -28,7 +51,7 @@ impl Cni {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NETD_STATE_DIR", &self.state)
-            .env("NETD_SOCKET", self.state.join("no-daemon.sock"))
+            .env("NETD_SOCKET", self.state.join("netd.sock"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -80,6 +103,7 @@ fn add_check_del_ports_errors_concurrency_gc() {
         host: host.name().to_string(),
         state: state.clone(),
     };
+    let daemon = StartedDaemon(state.join("netd.pid"));
     let net = format!("{tag}-net");
 
     // VERSION.
@@ -139,6 +163,26 @@ fn add_check_del_ports_errors_concurrency_gc() {
     assert_eq!(r2["cniVersion"], "0.4.0");
     assert_eq!(r2["ips"][0]["version"], "4");
     assert_eq!(r2["ips"][0]["address"], "10.205.0.3/24");
+
+    // dns: true started a daemon, which already serves the containers' names.
+    let dig = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            c2.name(),
+            "dig",
+            "+short",
+            "+time=2",
+            "@127.0.0.11",
+            "c1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&dig.stdout).trim(),
+        "10.205.0.2",
+        "c1 does not resolve from c2"
+    );
 
     // Traffic between the containers, and the published port from outside.
     assert!(ping(c1.name(), "10.205.0.3"));
@@ -302,5 +346,7 @@ fn add_check_del_ports_errors_concurrency_gc() {
     for (i, ns) in nss.iter().take(2).enumerate() {
         let _ = cni.cmd("DEL", &format!("p{i}"), Some(ns.name()), &base);
     }
+    // Stop the daemon the plugin started before its state goes.
+    drop(daemon);
     let _ = std::fs::remove_dir_all(&state);
 }

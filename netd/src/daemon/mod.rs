@@ -435,6 +435,10 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
     std::fs::create_dir_all(&paths.run_dir)
         .with_context(|| format!("create {}", paths.run_dir.display()))?;
     let listener = bind_socket(&paths.socket)?;
+    // For whoever started the daemon from afar (the CNI plugin) and must stop it.
+    let pid_file = paths.run_dir.join("netd.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("write {}", pid_file.display()))?;
     let netd = Netd::open(&paths.state_dir).await.context("open state")?;
     let report = netd.reconcile().await.context("reconcile")?;
     info!(
