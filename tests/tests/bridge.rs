@@ -48,6 +48,18 @@ impl World {
         format!("{}-{s}", self.tag)
     }
 
+    /// A network on `subnet` with two sandboxes, `a` (.2) and `b` (.3).
+    fn network_with_two(&self, subnet: &str) -> (String, String, String) {
+        let (net, a, b) = (self.name("net"), self.name("a"), self.name("b"));
+        self.daemon
+            .cli_ok(&["network", "create", "--subnet", subnet, &net]);
+        self.daemon
+            .cli_ok(&["sandbox", "create", "--network", &net, &a]);
+        self.daemon
+            .cli_ok(&["sandbox", "create", "--network", &net, &b]);
+        (net, a, b)
+    }
+
     /// Every network and sandbox as the CLI reports them, for "nothing changed" checks.
     fn snapshot(&self) -> (Value, Value, Vec<String>) {
         (
@@ -61,13 +73,7 @@ impl World {
 #[test]
 fn two_sandboxes_talk_over_a_bridge() {
     let w = world("p");
-    let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
-    w.daemon
-        .cli_ok(&["network", "create", "--subnet", "10.201.1.0/24", &net]);
-    w.daemon
-        .cli_ok(&["sandbox", "create", "--network", &net, &a]);
-    w.daemon
-        .cli_ok(&["sandbox", "create", "--network", &net, &b]);
+    let (net, a, b) = w.network_with_two("10.201.1.0/24");
 
     // Kernel state: addresses in order, MAC derived from the address,
     // default route via the gateway, lo up, a bridge with the gateway.
@@ -365,13 +371,7 @@ fn bad_requests_are_refused_and_change_nothing() {
 #[test]
 fn daemon_restart_after_kill_keeps_everything_and_repairs_the_kernel() {
     let mut w = world("k");
-    let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
-    w.daemon
-        .cli_ok(&["network", "create", "--subnet", "10.201.8.0/24", &net]);
-    w.daemon
-        .cli_ok(&["sandbox", "create", "--network", &net, &a]);
-    w.daemon
-        .cli_ok(&["sandbox", "create", "--network", &net, &b]);
+    let (_net, a, b) = w.network_with_two("10.201.8.0/24");
     assert!(ping(&a, "10.201.8.3"));
 
     w.daemon.kill9();

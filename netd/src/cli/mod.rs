@@ -83,6 +83,15 @@ pub enum Format {
     Json,
 }
 
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Only print ids.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum NetworkCmd {
     /// Create a network.
@@ -112,13 +121,7 @@ pub enum NetworkCmd {
     },
     /// List networks.
     #[command(alias = "list")]
-    Ls {
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-        /// Only print ids.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Ls(ListArgs),
     /// Show networks in detail (JSON).
     Inspect {
         #[arg(required = true)]
@@ -172,12 +175,7 @@ pub enum SandboxCmd {
     },
     /// List sandboxes.
     #[command(alias = "list")]
-    Ls {
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Ls(ListArgs),
     /// Show sandboxes in detail (JSON).
     Inspect {
         #[arg(required = true)]
@@ -361,7 +359,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             let d: NetworkDetail = c.call("POST", "/netd/networks", Some(&req))?;
             println!("{}", d.network.id);
         }
-        NetworkCmd::Ls { format, quiet } => {
+        NetworkCmd::Ls(ListArgs { format, quiet }) => {
             let list: Vec<NetworkDetail> = c.call("GET", "/netd/networks", None::<&()>)?;
             if quiet {
                 list.iter()
@@ -522,7 +520,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
             let d: SandboxDetail = c.call("POST", "/netd/sandboxes", Some(&req))?;
             println!("{}", d.sandbox.id);
         }
-        SandboxCmd::Ls { format, quiet } => {
+        SandboxCmd::Ls(ListArgs { format, quiet }) => {
             let list: Vec<SandboxDetail> = c.call("GET", "/netd/sandboxes", None::<&()>)?;
             if quiet {
                 list.iter()
