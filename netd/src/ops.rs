@@ -398,11 +398,10 @@ impl Netd {
                 eps.join(", ")
             )));
         }
-        if let Some(bp) = plan::bridge(&net) {
-            k::remove_bridge(&self.host, &bp).await.map_err(kernel)?;
-        }
-        // The endpoint check is repeated inside the transaction: a plugin may
-        // have attached since we looked.
+        // The store decides first, with the endpoint check repeated inside
+        // the transaction (a connect may have raced us); only a committed
+        // removal touches the kernel, so a refused rm changes nothing. A
+        // bridge left by a failure here is an orphan the reconcile removes.
         self.store.write(|c| {
             if !store::endpoints_of_network(c, &net.id)?.is_empty() {
                 return Err(Error::Conflict(format!(
@@ -412,6 +411,9 @@ impl Netd {
             }
             store::delete_network(c, &net.id)
         })?;
+        if let Some(bp) = plan::bridge(&net) {
+            k::remove_bridge(&self.host, &bp).await.map_err(kernel)?;
+        }
         self.sync_firewall().await?;
         info!(network = %net.name, "network removed");
         self.emit("network", "destroy", &net.id, &net.name, &[]);
