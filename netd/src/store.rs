@@ -680,11 +680,12 @@ mod tests {
         // A failed transaction leaves nothing behind.
         let before = s.read(all_endpoints).unwrap().len();
         let failed: Result<()> = s.write(|c| {
-            insert_sandbox(c, &sbx("b"))?;
+            insert_sandbox(c, &sbx("aborted"))?;
             Err(Error::Invalid("abort".into()))
         });
         assert!(failed.is_err());
-        assert!(s.read(|c| sandbox(c, "b")).is_err());
+        // Not a hex string, so it cannot match another sandbox's id prefix.
+        assert!(s.read(|c| sandbox(c, "aborted")).is_err());
         assert_eq!(s.read(all_endpoints).unwrap().len(), before);
         drop(s);
         let s = Store::open(&dir).unwrap();
