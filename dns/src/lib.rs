@@ -12,6 +12,7 @@
 //! Views are swapped atomically ([`Dns::set_view`]): the next query sees the
 //! new one, with no reload gap and no socket re-opened.
 
+mod query;
 mod table;
 mod upstream;
 
@@ -22,16 +23,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use hickory_server::Server;
-use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{
-    Edns, Header, HeaderCounts, Message, MessageType, Metadata, ResponseCode,
-};
-use hickory_server::proto::rr::{Name, Record, RecordType};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::proto::op::{Message, ResponseCode};
+use hickory_server::proto::rr::{Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
 use tracing::debug;
 
+#[doc(hidden)]
+pub use query::fuzz_one;
+use query::{Reply, Step, Transport};
 pub use table::{Answer, Table};
 pub use upstream::Upstreams;
 
@@ -69,8 +69,12 @@ pub struct Config {
     pub upstreams: Vec<SocketAddr>,
     pub ttl: u32,
     pub upstream_timeout: Duration,
-    /// Idle timeout of TCP connections.
+    /// Idle timeout of TCP connections (between queries and within one).
     pub tcp_idle: Duration,
+    /// TCP connections one sandbox may hold open; beyond, new ones are
+    /// closed at once, so a client that opens and never speaks cannot
+    /// exhaust the server.
+    pub max_tcp_per_sandbox: usize,
     /// Forwarded queries one sandbox may have in flight; beyond, SERVFAIL,
     /// so one noisy sandbox cannot hold every upstream slot.
     pub max_inflight_per_sandbox: usize,
@@ -83,6 +87,7 @@ impl Default for Config {
             ttl: 5,
             upstream_timeout: Duration::from_secs(2),
             tcp_idle: Duration::from_secs(5),
+            max_tcp_per_sandbox: 16,
             max_inflight_per_sandbox: 64,
         }
     }
@@ -139,13 +144,9 @@ impl Dns {
             inflight: std::sync::atomic::AtomicUsize::new(0),
         });
         let udp = Arc::new(tokio::net::UdpSocket::from_std(udp).map_err(err)?);
+        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(err)?;
         let udp_task = tokio::spawn(serve_udp(udp, Arc::clone(&handler)));
-        let mut server = Server::new(SharedHandler(handler));
-        server.register_listener(
-            tokio::net::TcpListener::from_std(tcp).map_err(err)?,
-            self.inner.cfg.tcp_idle,
-            64,
-        );
+        let tcp_task = tokio::spawn(serve_tcp(tcp, handler));
         self.inner
             .servers
             .lock()
@@ -153,8 +154,7 @@ impl Dns {
             .insert(
                 sandbox.to_string(),
                 Serving {
-                    _tcp: server,
-                    udp: udp_task,
+                    tasks: [udp_task, tcp_task],
                 },
             );
         debug!(sandbox, netns = %netns.display(), "serving DNS");
@@ -214,30 +214,17 @@ fn open_sockets(netns: &Path) -> std::io::Result<(std::net::UdpSocket, std::net:
     .map_err(|_| std::io::Error::other("socket thread panicked"))?
 }
 
-/// One sandbox's sockets: dropping this closes them (the TCP server's tasks
-/// are aborted with it, the UDP task explicitly).
+/// One sandbox's sockets: dropping this aborts its loops, which closes the
+/// sockets and every TCP connection (owned by the accept loop's JoinSet).
 struct Serving {
-    _tcp: Server<SharedHandler>,
-    udp: tokio::task::JoinHandle<()>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        self.udp.abort();
-    }
-}
-
-/// hickory's server wants to own its handler; the UDP loop shares it.
-struct SharedHandler(Arc<Handler>);
-
-#[async_trait::async_trait]
-impl RequestHandler for SharedHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        rh: R,
-    ) -> ResponseInfo {
-        self.0.handle_request::<R, T>(request, rh).await
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -256,206 +243,157 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// The answer to one question, before it is put in a message.
-struct Reply {
-    code: ResponseCode,
-    authoritative: bool,
-    answers: Vec<Record>,
-    authorities: Vec<Record>,
-}
-
 impl Handler {
-    /// Local names from the sandbox's current view (looked up per query, so
-    /// a swap is visible at once); anything else forwarded if allowed.
-    async fn reply(&self, qname: &Name, qtype: RecordType) -> Reply {
-        let table = self
-            .inner
+    /// The sandbox's current table, looked up per query so a swap is
+    /// visible to the next one.
+    fn table(&self) -> Option<Arc<Table>> {
+        self.inner
             .views
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&self.sandbox)
-            .cloned();
-        let local = table
-            .as_ref()
-            .map(|t| t.answer(qname, qtype))
-            .unwrap_or(Answer::NotLocal);
-        let mut r = Reply {
-            code: ResponseCode::NoError,
-            authoritative: true,
-            answers: vec![],
-            authorities: vec![],
-        };
-        match local {
-            Answer::Records(a) => r.answers = a,
-            Answer::NoData => {}
-            Answer::NotLocal if table.as_ref().is_some_and(|t| t.forward()) => {
-                r.authoritative = false;
-                let n = self
-                    .inflight
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let _slot = Slot(&self.inflight);
-                let resolved = if n >= self.inner.cfg.max_inflight_per_sandbox {
-                    Err("too many forwarded queries in flight".to_string())
-                } else {
-                    self.inner.upstreams.resolve(qname, qtype).await
-                };
-                match resolved {
-                    Ok(resp) => {
-                        r.code = resp.metadata.response_code;
-                        r.answers = resp.answers;
-                        r.authorities = resp.authorities;
-                    }
-                    Err(e) => {
-                        debug!(sandbox = %self.sandbox, %qname, "upstream failed: {e}");
-                        r.code = ResponseCode::ServFail;
-                    }
-                }
-            }
-            Answer::NotLocal => r.code = ResponseCode::NXDomain,
-        }
-        if qtype == RecordType::ANY && r.answers.is_empty() {
-            r.code = ResponseCode::NotImp;
-        }
-        r
+            .cloned()
     }
 
-    /// Whether a question can be answered without waiting on anything.
-    fn is_local(&self, qname: &Name, qtype: RecordType) -> bool {
-        let views = self.inner.views.read().unwrap_or_else(|p| p.into_inner());
-        match views.get(&self.sandbox) {
-            Some(t) => !t.forward() || t.answer_peek(qname, qtype),
-            None => true,
-        }
+    fn step(&self, bytes: &[u8], transport: Transport) -> Step {
+        query::step(bytes, self.table().as_deref(), transport)
+    }
+
+    /// Answer a non-local question from upstream (or the cache); SERVFAIL
+    /// when this sandbox already has too many in flight or upstream fails.
+    async fn forward(
+        &self,
+        req: &Message,
+        qname: &Name,
+        qtype: RecordType,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let n = self
+            .inflight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _slot = Slot(&self.inflight);
+        let resolved = if n >= self.inner.cfg.max_inflight_per_sandbox {
+            Err("too many forwarded queries in flight".to_string())
+        } else {
+            self.inner.upstreams.resolve(qname, qtype).await
+        };
+        let r = match resolved {
+            Ok(resp) => Reply {
+                code: resp.metadata.response_code,
+                authoritative: false,
+                answers: resp.answers,
+                authorities: resp.authorities,
+            },
+            Err(e) => {
+                debug!(sandbox = %self.sandbox, %qname, "upstream failed: {e}");
+                Reply::error(ResponseCode::ServFail)
+            }
+        };
+        query::respond(req, r, transport)
     }
 }
 
-/// The UDP side, served directly rather than through hickory's server: local
-/// answers are written from the receive loop itself, without a task, a
-/// channel or a second copy of the request; only forwarded questions get a
-/// task of their own, so they never hold up local ones.
+/// The UDP side: local answers are written from the receive loop itself,
+/// without a task, a channel or a second copy of the request; only forwarded
+/// questions get a task of their own, so they never hold up local ones.
 async fn serve_udp(sock: Arc<tokio::net::UdpSocket>, handler: Arc<Handler>) {
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
         };
-        // Malformed packets are dropped: nothing to answer to.
-        let Ok(req) = Message::from_vec(&buf[..n]) else {
-            continue;
-        };
-        let Some(q) = req.queries.first().cloned() else {
-            if let Some(b) = udp_response(&req, Reply::error(ResponseCode::FormErr)) {
+        match handler.step(&buf[..n], Transport::Udp) {
+            Step::Reply(b) => {
                 let _ = sock.send_to(&b, peer).await;
             }
-            continue;
+            Step::Forward { req, qname, qtype } => {
+                let (sock, handler) = (Arc::clone(&sock), Arc::clone(&handler));
+                tokio::spawn(async move {
+                    if let Some(b) = handler.forward(&req, &qname, qtype, Transport::Udp).await {
+                        let _ = sock.send_to(&b, peer).await;
+                    }
+                });
+            }
+            Step::Drop => {}
+        }
+    }
+}
+
+/// The TCP side: at most `max_tcp_per_sandbox` connections at once (beyond,
+/// a new one is closed at once); each is served by its own task until it
+/// goes idle, misbehaves or the sandbox stops.
+async fn serve_tcp(listener: tokio::net::TcpListener, handler: Arc<Handler>) {
+    let slots = Arc::new(Semaphore::new(handler.inner.cfg.max_tcp_per_sandbox));
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // Out of descriptors, say: back off instead of spinning.
+                        debug!(sandbox = %handler.sandbox, "DNS TCP accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    debug!(sandbox = %handler.sandbox, "too many DNS TCP connections");
+                    continue;
+                };
+                let handler = Arc::clone(&handler);
+                conns.spawn(async move {
+                    tcp_conn(stream, &handler).await;
+                    drop(slot);
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+/// Length-prefixed queries, answered in order. Closed when idle for
+/// `tcp_idle` between queries, within one, or while a reply cannot be
+/// written (a client that stops reading).
+async fn tcp_conn(mut stream: tokio::net::TcpStream, handler: &Handler) {
+    let idle = handler.inner.cfg.tcp_idle;
+    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    loop {
+        let mut len = [0u8; 2];
+        if !matches!(
+            tokio::time::timeout(idle, stream.read_exact(&mut len)).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        let n = usize::from(u16::from_be_bytes(len));
+        if !matches!(
+            tokio::time::timeout(idle, stream.read_exact(&mut buf[..n])).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        let out = match handler.step(&buf[..n], Transport::Tcp) {
+            Step::Reply(b) => b,
+            Step::Forward { req, qname, qtype } => {
+                match handler.forward(&req, &qname, qtype, Transport::Tcp).await {
+                    Some(b) => b,
+                    None => return,
+                }
+            }
+            Step::Drop => return,
         };
-        let (qname, qtype) = (q.name().clone(), q.query_type());
-        if handler.is_local(&qname, qtype) {
-            if let Some(b) = udp_response(&req, handler.reply(&qname, qtype).await) {
-                let _ = sock.send_to(&b, peer).await;
-            }
-        } else {
-            let (sock, handler) = (Arc::clone(&sock), Arc::clone(&handler));
-            tokio::spawn(async move {
-                if let Some(b) = udp_response(&req, handler.reply(&qname, qtype).await) {
-                    let _ = sock.send_to(&b, peer).await;
-                }
-            });
-        }
-    }
-}
-
-impl Reply {
-    fn error(code: ResponseCode) -> Reply {
-        Reply {
-            code,
-            authoritative: false,
-            answers: vec![],
-            authorities: vec![],
-        }
-    }
-}
-
-/// The response message for `req`, truncated (TC set, no records) if it does
-/// not fit the client's UDP size.
-fn udp_response(req: &Message, r: Reply) -> Option<Vec<u8>> {
-    let mut meta = Metadata::response_from_request(&req.metadata);
-    meta.recursion_available = true;
-    meta.authoritative = r.authoritative;
-    meta.response_code = r.code;
-    let mut m = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
-    m.metadata = meta;
-    m.queries = req.queries.clone();
-    m.answers = r.answers;
-    m.authorities = r.authorities;
-    let limit = match &req.edns {
-        Some(e) => {
-            let mut echo = Edns::new();
-            echo.set_max_payload(e.max_payload().max(512));
-            m.set_edns(echo);
-            usize::from(e.max_payload().max(512))
-        }
-        None => 512,
-    };
-    let bytes = m.to_vec().ok()?;
-    if bytes.len() <= limit {
-        return Some(bytes);
-    }
-    m.metadata.truncation = true;
-    m.answers.clear();
-    m.authorities.clear();
-    m.to_vec().ok()
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut rh: R,
-    ) -> ResponseInfo {
-        let mut meta = Metadata::response_from_request(&request.metadata);
-        meta.recursion_available = true;
-        let mut answers: Vec<Record> = Vec::new();
-        let mut authorities: Vec<Record> = Vec::new();
-        match request.request_info() {
-            Err(_) => meta.response_code = ResponseCode::FormErr,
-            Ok(info) => {
-                let qname: Name = info.query.name().into();
-                let r = self.reply(&qname, info.query.query_type()).await;
-                meta.response_code = r.code;
-                meta.authoritative = r.authoritative;
-                answers = r.answers;
-                authorities = r.authorities;
-            }
-        }
-        // A custom handler echoes EDNS itself (hickory's Catalog would).
-        let edns = request.edns.as_ref().map(|req| {
-            let mut e = Edns::new();
-            e.set_max_payload(req.max_payload().max(512));
-            e
-        });
-        let mut builder = MessageResponseBuilder::from_message_request(request);
-        if let Some(e) = edns.as_ref() {
-            builder.edns(e);
-        }
-        let msg = builder.build(
-            meta,
-            answers.iter(),
-            authorities.iter(),
-            std::iter::empty(),
-            std::iter::empty(),
-        );
-        match rh.send_response(msg).await {
-            Ok(info) => info,
-            Err(_) => {
-                meta.response_code = ResponseCode::ServFail;
-                Header {
-                    metadata: meta,
-                    counts: HeaderCounts::default(),
-                }
-                .into()
-            }
+        let Ok(len) = u16::try_from(out.len()) else {
+            return;
+        };
+        let mut frame = Vec::with_capacity(out.len() + 2);
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(&out);
+        if !matches!(
+            tokio::time::timeout(idle, stream.write_all(&frame)).await,
+            Ok(Ok(_))
+        ) {
+            return;
         }
     }
 }

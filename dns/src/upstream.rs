@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hickory_server::proto::op::{Message, Query};
-use hickory_server::proto::rr::{Name, RecordType};
+use hickory_server::proto::op::{Message, Query, ResponseCode};
+use hickory_server::proto::rr::{Name, RData, RecordType};
 use tokio::net::UdpSocket;
 
 pub struct Upstreams {
@@ -20,8 +20,26 @@ pub struct Upstreams {
 /// Forwarded answers kept at most this many; a full cache is emptied
 /// (cheap, and a burst of new names refills it).
 const CACHE_MAX: usize = 4096;
-/// Negative and empty answers are kept this long.
-const NEGATIVE_TTL: u32 = 5;
+/// How long an answer may be cached: the smallest TTL of its records; for
+/// a negative answer (NXDOMAIN, NODATA) the SOA's TTL capped by its MINIMUM
+/// field (RFC 2308 section 5); never for failures or a negative answer
+/// without an SOA (RFC 2308 says not to guess).
+fn cache_ttl(m: &Message) -> u32 {
+    match m.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => {}
+        _ => return 0,
+    }
+    if m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty() {
+        return m.answers.iter().map(|r| r.ttl).min().unwrap_or(0);
+    }
+    m.authorities
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
 
 /// `nameserver` lines of a resolv.conf, port 53.
 pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
@@ -68,12 +86,7 @@ impl Upstreams {
             return Ok(m.clone());
         }
         let m = self.ask(name, qtype).await?;
-        let ttl = m
-            .answers
-            .iter()
-            .map(|r| r.ttl)
-            .min()
-            .unwrap_or(NEGATIVE_TTL);
+        let ttl = cache_ttl(&m);
         if ttl > 0 {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= CACHE_MAX {
@@ -157,6 +170,46 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_server::proto::rr::Record;
+    use hickory_server::proto::rr::rdata::{A, SOA};
+
+    fn msg(code: ResponseCode, answers: Vec<Record>, authorities: Vec<Record>) -> Message {
+        let mut m = Message::query();
+        m.metadata.response_code = code;
+        m.answers = answers;
+        m.authorities = authorities;
+        m
+    }
+
+    #[test]
+    fn cache_ttl_follows_rfc_2308() {
+        let name = Name::from_ascii("x.example.").unwrap();
+        let a = |ttl| Record::from_rdata(name.clone(), ttl, RData::A(A::new(1, 2, 3, 4)));
+        let soa = |ttl, minimum| {
+            Record::from_rdata(
+                Name::from_ascii("example.").unwrap(),
+                ttl,
+                RData::SOA(SOA::new(name.clone(), name.clone(), 1, 60, 60, 60, minimum)),
+            )
+        };
+        assert_eq!(
+            cache_ttl(&msg(ResponseCode::NoError, vec![a(30), a(10)], vec![])),
+            10
+        );
+        assert_eq!(
+            cache_ttl(&msg(ResponseCode::NXDomain, vec![], vec![soa(300, 60)])),
+            60
+        );
+        assert_eq!(
+            cache_ttl(&msg(ResponseCode::NoError, vec![], vec![soa(20, 60)])),
+            20
+        );
+        assert_eq!(cache_ttl(&msg(ResponseCode::NXDomain, vec![], vec![])), 0);
+        assert_eq!(
+            cache_ttl(&msg(ResponseCode::ServFail, vec![a(30)], vec![])),
+            0
+        );
+    }
 
     #[test]
     fn resolv_conf() {

@@ -1,1 +1,445 @@
+//! The one test harness of the workspace: namespaces, processes and a
+//! daemon that clean up on drop, so every integration test (here, in
+//! `cni/tests` and `lb/tests`) builds its world the same way.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace's binaries, built once per test binary (cargo builds other
+/// packages' binaries for integration tests only when asked).
+fn workspace_bin(name: &str) -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    BUILD.call_once(|| {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "netd", "-p", "netd-cni"])
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build -p netd -p netd-cni failed");
+    });
+    root.join("target/debug").join(name)
+}
+
+pub fn netd_bin() -> PathBuf {
+    workspace_bin("netd")
+}
+
+pub fn cni_bin() -> PathBuf {
+    workspace_bin("netd-cni")
+}
+
+fn check(cmd: &str, args: &[&str], out: &Output) {
+    assert!(
+        out.status.success(),
+        "{cmd} {} failed: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+pub fn run_ok(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
+    check(cmd, args, &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace at /run/netns/NAME, deleted on drop.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        run_ok("ip", &["netns", "add", name]);
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        ns.run_ok("ip", &["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    pub fn exists(name: &str) -> bool {
+        Path::new(&format!("/run/netns/{name}")).exists()
+    }
+
+    /// Run in this namespace with nsenter (keeps the mount namespace, see
+    /// TESTING.md gotchas), whatever the outcome.
+    pub fn output(&self, cmd: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .arg(cmd)
+            .args(args)
+            .output()
+            .expect("run nsenter")
+    }
+
+    /// Run in this namespace; panics with its output unless it succeeds.
+    pub fn run_ok(&self, cmd: &str, args: &[&str]) -> String {
+        let out = self.output(cmd, args);
+        check(cmd, args, &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn output_ok(&self, cmd: &str, args: &[&str]) -> String {
+        self.run_ok(cmd, args)
+    }
+
+    /// `ip -j ARGS` in this namespace.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["-j"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&self.run_ok("ip", &full)).expect("ip -j output")
+    }
+
+    /// `ip -j link show NAME`, or None.
+    pub fn link(&self, name: &str) -> Option<serde_json::Value> {
+        let out = self.output("ip", &["-j", "link", "show", "dev", name]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.get(0).cloned())
+    }
+
+    /// Names of links whose name starts with `prefix`.
+    pub fn links(&self, prefix: &str) -> Vec<String> {
+        self.json(&["link"])
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l["ifname"].as_str())
+                    .filter(|n| n.starts_with(prefix))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// IPv4 CIDRs on `dev`.
+    pub fn addresses(&self, dev: &str) -> Vec<String> {
+        self.json(&["-4", "addr", "show", "dev", dev])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap_or("?"), a["prefixlen"]))
+            .collect()
+    }
+
+    pub fn default_gateway(&self) -> Option<String> {
+        self.json(&["-4", "route", "show", "default"])
+            .as_array()
+            .and_then(|a| a.first().cloned())
+            .and_then(|r| r["gateway"].as_str().map(str::to_string))
+    }
+
+    /// Whether one ping from here to `ip` is answered.
+    pub fn ping(&self, ip: &str) -> bool {
+        ping(&self.name, ip)
+    }
+}
+
+/// A directory under the system temp dir, emptied at creation and removed
+/// on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The HTTP status `curl` gets for `url` from inside `ns` ("000" when
+/// nothing answers within 3 s).
+pub fn curl(ns: &Netns, url: &str) -> String {
+    let out = ns.output(
+        "curl",
+        &["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3", url],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A process we started, killed by pid and reaped on drop.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn_in(netns: &str, cmd: &str, args: &[&str]) -> Child {
+    let path = format!("--net=/run/netns/{netns}");
+    let mut full = vec![path.as_str(), cmd];
+    full.extend_from_slice(args);
+    Child(
+        Command::new("nsenter")
+            .args(&full)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    )
+}
+
+/// Wait until something listens on TCP `port` inside `netns`.
+pub fn wait_listening(netns: &str, port: u16) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", netns, "ss", "-Htln"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port} in {netns}");
+}
+
+/// `netd daemon` in a host namespace, with its own state, run dir and
+/// socket; killed and reaped on drop. Sandboxes it created are removed first.
+pub struct Daemon {
+    child: Option<std::process::Child>,
+    dir: PathBuf,
+    host: String,
+    extra: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start(host: &Netns) -> Daemon {
+        Daemon::start_with(host, &[])
+    }
+
+    /// Start with extra `netd daemon` flags.
+    pub fn start_with(host: &Netns, extra: &[&str]) -> Daemon {
+        let dir =
+            std::env::temp_dir().join(format!("netd-test-{}-{}", host.name(), std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Daemon {
+            child: None,
+            dir,
+            host: host.name().to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("netd.sock")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.host))
+            .arg(netd_bin())
+            .args(["--socket"])
+            .arg(self.socket())
+            .args(["daemon", "--state-dir"])
+            .arg(self.dir.join("state"))
+            .arg("--run-dir")
+            .arg(self.dir.join("run"))
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn netd daemon");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            // The socket is bound before the start-up reconcile; a request
+            // answered means the daemon is serving.
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok()
+                && self.cli(&["network", "ls"]).status.success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "daemon did not come up: {}",
+            std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        );
+    }
+
+    /// SIGKILL the daemon, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same state dir and socket.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(netd_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run netd")
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        check("netd", args, &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn cli_err(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "netd {} should have failed",
+            args.join(" ")
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(args)).expect("JSON output")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Sandboxes' namespaces live under /run/netns: remove them through netd.
+        if let Ok(out) = std::panic::catch_unwind(|| self.cli(&["sandbox", "ls", "--quiet"])) {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let mut args = vec!["sandbox", "rm", "--force"];
+                args.extend(ids.iter().map(String::as_str));
+                let _ = self.cli(&args);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether one ping from `ns` to `ip` is answered.
+pub fn ping(ns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Join a host namespace to an "outside" one by a veth: host `PREFIX.1/24`,
+/// outside `PREFIX.2/24` (PREFIX like "10.202.1").
+pub fn uplink(host: &Netns, outside: &Netns, prefix: &str) {
+    let up = format!(
+        "ndup{}{}",
+        std::process::id() % 100_000,
+        prefix.rsplit('.').next().unwrap_or("0")
+    );
+    let up = &up[..up.len().min(13)];
+    let upo = format!("{up}o");
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            up,
+            "netns",
+            host.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &upo,
+            "netns",
+            outside.name(),
+        ],
+    );
+    host.run_ok("ip", &["addr", "add", &format!("{prefix}.1/24"), "dev", up]);
+    host.run_ok("ip", &["link", "set", up, "up"]);
+    outside.run_ok(
+        "ip",
+        &["addr", "add", &format!("{prefix}.2/24"), "dev", &upo],
+    );
+    outside.run_ok("ip", &["link", "set", &upo, "up"]);
+}
+
+/// A daemon something else started (netd-cni does, for DNS), stopped by the
+/// pid it wrote when the test ends.
+pub struct StartedDaemon(pub PathBuf);
+
+impl Drop for StartedDaemon {
+    fn drop(&mut self) {
+        let Ok(pid) = std::fs::read_to_string(&self.0) else {
+            return;
+        };
+        let Ok(pid) = pid.trim().parse::<i32>() else {
+            return;
+        };
+        // Only a netd process: the pid file may be stale.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "netd" {
+            return;
+        }
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..100 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.is_empty() || stat.contains(") Z ") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}

@@ -1,7 +1,7 @@
 //! Bridge networks end to end: a host namespace running the daemon,
 //! sandboxes as containers, proven with kernel state and real traffic.
 
-mod support;
+use netd_tests as support;
 
 use std::process::Command;
 

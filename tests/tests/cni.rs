@@ -2,7 +2,7 @@
 //! result (or error) on stdout; run inside a host namespace of the test's,
 //! with containers as namespaces made with `ip netns add`.
 
-mod support;
+use netd_tests as support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

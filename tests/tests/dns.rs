@@ -2,7 +2,7 @@
 //! sandboxes, over UDP and TCP, with dnsmasq in an "outside" namespace as the
 //! upstream resolver.
 
-mod support;
+use netd_tests as support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -213,5 +213,54 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
         dig(&a, &[&b]).1,
         vec!["10.204.1.3"],
         "the server died on malformed input"
+    );
+    // TCP limits: 16 silent connections take every TCP slot of the sandbox;
+    // a 17th is closed at once, UDP keeps answering, the silent ones are
+    // closed after the idle timeout (5 s), and then TCP answers again.
+    let hog = format!(
+        "import socket, struct, time\n\
+         held = [socket.create_connection(('127.0.0.11', 53)) for _ in range(16)]\n\
+         time.sleep(0.3)\n\
+         extra = socket.create_connection(('127.0.0.11', 53))\n\
+         extra.settimeout(2)\n\
+         try:\n    print('extra', 'closed' if extra.recv(1) == b'' else 'open')\n\
+         except (socket.timeout, ConnectionResetError) as e:\n    print('extra', 'closed' if isinstance(e, ConnectionResetError) else 'open')\n\
+         q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0) + b''.join(bytes([len(l)]) + l.encode() for l in '{b}'.split('.')) + b'\\0' + struct.pack('>HH', 1, 1)\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         u.settimeout(2)\n\
+         u.sendto(q, ('127.0.0.11', 53))\n\
+         r = u.recv(512)\n\
+         print('udp', r[3] & 15, struct.unpack('>H', r[6:8])[0])\n\
+         t = time.time()\n\
+         held[0].settimeout(15)\n\
+         print('idle', 'closed' if held[0].recv(1) == b'' else 'open', round(time.time() - t))\n"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &a, "python3", "-c", &hog])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "extra closed", "{text}");
+    assert_eq!(
+        lines[1], "udp 0 1",
+        "UDP must answer while TCP is full: {text}"
+    );
+    let idle: Vec<&str> = lines[2].split(' ').collect();
+    assert_eq!(idle[1], "closed", "{text}");
+    let secs: u64 = idle[2].parse().unwrap();
+    assert!(
+        (3..=8).contains(&secs),
+        "idle close after {secs} s, want ~5: {text}"
+    );
+    assert_eq!(
+        dig(&a, &["+tcp", &b]).1,
+        vec!["10.204.1.3"],
+        "TCP does not answer after the hogs are gone"
     );
 }

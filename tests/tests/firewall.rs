@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod support;
+use netd_tests as support;
 use support::{Child, Daemon, Netns, ping, uplink};
 
 struct World {
