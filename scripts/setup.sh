@@ -27,7 +27,9 @@ BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev)
 # Run and test: ip, nft, ping, dig, ps/pgrep, curl, python3.
 # dnsmasq-base: the binary only (no service that would start in the root namespace),
 # used as the upstream resolver in the DNS tests.
-TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base)
+# containernetworking-plugins: the reference CNI plugins (/usr/lib/cni/tuning)
+# that netd-cni's chain test runs after it.
+TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base containernetworking-plugins)
 
 APT_LOG=$(mktemp /tmp/netd-setup-apt.XXXXXX.log)
 trap 'rm -f "$APT_LOG"' EXIT

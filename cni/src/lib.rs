@@ -1,13 +1,22 @@
-//! The CNI protocol for netd: configuration, results and errors as SPEC
-//! 1.1.0 writes them. Pure types and conversions; `main.rs` does the I/O
+//! The CNI protocol for netd: environment, configuration, results and
+//! errors as SPEC 1.1.0 (and the reference `skel` package) writes them. Pure
+//! types and conversions, unit-tested without root; `main.rs` does the I/O
 //! and calls netd's operations.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+/// The versions this plugin speaks, oldest first.
 pub const SUPPORTED: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+/// The version a configuration without `cniVersion` is taken to ask for
+/// (as libcni's decoder does): one this plugin does not speak.
+pub const IMPLICIT_VERSION: &str = "0.1.0";
+
+/// The nameserver netd's DNS answers on inside every sandbox.
+pub const NAMESERVER: &str = "127.0.0.11";
 
 /// CNI error codes (SPEC "Error" section).
 pub mod code {
@@ -19,10 +28,12 @@ pub mod code {
     pub const DECODE: u32 = 6;
     pub const INVALID_CONFIG: u32 = 7;
     pub const TRY_LATER: u32 = 11;
-    pub const NOT_READY: u32 = 50;
+    pub const NOT_AVAILABLE: u32 = 50;
+    pub const LIMITED_CONNECTIVITY: u32 = 51;
     pub const GENERIC: u32 = 999;
 }
 
+/// An error result: `{"cniVersion","code","msg","details"}` on stdout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CniError {
     pub code: u32,
@@ -53,6 +64,189 @@ impl CniError {
     }
 }
 
+impl std::fmt::Display for CniError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (code {})", self.msg, self.code)?;
+        if !self.details.is_empty() {
+            write!(f, ": {}", self.details)?;
+        }
+        Ok(())
+    }
+}
+
+// ---- environment --------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Del,
+    Check,
+    Gc,
+    Status,
+    Version,
+}
+
+impl Command {
+    fn parse(s: &str) -> Option<Command> {
+        Some(match s {
+            "ADD" => Command::Add,
+            "DEL" => Command::Del,
+            "CHECK" => Command::Check,
+            "GC" => Command::Gc,
+            "STATUS" => Command::Status,
+            "VERSION" => Command::Version,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Add => "ADD",
+            Command::Del => "DEL",
+            Command::Check => "CHECK",
+            Command::Gc => "GC",
+            Command::Status => "STATUS",
+            Command::Version => "VERSION",
+        }
+    }
+}
+
+/// The `CNI_*` parameters of one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Env {
+    pub command: Command,
+    pub container: String,
+    pub netns: Option<String>,
+    pub ifname: String,
+    pub args: String,
+    pub path: String,
+}
+
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: container ids and network names (SPEC
+/// "Parameters", libcni's `cniValidNameChars`).
+pub fn valid_cni_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn valid_ifname(s: &str) -> Result<(), &'static str> {
+    if s.len() > 15 {
+        return Err("interface name is too long");
+    }
+    if s == "." || s == ".." {
+        return Err("interface name is . or ..");
+    }
+    if s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+        return Err("interface name contains / or : or whitespace characters");
+    }
+    Ok(())
+}
+
+impl Env {
+    /// Read and check the parameters. Which are required follows the spec:
+    /// `CNI_CONTAINERID` and `CNI_IFNAME` for ADD, DEL and CHECK,
+    /// `CNI_NETNS` for ADD and CHECK, `CNI_PATH` for GC. Every missing
+    /// variable is named in one error (code 4), as libcni's skel does.
+    pub fn from(get: impl Fn(&str) -> Option<String>) -> Result<Env, CniError> {
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
+        let Some(raw) = get("CNI_COMMAND") else {
+            return Err(CniError::new(
+                code::INVALID_ENV,
+                "required env variables [CNI_COMMAND] missing",
+            ));
+        };
+        let command = Command::parse(&raw).ok_or_else(|| {
+            CniError::new(code::INVALID_ENV, format!("unknown CNI_COMMAND: {raw}"))
+        })?;
+        use Command::*;
+        let required: &[&str] = match command {
+            Add | Check => &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
+            Del => &["CNI_CONTAINERID", "CNI_IFNAME"],
+            Gc => &["CNI_PATH"],
+            Status | Version => &[],
+        };
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|k| get(k).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(CniError::new(
+                code::INVALID_ENV,
+                format!("required env variables [{}] missing", missing.join(",")),
+            ));
+        }
+        let env = Env {
+            command,
+            container: get("CNI_CONTAINERID").unwrap_or_default(),
+            netns: get("CNI_NETNS"),
+            ifname: get("CNI_IFNAME").unwrap_or_default(),
+            args: get("CNI_ARGS").unwrap_or_default(),
+            path: get("CNI_PATH").unwrap_or_default(),
+        };
+        if matches!(command, Add | Del | Check) {
+            if !valid_cni_name(&env.container) {
+                return Err(CniError::new(
+                    code::INVALID_ENV,
+                    "invalid characters in CNI_CONTAINERID",
+                )
+                .details(env.container));
+            }
+            if let Err(m) = valid_ifname(&env.ifname) {
+                return Err(CniError::new(code::INVALID_ENV, format!("CNI_IFNAME: {m}"))
+                    .details(env.ifname));
+            }
+        }
+        Ok(env)
+    }
+}
+
+/// One `K=V` of CNI_ARGS (`K=V;K=V`).
+pub fn cni_arg<'a>(args: &'a str, key: &str) -> Option<&'a str> {
+    args.split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+// ---- versions -----------------------------------------------------------------
+
+fn version_key(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+    let k = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(k)
+}
+
+/// Whether `v` is at least `min` (both `MAJOR.MINOR.PATCH`).
+pub fn at_least(v: &str, min: &str) -> bool {
+    matches!((version_key(v), version_key(min)), (Some(a), Some(b)) if a >= b)
+}
+
+/// The configuration's version allows the command: CHECK from 0.4.0, GC
+/// and STATUS from 1.1.0 (code 1 otherwise, as libcni's skel answers).
+pub fn command_allowed(command: Command, version: &str) -> Result<(), CniError> {
+    let min = match command {
+        Command::Check => "0.4.0",
+        Command::Gc | Command::Status => "1.1.0",
+        _ => return Ok(()),
+    };
+    if at_least(version, min) {
+        Ok(())
+    } else {
+        Err(CniError::new(
+            code::INCOMPATIBLE_VERSION,
+            format!("config version does not allow {}", command.as_str()),
+        )
+        .details(format!(
+            "{} needs cniVersion {min} or later, the configuration is {version}",
+            command.as_str()
+        )))
+    }
+}
+
+// ---- configuration ----------------------------------------------------------------
+
 /// One port mapping as runtimes pass it in `runtimeConfig.portMappings`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,20 +260,25 @@ pub struct PortMap {
 }
 
 impl PortMap {
-    /// As netd's publish spec.
+    /// As netd's publish spec (`[HOSTIP:]HOSTPORT:PORT/PROTO`).
     pub fn spec(&self) -> String {
         let proto = self
             .protocol
             .as_deref()
+            .filter(|p| !p.is_empty())
             .unwrap_or("tcp")
             .to_ascii_lowercase();
         match self.host_ip.as_deref().filter(|h| !h.is_empty()) {
+            Some(ip) if ip.contains(':') => {
+                format!("[{ip}]:{}:{}/{proto}", self.host_port, self.container_port)
+            }
             Some(ip) => format!("{ip}:{}:{}/{proto}", self.host_port, self.container_port),
             None => format!("{}:{}/{proto}", self.host_port, self.container_port),
         }
     }
 }
 
+/// The capabilities a runtime passes (SPEC "Deriving runtimeConfig").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeConfig {
@@ -88,6 +287,7 @@ pub struct RuntimeConfig {
     /// `{"NETWORK": ["a", "b"]}`.
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
+    /// `["10.88.0.7/16"]` or `["10.88.0.7"]`.
     #[serde(default)]
     pub ips: Vec<String>,
     #[serde(default)]
@@ -101,7 +301,7 @@ pub struct RuntimeConfig {
 pub struct NetConf {
     pub cni_version: String,
     pub name: String,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub kind: String,
     #[serde(default)]
     pub subnet: Option<String>,
@@ -113,15 +313,17 @@ pub struct NetConf {
     pub bridge: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// No route out, no masquerade. `None`: not said (false when creating).
     #[serde(default)]
-    pub internal: bool,
+    pub internal: Option<bool>,
     #[serde(default)]
     pub dns: bool,
     /// Isolate containers of this network from each other (ICC off).
     #[serde(default)]
-    pub isolate: bool,
-    #[serde(default = "yes")]
-    pub ip_masq: bool,
+    pub isolate: Option<bool>,
+    /// Masquerade traffic leaving the host (true when creating).
+    #[serde(default)]
+    pub ip_masq: Option<bool>,
     #[serde(default)]
     pub state_dir: Option<String>,
     #[serde(default)]
@@ -132,28 +334,69 @@ pub struct NetConf {
     pub prev_result: Option<Value>,
 }
 
-fn yes() -> bool {
-    true
+/// The configuration as a JSON object, or error 6.
+pub fn decode(stdin: &[u8]) -> Result<Value, CniError> {
+    let bad = || CniError::new(code::DECODE, "error unmarshalling network config");
+    let v: Value = serde_json::from_slice(stdin).map_err(|e| bad().details(e.to_string()))?;
+    if !v.is_object() {
+        return Err(bad().details("the configuration is not a JSON object"));
+    }
+    Ok(v)
 }
 
 impl NetConf {
+    /// Decode stdin in libcni's order: JSON (6), the network name (7),
+    /// `cniVersion` (1), then the plugin's own keys (7, or 2 for a key
+    /// this plugin does not support).
     pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
-        let v: Value = serde_json::from_slice(stdin).map_err(|e| {
-            CniError::new(code::DECODE, "cannot decode the network configuration")
-                .details(e.to_string())
-        })?;
-        let conf: NetConf = serde_json::from_value(v).map_err(|e| {
+        let v = decode(stdin)?;
+        let Some(obj) = v.as_object() else {
+            unreachable!("decode returns objects");
+        };
+        match obj.get("name").and_then(Value::as_str) {
+            None | Some("") => {
+                return Err(CniError::new(code::INVALID_CONFIG, "missing network name"));
+            }
+            Some(n) if !valid_cni_name(n) => {
+                return Err(CniError::new(
+                    code::INVALID_CONFIG,
+                    "invalid characters found in network name",
+                )
+                .details(n));
+            }
+            Some(_) => {}
+        }
+        let version = match obj.get("cniVersion") {
+            None => IMPLICIT_VERSION,
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => {
+                return Err(
+                    CniError::new(code::DECODE, "error unmarshalling network config")
+                        .details("cniVersion is not a string"),
+                );
+            }
+        };
+        if !SUPPORTED.contains(&version) {
+            return Err(
+                CniError::new(code::INCOMPATIBLE_VERSION, "incompatible CNI versions").details(
+                    format!(
+                        "config is {version:?}, plugin supports [{}]",
+                        SUPPORTED.join(" ")
+                    ),
+                ),
+            );
+        }
+        if let Some(ipam) = obj.get("ipam").filter(|v| !v.is_null()) {
+            return Err(CniError::new(
+                code::UNSUPPORTED_FIELD,
+                format!("unsupported field ipam: {ipam}"),
+            )
+            .details("netd-cni allocates addresses itself; use subnet, ipRange and gateway"));
+        }
+        serde_json::from_value(v).map_err(|e| {
             CniError::new(code::INVALID_CONFIG, "invalid network configuration")
                 .details(e.to_string())
-        })?;
-        if !SUPPORTED.contains(&conf.cni_version.as_str()) {
-            return Err(CniError::new(
-                code::INCOMPATIBLE_VERSION,
-                format!("unsupported cniVersion {}", conf.cni_version),
-            )
-            .details(format!("supported: {}", SUPPORTED.join(", "))));
-        }
-        Ok(conf)
+        })
     }
 
     /// netd network options for these keys.
@@ -165,13 +408,13 @@ impl NetConf {
         if let Some(m) = self.mtu {
             o.insert("com.docker.network.driver.mtu".to_string(), m.to_string());
         }
-        if !self.ip_masq {
+        if self.ip_masq == Some(false) {
             o.insert(
                 "com.docker.network.bridge.enable_ip_masquerade".to_string(),
                 "false".to_string(),
             );
         }
-        if self.isolate {
+        if self.isolate == Some(true) {
             o.insert(
                 "com.docker.network.bridge.enable_icc".to_string(),
                 "false".to_string(),
@@ -179,46 +422,192 @@ impl NetConf {
         }
         o
     }
+
+    /// The DNS names of the container on this network: the runtime's
+    /// aliases for it, and the pod name of CNI_ARGS.
+    pub fn names(&self, args: &str) -> Vec<String> {
+        let mut names = self
+            .runtime_config
+            .aliases
+            .get(&self.name)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(pod) = cni_arg(args, "K8S_POD_NAME").filter(|p| !p.is_empty()) {
+            names.push(pod.to_string());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        names
+    }
 }
+
+/// The attachments a GC request lists as still valid:
+/// `(containerID, ifname)` pairs of `cni.dev/valid-attachments`.
+pub fn valid_attachments(raw: &Value) -> Result<Vec<(String, String)>, CniError> {
+    let bad = || {
+        CniError::new(
+            code::INVALID_CONFIG,
+            "cni.dev/valid-attachments must be a list of {containerID, ifname}",
+        )
+    };
+    match raw.get("cni.dev/valid-attachments") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                let c = x["containerID"].as_str().ok_or_else(bad)?;
+                let i = x["ifname"].as_str().unwrap_or_default();
+                Ok((c.to_string(), i.to_string()))
+            })
+            .collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
+// ---- results --------------------------------------------------------------------
 
 /// What an ADD produced, in netd's terms, before it is written in a version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
     pub host_ifname: String,
+    pub host_mac: String,
     pub ifname: String,
     pub mac: String,
+    pub mtu: Option<u32>,
     pub netns: String,
+    /// CIDR: `10.88.0.2/16`.
     pub address: String,
     pub gateway: String,
+    /// The default route via `gateway` is this attachment's.
     pub default_route: bool,
     pub dns: bool,
 }
 
-/// The ADD result in the version the configuration asks for.
-pub fn result(version: &str, a: &Attachment) -> Value {
-    let legacy = version.starts_with("0.");
-    let mut ip = json!({ "address": a.address, "gateway": a.gateway, "interface": 1 });
-    if legacy {
-        ip["version"] = json!("4");
-    }
-    let mut r = json!({
-        "cniVersion": version,
-        "interfaces": [
-            { "name": a.host_ifname },
-            { "name": a.ifname, "mac": a.mac, "sandbox": a.netns },
-        ],
-        "ips": [ip],
-        "routes": if a.default_route { json!([{ "dst": "0.0.0.0/0", "gw": a.gateway }]) } else { json!([]) },
-    });
-    r["dns"] = if a.dns {
-        json!({ "nameservers": ["127.0.0.11"] })
-    } else {
-        json!({})
+/// The ADD result in the version the configuration asks for, appended to
+/// `prev` (a previous plugin's result in a chain) when there is one.
+pub fn result(version: &str, a: &Attachment, prev: Option<&Value>) -> Value {
+    let legacy = !at_least(version, "1.0.0");
+    let mut out = Map::new();
+    out.insert("cniVersion".into(), json!(version));
+    let mut interfaces: Vec<Value> = prev
+        .and_then(|p| p["interfaces"].as_array().cloned())
+        .unwrap_or_default();
+    let mut ips: Vec<Value> = prev
+        .and_then(|p| p["ips"].as_array().cloned())
+        .unwrap_or_default();
+    let mut routes: Vec<Value> = prev
+        .and_then(|p| p["routes"].as_array().cloned())
+        .unwrap_or_default();
+    let with_mtu = |mut v: Value| {
+        // `mtu` in interfaces is new in 1.1.0.
+        if let Some(m) = a.mtu.filter(|_| at_least(version, "1.1.0")) {
+            v["mtu"] = json!(m);
+        }
+        v
     };
-    r
+    interfaces.push(with_mtu(
+        json!({ "name": a.host_ifname, "mac": a.host_mac }),
+    ));
+    interfaces.push(with_mtu(
+        json!({ "name": a.ifname, "mac": a.mac, "sandbox": a.netns }),
+    ));
+    let index = interfaces.len() - 1;
+    ips.push(json!({ "address": a.address, "gateway": a.gateway, "interface": index }));
+    for ip in &mut ips {
+        if let Some(o) = ip.as_object_mut() {
+            if legacy {
+                let v6 = o
+                    .get("address")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.contains(':'));
+                o.entry("version")
+                    .or_insert_with(|| json!(if v6 { "6" } else { "4" }));
+            } else {
+                o.remove("version");
+            }
+        }
+    }
+    if a.default_route {
+        routes.push(json!({ "dst": "0.0.0.0/0", "gw": a.gateway }));
+    }
+    out.insert("interfaces".into(), json!(interfaces));
+    out.insert("ips".into(), json!(ips));
+    out.insert("routes".into(), json!(routes));
+    let dns = match (a.dns, prev.map(|p| &p["dns"])) {
+        (true, _) => json!({ "nameservers": [NAMESERVER] }),
+        (false, Some(d)) if d.is_object() => d.clone(),
+        _ => json!({}),
+    };
+    out.insert("dns".into(), dns);
+    Value::Object(out)
 }
 
-/// Container ids are free-form; sandbox names are `[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}`.
+/// What a CHECK expects of an attachment, read from `prevResult`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub mac: Option<String>,
+    /// CIDRs on the container interface.
+    pub addresses: Vec<String>,
+    /// `(dst, gw)` routes through a gateway of those addresses (routes of
+    /// other plugins in a chain are theirs to check).
+    pub routes: Vec<(String, Option<String>)>,
+}
+
+/// Find the container interface `ifname` in `netns` in a previous result,
+/// with its addresses and the routes through its gateways.
+pub fn expected(prev: &Value, ifname: &str, netns: &str) -> Result<Expected, CniError> {
+    let bad = |m: String| CniError::new(code::INVALID_CONFIG, m);
+    let ifs = prev["interfaces"]
+        .as_array()
+        .ok_or_else(|| bad("prevResult has no interfaces".into()))?;
+    let index = ifs
+        .iter()
+        .position(|i| {
+            i["name"].as_str() == Some(ifname)
+                && i["sandbox"]
+                    .as_str()
+                    .is_some_and(|s| s.is_empty() || s == netns)
+        })
+        .ok_or_else(|| bad(format!("prevResult has no interface {ifname} in {netns}")))?;
+    let mut addresses = Vec::new();
+    let mut gateways = Vec::new();
+    for ip in prev["ips"].as_array().into_iter().flatten() {
+        if ip["interface"].as_u64() == Some(index as u64)
+            && let Some(a) = ip["address"].as_str()
+        {
+            addresses.push(a.to_string());
+            if let Some(g) = ip["gateway"].as_str() {
+                gateways.push(g.to_string());
+            }
+        }
+    }
+    if addresses.is_empty() {
+        return Err(bad(format!("prevResult has no address on {ifname}")));
+    }
+    let routes = prev["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let dst = r["dst"].as_str()?.to_string();
+            let gw = r["gw"].as_str().map(str::to_string);
+            gw.as_ref()
+                .is_some_and(|g| gateways.contains(g))
+                .then_some((dst, gw))
+        })
+        .collect();
+    Ok(Expected {
+        mac: ifs[index]["mac"].as_str().map(str::to_string),
+        addresses,
+        routes,
+    })
+}
+
+// ---- names ----------------------------------------------------------------------
+
+/// The netd sandbox name for a container id. Ids are already
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; anything else is replaced by `_`, and ids
+/// longer than a sandbox name (64) keep 47 characters and a hash of the rest.
 pub fn sandbox_name(container_id: &str) -> String {
     let mut s: String = container_id
         .chars()
@@ -229,82 +618,247 @@ pub fn sandbox_name(container_id: &str) -> String {
                 '_'
             }
         })
-        .take(64)
         .collect();
     if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        s.replace_range(0..s.chars().next().map_or(0, char::len_utf8), "c");
+        s.insert(0, 'c');
+    }
+    if s.len() > 64 {
+        // FNV-1a: stable across releases, unlike std's hasher.
+        let h = container_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        s.truncate(47);
+        s.push_str(&format!("-{h:016x}"));
     }
     s
-}
-
-/// The `K8S_POD_NAME` (or another key) of CNI_ARGS: `K=V;K=V`.
-pub fn cni_arg<'a>(args: &'a str, key: &str) -> Option<&'a str> {
-    args.split(';')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn env(vars: &[(&str, &str)]) -> Result<Env, CniError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Env::from(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn environment_as_skel_checks_it() {
+        let e = env(&[]).unwrap_err();
+        assert_eq!(e.code, code::INVALID_ENV);
+        assert!(e.msg.contains("CNI_COMMAND"));
+        let e = env(&[("CNI_COMMAND", "ADD"), ("CNI_IFNAME", "eth0")]).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "required env variables [CNI_CONTAINERID,CNI_NETNS] missing"
+        );
+        // DEL needs no namespace; GC needs CNI_PATH; VERSION and STATUS nothing.
+        assert!(
+            env(&[
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_IFNAME", "eth0")
+            ])
+            .is_ok()
+        );
+        assert_eq!(
+            env(&[("CNI_COMMAND", "GC")]).unwrap_err().msg,
+            "required env variables [CNI_PATH] missing"
+        );
+        assert!(env(&[("CNI_COMMAND", "VERSION")]).is_ok());
+        assert!(env(&[("CNI_COMMAND", "STATUS")]).is_ok());
+        let bad_id = env(&[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "-x/y"),
+            ("CNI_IFNAME", "eth0"),
+        ])
+        .unwrap_err();
+        assert_eq!(bad_id.code, code::INVALID_ENV);
+        let bad_if = env(&[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "c"),
+            ("CNI_IFNAME", "a-very-long-interface"),
+        ])
+        .unwrap_err();
+        assert_eq!(bad_if.code, code::INVALID_ENV);
+        assert_eq!(
+            env(&[("CNI_COMMAND", "FROB")]).unwrap_err().code,
+            code::INVALID_ENV
+        );
+    }
+
     #[test]
     fn config_errors_have_the_right_codes() {
-        assert_eq!(NetConf::parse(b"{nope").unwrap_err().code, code::DECODE);
+        let code_of = |s: &str| NetConf::parse(s.as_bytes()).unwrap_err().code;
+        assert_eq!(code_of("{nope"), code::DECODE);
+        assert_eq!(code_of("[1]"), code::DECODE);
         assert_eq!(
-            NetConf::parse(br#"{"cniVersion":"1.0.0","type":"netd-cni"}"#)
-                .unwrap_err()
-                .code,
+            code_of(r#"{"cniVersion":"1.0.0","type":"netd-cni"}"#),
             code::INVALID_CONFIG
         );
         assert_eq!(
-            NetConf::parse(br#"{"cniVersion":"9.9.9","name":"n","type":"netd-cni"}"#)
-                .unwrap_err()
-                .code,
+            code_of(r#"{"cniVersion":"1.0.0","name":"a b","type":"netd-cni"}"#),
+            code::INVALID_CONFIG
+        );
+        assert_eq!(
+            code_of(r#"{"cniVersion":"9.9.9","name":"n","type":"netd-cni"}"#),
             code::INCOMPATIBLE_VERSION
+        );
+        assert_eq!(
+            code_of(r#"{"name":"n","type":"netd-cni"}"#),
+            code::INCOMPATIBLE_VERSION
+        );
+        assert_eq!(
+            code_of(r#"{"cniVersion":"1.0.0","name":"n","type":"netd-cni","mtu":"big"}"#),
+            code::INVALID_CONFIG
+        );
+        assert_eq!(
+            code_of(
+                r#"{"cniVersion":"1.0.0","name":"n","type":"netd-cni","ipam":{"type":"host-local"}}"#
+            ),
+            code::UNSUPPORTED_FIELD
         );
         let c = NetConf::parse(
             br#"{"cniVersion":"1.1.0","name":"n","type":"netd-cni","subnet":"10.0.0.0/24","ipMasq":false,
-                "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"udp"}],"aliases":{"n":["web"]}}}"#,
+                "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"udp"}],"aliases":{"n":["web","web"]}}}"#,
         )
         .unwrap();
-        assert!(!c.ip_masq);
+        assert_eq!(c.ip_masq, Some(false));
         assert_eq!(c.runtime_config.port_mappings[0].spec(), "8080:80/udp");
         assert_eq!(
             c.options()["com.docker.network.bridge.enable_ip_masquerade"],
             "false"
         );
+        assert_eq!(c.names("K8S_POD_NAME=pod-0"), vec!["web", "pod-0"]);
     }
 
     #[test]
-    fn results_by_version() {
-        let a = Attachment {
+    fn versions_gate_commands() {
+        assert!(at_least("1.1.0", "1.0.0") && at_least("0.4.0", "0.4.0"));
+        assert!(!at_least("0.3.1", "0.4.0") && !at_least("x", "0.4.0"));
+        assert_eq!(
+            command_allowed(Command::Check, "0.3.1").unwrap_err().code,
+            code::INCOMPATIBLE_VERSION
+        );
+        assert!(command_allowed(Command::Check, "0.4.0").is_ok());
+        assert!(command_allowed(Command::Gc, "1.0.0").is_err());
+        assert!(command_allowed(Command::Status, "1.1.0").is_ok());
+        assert!(command_allowed(Command::Add, "0.3.0").is_ok());
+    }
+
+    fn attachment() -> Attachment {
+        Attachment {
             host_ifname: "nd-1".into(),
+            host_mac: "aa:bb:cc:dd:ee:ff".into(),
             ifname: "eth0".into(),
             mac: "02:42:0a:00:00:02".into(),
+            mtu: Some(1500),
             netns: "/run/netns/x".into(),
             address: "10.0.0.2/24".into(),
             gateway: "10.0.0.1".into(),
             default_route: true,
             dns: true,
-        };
-        let old = result("0.3.1", &a);
+        }
+    }
+
+    #[test]
+    fn results_by_version() {
+        let a = attachment();
+        let old = result("0.3.1", &a, None);
         assert_eq!(old["ips"][0]["version"], "4");
-        let new = result("1.1.0", &a);
+        assert!(old["interfaces"][0].get("mtu").is_none());
+        let v1 = result("1.0.0", &a, None);
+        assert!(v1["ips"][0].get("version").is_none());
+        assert!(v1["interfaces"][1].get("mtu").is_none());
+        let new = result("1.1.0", &a, None);
         assert!(new["ips"][0].get("version").is_none());
+        assert_eq!(new["interfaces"][0]["mac"], "aa:bb:cc:dd:ee:ff");
         assert_eq!(new["interfaces"][1]["sandbox"], "/run/netns/x");
+        assert_eq!(new["interfaces"][1]["mtu"], 1500);
+        assert_eq!(new["ips"][0]["interface"], 1);
         assert_eq!(new["dns"]["nameservers"][0], "127.0.0.11");
         assert_eq!(new["routes"][0]["dst"], "0.0.0.0/0");
+        let quiet = result(
+            "1.1.0",
+            &Attachment {
+                dns: false,
+                default_route: false,
+                ..a
+            },
+            None,
+        );
+        assert_eq!(quiet["dns"], json!({}));
+        assert_eq!(quiet["routes"], json!([]));
+    }
+
+    #[test]
+    fn chained_results_append_to_prev() {
+        let prev = json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [{ "name": "lo0" }],
+            "ips": [{ "address": "192.168.9.2/24", "interface": 0 }],
+            "routes": [{ "dst": "192.168.0.0/16" }],
+            "dns": { "nameservers": ["1.1.1.1"] }
+        });
+        let mut a = attachment();
+        a.dns = false;
+        let r = result("1.0.0", &a, Some(&prev));
+        assert_eq!(r["interfaces"].as_array().unwrap().len(), 3);
+        assert_eq!(r["ips"][1]["interface"], 2);
+        assert_eq!(r["routes"].as_array().unwrap().len(), 2);
+        assert_eq!(r["dns"]["nameservers"][0], "1.1.1.1");
+        let e = expected(&r, "eth0", "/run/netns/x").unwrap();
+        assert_eq!(e.addresses, vec!["10.0.0.2/24"]);
+        assert_eq!(
+            e.routes,
+            vec![("0.0.0.0/0".to_string(), Some("10.0.0.1".to_string()))]
+        );
+        assert_eq!(e.mac.as_deref(), Some("02:42:0a:00:00:02"));
+        assert!(expected(&r, "eth1", "/run/netns/x").is_err());
+        assert!(expected(&r, "eth0", "/run/netns/other").is_err());
+    }
+
+    #[test]
+    fn gc_attachments() {
+        let raw =
+            json!({ "cni.dev/valid-attachments": [{ "containerID": "a", "ifname": "eth0" }] });
+        assert_eq!(
+            valid_attachments(&raw).unwrap(),
+            vec![("a".to_string(), "eth0".to_string())]
+        );
+        assert!(valid_attachments(&json!({})).unwrap().is_empty());
+        assert!(valid_attachments(&json!({ "cni.dev/valid-attachments": 3 })).is_err());
     }
 
     #[test]
     fn names_and_args() {
         assert_eq!(sandbox_name("abc123"), "abc123");
-        assert_eq!(sandbox_name("-x/y"), "cx_y");
+        assert_eq!(sandbox_name("-x/y"), "c-x_y");
+        let long = "a".repeat(80);
+        let n = sandbox_name(&long);
+        assert_eq!(n.len(), 64);
+        assert_ne!(n, sandbox_name(&format!("{long}b")));
+        assert_eq!(n, sandbox_name(&long));
         assert_eq!(
             cni_arg("IgnoreUnknown=1;K8S_POD_NAME=web-0", "K8S_POD_NAME"),
             Some("web-0")
         );
+        assert!(valid_cni_name("a.b-c_d") && !valid_cni_name(".a") && !valid_cni_name(""));
+    }
+
+    #[test]
+    fn port_specs() {
+        let p = |ip: &str| PortMap {
+            host_port: 8080,
+            container_port: 80,
+            protocol: None,
+            host_ip: Some(ip.into()),
+        };
+        assert_eq!(p("").spec(), "8080:80/tcp");
+        assert_eq!(p("10.0.0.1").spec(), "10.0.0.1:8080:80/tcp");
+        assert_eq!(p("::1").spec(), "[::1]:8080:80/tcp");
     }
 }

@@ -1,68 +1,73 @@
 //! `netd-cni`: the CNI plugin. Exec'd by a container runtime with the
-//! command in `CNI_COMMAND`, the configuration on stdin; answers on stdout.
-//! It calls the same netd operations as the CLI and the daemon, and does the
-//! kernel work itself in the namespace it runs in: attaching never waits for
-//! a daemon.
+//! command in `CNI_COMMAND`, the configuration on stdin; answers on stdout,
+//! logs on stderr. It calls the same netd operations as the CLI and the
+//! daemon, and does the kernel work itself in the namespace it runs in:
+//! attaching never waits for a daemon.
+
+mod dns;
 
 use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use netd::Netd;
-use netd::kernel::Netlink;
-use netd::model::{EndpointRequest, NetworkCreate, SandboxCreate};
-use netd::ops::{DEFAULT_STATE_DIR, EndpointDetail};
-use netd_cni::{Attachment, CniError, NetConf, SUPPORTED, cni_arg, code, result, sandbox_name};
+use netd::kernel::{Netlink, netns};
+use netd::model::{EndpointRequest, Mac, NetworkCreate, SandboxCreate, SandboxNet};
+use netd::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail};
+use netd_cni::{
+    Attachment, CniError, Command, Env, NetConf, SUPPORTED, code, command_allowed, expected,
+    result, sandbox_name, valid_attachments,
+};
 use serde_json::{Value, json};
 
-struct Env {
-    command: String,
-    container: String,
-    netns: Option<String>,
-    ifname: String,
-    args: String,
-}
-
-fn env(key: &str) -> Option<String> {
+fn var(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
-fn required(key: &str) -> Result<String, CniError> {
-    env(key).ok_or_else(|| CniError::new(code::INVALID_ENV, format!("{key} is not set")))
-}
-
-fn netd_error(e: netd::Error) -> CniError {
-    let c = match e {
-        netd::Error::Invalid(_) | netd::Error::NotFound(_) => code::INVALID_CONFIG,
-        netd::Error::Store(_) => code::TRY_LATER,
-        _ => code::GENERIC,
-    };
-    CniError::new(c, e.to_string())
-}
-
-fn state_dir(conf: &NetConf) -> PathBuf {
+pub(crate) fn state_dir(conf: &NetConf) -> PathBuf {
     conf.state_dir
         .clone()
-        .or_else(|| env("NETD_STATE_DIR"))
+        .or_else(|| var("NETD_STATE_DIR"))
         .unwrap_or_else(|| DEFAULT_STATE_DIR.into())
         .into()
 }
 
-fn socket(conf: &NetConf) -> PathBuf {
+pub(crate) fn socket(conf: &NetConf) -> PathBuf {
     conf.socket
         .clone()
-        .or_else(|| env("NETD_SOCKET"))
-        .unwrap_or_else(|| "/run/netd/netd.sock".into())
+        .or_else(|| var("NETD_SOCKET"))
+        .unwrap_or_else(|| format!("{DEFAULT_RUN_DIR}/netd.sock"))
         .into()
 }
 
 fn main() {
+    // netd's own warnings (forced removals, firewall rebuilds) go to stderr,
+    // which runtimes log; NETD_LOG=debug shows more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+
     let mut stdin = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut stdin);
-    let version = serde_json::from_slice::<Value>(&stdin)
+    let read = if var("CNI_COMMAND").is_none() {
+        // For a human running the binary, as the reference plugins print;
+        // the error result below still says what is missing (code 4).
+        eprintln!("CNI netd-cni plugin v{}", env!("CARGO_PKG_VERSION"));
+        eprintln!("CNI protocol versions supported: {}", SUPPORTED.join(", "));
+        Ok(0)
+    } else {
+        std::io::stdin().read_to_end(&mut stdin)
+    };
+    let asked = serde_json::from_slice::<Value>(&stdin)
         .ok()
-        .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "1.1.0".to_string());
-    let out = run(&stdin, &version);
+        .and_then(|v| v["cniVersion"].as_str().map(str::to_string));
+    let out = match read {
+        Ok(_) => run(&stdin, asked.as_deref()),
+        Err(e) => Err(CniError::new(code::IO, "error reading from stdin").details(e.to_string())),
+    };
     let mut stdout = std::io::stdout();
     match out {
         Ok(Some(v)) => {
@@ -70,61 +75,130 @@ fn main() {
         }
         Ok(None) => {}
         Err(e) => {
-            eprintln!("netd-cni: {} {}", e.msg, e.details);
-            let _ = writeln!(stdout, "{}", e.to_json(&version));
+            // Errors are written in the configuration's version when this
+            // plugin speaks it, else in the newest.
+            let version = asked
+                .as_deref()
+                .filter(|v| SUPPORTED.contains(v))
+                .unwrap_or("1.1.0");
+            eprintln!("netd-cni: {e}");
+            let _ = writeln!(stdout, "{}", e.to_json(version));
+            let _ = stdout.flush();
             std::process::exit(1);
         }
     }
 }
 
-fn run(stdin: &[u8], version: &str) -> Result<Option<Value>, CniError> {
-    let command = required("CNI_COMMAND")?;
-    if command == "VERSION" {
-        return Ok(Some(
-            json!({ "cniVersion": version, "supportedVersions": SUPPORTED }),
-        ));
+fn run(stdin: &[u8], asked: Option<&str>) -> Result<Option<Value>, CniError> {
+    // Undecodable input is reported before the environment is (both come
+    // before anything else); VERSION needs no configuration.
+    if var("CNI_COMMAND").is_some_and(|c| c != "VERSION") {
+        netd_cni::decode(stdin)?;
+    }
+    let env = Env::from(var)?;
+    if env.command == Command::Version {
+        return Ok(Some(json!({
+            "cniVersion": asked.unwrap_or("1.1.0"),
+            "supportedVersions": SUPPORTED,
+        })));
     }
     let conf = NetConf::parse(stdin)?;
+    command_allowed(env.command, &conf.cni_version)?;
     let raw: Value = serde_json::from_slice(stdin).unwrap_or_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CniError::new(code::IO, format!("start runtime: {e}")))?;
-    match command.as_str() {
-        "STATUS" => rt.block_on(status(&conf)).map(|_| None),
-        "GC" => rt.block_on(gc(&conf, &raw)).map(|_| None),
-        "ADD" | "DEL" | "CHECK" => {
-            let e = Env {
-                command: command.clone(),
-                container: required("CNI_CONTAINERID")?,
-                netns: env("CNI_NETNS"),
-                ifname: required("CNI_IFNAME")?,
-                args: env("CNI_ARGS").unwrap_or_default(),
-            };
-            if e.command != "DEL" && e.netns.is_none() {
-                return Err(CniError::new(code::INVALID_ENV, "CNI_NETNS is not set"));
-            }
-            match e.command.as_str() {
-                "ADD" => rt.block_on(add(&conf, &e)).map(Some),
-                "DEL" => rt.block_on(del(&conf, &e)).map(|_| None),
-                _ => rt.block_on(check(&conf, &e)).map(|_| None),
-            }
+        .map_err(|e| {
+            CniError::new(code::GENERIC, "cannot start a runtime").details(e.to_string())
+        })?;
+    rt.block_on(async {
+        match env.command {
+            Command::Add => add(&conf, &env).await.map(Some),
+            Command::Del => del(&conf, &env).await.map(|_| None),
+            Command::Check => check(&conf, &env).await.map(|_| None),
+            Command::Gc => gc(&conf, &raw).await.map(|_| None),
+            Command::Status => status(&conf).await.map(|_| None),
+            Command::Version => unreachable!("answered above"),
         }
-        other => Err(CniError::new(
-            code::INVALID_ENV,
-            format!("unknown CNI_COMMAND {other}"),
-        )),
-    }
+    })
+}
+
+fn netd_error(e: netd::Error) -> CniError {
+    let c = match &e {
+        netd::Error::Invalid(_) | netd::Error::NotFound(_) | netd::Error::Forbidden(_) => {
+            code::INVALID_CONFIG
+        }
+        // SQLite gave up waiting for another writer: the runtime may retry.
+        netd::Error::Store(m) if m.contains("locked") || m.contains("busy") => code::TRY_LATER,
+        _ => code::GENERIC,
+    };
+    CniError::new(c, e.to_string())
+}
+
+fn kernel_error(what: &str) -> impl Fn(anyhow::Error) -> CniError + '_ {
+    move |e| CniError::new(code::GENERIC, what.to_string()).details(format!("{e:#}"))
 }
 
 async fn open(conf: &NetConf) -> Result<Netd, CniError> {
     Netd::open(&state_dir(conf)).await.map_err(netd_error)
 }
 
-/// The network named in the config, created on first use; an existing one
-/// with other settings is a configuration error.
-async fn ensure_network(netd: &Netd, conf: &NetConf) -> Result<(), CniError> {
-    for _ in 0..2 {
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// CNI_NETNS must be a live namespace, and not the one the plugin runs in.
+fn check_netns(path: &str) -> Result<(), CniError> {
+    if !netns::is_netns(Path::new(path)) {
+        return Err(CniError::new(
+            code::INVALID_ENV,
+            format!("CNI_NETNS {path} is not a network namespace"),
+        ));
+    }
+    if same_file(Path::new(path), &netns::own_netns_path()) {
+        return Err(CniError::new(
+            code::INVALID_ENV,
+            "the plugin's netns and the netns from CNI_NETNS should not be the same",
+        )
+        .details(path.to_string()));
+    }
+    Ok(())
+}
+
+fn mac_string(bytes: Option<&[u8]>) -> String {
+    match bytes.and_then(|b| <[u8; 6]>::try_from(b).ok()) {
+        Some(m) => Mac(m).to_string(),
+        None => String::new(),
+    }
+}
+
+// ---- the network --------------------------------------------------------------
+
+fn network_request(conf: &NetConf) -> NetworkCreate {
+    NetworkCreate {
+        name: conf.name.clone(),
+        driver: "bridge".into(),
+        subnet: conf.subnet.clone(),
+        gateway: conf.gateway.clone(),
+        ip_range: conf.ip_range.clone(),
+        internal: conf.internal.unwrap_or(false),
+        options: conf.options(),
+        labels: [("org.netd.cni".to_string(), "true".to_string())].into(),
+    }
+}
+
+/// The network named in the config, created on first use (true when this
+/// call created it). An existing one with settings other than the keys the
+/// configuration gives is a configuration error.
+async fn ensure_network(netd: &Netd, conf: &NetConf) -> Result<bool, CniError> {
+    let req = network_request(conf);
+    let want = req
+        .validate()
+        .map_err(|e| CniError::new(code::INVALID_CONFIG, e.0))?;
+    for _ in 0..3 {
         match netd.inspect_network(&conf.name) {
             Ok(d) => {
                 let Some(b) = d.network.bridge() else {
@@ -133,48 +207,55 @@ async fn ensure_network(netd: &Netd, conf: &NetConf) -> Result<(), CniError> {
                         format!("network {} is not a bridge network", conf.name),
                     ));
                 };
-                let differs = |what: &str, have: String, want: &Option<String>| match want {
-                    Some(w) if *w != have => Err(CniError::new(
-                        code::INVALID_CONFIG,
-                        format!(
-                            "network {} exists with {what} {have}, the configuration asks for {w}",
-                            conf.name
-                        ),
-                    )),
-                    _ => Ok(()),
+                let mut differs = Vec::new();
+                let mut cmp = |key: &str, have: String, want: Option<String>| {
+                    if let Some(w) = want
+                        && w != have
+                    {
+                        differs.push(format!(
+                            "{key}: the network has {have}, the configuration {w}"
+                        ));
+                    }
                 };
-                differs("subnet", b.subnet.to_string(), &conf.subnet)?;
-                differs("gateway", b.gateway.to_string(), &conf.gateway)?;
-                differs("bridge", b.bridge.to_string(), &conf.bridge)?;
-                if b.internal != conf.internal {
+                let s = |v: &dyn ToString| v.to_string();
+                cmp("subnet", s(&b.subnet), want.subnet.map(|v| s(&v)));
+                cmp("gateway", s(&b.gateway), want.gateway.map(|v| s(&v)));
+                cmp(
+                    "ipRange",
+                    b.ip_range.map(|v| s(&v)).unwrap_or_else(|| s(&b.subnet)),
+                    want.ip_range.map(|v| s(&v)),
+                );
+                cmp("bridge", s(&b.bridge), want.bridge.as_ref().map(|v| s(v)));
+                cmp(
+                    "mtu",
+                    b.mtu.map(|v| s(&v)).unwrap_or_else(|| "default".into()),
+                    want.mtu.map(|v| s(&v)),
+                );
+                cmp("internal", s(&b.internal), conf.internal.map(|v| s(&v)));
+                cmp(
+                    "ipMasq",
+                    s(&(b.masquerade || b.internal)),
+                    conf.ip_masq.map(|v| s(&v)),
+                );
+                cmp("isolate", s(&!b.icc), conf.isolate.map(|v| s(&v)));
+                if !differs.is_empty() {
                     return Err(CniError::new(
                         code::INVALID_CONFIG,
                         format!(
-                            "network {} exists with internal={}, the configuration says {}",
-                            conf.name, b.internal, conf.internal
+                            "network {} exists with other settings than the configuration's",
+                            conf.name
                         ),
-                    ));
+                    )
+                    .details(differs.join("; ")));
                 }
-                return Ok(());
+                return Ok(false);
             }
-            Err(netd::Error::NotFound(_)) => {
-                let req = NetworkCreate {
-                    name: conf.name.clone(),
-                    driver: "bridge".into(),
-                    subnet: conf.subnet.clone(),
-                    gateway: conf.gateway.clone(),
-                    ip_range: conf.ip_range.clone(),
-                    internal: conf.internal,
-                    options: conf.options(),
-                    labels: Default::default(),
-                };
-                match netd.create_network(&req).await {
-                    Ok(_) => return Ok(()),
-                    // Another plugin created it at the same moment: look again.
-                    Err(netd::Error::Conflict(m)) if m.contains("already exists") => continue,
-                    Err(e) => return Err(netd_error(e)),
-                }
-            }
+            Err(netd::Error::NotFound(_)) => match netd.create_network(&req).await {
+                Ok(_) => return Ok(true),
+                // Another plugin created it at the same moment: look again.
+                Err(netd::Error::Conflict(m)) if m.contains("already exists") => continue,
+                Err(e) => return Err(netd_error(e)),
+            },
             Err(e) => return Err(netd_error(e)),
         }
     }
@@ -184,9 +265,31 @@ async fn ensure_network(netd: &Netd, conf: &NetConf) -> Result<(), CniError> {
     ))
 }
 
+/// Remove a network this ADD created, if nothing else joined it meanwhile.
+async fn drop_new_network(netd: &Netd, conf: &NetConf) {
+    if netd
+        .inspect_network(&conf.name)
+        .is_ok_and(|d| d.endpoints.is_empty())
+        && let Err(e) = netd.remove_network(&conf.name).await
+    {
+        eprintln!(
+            "netd-cni: undo: could not remove network {}: {e}",
+            conf.name
+        );
+    }
+}
+
+// ---- ADD ------------------------------------------------------------------------
+
 fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniError> {
     let rc = &conf.runtime_config;
     let bad = |m: String| CniError::new(code::INVALID_CONFIG, m);
+    if rc.ips.len() > 1 {
+        return Err(bad(format!(
+            "runtimeConfig.ips: one IPv4 address per attachment, got {:?}",
+            rc.ips
+        )));
+    }
     let ip = rc
         .ips
         .first()
@@ -195,220 +298,297 @@ fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniError
                 .next()
                 .unwrap_or(s)
                 .parse()
-                .map_err(|_| bad(format!("invalid ips entry {s:?}")))
+                .map_err(|_| bad(format!("runtimeConfig.ips: invalid IPv4 address {s:?}")))
         })
         .transpose()?;
-    let mut aliases = rc.aliases.get(&conf.name).cloned().unwrap_or_default();
-    if let Some(pod) = cni_arg(&e.args, "K8S_POD_NAME") {
-        aliases.push(pod.to_string());
-    }
     let ports = rc
         .port_mappings
         .iter()
         .map(|p| {
-            p.spec()
-                .parse()
-                .map_err(|err: netd::model::Invalid| bad(err.0))
+            p.spec().parse().map_err(|err: netd::model::Invalid| {
+                bad(format!("runtimeConfig.portMappings: {}", err.0))
+            })
         })
         .collect::<Result<_, _>>()?;
     let mac = rc
         .mac
         .as_deref()
-        .map(|m| m.parse().map_err(|err: netd::model::Invalid| bad(err.0)))
+        .map(|m| {
+            m.parse()
+                .map_err(|err: netd::model::Invalid| bad(format!("runtimeConfig.mac: {}", err.0)))
+        })
         .transpose()?;
-    let ifname = Some(
-        e.ifname
-            .parse()
-            .map_err(|err: netd::model::Invalid| CniError::new(code::INVALID_ENV, err.0))?,
-    );
-    Ok(EndpointRequest {
+    let ifname = e
+        .ifname
+        .parse()
+        .map_err(|err: netd::model::Invalid| CniError::new(code::INVALID_ENV, err.0))?;
+    let req = EndpointRequest {
         ip,
-        aliases,
+        aliases: conf.names(&e.args),
         ports,
         mac,
-        ifname,
-    })
+        ifname: Some(ifname),
+    };
+    req.validate().map_err(|err| bad(err.0))?;
+    Ok(req)
 }
 
 async fn add(conf: &NetConf, e: &Env) -> Result<Value, CniError> {
-    let netd = open(conf).await?;
-    ensure_network(&netd, conf).await?;
-    let name = sandbox_name(&e.container);
     let netns = e.netns.clone().unwrap_or_default();
+    check_netns(&netns)?;
     let req = endpoint_request(conf, e)?;
-    let ep: EndpointDetail = match netd.inspect_sandbox(&name) {
-        // The same container on a second network (another CNI_IFNAME).
-        Ok(_) => netd
-            .connect(&conf.name, &name, &req)
+    let netd = open(conf).await?;
+    let created = ensure_network(&netd, conf).await?;
+    let attached = async {
+        let inside = Netlink::in_netns(Path::new(&netns))
+            .map_err(kernel_error("cannot open the container's namespace"))?;
+        if inside
+            .link(&e.ifname)
             .await
-            .map_err(netd_error)?,
-        Err(netd::Error::NotFound(_)) => {
-            let d = netd
-                .create_sandbox(&SandboxCreate {
-                    name: name.clone(),
-                    network: Some(conf.name.clone()),
-                    netns: Some(netns.clone()),
-                    endpoint: req,
-                })
-                .await
-                .map_err(netd_error)?;
-            d.endpoints
-                .into_iter()
-                .next()
-                .ok_or_else(|| CniError::new(code::GENERIC, "no endpoint was made"))?
+            .map_err(kernel_error("cannot read the container's interfaces"))?
+            .is_some()
+        {
+            return Err(CniError::new(
+                code::GENERIC,
+                format!("interface {} already exists in {netns}", e.ifname),
+            ));
         }
-        Err(err) => return Err(netd_error(err)),
+        let ep = attach(&netd, conf, e, &netns, &req).await?;
+        Ok((inside, ep))
     };
+    let (inside, ep) = match attached.await {
+        Ok(x) => x,
+        Err(err) => {
+            if created {
+                drop_new_network(&netd, conf).await;
+            }
+            return Err(err);
+        }
+    };
+    let out = match describe(&netd, conf, &ep, &netns, &inside).await {
+        Ok(a) => result(&conf.cni_version, &a, conf.prev_result.as_ref()),
+        Err(err) => {
+            // Undo everything this ADD did.
+            detach(&netd, conf, &ep.sandbox_name.to_string(), &e.ifname).await;
+            if created {
+                drop_new_network(&netd, conf).await;
+            }
+            return Err(err);
+        }
+    };
+    if conf.dns {
+        dns::ensure_dns(conf);
+    }
+    Ok(out)
+}
+
+/// Put the container's namespace on the network through netd: a new
+/// sandbox named after the container, or a second endpoint of the one it has.
+async fn attach(
+    netd: &Netd,
+    conf: &NetConf,
+    e: &Env,
+    netns: &str,
+    req: &EndpointRequest,
+) -> Result<EndpointDetail, CniError> {
+    let name = sandbox_name(&e.container);
+    for _ in 0..3 {
+        match netd.inspect_sandbox(&name) {
+            Ok(sb) if !same_file(Path::new(&sb.netns), Path::new(netns)) => {
+                if netns::is_netns(Path::new(&sb.netns)) {
+                    return Err(CniError::new(
+                        code::INVALID_CONFIG,
+                        format!(
+                            "sandbox {name} (container {}) is already attached in namespace {}",
+                            e.container, sb.netns
+                        ),
+                    ));
+                }
+                // A container of that id whose namespace is gone and whose
+                // DEL never came: forget it.
+                eprintln!(
+                    "netd-cni: removing stale sandbox {name} ({} is gone)",
+                    sb.netns
+                );
+                match netd.remove_sandbox(&name, true).await {
+                    Ok(_) | Err(netd::Error::NotFound(_)) => continue,
+                    Err(err) => return Err(netd_error(err)),
+                }
+            }
+            Ok(sb) => {
+                // The interface is not in the namespace (checked before): an
+                // endpoint on this network is left over from an ADD without DEL.
+                if sb
+                    .endpoints
+                    .iter()
+                    .any(|x| x.network_name.as_str() == conf.name)
+                {
+                    match netd.disconnect(&conf.name, &name, true).await {
+                        Ok(()) | Err(netd::Error::NotFound(_)) => {}
+                        Err(err) => return Err(netd_error(err)),
+                    }
+                }
+                return netd
+                    .connect(&conf.name, &name, req)
+                    .await
+                    .map_err(netd_error);
+            }
+            Err(netd::Error::NotFound(_)) => {
+                let made = netd
+                    .create_sandbox(&SandboxCreate {
+                        name: name.clone(),
+                        network: Some(conf.name.clone()),
+                        netns: Some(netns.to_string()),
+                        endpoint: req.clone(),
+                    })
+                    .await;
+                return match made {
+                    Ok(d) => d
+                        .endpoints
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| CniError::new(code::GENERIC, "no endpoint was made")),
+                    // The same container's ADD on another network at the same moment.
+                    Err(netd::Error::Conflict(m)) if m.contains("already exists") => continue,
+                    Err(err) => Err(netd_error(err)),
+                };
+            }
+            Err(err) => return Err(netd_error(err)),
+        }
+    }
+    Err(CniError::new(
+        code::TRY_LATER,
+        format!("sandbox {name} changed while attaching"),
+    ))
+}
+
+/// The attachment as the kernel now has it.
+async fn describe(
+    netd: &Netd,
+    conf: &NetConf,
+    ep: &EndpointDetail,
+    netns: &str,
+    inside: &Netlink,
+) -> Result<Attachment, CniError> {
     let net = netd.inspect_network(&conf.name).map_err(netd_error)?;
     let b = net
         .network
         .bridge()
         .ok_or_else(|| CniError::new(code::GENERIC, "not a bridge network"))?;
-    if conf.dns {
-        ensure_dns(conf);
-    }
-    Ok(result(
-        &conf.cni_version,
-        &Attachment {
-            host_ifname: ep.host_veth.to_string(),
-            ifname: ep.endpoint.ifname.to_string(),
-            mac: ep.endpoint.mac.to_string(),
-            netns,
-            address: format!("{}/{}", ep.endpoint.ip, b.subnet.prefix_len()),
-            gateway: b.gateway.to_string(),
-            default_route: !b.internal,
-            dns: conf.dns,
-        },
-    ))
+    let host = Netlink::current().map_err(kernel_error("cannot open netlink"))?;
+    let hv = host
+        .link(ep.host_veth.as_str())
+        .await
+        .map_err(kernel_error("cannot read the host interface"))?
+        .ok_or_else(|| {
+            CniError::new(
+                code::GENERIC,
+                format!("host interface {} vanished", ep.host_veth),
+            )
+        })?;
+    let gw = inside
+        .default_gateway()
+        .await
+        .map_err(kernel_error("cannot read the container's routes"))?;
+    Ok(Attachment {
+        host_ifname: ep.host_veth.to_string(),
+        host_mac: mac_string(hv.mac.as_deref()),
+        ifname: ep.endpoint.ifname.to_string(),
+        mac: ep.endpoint.mac.to_string(),
+        mtu: hv.mtu,
+        netns: netns.to_string(),
+        address: format!("{}/{}", ep.endpoint.ip, b.subnet.prefix_len()),
+        gateway: b.gateway.to_string(),
+        default_route: !b.internal && gw == Some(b.gateway),
+        dns: conf.dns,
+    })
 }
 
-/// Make sure a daemon serves DNS for the new names: tell a running one to
-/// re-read the store, or start one (detached, in this host namespace, on the
-/// same state) and wait for it briefly, so the names answer as soon as ADD
-/// returns. Failing to do so never fails the attach: the network works.
-fn ensure_dns(conf: &NetConf) {
-    let sock = socket(conf);
-    if dns_sync(&sock) {
-        return;
-    }
-    if let Err(e) = start_daemon(conf, &sock) {
-        eprintln!("netd-cni: could not start the netd daemon for DNS: {e}");
-        return;
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while std::time::Instant::now() < deadline {
-        if dns_sync(&sock) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    eprintln!(
-        "netd-cni: the netd daemon did not answer on {} in time",
-        sock.display()
-    );
-}
+// ---- DEL ------------------------------------------------------------------------
 
-/// `POST /netd/dns/sync`; true when the daemon answered.
-fn dns_sync(socket: &Path) -> bool {
-    use std::os::unix::net::UnixStream;
-    let Ok(mut s) = UnixStream::connect(socket) else {
-        return false;
+/// Take the attachment (this network, this interface) off the sandbox, and
+/// the sandbox with its last endpoint. Best effort: kernel failures are
+/// logged, the records and the address go anyway.
+async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option<CniError> {
+    let sb = match netd.inspect_sandbox(name) {
+        Ok(sb) => sb,
+        Err(netd::Error::NotFound(_)) => return None,
+        Err(err) => return Some(netd_error(err)),
     };
-    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-    if s.write_all(b"POST /netd/dns/sync HTTP/1.1\r\nHost: netd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
+    if sb
+        .endpoints
+        .iter()
+        .any(|x| x.network_name.as_str() == conf.name && x.endpoint.ifname.as_str() == ifname)
+    {
+        match netd.disconnect(&conf.name, name, true).await {
+            Ok(()) | Err(netd::Error::NotFound(_)) => {}
+            Err(err) => return Some(netd_error(err)),
+        }
     }
-    let mut head = [0u8; 16];
-    matches!(s.read(&mut head), Ok(n) if n >= 12 && &head[9..12] == b"200")
-}
-
-fn start_daemon(conf: &NetConf, sock: &Path) -> std::io::Result<()> {
-    use std::os::unix::process::CommandExt;
-    // The netd binary beside this plugin, else the one on PATH.
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("netd")))
-        .filter(|p| p.exists());
-    let bin = beside.unwrap_or_else(|| PathBuf::from("netd"));
-    let state = state_dir(conf);
-    let run = sock
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/run/netd"));
-    std::fs::create_dir_all(&state)?;
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(state.join("daemon.log"))?;
-    let mut cmd = std::process::Command::new(bin);
-    cmd.arg("--socket")
-        .arg(sock)
-        .arg("daemon")
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--run-dir")
-        .arg(&run)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe; the daemon must outlive the
-    // plugin and not share the runtime's session or terminal.
-    unsafe {
-        cmd.pre_exec(|| {
-            let _ = nix::unistd::setsid();
-            Ok(())
-        });
+    let adopted = matches!(sb.sandbox.net, SandboxNet::Namespace { owned: false, .. });
+    if adopted
+        && netd
+            .inspect_sandbox(name)
+            .is_ok_and(|s| s.endpoints.is_empty())
+    {
+        match netd.remove_sandbox(name, true).await {
+            Ok(_) | Err(netd::Error::NotFound(_)) => {}
+            Err(err) => return Some(netd_error(err)),
+        }
     }
-    cmd.spawn().map(|_| ())
+    None
 }
 
 async fn del(conf: &NetConf, e: &Env) -> Result<(), CniError> {
     let netd = open(conf).await?;
     let name = sandbox_name(&e.container);
-    let Ok(sb) = netd.inspect_sandbox(&name) else {
-        return Ok(());
-    };
-    if sb
-        .endpoints
-        .iter()
-        .any(|ep| ep.network_name.as_str() == conf.name)
+    // A sandbox of that name in another live namespace is not this container's.
+    if let (Some(ns), Ok(sb)) = (&e.netns, netd.inspect_sandbox(&name))
+        && netns::is_netns(Path::new(ns))
+        && netns::is_netns(Path::new(&sb.netns))
+        && !same_file(Path::new(ns), Path::new(&sb.netns))
     {
-        match netd.disconnect(&conf.name, &name, true).await {
-            Ok(()) | Err(netd::Error::NotFound(_)) => {}
-            Err(err) => return Err(netd_error(err)),
-        }
+        eprintln!(
+            "netd-cni: sandbox {name} is in {}, not {ns}: nothing to delete",
+            sb.netns
+        );
+        return Ok(());
     }
-    let left = netd
-        .inspect_sandbox(&name)
-        .map(|s| s.endpoints.len())
-        .unwrap_or(0);
-    if left == 0 {
-        match netd.remove_sandbox(&name, true).await {
-            Ok(_) | Err(netd::Error::NotFound(_)) => {}
-            Err(err) => return Err(netd_error(err)),
-        }
+    if let Some(err) = detach(&netd, conf, &name, &e.ifname).await {
+        return Err(err);
     }
     if conf.dns {
         // Only a running daemon needs to forget the names; never start one for a DEL.
-        dns_sync(&socket(conf));
+        dns::dns_sync(&socket(conf));
     }
     Ok(())
 }
 
+// ---- CHECK ----------------------------------------------------------------------
+
 async fn check(conf: &NetConf, e: &Env) -> Result<(), CniError> {
     let fail = |m: String| CniError::new(code::GENERIC, m);
+    let netns = e.netns.clone().unwrap_or_default();
     let prev = conf
         .prev_result
         .as_ref()
-        .ok_or_else(|| CniError::new(code::INVALID_CONFIG, "CHECK needs prevResult"))?;
+        .ok_or_else(|| CniError::new(code::INVALID_CONFIG, "required prevResult missing"))?;
+    let want = expected(prev, &e.ifname, &netns)?;
+    if !netns::is_netns(Path::new(&netns)) {
+        return Err(fail(format!("namespace {netns} is gone")));
+    }
     let netd = open(conf).await?;
     let name = sandbox_name(&e.container);
-    let sb = netd.inspect_sandbox(&name).map_err(|_| {
-        CniError::new(
-            code::UNKNOWN_CONTAINER,
-            format!("unknown container {}", e.container),
-        )
-    })?;
+    let sb = match netd.inspect_sandbox(&name) {
+        Ok(sb) => sb,
+        Err(netd::Error::NotFound(_)) => {
+            return Err(CniError::new(
+                code::UNKNOWN_CONTAINER,
+                format!("unknown container {}", e.container),
+            ));
+        }
+        Err(err) => return Err(netd_error(err)),
+    };
     let ep = sb
         .endpoints
         .iter()
@@ -419,88 +599,137 @@ async fn check(conf: &NetConf, e: &Env) -> Result<(), CniError> {
                 e.container, e.ifname, conf.name
             ))
         })?;
-    let want = prev["ips"][0]["address"].as_str().unwrap_or_default();
-    let ip = want.split('/').next().unwrap_or_default();
-    if ip != ep.endpoint.ip.to_string() {
+    let net = netd.inspect_network(&conf.name).map_err(netd_error)?;
+    let b = net
+        .network
+        .bridge()
+        .ok_or_else(|| fail(format!("network {} is not a bridge network", conf.name)))?;
+    // The IP reservation in the store.
+    let reserved = format!("{}/{}", ep.endpoint.ip, b.subnet.prefix_len());
+    if !want.addresses.contains(&reserved) {
         return Err(fail(format!(
-            "address {want} of prevResult is not the reserved {}",
-            ep.endpoint.ip
+            "address {} of prevResult is not reserved: the store has {reserved} for {}",
+            want.addresses.join(", "),
+            e.container
         )));
     }
-    let host = Netlink::current().map_err(|err| fail(format!("{err:#}")))?;
-    if host
+    // The host side: the veth, on the network's bridge.
+    let host = Netlink::current().map_err(kernel_error("cannot open netlink"))?;
+    let read = kernel_error("cannot read the host's interfaces");
+    let hv = host
         .link(ep.host_veth.as_str())
         .await
-        .map_err(|err| fail(format!("{err:#}")))?
-        .is_none()
-    {
-        return Err(fail(format!("host interface {} is missing", ep.host_veth)));
+        .map_err(&read)?
+        .ok_or_else(|| fail(format!("host interface {} is missing", ep.host_veth)))?;
+    let bridge = host
+        .link(b.bridge.as_str())
+        .await
+        .map_err(&read)?
+        .ok_or_else(|| fail(format!("bridge {} is missing", b.bridge)))?;
+    if hv.controller != Some(bridge.index) {
+        return Err(fail(format!(
+            "host interface {} is not on bridge {}",
+            ep.host_veth, b.bridge
+        )));
     }
-    let netns = e.netns.clone().unwrap_or_default();
-    let inside = Netlink::in_netns(Path::new(&netns)).map_err(|err| fail(format!("{err:#}")))?;
+    // The container side: the interface, its MAC and address, the routes.
+    let inside = Netlink::in_netns(Path::new(&netns))
+        .map_err(kernel_error("cannot open the container's namespace"))?;
+    let read = kernel_error("cannot read the container's network");
     let link = inside
         .link(&e.ifname)
         .await
-        .map_err(|err| fail(format!("{err:#}")))?
+        .map_err(&read)?
         .ok_or_else(|| fail(format!("interface {} is missing in {netns}", e.ifname)))?;
-    let addrs = inside
-        .addresses(link.index)
-        .await
-        .map_err(|err| fail(format!("{err:#}")))?;
-    if !addrs.iter().any(|a| a.to_string() == want) {
-        return Err(fail(format!("interface {} lacks address {want}", e.ifname)));
+    let mac = mac_string(link.mac.as_deref());
+    if let Some(m) = &want.mac
+        && !m.eq_ignore_ascii_case(&mac)
+    {
+        return Err(fail(format!(
+            "interface {} has MAC {mac}, prevResult says {m}",
+            e.ifname
+        )));
+    }
+    let addrs = inside.addresses(link.index).await.map_err(&read)?;
+    for a in &want.addresses {
+        if !addrs.iter().any(|x| x.to_string() == *a) {
+            return Err(fail(format!("interface {} lacks address {a}", e.ifname)));
+        }
+    }
+    for (dst, gw) in &want.routes {
+        if dst == "0.0.0.0/0" {
+            let have = inside.default_gateway().await.map_err(&read)?;
+            if have.map(|g| g.to_string()) != *gw {
+                return Err(fail(format!(
+                    "the default route via {} is missing in {netns}",
+                    gw.as_deref().unwrap_or("?")
+                )));
+            }
+        } else {
+            let dsts = inside.route_destinations().await.map_err(&read)?;
+            if !dsts.iter().any(|d| d.to_string() == *dst) {
+                return Err(fail(format!("the route to {dst} is missing in {netns}")));
+            }
+        }
     }
     Ok(())
 }
 
+// ---- STATUS and GC ------------------------------------------------------------------
+
+/// Ready when the state dir takes writes and netd opens (store, netlink,
+/// nftables); 50 otherwise.
 async fn status(conf: &NetConf) -> Result<(), CniError> {
     let dir = state_dir(conf);
-    let probe = dir.join(".status-probe");
+    let probe = dir.join(format!(".status-probe-{}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .and_then(|_| std::fs::write(&probe, b"ok"))
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| {
             CniError::new(
-                code::NOT_READY,
-                format!("state dir {} is not writable: {e}", dir.display()),
+                code::NOT_AVAILABLE,
+                format!("state dir {} is not writable", dir.display()),
             )
-        })
+            .details(e.to_string())
+        })?;
+    open(conf).await.map_err(|e| {
+        CniError::new(code::NOT_AVAILABLE, "netd cannot open its state").details(e.to_string())
+    })?;
+    Ok(())
 }
 
-/// Remove every attachment of this network that the runtime no longer lists.
+/// Remove every attachment of this network that the runtime no longer
+/// lists; keep going past failures and report them at the end.
 async fn gc(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
-    let valid: Vec<String> = raw["cni.dev/valid-attachments"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x["containerID"].as_str())
-                .map(sandbox_name)
-                .collect()
-        })
-        .unwrap_or_default();
+    let valid: Vec<(String, String)> = valid_attachments(raw)?
+        .into_iter()
+        .map(|(c, i)| (sandbox_name(&c), i))
+        .collect();
     let netd = open(conf).await?;
+    let mut failures = Vec::new();
     for sb in netd.list_sandboxes().map_err(netd_error)? {
-        let on_net = sb
-            .endpoints
-            .iter()
-            .any(|ep| ep.network_name.as_str() == conf.name);
-        // Only sandboxes this plugin made: adopted namespaces.
-        let adopted = matches!(
-            sb.sandbox.net,
-            netd::model::SandboxNet::Namespace { owned: false, .. }
-        );
-        if on_net && adopted && !valid.contains(&sb.sandbox.name.to_string()) {
-            let _ = netd
-                .disconnect(&conf.name, sb.sandbox.name.as_str(), true)
-                .await;
-            if netd
-                .inspect_sandbox(sb.sandbox.name.as_str())
-                .map(|s| s.endpoints.is_empty())
-                .unwrap_or(false)
-            {
-                let _ = netd.remove_sandbox(sb.sandbox.name.as_str(), true).await;
+        // Only namespaces netd adopted: what CNI plugins (and --netns) made.
+        if !matches!(sb.sandbox.net, SandboxNet::Namespace { owned: false, .. }) {
+            continue;
+        }
+        let name = sb.sandbox.name.to_string();
+        for ep in &sb.endpoints {
+            let key = (name.clone(), ep.endpoint.ifname.to_string());
+            if ep.network_name.as_str() == conf.name && !valid.contains(&key) {
+                if let Some(err) = detach(&netd, conf, &name, &key.1).await {
+                    failures.push(format!("{name}/{}: {}", key.1, err.msg));
+                } else {
+                    eprintln!("netd-cni: GC removed {name}/{} from {}", key.1, conf.name);
+                }
             }
         }
     }
-    Ok(())
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(
+            CniError::new(code::GENERIC, "GC could not remove every stale attachment")
+                .details(failures.join("; ")),
+        )
+    }
 }

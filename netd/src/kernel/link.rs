@@ -227,6 +227,29 @@ impl Netlink {
         }))
     }
 
+    /// The gateway of the default IPv4 route in the main table, if there is
+    /// one (the CNI plugin reports and checks the route it made).
+    pub async fn default_gateway(&self) -> Result<Option<Ipv4Addr>> {
+        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let msgs: Vec<_> = self
+            .h
+            .route()
+            .get(req)
+            .execute()
+            .try_collect()
+            .await
+            .context("dump routes")?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.header.destination_prefix_length == 0 && m.header.table == 254)
+            .find_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
+                    _ => None,
+                })
+            }))
+    }
+
     pub async fn add_default_route(&self, gateway: Ipv4Addr) -> Result<()> {
         let r = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gateway)

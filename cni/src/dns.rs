@@ -1,0 +1,92 @@
+//! The DNS hand-off: netd's DNS server lives in the daemon, which reads the
+//! names this plugin records in the store (sandbox name, aliases, pod name).
+//! After an ADD or DEL with `dns: true` the plugin tells a running daemon
+//! to re-read them (`POST /netd/dns/sync`), and after an ADD starts one when
+//! none answers. Failing to do so never fails the attach.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use netd_cni::NetConf;
+
+use crate::{socket, state_dir};
+
+/// Make sure a daemon serves DNS for the new names: tell a running one to
+/// re-read the store, or start one (detached, in this host namespace, on the
+/// same state) and wait for it briefly, so the names answer as soon as ADD
+/// returns. Failing to do so never fails the attach: the network works.
+pub fn ensure_dns(conf: &NetConf) {
+    let sock = socket(conf);
+    if dns_sync(&sock) {
+        return;
+    }
+    if let Err(e) = start_daemon(conf, &sock) {
+        eprintln!("netd-cni: could not start the netd daemon for DNS: {e}");
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if dns_sync(&sock) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!(
+        "netd-cni: the netd daemon did not answer on {} in time",
+        sock.display()
+    );
+}
+
+/// `POST /netd/dns/sync`; true when the daemon answered.
+pub fn dns_sync(socket: &Path) -> bool {
+    use std::os::unix::net::UnixStream;
+    let Ok(mut s) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if s.write_all(b"POST /netd/dns/sync HTTP/1.1\r\nHost: netd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 16];
+    matches!(s.read(&mut head), Ok(n) if n >= 12 && &head[9..12] == b"200")
+}
+
+fn start_daemon(conf: &NetConf, sock: &Path) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    // The netd binary beside this plugin, else the one on PATH.
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("netd")))
+        .filter(|p| p.exists());
+    let bin = beside.unwrap_or_else(|| PathBuf::from("netd"));
+    let state = state_dir(conf);
+    let run = sock
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/run/netd"));
+    std::fs::create_dir_all(&state)?;
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(state.join("daemon.log"))?;
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--socket")
+        .arg(sock)
+        .arg("daemon")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--run-dir")
+        .arg(&run)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the daemon must outlive the
+    // plugin and not share the runtime's session or terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = nix::unistd::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn().map(|_| ())
+}
