@@ -183,7 +183,16 @@ impl Drop for TempDir {
 pub fn curl(ns: &Netns, url: &str) -> String {
     let out = ns.output(
         "curl",
-        &["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3", url],
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "3",
+            url,
+        ],
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -67,7 +67,7 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
     std::thread::sleep(Duration::from_millis(300));
     // Two upstreams, one dead (nothing listens there): asked in parallel,
     // the live one answers.
-    let daemon = Daemon::start_with(
+    let mut daemon = Daemon::start_with(
         &host,
         &[
             "--dns-upstream",
@@ -263,4 +263,17 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
         vec!["10.204.1.3"],
         "TCP does not answer after the hogs are gone"
     );
+    // A daemon killed and started again serves every existing sandbox
+    // again, aliases and NAME.NETWORK included.
+    daemon.restart();
+    let mut back_up = false;
+    for _ in 0..50 {
+        if dig(&a, &["web"]).1.len() == 3 {
+            back_up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(back_up, "DNS not served again after a daemon restart");
+    assert_eq!(dig(&db, &[&format!("{b}.{front}")]).1, vec!["10.204.1.3"]);
 }

@@ -241,4 +241,3 @@ pub fn exec_in(netns: &str, plugin: &str, state: &Path, env: &[(&str, &str)], st
 pub fn conf(version: &str, name: &str, subnet: &str) -> Value {
     json!({ "cniVersion": version, "name": name, "type": "netd-cni", "subnet": subnet })
 }
-
