@@ -361,6 +361,14 @@ pub fn insert_endpoint(
     let cfg = network.bridge().ok_or_else(|| {
         Error::Invalid(format!("network {} has no addresses to give", network.name))
     })?;
+    if cfg.internal && !req.ports.is_empty() {
+        // Nothing reaches an internal network from outside: accepting the
+        // ports would reserve them and publish nothing.
+        return Err(Error::Invalid(format!(
+            "network {} is internal: ports cannot be published on it",
+            network.name
+        )));
+    }
     if endpoint(c, &network.id, &sandbox.id)?.is_some() {
         return Err(Error::Conflict(format!(
             "sandbox {} is already connected to network {}",

@@ -305,6 +305,25 @@ fn isolation_internal_and_icc() {
         !ping(&a, "10.203.4.2"),
         "another network reached the internal one"
     );
+    // Not even through another network's published port at the internal
+    // network's own gateway (a host address).
+    assert_eq!(
+        curl(&i1, "http://10.203.4.1:8090/"),
+        None,
+        "internal network reached a published port"
+    );
+    // Publishing on an internal network is refused and leaves nothing.
+    let i3 = w.name("i3");
+    let err = w
+        .daemon
+        .cli_err(&["sandbox", "create", "--network", &int, "-p", "8091:80", &i3]);
+    assert!(err.contains("internal"), "{err}");
+    assert!(
+        !support::Netns::exists(&i3),
+        "a refused sandbox left its namespace"
+    );
+    let ls = w.daemon.cli_ok(&["sandbox", "ls"]);
+    assert!(!ls.contains(&i3), "a refused sandbox is listed: {ls}");
 
     // ICC off: same-network traffic dropped, the gateway (host) still answers.
     assert!(!ping(&q1, "10.203.5.3"), "ICC off but neighbours talk");

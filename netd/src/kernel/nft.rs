@@ -17,8 +17,9 @@
 //!     ip saddr 127.0.0.0/8 ct status dnat masquerade       # localhost publishing
 //!   }
 //!   chain forward { type filter hook forward priority filter
+//!     iifname BRIDGE oifname != BRIDGE drop                # internal networks, both ways,
+//!     oifname BRIDGE iifname != BRIDGE drop                #   even to published ports
 //!     ct status dnat accept                                # published ports cross networks
-//!     iifname BRIDGE oifname != BRIDGE drop                # internal networks, both ways
 //!     iifname BRIDGE oifname @bridges oifname != BRIDGE drop   # isolation between networks
 //!     iifname BRIDGE oifname BRIDGE drop                   # enable_icc=false
 //!   }
@@ -492,6 +493,25 @@ fn base_chain<'a>(
     c
 }
 
+/// An internal network's traffic stays on its bridge, both ways. These come
+/// before `ct status dnat accept`: a published port of another network,
+/// reached through the internal network's gateway (a host address), is still
+/// a way out.
+fn internal_rules(batch: &mut Batch, fwd: &Chain<'_>, n: &NetworkRules) {
+    if !n.internal {
+        return;
+    }
+    let br = n.bridge.as_str();
+    let mut e = iif_is(br, libc::NFT_CMP_EQ);
+    e.extend(oif_is(br, libc::NFT_CMP_NEQ));
+    e.push(verdict(libc::NF_DROP, None));
+    add_rule(batch, fwd, e);
+    let mut e = oif_is(br, libc::NFT_CMP_EQ);
+    e.extend(iif_is(br, libc::NFT_CMP_NEQ));
+    e.push(verdict(libc::NF_DROP, None));
+    add_rule(batch, fwd, e);
+}
+
 fn network_rules(batch: &mut Batch, post: &Chain<'_>, fwd: &Chain<'_>, n: &NetworkRules) {
     let br = n.bridge.as_str();
     if n.masquerade {
@@ -511,16 +531,6 @@ fn network_rules(batch: &mut Batch, post: &Chain<'_>, fwd: &Chain<'_>, n: &Netwo
         e.extend(ct_dnat());
         e.push(masquerade());
         add_rule(batch, post, e);
-    }
-    if n.internal {
-        let mut e = iif_is(br, libc::NFT_CMP_EQ);
-        e.extend(oif_is(br, libc::NFT_CMP_NEQ));
-        e.push(verdict(libc::NF_DROP, None));
-        add_rule(batch, fwd, e);
-        let mut e = oif_is(br, libc::NFT_CMP_EQ);
-        e.extend(iif_is(br, libc::NFT_CMP_NEQ));
-        e.push(verdict(libc::NF_DROP, None));
-        add_rule(batch, fwd, e);
     }
     let mut e = iif_is(br, libc::NFT_CMP_EQ);
     e.push(meta(libc::NFT_META_OIFNAME, REG1));
@@ -624,7 +634,11 @@ fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
         vec![verdict(libc::NFT_JUMP, Some(c"publish"))],
     );
 
-    // forward: published ports may cross networks, in both directions.
+    // forward: internal networks first; then published ports may cross
+    // networks, in both directions.
+    for n in &plan.networks {
+        internal_rules(&mut batch, &fwd, n);
+    }
     let mut e = ct_dnat();
     e.push(verdict(libc::NF_ACCEPT, None));
     add_rule(&mut batch, &fwd, e);
