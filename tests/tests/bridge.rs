@@ -394,6 +394,14 @@ fn daemon_restart_after_kill_keeps_everything_and_repairs_the_kernel() {
         .collect();
     assert_eq!(veths.len(), 2);
     w.host.run_ok("ip", &["link", "del", &veths[0]]);
+    // The other veth set down, and both sandboxes' default routes deleted.
+    w.host.run_ok("ip", &["link", "set", &veths[1], "down"]);
+    // (The sandbox whose veth was deleted lost its route with it.)
+    for s in [&a, &b] {
+        let _ = Command::new("ip")
+            .args(["-n", s, "route", "del", "default"])
+            .output();
+    }
     let bridge = links(w.host.name())
         .into_iter()
         .find(|l| l.starts_with("netd-"))
@@ -432,6 +440,13 @@ fn daemon_restart_after_kill_keeps_everything_and_repairs_the_kernel() {
         addr_of(w.host.name(), &bridge).as_deref(),
         Some("10.201.8.1/24")
     );
+    for s in [&a, &b] {
+        let routes = run_ok("ip", &["-n", s, "route", "show", "default"]);
+        assert!(
+            routes.contains("via 10.201.8.1"),
+            "default route of {s} not restored: {routes:?}"
+        );
+    }
     let ls = w.daemon.cli_json(&["sandbox", "ls", "--format", "json"]);
     assert_eq!(ls.as_array().unwrap().len(), 2, "sandboxes lost");
 }

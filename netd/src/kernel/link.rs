@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::sys::{Socket, TokioSocket, protocols::NETLINK_ROUTE};
 use rtnetlink::{
@@ -56,6 +56,8 @@ pub struct LinkInfo {
     pub controller: Option<u32>,
     pub mtu: Option<u32>,
     pub mac: Option<Vec<u8>>,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
 }
 
 fn link_info(m: &LinkMessage) -> LinkInfo {
@@ -65,6 +67,7 @@ fn link_info(m: &LinkMessage) -> LinkInfo {
         controller: None,
         mtu: None,
         mac: None,
+        up: m.header.flags.contains(LinkFlags::Up),
     };
     for a in &m.attributes {
         match a {

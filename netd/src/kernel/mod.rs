@@ -83,13 +83,18 @@ async fn endpoint_is_complete(
     let Some(hv) = host.link(&plan.host_veth).await? else {
         return Ok(false);
     };
-    if hv.controller != Some(bridge) {
+    if hv.controller != Some(bridge) || !hv.up {
         return Ok(false);
     }
     let Some(peer) = sandbox.link(&plan.ifname).await? else {
         return Ok(false);
     };
-    Ok(sandbox.addresses(peer.index).await?.contains(&plan.address))
+    if !peer.up || !sandbox.addresses(peer.index).await?.contains(&plan.address) {
+        return Ok(false);
+    }
+    // A sandbox that should leave through this network but has no default
+    // route at all lost it (another network's route is as good).
+    Ok(plan.gateway.is_none() || sandbox.has_default_route().await?)
 }
 
 /// Remove an endpoint's veth pair. Deleting the host end takes the peer with
