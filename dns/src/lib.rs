@@ -119,11 +119,29 @@ impl Dns {
         }
     }
 
+    /// A table for `view`. Sandboxes with the same view can share one (set
+    /// with [`Dns::serve_table`] / [`Dns::set_table`]): memory and the work
+    /// of a change then grow with distinct views, not with sandboxes; they
+    /// share its round-robin position too.
+    pub fn table(&self, view: &View) -> Arc<Table> {
+        Arc::new(Table::new(view, self.inner.cfg.ttl))
+    }
+
     /// Start serving a sandbox: sockets bound to 127.0.0.11:53 inside the
     /// namespace at `netns`. Serving an id again only replaces its view.
     /// Must be called inside a tokio runtime.
     pub async fn serve(&self, sandbox: &str, netns: &Path, view: View) -> Result<(), DnsError> {
-        self.set_view(sandbox, view);
+        self.serve_table(sandbox, netns, self.table(&view)).await
+    }
+
+    /// [`Dns::serve`] with a table built by [`Dns::table`].
+    pub async fn serve_table(
+        &self,
+        sandbox: &str,
+        netns: &Path,
+        table: Arc<Table>,
+    ) -> Result<(), DnsError> {
+        self.set_table(sandbox, table);
         if self
             .inner
             .servers
@@ -163,7 +181,11 @@ impl Dns {
 
     /// Replace a sandbox's view; the next query sees it.
     pub fn set_view(&self, sandbox: &str, view: View) {
-        let table = Arc::new(Table::new(&view, self.inner.cfg.ttl));
+        self.set_table(sandbox, self.table(&view));
+    }
+
+    /// Replace a sandbox's table; the next query sees it.
+    pub fn set_table(&self, sandbox: &str, table: Arc<Table>) {
         self.inner
             .views
             .write()

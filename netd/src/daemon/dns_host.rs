@@ -3,34 +3,47 @@
 //! process through `POST /netd/dns/sync`) recomputes the views and swaps
 //! them in; sandboxes that left are stopped, new ones served.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use netd_dns::{Dns, Record4, View};
+use netd_dns::{Dns, Record4, Table, View};
 use tracing::warn;
 
 use crate::kernel::netns;
-use crate::model::SandboxNet;
+use crate::model::{Id, SandboxNet};
 use crate::ops::Netd;
 use crate::plan::dns::views;
 use crate::store;
 
 pub struct DnsHost {
     dns: Dns,
-    lock: tokio::sync::Mutex<()>,
+    state: tokio::sync::Mutex<Served>,
+}
+
+/// Which view a sandbox has: the networks with names it is on, and
+/// whether it forwards (for sandboxes only on networks without names).
+type ViewKey = (Vec<Id>, bool);
+
+/// What the last sync handed out, so the next one rebuilds only tables
+/// whose view changed and touches only sandboxes whose table changed.
+#[derive(Default)]
+struct Served {
+    tables: HashMap<ViewKey, (View, Arc<Table>)>,
+    sandboxes: HashMap<String, Arc<Table>>,
 }
 
 impl DnsHost {
     pub fn new(cfg: netd_dns::Config) -> DnsHost {
         DnsHost {
             dns: Dns::new(cfg),
-            lock: tokio::sync::Mutex::new(()),
+            state: tokio::sync::Mutex::new(Served::default()),
         }
     }
 
     /// Serve exactly the sandboxes that should have DNS, with current views.
     pub async fn sync(&self, netd: &Netd) {
-        let _one_at_a_time = self.lock.lock().await;
+        let mut served = self.state.lock().await;
         let state = netd.store().read(|c| {
             Ok((
                 store::networks(c)?,
@@ -43,50 +56,90 @@ impl DnsHost {
             Err(e) => return warn!("DNS sync: {e}"),
         };
         let all = views(&nets, &sandboxes, &eps);
-        let mut wanted = Vec::new();
+        let routes_out: HashMap<&Id, bool> = nets
+            .iter()
+            .map(|n| (&n.id, n.bridge().is_some_and(|b| !b.internal)))
+            .collect();
+        let mut mine: HashMap<&Id, Vec<&crate::model::Endpoint>> = HashMap::new();
+        for e in &eps {
+            mine.entry(&e.sandbox).or_default().push(e);
+        }
+        let mut tables: HashMap<ViewKey, (View, Arc<Table>)> = HashMap::new();
+        let mut wanted = HashMap::new();
         for s in &sandboxes {
             let SandboxNet::Namespace { path, .. } = &s.net else {
                 continue;
             };
-            let mine: Vec<_> = eps.iter().filter(|e| e.sandbox == s.id).collect();
-            if mine.is_empty() || !netns::is_netns(Path::new(path)) {
+            let Some(mine) = mine.get(&s.id) else {
+                continue;
+            };
+            if !netns::is_netns(Path::new(path)) {
                 continue;
             }
             // A sandbox on networks without names (the default bridge) still
             // gets a resolver that forwards, like Docker's copy of the host's.
-            let routes_out = mine.iter().any(|e| {
-                nets.iter()
-                    .any(|n| n.id == e.network && n.bridge().is_some_and(|b| !b.internal))
-            });
-            let view = match all.get(&s.id) {
-                Some(v) => View {
-                    records: v
-                        .names
-                        .iter()
-                        .map(|(n, a)| Record4 {
-                            name: n.clone(),
-                            addrs: a.clone(),
-                        })
-                        .collect(),
-                    forward: v.forward,
-                },
-                None => View {
-                    records: vec![],
-                    forward: routes_out,
-                },
+            let key: ViewKey = match all.of_sandbox.get(&s.id) {
+                Some(k) => (k.clone(), true),
+                None => (
+                    vec![],
+                    mine.iter()
+                        .any(|e| routes_out.get(&e.network).copied().unwrap_or(false)),
+                ),
+            };
+            let table = match tables.get(&key) {
+                Some((_, t)) => Arc::clone(t),
+                None => {
+                    let view = match all.get(&s.id) {
+                        Some(v) => View {
+                            records: v
+                                .names
+                                .iter()
+                                .map(|(n, a)| Record4 {
+                                    name: n.clone(),
+                                    addrs: a.clone(),
+                                })
+                                .collect(),
+                            forward: v.forward,
+                        },
+                        None => View {
+                            records: vec![],
+                            forward: key.1,
+                        },
+                    };
+                    // An unchanged view keeps its table (and its rotation).
+                    let t = match served.tables.get(&key) {
+                        Some((old, t)) if *old == view => Arc::clone(t),
+                        _ => self.dns.table(&view),
+                    };
+                    tables.insert(key, (view, Arc::clone(&t)));
+                    t
+                }
             };
             let id = s.id.to_string();
-            if let Err(e) = self.dns.serve(&id, Path::new(path), view).await {
+            let unchanged = served
+                .sandboxes
+                .get(&id)
+                .is_some_and(|t| Arc::ptr_eq(t, &table));
+            if !unchanged
+                && let Err(e) = self
+                    .dns
+                    .serve_table(&id, Path::new(path), Arc::clone(&table))
+                    .await
+            {
                 warn!(sandbox = %s.name, "DNS: {e}");
                 continue;
             }
-            wanted.push(id);
+            wanted.insert(id, table);
         }
         for id in self.dns.served() {
-            if !wanted.contains(&id) {
+            if !wanted.contains_key(&id) {
                 self.dns.stop(&id);
             }
         }
+        *served = Served {
+            tables,
+            sandboxes: wanted,
+        };
     }
 
     /// Follow this daemon's own changes.

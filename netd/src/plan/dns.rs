@@ -4,7 +4,7 @@
 //! member's sandbox name, aliases, 12-character short id and `NAME.NETWORK`.
 //! The predefined `bridge` network has no name resolution, as in Docker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::model::{Endpoint, Id, Network, Sandbox};
@@ -52,45 +52,80 @@ fn network_names(
     names
 }
 
-/// Per sandbox (by id): what it may resolve. Sandboxes on no network with
-/// names (host, none, only `bridge`) are absent.
-pub fn views(
-    networks: &[Network],
-    sandboxes: &[Sandbox],
-    endpoints: &[Endpoint],
-) -> BTreeMap<Id, SandboxNames> {
-    let sandbox = |id: &Id| sandboxes.iter().find(|s| &s.id == id);
-    let mut per_network: BTreeMap<&Id, BTreeMap<String, Vec<IpAddr>>> = BTreeMap::new();
-    for n in networks.iter().filter(|n| resolves_names(n)) {
-        let members: Vec<(&Sandbox, &Endpoint)> = endpoints
-            .iter()
-            .filter(|e| e.network == n.id)
-            .filter_map(|e| sandbox(&e.sandbox).map(|s| (s, e)))
-            .collect();
-        per_network.insert(&n.id, network_names(n, &members));
+/// What every sandbox may resolve. The names depend only on the set of
+/// networks a sandbox is on, so sandboxes on the same networks share one
+/// view: the work (and the DNS tables built from it) grows with the number
+/// of distinct network sets, not with sandboxes x names.
+#[derive(Debug, Default)]
+pub struct Views {
+    /// The distinct views, keyed by the (sorted) ids of the networks with
+    /// names a sandbox is on.
+    pub views: BTreeMap<Vec<Id>, SandboxNames>,
+    /// Each sandbox with names: the key of its view. Sandboxes on no
+    /// network with names (host, none, only `bridge`) are absent.
+    pub of_sandbox: BTreeMap<Id, Vec<Id>>,
+}
+
+impl Views {
+    pub fn get(&self, sandbox: &Id) -> Option<&SandboxNames> {
+        self.of_sandbox.get(sandbox).and_then(|k| self.views.get(k))
     }
-    let mut out: BTreeMap<Id, SandboxNames> = BTreeMap::new();
-    for ep in endpoints {
-        let Some(names) = per_network.get(&ep.network) else {
+
+    pub fn is_empty(&self) -> bool {
+        self.of_sandbox.is_empty()
+    }
+}
+
+pub fn views(networks: &[Network], sandboxes: &[Sandbox], endpoints: &[Endpoint]) -> Views {
+    let by_id: HashMap<&Id, &Sandbox> = sandboxes.iter().map(|s| (&s.id, s)).collect();
+    let named: HashMap<&Id, &Network> = networks
+        .iter()
+        .filter(|n| resolves_names(n))
+        .map(|n| (&n.id, n))
+        .collect();
+    let mut members: HashMap<&Id, Vec<(&Sandbox, &Endpoint)>> = HashMap::new();
+    let mut of_sandbox: BTreeMap<Id, Vec<Id>> = BTreeMap::new();
+    for e in endpoints.iter().filter(|e| named.contains_key(&e.network)) {
+        let Some(s) = by_id.get(&e.sandbox) else {
             continue;
         };
-        let Some(n) = networks.iter().find(|n| n.id == ep.network) else {
+        members.entry(&e.network).or_default().push((s, e));
+        of_sandbox
+            .entry(e.sandbox.clone())
+            .or_default()
+            .push(e.network.clone());
+    }
+    let per_network: HashMap<&Id, BTreeMap<String, Vec<IpAddr>>> = named
+        .iter()
+        .map(|(id, n)| {
+            let m = members.get(id).map(Vec::as_slice).unwrap_or_default();
+            (*id, network_names(n, m))
+        })
+        .collect();
+    let mut views: BTreeMap<Vec<Id>, SandboxNames> = BTreeMap::new();
+    for key in of_sandbox.values_mut() {
+        key.sort();
+        key.dedup();
+        if views.contains_key(key) {
             continue;
-        };
-        let view = out.entry(ep.sandbox.clone()).or_default();
-        for (name, addrs) in names {
-            let v = view.names.entry(name.clone()).or_default();
-            for a in addrs {
-                if !v.contains(a) {
-                    v.push(*a);
+        }
+        let mut view = SandboxNames::default();
+        for id in key.iter() {
+            for (name, addrs) in &per_network[id] {
+                let v = view.names.entry(name.clone()).or_default();
+                for a in addrs {
+                    if !v.contains(a) {
+                        v.push(*a);
+                    }
                 }
             }
+            if named[id].bridge().is_some_and(|b| !b.internal) {
+                view.forward = true;
+            }
         }
-        if n.bridge().is_some_and(|b| !b.internal) {
-            view.forward = true;
-        }
+        views.insert(key.clone(), view);
     }
-    out
+    Views { views, of_sandbox }
 }
 
 #[cfg(test)]
@@ -116,8 +151,9 @@ mod tests {
     fn names_aliases_and_scoping() {
         let front = net("front", false);
         let back = net("Back", true);
-        let (a, b, c) = (sbx("Web1"), sbx("web2"), sbx("db"));
+        let (a, b, c, d) = (sbx("Web1"), sbx("web2"), sbx("db"), sbx("d"));
         let eps = vec![
+            ep(&front, &d, "10.3.0.9", &[]),
             ep(&front, &a, "10.3.0.2", &["web"]),
             ep(&front, &b, "10.3.0.3", &["WEB"]),
             ep(&back, &b, "10.4.0.2", &[]),
@@ -125,10 +161,10 @@ mod tests {
         ];
         let v = views(
             &[front.clone(), back.clone()],
-            &[a.clone(), b.clone(), c.clone()],
+            &[a.clone(), b.clone(), c.clone(), d.clone()],
             &eps,
         );
-        let va = &v[&a.id];
+        let va = v.get(&a.id).unwrap();
         assert_eq!(
             va.names["web"].len(),
             2,
@@ -145,15 +181,21 @@ mod tests {
             "a sandbox never sees names of networks it is not on"
         );
         assert!(va.forward);
-        let vc = &v[&c.id];
+        let vc = v.get(&c.id).unwrap();
         assert!(vc.names.contains_key("web2.back"));
         assert!(!vc.names.contains_key("web1"));
         assert!(
             !vc.forward,
             "only on an internal network: nothing is forwarded"
         );
-        let vb = &v[&b.id];
+        let vb = v.get(&b.id).unwrap();
         assert_eq!(vb.names["web2"].len(), 2, "one name per network address");
+        // a and d (front) share one view; b (front and back) and c (back)
+        // have their own.
+        assert_eq!(v.views.len(), 3);
+        assert_eq!(v.of_sandbox[&a.id], vec![front.id.clone()]);
+        assert_eq!(v.of_sandbox[&d.id], v.of_sandbox[&a.id]);
+        assert!(v.get(&d.id).unwrap().names.contains_key("web1"));
     }
 
     #[test]
