@@ -14,6 +14,7 @@ use netd::Netd;
 use netd::kernel::{Netlink, netns};
 use netd::model::{EndpointRequest, Mac, NetworkCreate, SandboxCreate, SandboxNet};
 use netd::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail};
+use netd::store::Ref;
 use netd_cni::{
     Attachment, CniError, Command, Env, NetConf, SUPPORTED, code, command_allowed, expected,
     result, sandbox_name, valid_attachments,
@@ -199,7 +200,7 @@ async fn ensure_network(netd: &Netd, conf: &NetConf) -> Result<bool, CniError> {
         .validate()
         .map_err(|e| CniError::new(code::INVALID_CONFIG, e.0))?;
     for _ in 0..3 {
-        match netd.inspect_network(&conf.name) {
+        match netd.inspect_network(Ref::Name(&conf.name)) {
             Ok(d) => {
                 let Some(b) = d.network.bridge() else {
                     return Err(CniError::new(
@@ -270,7 +271,7 @@ async fn drop_new_network(netd: &Netd, conf: &NetConf) {
     if netd
         .inspect_network(&conf.name)
         .is_ok_and(|d| d.endpoints.is_empty())
-        && let Err(e) = netd.remove_network(&conf.name).await
+        && let Err(e) = netd.remove_network(Ref::Name(&conf.name)).await
     {
         eprintln!(
             "netd-cni: undo: could not remove network {}: {e}",
@@ -393,7 +394,7 @@ async fn attach(
 ) -> Result<EndpointDetail, CniError> {
     let name = sandbox_name(&e.container);
     for _ in 0..3 {
-        match netd.inspect_sandbox(&name) {
+        match netd.inspect_sandbox(Ref::Name(&name)) {
             Ok(sb) if !same_file(Path::new(&sb.netns), Path::new(netns)) => {
                 if netns::is_netns(Path::new(&sb.netns)) {
                     return Err(CniError::new(
@@ -410,7 +411,7 @@ async fn attach(
                     "netd-cni: removing stale sandbox {name} ({} is gone)",
                     sb.netns
                 );
-                match netd.remove_sandbox(&name, true).await {
+                match netd.remove_sandbox(Ref::Name(&name), true).await {
                     Ok(_) | Err(netd::Error::NotFound(_)) => continue,
                     Err(err) => return Err(netd_error(err)),
                 }
@@ -423,13 +424,16 @@ async fn attach(
                     .iter()
                     .any(|x| x.network_name.as_str() == conf.name)
                 {
-                    match netd.disconnect(&conf.name, &name, true).await {
+                    match netd
+                        .disconnect(Ref::Name(&conf.name), Ref::Name(&name), true)
+                        .await
+                    {
                         Ok(()) | Err(netd::Error::NotFound(_)) => {}
                         Err(err) => return Err(netd_error(err)),
                     }
                 }
                 return netd
-                    .connect(&conf.name, &name, req)
+                    .connect(Ref::Name(&conf.name), Ref::Name(&name), req)
                     .await
                     .map_err(netd_error);
             }
@@ -470,7 +474,9 @@ async fn describe(
     netns: &str,
     inside: &Netlink,
 ) -> Result<Attachment, CniError> {
-    let net = netd.inspect_network(&conf.name).map_err(netd_error)?;
+    let net = netd
+        .inspect_network(Ref::Name(&conf.name))
+        .map_err(netd_error)?;
     let b = net
         .network
         .bridge()
@@ -510,7 +516,7 @@ async fn describe(
 /// the sandbox with its last endpoint. Best effort: kernel failures are
 /// logged, the records and the address go anyway.
 async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option<CniError> {
-    let sb = match netd.inspect_sandbox(name) {
+    let sb = match netd.inspect_sandbox(Ref::Name(name)) {
         Ok(sb) => sb,
         Err(netd::Error::NotFound(_)) => return None,
         Err(err) => return Some(netd_error(err)),
@@ -520,7 +526,10 @@ async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option
         .iter()
         .any(|x| x.network_name.as_str() == conf.name && x.endpoint.ifname.as_str() == ifname)
     {
-        match netd.disconnect(&conf.name, name, true).await {
+        match netd
+            .disconnect(Ref::Name(&conf.name), Ref::Name(name), true)
+            .await
+        {
             Ok(()) | Err(netd::Error::NotFound(_)) => {}
             Err(err) => return Some(netd_error(err)),
         }
@@ -528,10 +537,10 @@ async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option
     let adopted = matches!(sb.sandbox.net, SandboxNet::Namespace { owned: false, .. });
     if adopted
         && netd
-            .inspect_sandbox(name)
+            .inspect_sandbox(Ref::Name(name))
             .is_ok_and(|s| s.endpoints.is_empty())
     {
-        match netd.remove_sandbox(name, true).await {
+        match netd.remove_sandbox(Ref::Name(name), true).await {
             Ok(_) | Err(netd::Error::NotFound(_)) => {}
             Err(err) => return Some(netd_error(err)),
         }
@@ -543,7 +552,7 @@ async fn del(conf: &NetConf, e: &Env) -> Result<(), CniError> {
     let netd = open(conf).await?;
     let name = sandbox_name(&e.container);
     // A sandbox of that name in another live namespace is not this container's.
-    if let (Some(ns), Ok(sb)) = (&e.netns, netd.inspect_sandbox(&name))
+    if let (Some(ns), Ok(sb)) = (&e.netns, netd.inspect_sandbox(Ref::Name(&name)))
         && netns::is_netns(Path::new(ns))
         && netns::is_netns(Path::new(&sb.netns))
         && !same_file(Path::new(ns), Path::new(&sb.netns))
@@ -579,7 +588,7 @@ async fn check(conf: &NetConf, e: &Env) -> Result<(), CniError> {
     }
     let netd = open(conf).await?;
     let name = sandbox_name(&e.container);
-    let sb = match netd.inspect_sandbox(&name) {
+    let sb = match netd.inspect_sandbox(Ref::Name(&name)) {
         Ok(sb) => sb,
         Err(netd::Error::NotFound(_)) => {
             return Err(CniError::new(
@@ -599,7 +608,9 @@ async fn check(conf: &NetConf, e: &Env) -> Result<(), CniError> {
                 e.container, e.ifname, conf.name
             ))
         })?;
-    let net = netd.inspect_network(&conf.name).map_err(netd_error)?;
+    let net = netd
+        .inspect_network(Ref::Name(&conf.name))
+        .map_err(netd_error)?;
     let b = net
         .network
         .bridge()

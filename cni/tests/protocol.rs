@@ -446,3 +446,43 @@ fn a_container_id_is_one_namespace_at_a_time() {
     assert!(w.endpoints().is_empty());
     assert!(w.veths().is_empty());
 }
+
+/// Container ids and network names are matched exactly: one that happens to
+/// be a prefix of another sandbox's or network's id never acts on it (a DEL
+/// of an unknown container must not remove someone else's network).
+#[test]
+fn ids_that_prefix_other_ids_never_act_on_them() {
+    let w = World::new("pfx");
+    let base = conf("1.0.0", "pfxnet", "10.219.0.0/24");
+    let c1 = w.container("c1");
+    w.add("p1", &c1, &base);
+    let sandbox_id = w.sandboxes()[0].id.to_string();
+    let prefix = &sandbox_id[..4];
+
+    // DEL of an unknown container whose id is a prefix of p1's sandbox id.
+    w.cmd("DEL", prefix, None, "eth0", &base).silent();
+    assert_eq!(w.endpoints().len(), 1, "a DEL of another id removed p1");
+    assert!(c1.link("eth0").is_some(), "p1 lost its interface");
+
+    // ADD of such a container gets a sandbox of its own.
+    let c2 = w.container("c2");
+    assert_eq!(
+        w.add(prefix, &c2, &base)["ips"][0]["address"],
+        "10.219.0.3/24"
+    );
+    assert_eq!(w.endpoints().len(), 2);
+    w.cmd("DEL", prefix, Some(&c2), "eth0", &base).silent();
+    assert_eq!(w.endpoints().len(), 1);
+
+    // A network named like a prefix of pfxnet's id is another network.
+    let net_id = w.endpoints()[0].network.to_string();
+    let other = conf("1.0.0", &net_id[..4], "10.220.0.0/24");
+    let c3 = w.container("c3");
+    assert_eq!(
+        w.add("p3", &c3, &other)["ips"][0]["address"],
+        "10.220.0.2/24"
+    );
+    w.cmd("DEL", "p3", Some(&c3), "eth0", &other).silent();
+    w.cmd("DEL", "p1", Some(&c1), "eth0", &base).silent();
+    assert!(w.endpoints().is_empty());
+}

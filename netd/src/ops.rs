@@ -370,12 +370,20 @@ impl Netd {
         })
     }
 
-    pub fn inspect_network(&self, reference: &str) -> Result<NetworkDetail> {
+    pub fn inspect_network<'a>(
+        &self,
+        reference: impl Into<store::Ref<'a>>,
+    ) -> Result<NetworkDetail> {
+        let reference = reference.into();
         self.store
             .read(|c| network_detail(c, store::network(c, reference)?))
     }
 
-    pub async fn remove_network(&self, reference: &str) -> Result<Network> {
+    pub async fn remove_network<'a>(
+        &self,
+        reference: impl Into<store::Ref<'a>>,
+    ) -> Result<Network> {
+        let reference = reference.into();
         let (net, eps) = self.store.read(|c| {
             let n = store::network(c, reference)?;
             let eps = store::endpoints_of_network(c, &n.id)?;
@@ -620,14 +628,23 @@ impl Netd {
         })
     }
 
-    pub fn inspect_sandbox(&self, reference: &str) -> Result<SandboxDetail> {
+    pub fn inspect_sandbox<'a>(
+        &self,
+        reference: impl Into<store::Ref<'a>>,
+    ) -> Result<SandboxDetail> {
+        let reference = reference.into();
         self.store
             .read(|c| sandbox_detail(c, store::sandbox(c, reference)?))
     }
 
     /// Remove a sandbox: its endpoints, then its namespace if netd made it.
     /// With `force`, kernel failures are logged and the record goes anyway.
-    pub async fn remove_sandbox(&self, reference: &str, force: bool) -> Result<Sandbox> {
+    pub async fn remove_sandbox<'a>(
+        &self,
+        reference: impl Into<store::Ref<'a>>,
+        force: bool,
+    ) -> Result<Sandbox> {
+        let reference = reference.into();
         let (sandbox, eps) = self.store.read(|c| {
             let s = store::sandbox(c, reference)?;
             let mut eps = Vec::new();
@@ -680,12 +697,13 @@ impl Netd {
 
     // ---- endpoints ------------------------------------------------------------
 
-    pub async fn connect(
+    pub async fn connect<'a>(
         &self,
-        network: &str,
-        sandbox: &str,
+        network: impl Into<store::Ref<'a>>,
+        sandbox: impl Into<store::Ref<'a>>,
         req: &EndpointRequest,
     ) -> Result<EndpointDetail> {
+        let (network, sandbox) = (network.into(), sandbox.into());
         req.validate()?;
         let (net, sb) = self
             .store
@@ -742,7 +760,13 @@ impl Netd {
         })
     }
 
-    pub async fn disconnect(&self, network: &str, sandbox: &str, force: bool) -> Result<()> {
+    pub async fn disconnect<'a>(
+        &self,
+        network: impl Into<store::Ref<'a>>,
+        sandbox: impl Into<store::Ref<'a>>,
+        force: bool,
+    ) -> Result<()> {
+        let (network, sandbox) = (network.into(), sandbox.into());
         let (net, sb, ep) = self.store.read(|c| {
             let n = store::network(c, network)?;
             let s = store::sandbox(c, sandbox)?;

@@ -155,7 +155,50 @@ pub fn networks(c: &Connection) -> Result<Vec<Network>> {
 
 /// A row's spec by exact name, exact id, or unique id prefix (Docker's
 /// rules). `table` is one of our own table names, never user input.
-fn spec_by_reference(c: &Connection, table: &str, kind: &str, reference: &str) -> Result<String> {
+/// How a user names a sandbox or network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ref<'a> {
+    /// Docker's rule: exact name, exact id, else a unique id prefix (for
+    /// people typing at a CLI).
+    Any(&'a str),
+    /// Exactly this name and nothing else: for programs that name things
+    /// themselves (the CNI plugin's container ids), where a prefix match
+    /// on someone else's id would act on the wrong sandbox.
+    Name(&'a str),
+}
+
+impl<'a> From<&'a str> for Ref<'a> {
+    fn from(s: &'a str) -> Self {
+        Ref::Any(s)
+    }
+}
+
+impl<'a> From<&&'a str> for Ref<'a> {
+    fn from(s: &&'a str) -> Self {
+        Ref::Any(s)
+    }
+}
+
+impl<'a> From<&'a String> for Ref<'a> {
+    fn from(s: &'a String) -> Self {
+        Ref::Any(s)
+    }
+}
+
+fn spec_by_reference(c: &Connection, table: &str, kind: &str, r: Ref<'_>) -> Result<String> {
+    let reference = match r {
+        Ref::Any(s) => s,
+        Ref::Name(name) => {
+            let s: Option<String> = c
+                .query_row(
+                    &format!("SELECT spec FROM {table} WHERE name = ?1"),
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            return s.ok_or_else(|| Error::NotFound(format!("{kind} {name} not found")));
+        }
+    };
     let exact: Option<String> = c
         .query_row(
             &format!("SELECT spec FROM {table} WHERE name = ?1 OR id = ?1"),
@@ -181,9 +224,15 @@ fn spec_by_reference(c: &Connection, table: &str, kind: &str, reference: &str) -
     }
 }
 
-/// A network by exact name, exact id, or unique id prefix.
-pub fn network(c: &Connection, reference: &str) -> Result<Network> {
-    from_json(spec_by_reference(c, "networks", "network", reference)?)
+/// A network by exact name, exact id, or unique id prefix ([`Ref::Any`]),
+/// or by exact name only ([`Ref::Name`]).
+pub fn network<'a>(c: &Connection, reference: impl Into<Ref<'a>>) -> Result<Network> {
+    from_json(spec_by_reference(
+        c,
+        "networks",
+        "network",
+        reference.into(),
+    )?)
 }
 
 pub fn network_by_id(c: &Connection, id: &Id) -> Result<Network> {
@@ -204,9 +253,15 @@ pub fn sandboxes(c: &Connection) -> Result<Vec<Sandbox>> {
     rows.map(|r| from_json(r?)).collect()
 }
 
-/// A sandbox by exact name, exact id, or unique id prefix.
-pub fn sandbox(c: &Connection, reference: &str) -> Result<Sandbox> {
-    from_json(spec_by_reference(c, "sandboxes", "sandbox", reference)?)
+/// A sandbox by exact name, exact id, or unique id prefix ([`Ref::Any`]),
+/// or by exact name only ([`Ref::Name`]).
+pub fn sandbox<'a>(c: &Connection, reference: impl Into<Ref<'a>>) -> Result<Sandbox> {
+    from_json(spec_by_reference(
+        c,
+        "sandboxes",
+        "sandbox",
+        reference.into(),
+    )?)
 }
 
 pub fn sandbox_by_id(c: &Connection, id: &Id) -> Result<Sandbox> {

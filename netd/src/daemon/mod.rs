@@ -303,10 +303,10 @@ impl Daemon {
                 let r: SandboxCreate = parse_body(body)?;
                 ok_json(StatusCode::CREATED, n.create_sandbox(&r).await?)
             }
-            ("GET", ["netd", "sandboxes", id]) => ok_json(StatusCode::OK, n.inspect_sandbox(id)?),
+            ("GET", ["netd", "sandboxes", id]) => ok_json(StatusCode::OK, n.inspect_sandbox(*id)?),
             ("DELETE", ["netd", "sandboxes", id]) => ok_json(
                 StatusCode::OK,
-                n.remove_sandbox(id, truthy(query(q, "force"))).await?,
+                n.remove_sandbox(*id, truthy(query(q, "force"))).await?,
             ),
             ("POST", ["netd", "dns", "sync"]) => {
                 self.dns.sync(n).await;
