@@ -26,9 +26,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 P=ndports-$$
 TMP=$(mktemp -d /tmp/ndports.XXXXXX)
 NETD=$ROOT/target/release/netd
-NETAVARK=/usr/lib/podman/netavark
-CNI=/usr/lib/cni
 DAEMON_PID=""
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+NV_NET=ndports NV_BRIDGE=ndpbr0 NV_SUBNET=10.191.0.0/16 NV_GW=10.191.0.1 NV_DNS=false
+CNI_BRIDGE=ndpcni0 CNI_SUBNET=10.190.0.0/16
 
 cleanup() {
   set +e
@@ -38,23 +40,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-for pkg in netavark containernetworking-plugins iptables nftables; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null; }
-done
+need_pkgs netavark containernetworking-plugins iptables nftables
 [ -x "$NETD" ] || (cd "$ROOT" && cargo build --release -q -p netd)
 
-now_ms() { date +%s%N; }
-elapsed() { echo "scale=3; ($(now_ms) - $1) / 1000000" | bc; }
-stats() { # stdin: one number per line -> "p50 p99"
-  sort -n | awk '{a[NR]=$1} END {i50=int((NR-1)*0.5+0.5)+1; i99=int((NR-1)*0.99+0.5)+1; printf "%.2f %.2f\n", a[i50], a[i99]}'
-}
 ROWS=$TMP/rows
 : > "$ROWS"
-row() { # tool present op file
-  read -r p50 p99 < <(stats < "$4")
-  printf '%s %s %s %s %s %s\n' "$1" "$2" "$3" "$p50" "$p99" "$(wc -l < "$4")" | tee -a "$ROWS" >&2
-}
-hostns() { ip netns add "$P-$1"; ip -n "$P-$1" link set lo up; }
 
 # ---------------------------------------------------------------- netd
 bench_netd() {
@@ -92,22 +82,6 @@ bench_netd() {
 }
 
 # ---------------------------------------------------------------- netavark
-nv_opts() { # name ip ports_json
-  cat <<EOF
-{"container_id":"$(printf '%064x' "$RANDOM$RANDOM")","container_name":"$1",
- "networks":{"ndports":{"interface_name":"eth0","static_ips":["$2"]}},
- "network_info":{"ndports":{"dns_enabled":false,"driver":"bridge","id":"$(printf '%064d' 7)","internal":false,
-   "ipv6_enabled":false,"name":"ndports","network_interface":"ndpbr0",
-   "subnets":[{"subnet":"10.191.0.0/16","gateway":"10.191.0.1"}]}},
- "port_mappings":$3}
-EOF
-}
-nv() { # setup|teardown name ip ports
-  nsenter --net=/run/netns/$P-nv "$NETAVARK" --config "$TMP/nv" "$1" "/run/netns/$P-$2" < <(nv_opts "$2" "$3" "$4") >/dev/null
-}
-ports_json() { # base count cport
-  python3 -c "import json,sys; b,n,c=map(int,sys.argv[1:]); print(json.dumps([{'host_ip':'','container_port':c+i,'host_port':b+i,'range':1,'protocol':'tcp'} for i in range(n)]))" "$1" "$2" "$3"
-}
 bench_netavark() {
   hostns nv; mkdir -p "$TMP/nv"
   local present=0 c=0
@@ -115,11 +89,11 @@ bench_netavark() {
     while [ $present -lt "$level" ]; do
       local n=$(( level - present < PER ? level - present : PER ))
       ip netns add "$P-v$c"
-      nv setup "v$c" "10.191.$(( c / 250 + 1 )).$(( c % 250 + 2 ))" "$(ports_json $(( 20000 + present )) "$n" 1000)"
+      nv setup "v$c" "10.191.$(( c / 250 + 1 )).$(( c % 250 + 2 ))" "$(nv_ports $(( 20000 + present )) "$n" 1000)"
       present=$(( present + n )); c=$(( c + 1 ))
     done
     : > "$TMP/add"; : > "$TMP/del"
-    local one; one=$(ports_json 9000 1 80)
+    local one; one=$(nv_ports 9000 1 80)
     for s in $(seq "$REF_SAMPLES"); do
       ip netns add "$P-vprobe"
       local t; t=$(now_ms)
@@ -135,25 +109,6 @@ bench_netavark() {
 }
 
 # ---------------------------------------------------------------- CNI reference chain
-cni_exec() { # plugin command container config
-  local ns=/run/netns/$P-$3
-  CNI_COMMAND=$2 CNI_CONTAINERID=$3 CNI_NETNS=$ns CNI_IFNAME=eth0 CNI_PATH=$CNI \
-    nsenter --net=/run/netns/$P-cni "$CNI/$1" <<<"$4"
-}
-cni_chain() { # ADD|DEL container portmappings_json
-  local bridge='{"cniVersion":"1.0.0","name":"ndports","type":"bridge","bridge":"ndpcni0","isGateway":true,"ipMasq":true,
-    "ipam":{"type":"host-local","ranges":[[{"subnet":"10.190.0.0/16"}]],"dataDir":"'"$TMP"'/cni-ipam"}}'
-  if [ "$1" = ADD ]; then
-    local res; res=$(cni_exec bridge ADD "$2" "$bridge")
-    cni_exec portmap ADD "$2" '{"cniVersion":"1.0.0","name":"ndports","type":"portmap","capabilities":{"portMappings":true},
-      "runtimeConfig":{"portMappings":'"$3"'},"prevResult":'"$res"'}' >/dev/null
-  else
-    cni_exec portmap DEL "$2" '{"cniVersion":"1.0.0","name":"ndports","type":"portmap","capabilities":{"portMappings":true},
-      "runtimeConfig":{"portMappings":'"$3"'}}' >/dev/null
-    cni_exec bridge DEL "$2" "$bridge" >/dev/null
-  fi
-}
-cni_ports() { python3 -c "import json,sys; b,n,c=map(int,sys.argv[1:]); print(json.dumps([{'hostPort':b+i,'containerPort':c+i,'protocol':'tcp'} for i in range(n)]))" "$1" "$2" "$3"; }
 bench_cni() {
   hostns cni
   local present=0 c=0
@@ -185,10 +140,7 @@ bench_netd
 bench_netavark
 bench_cni
 
-printf '\n%-12s %8s %-12s %9s %9s %4s\n' tool present op "p50 ms" "p99 ms" n
-while read -r tool present op p50 p99 n; do
-  printf '%-12s %8s %-12s %9s %9s %4s\n' "$tool" "$present" "$op" "$p50" "$p99" "$n"
-done < "$ROWS"
+print_rows
 echo
 echo "ratios (reference p50 / netd p50, at the same number of ports present):"
 for level in "${REF_LEVELS[@]}"; do
