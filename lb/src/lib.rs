@@ -1,4 +1,258 @@
 //! netd's service-alias load balancer.
 //!
-//! Not built yet: the proxy on pingora is tracked by the load-balancer issue.
-//! The crate exists so the workspace layout in `DESIGN.md` is in place.
+//! `netd-lb` proxies HTTP (on pingora) or plain TCP (on tokio) to the
+//! members of a service alias on a netd network. Members come from the netd
+//! API (listed, then followed through its event stream) or from DNS A
+//! records of the alias. Selection is round-robin, least-connections or
+//! consistent hashing; active health checks and failed connects take members
+//! out, health checks put them back.
+//!
+//! Process model: one pingora [`Server`] hosts a service per listener, a
+//! background service running discovery and health checks, and the metrics
+//! listener. Signals: SIGTERM (and SIGQUIT) drain, SIGINT stops at once,
+//! SIGHUP reloads the config file.
+
+pub mod config;
+pub mod discovery;
+pub mod dns;
+pub mod health;
+pub mod metrics;
+pub mod pool;
+pub mod proxy;
+pub mod service;
+pub mod tcp;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+use tracing::{error, info, warn};
+
+use config::{Config, Mode};
+use service::ServiceState;
+
+static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
+static RELOADS: AtomicU64 = AtomicU64::new(0);
+
+/// One request (HTTP) or connection (TCP) in flight; SIGTERM waits for
+/// these to finish.
+pub struct Inflight(());
+
+pub fn inflight() -> Inflight {
+    INFLIGHT.fetch_add(1, Relaxed);
+    Inflight(())
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        INFLIGHT.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Successful config reloads so far.
+pub fn reloads() -> u64 {
+    RELOADS.load(Relaxed)
+}
+
+/// Run the load balancer until a signal stops it. Never returns on
+/// success: pingora owns the process from here on.
+///
+/// Must not be called inside a tokio runtime: pingora builds its own.
+pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
+    // pingora panics on a listener it cannot bind; say so clearly first.
+    for s in &cfg.services {
+        std::net::TcpListener::bind(s.listen)
+            .with_context(|| format!("service {}: cannot listen on {}", s.name, s.listen))?;
+    }
+    if let Some(m) = cfg.metrics {
+        std::net::TcpListener::bind(m)
+            .with_context(|| format!("cannot listen on {m} for metrics"))?;
+    }
+    // SIGHUP's default action is to exit: ignore it until the handler is in.
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+
+    let drain = cfg.drain_timeout;
+    let conf = ServerConf {
+        threads: cfg.threads,
+        // pingora sleeps this long after SIGTERM before stopping its
+        // runtimes; we exit earlier once nothing is in flight.
+        grace_period_seconds: Some(drain.as_secs() + u64::from(drain.subsec_nanos() > 0)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let services: Vec<Arc<ServiceState>> = cfg
+        .services
+        .iter()
+        .map(|c| ServiceState::new(c.clone()))
+        .collect();
+    for svc in &services {
+        let c = svc.cfg();
+        let listen = c.listen.to_string();
+        match c.mode {
+            Mode::Http => {
+                let mut p = pingora_proxy::http_proxy_service_with_name(
+                    &server.configuration,
+                    proxy::HttpLb::new(Arc::clone(svc)),
+                    &format!("http {}", c.name),
+                );
+                if c.h2c
+                    && let Some(app) = p.app_logic_mut()
+                {
+                    let mut o = HttpServerOptions::default();
+                    o.h2c = true;
+                    app.server_options = Some(o);
+                }
+                p.add_tcp(&listen);
+                server.add_service(p);
+            }
+            Mode::Tcp => {
+                let mut s =
+                    Service::new(format!("tcp {}", c.name), tcp::TcpLb::new(Arc::clone(svc)));
+                s.add_tcp(&listen);
+                server.add_service(s);
+            }
+        }
+        info!(service = %c.name, mode = %c.mode, listen = %c.listen, alias = %c.alias, port = c.port, algorithm = %c.algorithm, "service configured");
+    }
+    if let Some(m) = cfg.metrics {
+        let mut s = Service::new(
+            "metrics".to_string(),
+            metrics::MetricsApp {
+                services: services.clone(),
+            },
+        );
+        s.threads = Some(1);
+        s.add_tcp(&m.to_string());
+        server.add_service(s);
+        info!(listen = %m, "metrics on /metrics");
+    }
+    server.add_service(background_service(
+        "discovery and health",
+        service::Control {
+            services: services.clone(),
+        },
+    ));
+    let signals = Signals {
+        config_file,
+        current: Mutex::new(cfg),
+        services,
+        drain,
+    };
+    server.run(RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
+    std::process::exit(0)
+}
+
+/// The signals pingora waits on, plus SIGHUP for reloads.
+struct Signals {
+    config_file: Option<PathBuf>,
+    current: Mutex<Config>,
+    services: Vec<Arc<ServiceState>>,
+    drain: Duration,
+}
+
+impl Signals {
+    fn reload(&self) {
+        let Some(path) = &self.config_file else {
+            warn!("SIGHUP: nothing to reload (no --config file)");
+            return;
+        };
+        let new = match config::load_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("SIGHUP: keeping the running config: {e:#}");
+                return;
+            }
+        };
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let r = service::reload(&cur, &new, &self.services);
+        for n in &r.updated {
+            info!(service = %n, "SIGHUP: service updated");
+        }
+        for n in &r.needs_restart {
+            warn!("SIGHUP: not applied, needs a restart: {n}");
+        }
+        info!(
+            updated = r.updated.len(),
+            unchanged = r.unchanged.len(),
+            "config reloaded from {}",
+            path.display()
+        );
+        *cur = new;
+        RELOADS.fetch_add(1, Relaxed);
+    }
+
+    /// After SIGTERM: exit as soon as nothing is in flight, or at the
+    /// drain deadline (pingora's own deadline is the whole second after).
+    fn start_drain_watch(&self) {
+        let drain = self.drain;
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            // Let pingora stop its listeners and keep-alive loops first.
+            std::thread::sleep(Duration::from_millis(50));
+            loop {
+                let n = INFLIGHT.load(Relaxed);
+                if n == 0 {
+                    info!("drained in {:?}, exiting", start.elapsed());
+                    std::process::exit(0);
+                }
+                if start.elapsed() >= drain {
+                    warn!("{n} requests/connections still open after {drain:?}, exiting");
+                    std::process::exit(0);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+            signal(SignalKind::hangup()),
+        ) else {
+            error!("cannot install signal handlers");
+            std::future::pending::<()>().await;
+            unreachable!()
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                // No binary upgrades here: SIGQUIT drains like SIGTERM.
+                _ = quit.recv() => break,
+                _ = int.recv() => {
+                    info!("SIGINT: stopping now");
+                    return ShutdownSignal::FastShutdown;
+                }
+                _ = hup.recv() => self.reload(),
+            }
+        }
+        info!(
+            "draining: {} in flight, at most {:?}",
+            INFLIGHT.load(Relaxed),
+            self.drain
+        );
+        self.start_drain_watch();
+        ShutdownSignal::GracefulTerminate
+    }
+}

@@ -22,7 +22,20 @@ fn workspace_bin(name: &str) -> PathBuf {
             .unwrap();
         assert!(st.success(), "cargo build -p netd -p netd-cni failed");
     });
-    root.join("target/debug").join(name)
+    bin_dir(&root).join(name)
+}
+
+/// Where cargo puts this profile's binaries: beside the running test
+/// binary (`<target>/debug/deps/..`), which also holds under
+/// `CARGO_TARGET_DIR`; `<root>/target/debug` otherwise.
+fn bin_dir(root: &Path) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            let deps = exe.parent()?;
+            (deps.file_name()? == "deps").then(|| deps.parent().map(Path::to_path_buf))?
+        })
+        .unwrap_or_else(|| root.join("target/debug"))
 }
 
 pub fn netd_bin() -> PathBuf {
@@ -313,6 +326,11 @@ impl Daemon {
         );
     }
 
+    /// What the daemon wrote to stderr so far (for failure reports).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
     /// SIGKILL the daemon, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -360,7 +378,13 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         // Sandboxes' namespaces live under /run/netns: remove them through netd.
-        if let Ok(out) = std::panic::catch_unwind(|| self.cli(&["sandbox", "ls", "--quiet"])) {
+        // Never panic here (a panic while unwinding aborts every test).
+        let ls = Command::new(netd_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(["sandbox", "ls", "--quiet"])
+            .output();
+        if let Ok(out) = ls {
             let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .map(str::to_string)
@@ -368,7 +392,11 @@ impl Drop for Daemon {
             if !ids.is_empty() {
                 let mut args = vec!["sandbox", "rm", "--force"];
                 args.extend(ids.iter().map(String::as_str));
-                let _ = self.cli(&args);
+                let _ = Command::new(netd_bin())
+                    .arg("--socket")
+                    .arg(self.socket())
+                    .args(&args)
+                    .output();
             }
         }
         if let Some(mut c) = self.child.take() {
@@ -451,4 +479,36 @@ impl Drop for StartedDaemon {
         }
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
+}
+
+/// Run `f` on a thread that has joined namespace `ns`: sockets it opens
+/// live there, and the calling thread stays where it is.
+pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: setns on a valid namespace fd; only this thread moves.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// Whether `addr` accepts a TCP connection from namespace `ns` within
+/// `within`.
+pub fn wait_connectable(ns: &str, addr: &str, within: Duration) -> bool {
+    let addr: std::net::SocketAddr = addr.parse().expect("ADDR:PORT");
+    in_ns(ns, move || {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        false
+    })
 }

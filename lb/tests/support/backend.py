@@ -1,0 +1,60 @@
+# Test backends for netd-lb, run inside a sandbox's namespace.
+#   backend.py http NAME PORT   GET / -> "NAME\n"; /headers -> request headers;
+#                               /slow?ms=N -> "NAME\n" after N ms
+#   backend.py echo NAME PORT   TCP: sends "NAME\n", then echoes everything
+import http.server
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+mode, name, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Buffer the response: header and body leave in one write.
+    wbufsize = -1
+
+    def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        if url.path == "/headers":
+            body = "".join(f"{k}: {v}\n" for k, v in self.headers.items())
+        else:
+            if url.path == "/slow":
+                ms = int(urllib.parse.parse_qs(url.query).get("ms", ["1000"])[0])
+                time.sleep(ms / 1000)
+            body = name + "\n"
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+def echo(conn):
+    with conn:
+        conn.sendall((name + "\n").encode())
+        while True:
+            b = conn.recv(65536)
+            if not b:
+                break
+            conn.sendall(b)
+
+
+if mode == "http":
+    http.server.ThreadingHTTPServer.daemon_threads = True
+    http.server.ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
+else:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(128)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
