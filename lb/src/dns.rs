@@ -7,49 +7,21 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-const TYPE_A: u16 = 1;
-const CLASS_IN: u16 = 1;
+use hickory_server::proto::op::{Message, MessageType, Query, ResponseCode};
+use hickory_server::proto::rr::{Name, RData, RecordType};
 
-/// The query message for `name` A IN, recursion desired.
+/// The query message for `name` A IN, recursion desired (hickory's codec,
+/// the one netd's DNS server uses).
 pub fn encode_query(id: u16, name: &str) -> Result<Vec<u8>> {
-    let mut m = Vec::with_capacity(32 + name.len());
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&0x0100u16.to_be_bytes()); // RD
-    m.extend_from_slice(&1u16.to_be_bytes()); // QDCOUNT
-    m.extend_from_slice(&[0; 6]); // AN, NS, AR
-    let name = name.trim_end_matches('.');
-    if name.is_empty() || name.len() > 253 {
-        bail!("invalid DNS name {name:?}");
-    }
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            bail!("invalid DNS name {name:?}");
-        }
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&TYPE_A.to_be_bytes());
-    m.extend_from_slice(&CLASS_IN.to_be_bytes());
-    Ok(m)
-}
-
-/// Skip a (possibly compressed) name at `pos`; the offset after it.
-fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize> {
-    loop {
-        let len = *msg.get(pos).context("truncated name")? as usize;
-        match len {
-            0 => return Ok(pos + 1),
-            l if l & 0xC0 == 0xC0 => return Ok(pos + 2),
-            l if l & 0xC0 == 0 => pos += 1 + l,
-            _ => bail!("bad label type"),
-        }
-    }
-}
-
-fn u16_at(msg: &[u8], pos: usize) -> Result<u16> {
-    let b = msg.get(pos..pos + 2).context("truncated message")?;
-    Ok(u16::from_be_bytes([b[0], b[1]]))
+    let qname = Name::from_ascii(name)
+        .ok()
+        .filter(|n| !n.is_root() && !name.contains(".."))
+        .with_context(|| format!("invalid DNS name {name:?}"))?;
+    let mut m = Message::query();
+    m.metadata.id = id;
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(qname, RecordType::A));
+    m.to_vec().context("encode DNS query")
 }
 
 /// What a response says.
@@ -62,44 +34,29 @@ pub enum Answer {
 
 /// Parse the response to query `id`. NXDOMAIN is an empty answer.
 pub fn decode_response(id: u16, msg: &[u8]) -> Result<Answer> {
-    if msg.len() < 12 {
-        bail!("short DNS response");
-    }
-    if u16_at(msg, 0)? != id {
+    let m = Message::from_vec(msg).context("malformed DNS response")?;
+    if m.metadata.id != id {
         bail!("DNS response for another query");
     }
-    let flags = u16_at(msg, 2)?;
-    if flags & 0x8000 == 0 {
+    if m.metadata.message_type != MessageType::Response {
         bail!("not a DNS response");
     }
-    if flags & 0x0200 != 0 {
+    if m.metadata.truncation {
         return Ok(Answer::Truncated);
     }
-    match flags & 0x000F {
-        0 => {}
-        3 => return Ok(Answer::Addrs(Vec::new())), // NXDOMAIN
-        rc => bail!("DNS error rcode {rc}"),
+    match m.metadata.response_code {
+        ResponseCode::NoError => {}
+        ResponseCode::NXDomain => return Ok(Answer::Addrs(Vec::new())),
+        rc => bail!("DNS error {rc}"),
     }
-    let qd = u16_at(msg, 4)?;
-    let an = u16_at(msg, 6)?;
-    let mut pos = 12;
-    for _ in 0..qd {
-        pos = skip_name(msg, pos)? + 4;
-    }
-    let mut out = Vec::new();
-    for _ in 0..an {
-        pos = skip_name(msg, pos)?;
-        let ty = u16_at(msg, pos)?;
-        let class = u16_at(msg, pos + 2)?;
-        let rdlen = u16_at(msg, pos + 8)? as usize;
-        let rdata = msg
-            .get(pos + 10..pos + 10 + rdlen)
-            .context("truncated record")?;
-        if ty == TYPE_A && class == CLASS_IN && rdlen == 4 {
-            out.push(Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]));
-        }
-        pos += 10 + rdlen;
-    }
+    let mut out: Vec<Ipv4Addr> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
     out.sort();
     out.dedup();
     Ok(Answer::Addrs(out))
