@@ -294,6 +294,10 @@ pub struct RuntimeConfig {
     pub mac: Option<String>,
 }
 
+fn dns_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(matches!(Value::deserialize(d)?, Value::Bool(true)))
+}
+
 /// The plugin's configuration (one entry of a conflist, with `name` and
 /// `cniVersion` filled in by the runtime).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -316,8 +320,15 @@ pub struct NetConf {
     /// No route out, no masquerade. `None`: not said (false when creating).
     #[serde(default)]
     pub internal: Option<bool>,
+    /// `"dns": true` turns on netd's DNS. The CNI spec reserves `dns` in a
+    /// network configuration for a DNS object (nameservers, search, ...),
+    /// and libcni (podman, containerd) refuses a boolean there, so
+    /// `dnsEnabled` says the same for them; a spec object here is accepted
+    /// and leaves netd's DNS off.
+    #[serde(default, deserialize_with = "dns_flag")]
+    dns: bool,
     #[serde(default)]
-    pub dns: bool,
+    dns_enabled: Option<bool>,
     /// Isolate containers of this network from each other (ICC off).
     #[serde(default)]
     pub isolate: Option<bool>,
@@ -345,6 +356,12 @@ pub fn decode(stdin: &[u8]) -> Result<Value, CniError> {
 }
 
 impl NetConf {
+    /// Whether netd's DNS serves this network's containers: `dnsEnabled`,
+    /// else a boolean `dns`.
+    pub fn dns(&self) -> bool {
+        self.dns_enabled.unwrap_or(self.dns)
+    }
+
     /// Decode stdin in libcni's order: JSON (6), the network name (7),
     /// `cniVersion` (1), then the plugin's own keys (7, or 2 for a key
     /// this plugin does not support).
@@ -733,6 +750,28 @@ mod tests {
             "false"
         );
         assert_eq!(c.names("K8S_POD_NAME=pod-0"), vec!["web", "pod-0"]);
+    }
+
+    /// libcni parses `dns` as the spec's DNS object: `dnsEnabled` is the
+    /// key engines can use; a boolean `dns` still works when exec'd directly.
+    #[test]
+    fn dns_switch_keys() {
+        let dns = |extra: &str| {
+            NetConf::parse(
+                format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"netd-cni"{extra}}}"#)
+                    .as_bytes(),
+            )
+            .unwrap()
+            .dns()
+        };
+        assert!(!dns(""));
+        assert!(dns(r#","dns":true"#));
+        assert!(dns(r#","dnsEnabled":true"#));
+        assert!(!dns(r#","dns":{"nameservers":["10.0.0.1"]}"#));
+        assert!(dns(
+            r#","dns":{"nameservers":["10.0.0.1"]},"dnsEnabled":true"#
+        ));
+        assert!(!dns(r#","dns":true,"dnsEnabled":false"#));
     }
 
     #[test]

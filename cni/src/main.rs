@@ -377,7 +377,7 @@ async fn add(conf: &NetConf, e: &Env) -> Result<Value, CniError> {
             return Err(err);
         }
     };
-    if conf.dns {
+    if conf.dns() {
         dns::ensure_dns(conf);
     }
     Ok(out)
@@ -506,7 +506,7 @@ async fn describe(
         address: format!("{}/{}", ep.endpoint.ip, b.subnet.prefix_len()),
         gateway: b.gateway.to_string(),
         default_route: !b.internal && gw == Some(b.gateway),
-        dns: conf.dns,
+        dns: conf.dns(),
     })
 }
 
@@ -566,7 +566,7 @@ async fn del(conf: &NetConf, e: &Env) -> Result<(), CniError> {
     if let Some(err) = detach(&netd, conf, &name, &e.ifname).await {
         return Err(err);
     }
-    if conf.dns {
+    if conf.dns() {
         // Only a running daemon needs to forget the names; never start one for a DEL.
         dns::dns_sync(&socket(conf));
     }

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# podman drives netd-cni: two containers on a netd-cni network find each
+# other by name through 127.0.0.11 and a published port answers, from the
+# host namespace and from an "outside" namespace.
+#
+# Everything happens in namespaces of this script's own (prefix ndpod-PID):
+# podman runs in a host namespace ndpod-PID-host (so the bridge, veths and
+# nftables table netd-cni makes land there), with its own storage, config,
+# CNI config dir and plugin dir under a temporary directory. The image is
+# made locally with `podman import` from busybox-static; no registry.
+# Only processes this script started (podman's containers, the netd daemon
+# netd-cni started) are stopped.
+#
+# usage: sudo scripts/podman-e2e.sh     (prints PASS at the end, exit 0)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+P=ndpod-$$
+TMP=$(mktemp -d /tmp/ndpod.XXXXXX)
+chmod 755 "$TMP"
+NET=ndpod$$
+
+pm() { # podman inside the host namespace, on this script's storage and config
+  CONTAINERS_CONF=$TMP/containers.conf nsenter --net=/run/netns/$P-host \
+    podman --root "$TMP/storage" --runroot "$TMP/runroot" --storage-driver vfs \
+    --cgroup-manager cgroupfs --events-backend file "$@"
+}
+
+cleanup() {
+  set +e
+  pm rm -f -t 0 "$P-a" "$P-b" >/dev/null 2>&1
+  if [ -s "$TMP/run/netd.pid" ]; then
+    pid=$(cat "$TMP/run/netd.pid")
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = netd ] && kill "$pid"
+  fi
+  sleep 0.3
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
+  chattr -R -i "$TMP" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+step() { printf '\n== %s\n' "$*"; }
+
+need=()
+for pkg in podman runc busybox-static containernetworking-plugins curl; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+[ ${#need[@]} -eq 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; }
+(cd "$ROOT" && cargo build --release -q -p netd -p netd-cni)
+
+step "plugin dir, network config, containers.conf"
+mkdir -p "$TMP/cni-bin" "$TMP/net.d" "$TMP/state" "$TMP/run"
+cp "$TARGET/release/netd-cni" "$TARGET/release/netd" "$TMP/cni-bin/"
+cat > "$TMP/net.d/$NET.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "$NET",
+  "plugins": [
+    { "type": "netd-cni", "subnet": "10.177.0.0/24", "dnsEnabled": true,
+      "stateDir": "$TMP/state", "socket": "$TMP/run/netd.sock",
+      "capabilities": { "portMappings": true, "aliases": true } }
+  ]
+}
+JSON
+cat "$TMP/net.d/$NET.conflist"
+cat > "$TMP/containers.conf" <<TOML
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["$TMP/cni-bin", "/usr/lib/cni"]
+network_config_dir = "$TMP/net.d"
+[engine]
+cgroup_manager = "cgroupfs"
+# runc: crun refuses hosts with hybrid cgroups (v1 + v2), which some CI
+# machines have.
+runtime = "runc"
+events_logger = "file"
+TOML
+
+step "host and outside namespaces"
+ip netns add "$P-host"; ip -n "$P-host" link set lo up
+ip netns add "$P-out"; ip -n "$P-out" link set lo up
+ip link add "$P-up" netns "$P-host" type veth peer name "$P-upo" netns "$P-out" 2>/dev/null ||
+  ip link add ndpodup netns "$P-host" type veth peer name ndpodupo netns "$P-out"
+UP=$(ip -n "$P-host" -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1 | head -1)
+UPO=$(ip -n "$P-out" -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1 | head -1)
+ip -n "$P-host" addr add 10.176.0.1/24 dev "$UP"; ip -n "$P-host" link set "$UP" up
+ip -n "$P-out" addr add 10.176.0.2/24 dev "$UPO"; ip -n "$P-out" link set "$UPO" up
+
+step "a local busybox image (podman import, no registry)"
+mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/www" "$TMP/rootfs/etc"
+cp /bin/busybox "$TMP/rootfs/bin/busybox"
+for a in sh ping httpd nslookup wget cat sleep hostname ip; do ln -s busybox "$TMP/rootfs/bin/$a"; done
+echo "hello from a" > "$TMP/rootfs/www/index.html"
+tar -C "$TMP/rootfs" -c . | pm import - localhost/ndpod-busybox >/dev/null
+pm images --format '{{.Repository}}:{{.Tag}} {{.Size}}'
+
+step "podman network ls (reads netd-cni's conflist)"
+pm network ls
+
+step "two containers on $NET; a publishes 8080 -> 80"
+pm run -d --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --name "$P-a" --network "$NET" --dns 127.0.0.11 -p 8080:80 localhost/ndpod-busybox \
+  httpd -f -p 80 -h /www >/dev/null
+pm run -d --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --name "$P-b" --network "$NET" --dns 127.0.0.11 localhost/ndpod-busybox sleep 600 >/dev/null
+pm ps --format '{{.Names}} {{.Status}} {{.Ports}}'
+pm exec "$P-b" ip -4 addr show eth0
+
+step "b pings a by name (DNS at 127.0.0.11 inside the container)"
+pm exec "$P-b" nslookup "$P-a" 127.0.0.11
+pm exec "$P-b" ping -c 2 -W 2 "$P-a"
+
+step "the published port, from the outside namespace and from the host's 127.0.0.1"
+got=$(nsenter --net=/run/netns/$P-out curl -s -m 5 http://10.176.0.1:8080/)
+echo "outside -> 10.176.0.1:8080: $got"
+[ "$got" = "hello from a" ]
+got=$(nsenter --net=/run/netns/$P-host curl -s -m 5 http://127.0.0.1:8080/)
+echo "host -> 127.0.0.1:8080: $got"
+[ "$got" = "hello from a" ]
+
+step "podman rm: DEL leaves nothing"
+pm rm -f -t 0 "$P-a" "$P-b" >/dev/null
+left=$(ip -n "$P-host" -o link show type veth | grep -c ' nd-' || true)
+echo "veths left: $left"
+[ "$left" = 0 ]
+
+printf '\nPASS\n'
