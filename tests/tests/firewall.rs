@@ -166,6 +166,27 @@ fn masquerade_publishing_hairpin_and_self_healing() {
         Some(format!("{a}:7001").as_str())
     );
 
+    // A machine that routes to the container subnet reaches published
+    // ports only: a new connection straight to a container is dropped.
+    w.outside.run_ok(
+        "ip",
+        &["route", "add", "10.203.1.0/24", "via", "10.202.1.1"],
+    );
+    assert_eq!(
+        curl(w.outside.name(), "http://10.203.1.2:80/"),
+        None,
+        "an unpublished container port answered a routed outside machine"
+    );
+    assert_eq!(
+        curl(w.outside.name(), "http://10.202.1.1:8080/").as_deref(),
+        Some(a.as_str())
+    );
+    assert!(ping(&a, "10.202.1.2"), "egress with a route back");
+    w.outside.run_ok(
+        "ip",
+        &["route", "del", "10.203.1.0/24", "via", "10.202.1.1"],
+    );
+
     // The random host port is reported by inspect and answers.
     let info = w.daemon.cli_json(&["sandbox", "inspect", &a]);
     let ports = &info[0]["endpoints"][0]["ports"];

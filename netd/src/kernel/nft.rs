@@ -22,6 +22,7 @@
 //!     ct status dnat accept                                # published ports cross networks
 //!     iifname BRIDGE oifname @bridges oifname != BRIDGE drop   # isolation between networks
 //!     iifname BRIDGE oifname BRIDGE drop                   # enable_icc=false
+//!     oifname BRIDGE iifname != BRIDGE ct state new drop   # only published ports from outside
 //!   }
 //! }
 //! ```
@@ -279,6 +280,22 @@ fn oif_is(name: &str, op: i32) -> Vec<Raw> {
     vec![
         meta(libc::NFT_META_OIFNAME, REG1),
         cmp(op, REG1, &ifname_bytes(name)),
+    ]
+}
+
+/// `ct state new` (nftables' state bit for NEW).
+fn ct_new() -> Vec<Raw> {
+    const CT_STATE_NEW: u32 = 8;
+    vec![
+        Raw {
+            name: c"ct",
+            attrs: vec![
+                Attr::U32(sys::NFTNL_EXPR_CT_KEY as u16, libc::NFT_CT_STATE as u32),
+                Attr::U32(sys::NFTNL_EXPR_CT_DREG as u16, REG1),
+            ],
+        },
+        bitwise_and(REG1, &CT_STATE_NEW.to_ne_bytes()),
+        cmp(libc::NFT_CMP_NEQ, REG1, &0u32.to_ne_bytes()),
     ]
 }
 
@@ -544,6 +561,15 @@ fn network_rules(batch: &mut Batch, post: &Chain<'_>, fwd: &Chain<'_>, n: &Netwo
         e.push(verdict(libc::NF_DROP, None));
         add_rule(batch, fwd, e);
     }
+    // Containers are reached from outside through published ports only
+    // (accepted above): a machine that routes to the subnet cannot open
+    // connections to unpublished ports. Replies to the containers' own
+    // connections are not new.
+    let mut e = oif_is(br, libc::NFT_CMP_EQ);
+    e.extend(iif_is(br, libc::NFT_CMP_NEQ));
+    e.extend(ct_new());
+    e.push(verdict(libc::NF_DROP, None));
+    add_rule(batch, fwd, e);
 }
 
 /// The batch that replaces the table with exactly `plan`, atomically:
