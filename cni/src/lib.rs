@@ -122,6 +122,12 @@ pub struct Env {
     pub path: String,
 }
 
+/// A plugin binary name: no path, nothing a shell or a directory walk
+/// would read differently.
+pub fn valid_plugin_name(s: &str) -> bool {
+    valid_cni_name(s) && !s.contains("..")
+}
+
 /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: container ids and network names (SPEC
 /// "Parameters", libcni's `cniValidNameChars`).
 pub fn valid_cni_name(s: &str) -> bool {
@@ -343,6 +349,10 @@ pub struct NetConf {
     pub runtime_config: RuntimeConfig,
     #[serde(default)]
     pub prev_result: Option<Value>,
+    /// A delegated IPAM plugin (`{"type": "host-local", ...}`): it picks the
+    /// address, netd reserves exactly that one.
+    #[serde(default)]
+    pub ipam: Option<Value>,
 }
 
 /// The configuration as a JSON object, or error 6.
@@ -403,12 +413,13 @@ impl NetConf {
                 ),
             );
         }
-        if let Some(ipam) = obj.get("ipam").filter(|v| !v.is_null()) {
+        if let Some(ipam) = obj.get("ipam").filter(|v| !v.is_null())
+            && !ipam["type"].as_str().is_some_and(valid_plugin_name)
+        {
             return Err(CniError::new(
-                code::UNSUPPORTED_FIELD,
-                format!("unsupported field ipam: {ipam}"),
-            )
-            .details("netd-cni allocates addresses itself; use subnet, ipRange and gateway"));
+                code::INVALID_CONFIG,
+                format!("ipam needs the type of a plugin to delegate to: {ipam}"),
+            ));
         }
         serde_json::from_value(v).map_err(|e| {
             CniError::new(code::INVALID_CONFIG, "invalid network configuration")
@@ -734,9 +745,15 @@ mod tests {
         );
         assert_eq!(
             code_of(
-                r#"{"cniVersion":"1.0.0","name":"n","type":"netd-cni","ipam":{"type":"host-local"}}"#
+                r#"{"cniVersion":"1.0.0","name":"n","type":"netd-cni","ipam":{"type":"../x"}}"#
             ),
-            code::UNSUPPORTED_FIELD
+            code::INVALID_CONFIG
+        );
+        assert!(
+            NetConf::parse(
+                br#"{"cniVersion":"1.0.0","name":"n","type":"netd-cni","ipam":{"type":"host-local"}}"#
+            )
+            .is_ok()
         );
         let c = NetConf::parse(
             br#"{"cniVersion":"1.1.0","name":"n","type":"netd-cni","subnet":"10.0.0.0/24","ipMasq":false,

@@ -5,6 +5,7 @@
 //! attaching never waits for a daemon.
 
 mod dns;
+mod ipam;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -114,9 +115,9 @@ fn run(stdin: &[u8], asked: Option<&str>) -> Result<Option<Value>, CniError> {
         })?;
     rt.block_on(async {
         match env.command {
-            Command::Add => add(&conf, &env).await.map(Some),
-            Command::Del => del(&conf, &env).await.map(|_| None),
-            Command::Check => check(&conf, &env).await.map(|_| None),
+            Command::Add => add(&conf, &env, stdin).await.map(Some),
+            Command::Del => del(&conf, &env, stdin).await.map(|_| None),
+            Command::Check => check(&conf, &env, stdin).await.map(|_| None),
             Command::Gc => gc(&conf, &raw).await.map(|_| None),
             Command::Status => status(&conf).await.map(|_| None),
             Command::Version => unreachable!("answered above"),
@@ -178,12 +179,20 @@ fn mac_string(bytes: Option<&[u8]>) -> String {
 
 // ---- the network --------------------------------------------------------------
 
-fn network_request(conf: &NetConf) -> NetworkCreate {
+/// The netd network for this configuration. With a delegated IPAM and no
+/// `subnet`/`gateway` keys, the lease's subnet and gateway are the network's.
+fn network_request(conf: &NetConf, lease: Option<&ipam::Lease>) -> NetworkCreate {
     NetworkCreate {
         name: conf.name.clone(),
         driver: "bridge".into(),
-        subnet: conf.subnet.clone(),
-        gateway: conf.gateway.clone(),
+        subnet: conf
+            .subnet
+            .clone()
+            .or_else(|| lease.map(|l| l.address.trunc().to_string())),
+        gateway: conf
+            .gateway
+            .clone()
+            .or_else(|| lease.and_then(|l| l.gateway).map(|g| g.to_string())),
         ip_range: conf.ip_range.clone(),
         internal: conf.internal.unwrap_or(false),
         options: conf.options(),
@@ -194,8 +203,12 @@ fn network_request(conf: &NetConf) -> NetworkCreate {
 /// The network named in the config, created on first use (true when this
 /// call created it). An existing one with settings other than the keys the
 /// configuration gives is a configuration error.
-async fn ensure_network(netd: &Netd, conf: &NetConf) -> Result<bool, CniError> {
-    let req = network_request(conf);
+async fn ensure_network(
+    netd: &Netd,
+    conf: &NetConf,
+    lease: Option<&ipam::Lease>,
+) -> Result<bool, CniError> {
+    let req = network_request(conf, lease);
     let want = req
         .validate()
         .map_err(|e| CniError::new(code::INVALID_CONFIG, e.0))?;
@@ -269,7 +282,7 @@ async fn ensure_network(netd: &Netd, conf: &NetConf) -> Result<bool, CniError> {
 /// Remove a network this ADD created, if nothing else joined it meanwhile.
 async fn drop_new_network(netd: &Netd, conf: &NetConf) {
     if netd
-        .inspect_network(&conf.name)
+        .inspect_network(Ref::Name(&conf.name))
         .is_ok_and(|d| d.endpoints.is_empty())
         && let Err(e) = netd.remove_network(Ref::Name(&conf.name)).await
     {
@@ -334,12 +347,45 @@ fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniError
     Ok(req)
 }
 
-async fn add(conf: &NetConf, e: &Env) -> Result<Value, CniError> {
+/// The delegated IPAM plugin's type, if the configuration names one.
+fn ipam_type(conf: &NetConf) -> Option<&str> {
+    conf.ipam.as_ref().and_then(|i| i["type"].as_str())
+}
+
+async fn add(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<Value, CniError> {
     let netns = e.netns.clone().unwrap_or_default();
     check_netns(&netns)?;
     let req = endpoint_request(conf, e)?;
+    let Some(kind) = ipam_type(conf) else {
+        return add_with(conf, e, &netns, req, None).await;
+    };
+    let lease = ipam::lease(&ipam::exec(stdin, kind, "ADD", e)?);
+    let out = match lease {
+        Ok(lease) => add_with(conf, e, &netns, req, Some(&lease)).await,
+        Err(err) => Err(err),
+    };
+    if out.is_err() {
+        // Give the address back: nothing of this ADD stays.
+        if let Err(undo) = ipam::exec(stdin, kind, "DEL", e) {
+            eprintln!("netd-cni: undo: ipam DEL failed: {}", undo.msg);
+        }
+    }
+    out
+}
+
+async fn add_with(
+    conf: &NetConf,
+    e: &Env,
+    netns: &str,
+    mut req: EndpointRequest,
+    lease: Option<&ipam::Lease>,
+) -> Result<Value, CniError> {
+    let netns = netns.to_string();
+    if let Some(l) = lease {
+        req.ip = Some(l.address.addr());
+    }
     let netd = open(conf).await?;
-    let created = ensure_network(&netd, conf).await?;
+    let created = ensure_network(&netd, conf, lease).await?;
     let attached = async {
         let inside = Netlink::in_netns(Path::new(&netns))
             .map_err(kernel_error("cannot open the container's namespace"))?;
@@ -548,7 +594,17 @@ async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option
     None
 }
 
-async fn del(conf: &NetConf, e: &Env) -> Result<(), CniError> {
+async fn del(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
+    let netd_side = del_netd(conf, e).await;
+    // The delegated plugin releases its lease whatever happened on netd's
+    // side (a DEL after a failed ADD, or twice, must still free it).
+    if let Some(kind) = ipam_type(conf) {
+        ipam::exec(stdin, kind, "DEL", e)?;
+    }
+    netd_side
+}
+
+async fn del_netd(conf: &NetConf, e: &Env) -> Result<(), CniError> {
     let netd = open(conf).await?;
     let name = sandbox_name(&e.container);
     // A sandbox of that name in another live namespace is not this container's.
@@ -575,7 +631,10 @@ async fn del(conf: &NetConf, e: &Env) -> Result<(), CniError> {
 
 // ---- CHECK ----------------------------------------------------------------------
 
-async fn check(conf: &NetConf, e: &Env) -> Result<(), CniError> {
+async fn check(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
+    if let Some(kind) = ipam_type(conf) {
+        ipam::exec(stdin, kind, "CHECK", e)?;
+    }
     let fail = |m: String| CniError::new(code::GENERIC, m);
     let netns = e.netns.clone().unwrap_or_default();
     let prev = conf

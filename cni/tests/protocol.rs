@@ -285,12 +285,17 @@ fn errors_are_json_on_stdout_with_spec_codes() {
     let e = exec(&full, &conf("0.2.0", "errnet", "10.213.0.0/24").to_string()).error();
     assert_eq!(e["code"], 1, "{e}");
     assert_eq!(e["cniVersion"], "1.1.0");
-    // 2: a delegated ipam section.
-    let mut ipam = good.clone();
-    ipam["ipam"] = json!({ "type": "host-local" });
-    let e = exec(&full, &ipam.to_string()).error();
-    assert_eq!(e["code"], 2, "{e}");
-    assert!(e["msg"].as_str().unwrap().contains("ipam"), "{e}");
+    // 7: an ipam section without a plugin type, or a type that is a path.
+    for bad in [
+        json!({ "subnet": "10.1.0.0/24" }),
+        json!({ "type": "../../bin/sh" }),
+    ] {
+        let mut ipam = good.clone();
+        ipam["ipam"] = bad;
+        let e = exec(&full, &ipam.to_string()).error();
+        assert_eq!(e["code"], 7, "{e}");
+        assert!(e["msg"].as_str().unwrap().contains("ipam"), "{e}");
+    }
     // None of these left anything behind.
     assert!(w.veths().is_empty());
     assert!(w.sandboxes().is_empty());
