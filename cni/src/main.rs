@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use netd::Netd;
 use netd::kernel::{Netlink, netns};
-use netd::model::{EndpointRequest, Mac, NetworkCreate, SandboxCreate, SandboxNet};
+use netd::model::{BridgeConfig, EndpointRequest, Mac, NetworkCreate, SandboxCreate, SandboxNet};
 use netd::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail};
 use netd::store::Ref;
 use netd_cni::{
@@ -512,6 +512,21 @@ async fn attach(
     ))
 }
 
+/// The bridge settings of the configuration's netd network.
+fn bridge_config(netd: &Netd, conf: &NetConf) -> Result<BridgeConfig, CniError> {
+    netd.inspect_network(Ref::Name(&conf.name))
+        .map_err(netd_error)?
+        .network
+        .bridge()
+        .cloned()
+        .ok_or_else(|| {
+            CniError::new(
+                code::GENERIC,
+                format!("network {} is not a bridge network", conf.name),
+            )
+        })
+}
+
 /// The attachment as the kernel now has it.
 async fn describe(
     netd: &Netd,
@@ -520,13 +535,7 @@ async fn describe(
     netns: &str,
     inside: &Netlink,
 ) -> Result<Attachment, CniError> {
-    let net = netd
-        .inspect_network(Ref::Name(&conf.name))
-        .map_err(netd_error)?;
-    let b = net
-        .network
-        .bridge()
-        .ok_or_else(|| CniError::new(code::GENERIC, "not a bridge network"))?;
+    let b = bridge_config(netd, conf)?;
     let host = Netlink::current().map_err(kernel_error("cannot open netlink"))?;
     let hv = host
         .link(ep.host_veth.as_str())
@@ -667,13 +676,7 @@ async fn check(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
                 e.container, e.ifname, conf.name
             ))
         })?;
-    let net = netd
-        .inspect_network(Ref::Name(&conf.name))
-        .map_err(netd_error)?;
-    let b = net
-        .network
-        .bridge()
-        .ok_or_else(|| fail(format!("network {} is not a bridge network", conf.name)))?;
+    let b = bridge_config(&netd, conf)?;
     // The IP reservation in the store.
     let reserved = format!("{}/{}", ep.endpoint.ip, b.subnet.prefix_len());
     if !want.addresses.contains(&reserved) {

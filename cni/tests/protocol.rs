@@ -148,7 +148,28 @@ fn dns_names_and_capabilities_are_recorded() {
     assert_eq!(sbs[0].name.as_str(), "dnsctr");
     let eps = w.endpoints();
     assert_eq!(eps[0].aliases, vec!["web", "api", "web-0"]);
+
+    // The daemon the first ADD started already answers, from a second
+    // container (configured with the key engines use), the moment ADD
+    // returns; and forgets the names at DEL.
+    let c2 = w.container("c2");
+    let mut cf2 = conf("1.1.0", "dnsnet", "10.211.0.0/24");
+    cf2["dnsEnabled"] = json!(true);
+    w.add("dnsctr2", &c2, &cf2);
+    let dig = |name: &str| {
+        c2.run_ok(
+            "dig",
+            &["+short", "+tries=1", "+time=2", "@127.0.0.11", name],
+        )
+        .trim()
+        .to_string()
+    };
+    for name in ["web", "api", "web-0", "dnsctr", "dnsctr.dnsnet"] {
+        assert_eq!(dig(name), "10.211.0.77", "{name} from another container");
+    }
     w.cmd("DEL", "dnsctr", Some(&c), "eth0", &cf).silent();
+    assert_eq!(dig("web"), "", "a deleted container's alias still resolves");
+    w.cmd("DEL", "dnsctr2", Some(&c2), "eth0", &cf2).silent();
     assert!(w.endpoints().is_empty());
 }
 

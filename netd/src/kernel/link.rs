@@ -12,7 +12,7 @@ use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::sys::{Socket, TokioSocket, protocols::NETLINK_ROUTE};
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
@@ -184,19 +184,22 @@ impl Netlink {
         }
     }
 
-    /// IPv4 route destinations in every table, for picking a free subnet.
-    pub async fn route_destinations(&self) -> Result<Vec<Ipv4Net>> {
+    /// Every IPv4 route, in every table.
+    async fn routes4(&self) -> Result<Vec<RouteMessage>> {
         let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
-        let msgs: Vec<_> = self
-            .h
+        self.h
             .route()
             .get(req)
             .execute()
             .try_collect()
             .await
-            .context("dump routes")?;
+            .context("dump routes")
+    }
+
+    /// IPv4 route destinations in every table, for picking a free subnet.
+    pub async fn route_destinations(&self) -> Result<Vec<Ipv4Net>> {
         let mut out = Vec::new();
-        for m in msgs {
+        for m in self.routes4().await? {
             let len = m.header.destination_prefix_length;
             let dst = m.attributes.iter().find_map(|a| match a {
                 RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
@@ -210,39 +213,17 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Whether a default IPv4 route exists (in the main table).
+    /// Whether a default IPv4 route via a gateway exists (in the main table).
     pub async fn has_default_route(&self) -> Result<bool> {
-        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
-        let msgs: Vec<_> = self
-            .h
-            .route()
-            .get(req)
-            .execute()
-            .try_collect()
-            .await
-            .context("dump routes")?;
-        Ok(msgs.iter().any(|m| {
-            m.header.destination_prefix_length == 0
-                && m.header.table == 254
-                && m.attributes
-                    .iter()
-                    .any(|a| matches!(a, RouteAttribute::Gateway(_)))
-        }))
+        Ok(self.default_gateway().await?.is_some())
     }
 
     /// The gateway of the default IPv4 route in the main table, if there is
     /// one (the CNI plugin reports and checks the route it made).
     pub async fn default_gateway(&self) -> Result<Option<Ipv4Addr>> {
-        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
-        let msgs: Vec<_> = self
-            .h
-            .route()
-            .get(req)
-            .execute()
-            .try_collect()
-            .await
-            .context("dump routes")?;
-        Ok(msgs
+        Ok(self
+            .routes4()
+            .await?
             .iter()
             .filter(|m| m.header.destination_prefix_length == 0 && m.header.table == 254)
             .find_map(|m| {
