@@ -106,72 +106,89 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One metric family with samples per service: each sample is extra
+/// labels (empty, or `key="value"`) and a value.
+fn per_service<F>(
+    o: &mut String,
+    services: &[Arc<ServiceState>],
+    (name, kind, help): (&str, &str, &str),
+    samples: F,
+) where
+    F: Fn(&ServiceState) -> Vec<(String, u64)>,
+{
+    header(o, name, kind, help);
+    for s in services {
+        let svc = format!("service=\"{}\"", esc(&s.name));
+        for (extra, v) in samples(s) {
+            let sep = if extra.is_empty() { "" } else { "," };
+            let _ = writeln!(o, "{name}{{{svc}{sep}{extra}}} {v}");
+        }
+    }
+}
+
 /// The whole exposition.
 pub fn render(services: &[Arc<ServiceState>], reloads: u64) -> String {
     let mut o = String::with_capacity(4096);
     let svc_label = |s: &ServiceState| format!("service=\"{}\"", esc(&s.name));
+    let one = |v: u64| vec![(String::new(), v)];
 
-    header(
+    per_service(
         &mut o,
-        "netd_lb_requests_total",
-        "counter",
-        "HTTP responses sent, by status class.",
+        services,
+        (
+            "netd_lb_requests_total",
+            "counter",
+            "HTTP responses sent, by status class.",
+        ),
+        |s| {
+            s.metrics
+                .responses
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("code=\"{}xx\"", i + 1), c.load(Relaxed)))
+                .collect()
+        },
     );
-    for s in services {
-        for (i, c) in s.metrics.responses.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "netd_lb_requests_total{{{},code=\"{}xx\"}} {}",
-                svc_label(s),
-                i + 1,
-                c.load(Relaxed)
-            );
-        }
-    }
-    header(
+    per_service(
         &mut o,
-        "netd_lb_connections_total",
-        "counter",
-        "TCP connections accepted (tcp mode).",
+        services,
+        (
+            "netd_lb_connections_total",
+            "counter",
+            "TCP connections accepted (tcp mode).",
+        ),
+        |s| one(s.metrics.connections.load(Relaxed)),
     );
-    for s in services {
-        let _ = writeln!(
-            o,
-            "netd_lb_connections_total{{{}}} {}",
-            svc_label(s),
-            s.metrics.connections.load(Relaxed)
-        );
-    }
-    header(
+    per_service(
         &mut o,
-        "netd_lb_errors_total",
-        "counter",
-        "Failures: connect (to a member, maybe retried), no_backend, proxy (after a member was reached).",
+        services,
+        (
+            "netd_lb_errors_total",
+            "counter",
+            "Failures: connect (to a member, maybe retried), no_backend, proxy (after a member was reached).",
+        ),
+        |s| {
+            ERROR_KINDS
+                .iter()
+                .map(|(name, k)| {
+                    (
+                        format!("kind=\"{name}\""),
+                        s.metrics.errors[*k as usize].load(Relaxed),
+                    )
+                })
+                .collect()
+        },
     );
-    for s in services {
-        for (name, k) in ERROR_KINDS {
-            let _ = writeln!(
-                o,
-                "netd_lb_errors_total{{{},kind=\"{name}\"}} {}",
-                svc_label(s),
-                s.metrics.errors[k as usize].load(Relaxed)
-            );
-        }
-    }
-    header(
+    per_service(
         &mut o,
-        "netd_lb_retries_total",
-        "counter",
-        "Requests or connections sent to another member after a failure.",
+        services,
+        (
+            "netd_lb_retries_total",
+            "counter",
+            "Requests or connections sent to another member after a failure.",
+        ),
+        |s| one(s.metrics.retries.load(Relaxed)),
     );
-    for s in services {
-        let _ = writeln!(
-            o,
-            "netd_lb_retries_total{{{}}} {}",
-            svc_label(s),
-            s.metrics.retries.load(Relaxed)
-        );
-    }
     header(
         &mut o,
         "netd_lb_request_duration_seconds",
@@ -183,71 +200,58 @@ pub fn render(services: &[Arc<ServiceState>], reloads: u64) -> String {
             .latency
             .render(&mut o, "netd_lb_request_duration_seconds", &svc_label(s));
     }
-    header(
+    per_service(
         &mut o,
-        "netd_lb_tcp_bytes_total",
-        "counter",
-        "Bytes carried in tcp mode, by direction.",
+        services,
+        (
+            "netd_lb_tcp_bytes_total",
+            "counter",
+            "Bytes carried in tcp mode, by direction.",
+        ),
+        |s| {
+            vec![
+                ("direction=\"in\"".into(), s.metrics.bytes_in.load(Relaxed)),
+                (
+                    "direction=\"out\"".into(),
+                    s.metrics.bytes_out.load(Relaxed),
+                ),
+            ]
+        },
     );
-    for s in services {
-        let _ = writeln!(
-            o,
-            "netd_lb_tcp_bytes_total{{{},direction=\"in\"}} {}",
-            svc_label(s),
-            s.metrics.bytes_in.load(Relaxed)
-        );
-        let _ = writeln!(
-            o,
-            "netd_lb_tcp_bytes_total{{{},direction=\"out\"}} {}",
-            svc_label(s),
-            s.metrics.bytes_out.load(Relaxed)
-        );
-    }
-    header(
+    per_service(
         &mut o,
-        "netd_lb_discovery_updates_total",
-        "counter",
-        "Member lists applied from discovery.",
+        services,
+        (
+            "netd_lb_discovery_updates_total",
+            "counter",
+            "Member lists applied from discovery.",
+        ),
+        |s| one(s.metrics.discovery_updates.load(Relaxed)),
     );
-    for s in services {
-        let _ = writeln!(
-            o,
-            "netd_lb_discovery_updates_total{{{}}} {}",
-            svc_label(s),
-            s.metrics.discovery_updates.load(Relaxed)
-        );
-    }
-    header(
+    per_service(
         &mut o,
-        "netd_lb_discovery_errors_total",
-        "counter",
-        "Failed discovery attempts (netd API or DNS unreachable).",
-    );
-    for s in services {
-        let _ = writeln!(
-            o,
-            "netd_lb_discovery_errors_total{{{}}} {}",
-            svc_label(s),
-            s.metrics.discovery_errors.load(Relaxed)
-        );
-    }
-    header(
-        &mut o,
-        "netd_lb_backends",
-        "gauge",
-        "Members known, by health.",
+        services,
+        (
+            "netd_lb_discovery_errors_total",
+            "counter",
+            "Failed discovery attempts (netd API or DNS unreachable).",
+        ),
+        |s| one(s.metrics.discovery_errors.load(Relaxed)),
     );
     let members: Vec<_> = services.iter().map(|s| (s, s.pool.members())).collect();
-    for (s, ms) in &members {
-        let up = ms.iter().filter(|m| m.healthy()).count();
-        let _ = writeln!(o, "netd_lb_backends{{{},state=\"up\"}} {up}", svc_label(s));
-        let _ = writeln!(
-            o,
-            "netd_lb_backends{{{},state=\"down\"}} {}",
-            svc_label(s),
-            ms.len() - up
-        );
-    }
+    per_service(
+        &mut o,
+        services,
+        ("netd_lb_backends", "gauge", "Members known, by health."),
+        |s| {
+            let ms = s.pool.members();
+            let up = ms.iter().filter(|m| m.healthy()).count() as u64;
+            vec![
+                ("state=\"up\"".into(), up),
+                ("state=\"down\"".into(), ms.len() as u64 - up),
+            ]
+        },
+    );
     let per_backend: [(&str, &str, &str); 4] = [
         (
             "netd_lb_backend_up",
