@@ -615,3 +615,72 @@ fn the_stock_docker_cli_drives_netd() {
         "a network in use was pruned: {pruned}"
     );
 }
+
+/// `network rm N` racing `network connect N S`: either may win, but exactly
+/// one does, and a network still listed has its bridge with its address (a
+/// removal refused because the connect got in first used to delete the
+/// bridge anyway).
+#[test]
+fn network_rm_racing_connect_leaves_one_winner_and_a_whole_network() {
+    let w = world("r");
+    let (base, n, sb) = (w.name("base"), w.name("n"), w.name("sb"));
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.201.118.0/24", &base]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &base, &sb]);
+    let bridges = || -> Vec<String> {
+        links(w.host.name())
+            .into_iter()
+            .filter(|l| l.starts_with("netd-"))
+            .collect()
+    };
+    let mut outcomes = std::collections::BTreeSet::new();
+    for round in 0..20 {
+        let before = bridges();
+        w.daemon
+            .cli_ok(&["network", "create", "--subnet", "10.201.119.0/24", &n]);
+        let bridge = bridges()
+            .into_iter()
+            .find(|b| !before.contains(b))
+            .expect("the new network's bridge");
+        let (rm, connect) = std::thread::scope(|sc| {
+            let rm = sc.spawn(|| w.daemon.cli(&["network", "rm", &n]));
+            let connect = sc.spawn(|| w.daemon.cli(&["network", "connect", &n, &sb]));
+            (rm.join().unwrap(), connect.join().unwrap())
+        });
+        let listed = w
+            .daemon
+            .cli_json(&["network", "ls", "--format", "json"])
+            .to_string()
+            .contains(&format!("\"{n}\""));
+        let info = format!(
+            "round {round}: rm {:?} / connect {:?}",
+            rm.status, connect.status
+        );
+        match (rm.status.success(), connect.status.success()) {
+            (true, false) => {
+                assert!(!listed, "removed network still listed; {info}");
+                assert!(
+                    !links(w.host.name()).contains(&bridge),
+                    "bridge left; {info}"
+                );
+                outcomes.insert("rm won");
+            }
+            (false, true) => {
+                assert!(listed, "{info}");
+                assert_eq!(
+                    addr_of(w.host.name(), &bridge).as_deref(),
+                    Some("10.201.119.1/24"),
+                    "the network's bridge is gone or bare; {info}"
+                );
+                assert!(ping(&sb, "10.201.119.1"), "{info}");
+                w.daemon.cli_ok(&["network", "disconnect", &n, &sb]);
+                w.daemon.cli_ok(&["network", "rm", &n]);
+                outcomes.insert("connect won");
+            }
+            _ => panic!("not exactly one winner (listed: {listed}); {info}"),
+        }
+    }
+    eprintln!("outcomes seen: {outcomes:?}");
+    assert!(ping(&sb, "10.201.118.1"), "sb lost its own network");
+}
