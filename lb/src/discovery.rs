@@ -34,27 +34,20 @@ pub async fn run(svc: Arc<ServiceState>, cfg: Arc<ServiceConfig>) {
 
 // ---- netd API -------------------------------------------------------------
 
-/// The part of an endpoint we need (`GET /netd/networks/{name}`).
+/// The part of an endpoint we need
+/// (`GET /netd/networks/{network}/members/{alias}`).
 #[derive(Debug, Deserialize)]
 pub struct ApiEndpoint {
     pub sandbox_name: String,
     pub ip: Ipv4Addr,
-    #[serde(default)]
-    pub aliases: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ApiNetwork {
-    #[serde(default)]
-    endpoints: Vec<ApiEndpoint>,
-}
-
-/// Members of `alias`: endpoints carrying the alias, or the sandbox of
-/// that name.
-pub fn select_members(eps: &[ApiEndpoint], alias: &str, port: u16) -> Vec<(String, SocketAddr)> {
+/// Members as (name, address:port), in address order. Which endpoints are
+/// members is netd's answer: the same rule as its DNS (alias, sandbox
+/// name, NAME.NETWORK, short id, any case).
+pub fn member_addrs(eps: &[ApiEndpoint], port: u16) -> Vec<(String, SocketAddr)> {
     let mut v: Vec<(String, SocketAddr)> = eps
         .iter()
-        .filter(|e| e.sandbox_name == alias || e.aliases.iter().any(|a| a == alias))
         .map(|e| (e.sandbox_name.clone(), SocketAddr::from((e.ip, port))))
         .collect();
     v.sort_by_key(|(_, a)| *a);
@@ -184,18 +177,25 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The endpoints of `network`; `None` when netd does not know it.
-pub async fn list_endpoints(socket: &Path, network: &str) -> Result<Option<Vec<ApiEndpoint>>> {
-    let path = format!("/netd/networks/{}", percent_encode(network));
+/// The members of `alias` on `network`; `None` when netd does not know
+/// the network.
+pub async fn list_members(
+    socket: &Path,
+    network: &str,
+    alias: &str,
+) -> Result<Option<Vec<ApiEndpoint>>> {
+    let path = format!(
+        "/netd/networks/{}/members/{}",
+        percent_encode(network),
+        percent_encode(alias)
+    );
     let fut = async {
         let (mut c, status, len, chunked) = ApiConn::get(socket, &path).await?;
         let body = c.body(len, chunked).await?;
         match status {
-            200 => {
-                let n: ApiNetwork =
-                    serde_json::from_slice(&body).context("parse network from netd")?;
-                Ok(Some(n.endpoints))
-            }
+            200 => Ok(Some(
+                serde_json::from_slice(&body).context("parse members from netd")?,
+            )),
             404 => Ok(None),
             s => bail!(
                 "netd answered {s} for {path}: {}",
@@ -253,8 +253,8 @@ impl Events {
 
 async fn relist(svc: &ServiceState, cfg: &ServiceConfig) -> Result<()> {
     let network = cfg.network.as_deref().unwrap_or_default();
-    let list = match list_endpoints(&cfg.socket, network).await? {
-        Some(eps) => select_members(&eps, &cfg.alias, cfg.port),
+    let list = match list_members(&cfg.socket, network, &cfg.alias).await? {
+        Some(eps) => member_addrs(&eps, cfg.port),
         None => {
             if svc.pool.members().is_empty() && !svc.pool.discovered() {
                 warn!(service = %svc.name, network, "netd has no such network (yet)");
@@ -369,17 +369,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn members_by_alias_or_name() {
+    fn members_in_address_order() {
         let eps: Vec<ApiEndpoint> = serde_json::from_str(
             r#"[
             {"sandbox_name":"a","ip":"10.0.0.3","aliases":["web"],"network_name":"n"},
             {"sandbox_name":"web","ip":"10.0.0.4","aliases":[]},
-            {"sandbox_name":"c","ip":"10.0.0.2","aliases":["db","web"]},
-            {"sandbox_name":"d","ip":"10.0.0.5","aliases":["db"]}
+            {"sandbox_name":"c","ip":"10.0.0.2","aliases":["db","web"]}
         ]"#,
         )
         .unwrap();
-        let m = select_members(&eps, "web", 80);
+        let m = member_addrs(&eps, 80);
         let names: Vec<_> = m.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["c", "a", "web"]);
         assert_eq!(m[0].1, "10.0.0.2:80".parse().unwrap());

@@ -379,6 +379,24 @@ impl Netd {
             .read(|c| network_detail(c, store::network(c, reference)?))
     }
 
+    /// The endpoints of a network that answer to `name` in its DNS (the
+    /// sandbox name, `NAME.NETWORK`, the short id or an alias, any case):
+    /// the members of a service alias, for the load balancer.
+    pub fn members<'a>(
+        &self,
+        network: impl Into<store::Ref<'a>>,
+        name: &str,
+    ) -> Result<Vec<EndpointDetail>> {
+        let network = network.into();
+        let want = name.trim_end_matches('.').to_ascii_lowercase();
+        self.store.read(|c| {
+            let n = store::network(c, network)?;
+            network_endpoints(c, &n, |s, e| {
+                crate::plan::dns::endpoint_names(n.name.as_str(), s, e).contains(&want)
+            })
+        })
+    }
+
     pub async fn remove_network<'a>(
         &self,
         reference: impl Into<store::Ref<'a>>,
@@ -919,17 +937,29 @@ fn new_network(name: &str, driver: Driver) -> Result<Network> {
     })
 }
 
-fn network_detail(c: &rusqlite::Connection, network: Network) -> Result<NetworkDetail> {
+/// A network's endpoints with their sandboxes, those `keep` accepts.
+fn network_endpoints(
+    c: &rusqlite::Connection,
+    network: &Network,
+    keep: impl Fn(&Sandbox, &Endpoint) -> bool,
+) -> Result<Vec<EndpointDetail>> {
     let mut endpoints = Vec::new();
     for e in store::endpoints_of_network(c, &network.id)? {
         let s = store::sandbox_by_id(c, &e.sandbox)?;
-        endpoints.push(EndpointDetail {
-            network_name: network.name.clone(),
-            sandbox_name: s.name,
-            host_veth: e.host_veth(),
-            endpoint: e,
-        });
+        if keep(&s, &e) {
+            endpoints.push(EndpointDetail {
+                network_name: network.name.clone(),
+                sandbox_name: s.name,
+                host_veth: e.host_veth(),
+                endpoint: e,
+            });
+        }
     }
+    Ok(endpoints)
+}
+
+fn network_detail(c: &rusqlite::Connection, network: Network) -> Result<NetworkDetail> {
+    let endpoints = network_endpoints(c, &network, |_, _| true)?;
     Ok(NetworkDetail { network, endpoints })
 }
 

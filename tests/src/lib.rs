@@ -370,6 +370,24 @@ impl Daemon {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// `GET PATH` on the daemon's API socket, parsed (curl over the socket:
+    /// the same bytes any client sends).
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        let sock = self.socket();
+        let url = format!("http://netd{path}");
+        let out = run_ok(
+            "curl",
+            &[
+                "-sS",
+                "--fail-with-body",
+                "--unix-socket",
+                &sock.to_string_lossy(),
+                &url,
+            ],
+        );
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("GET {path}: {e}: {out}"))
+    }
+
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
         serde_json::from_str(&self.cli_ok(args)).expect("JSON output")
     }

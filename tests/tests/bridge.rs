@@ -684,3 +684,57 @@ fn network_rm_racing_connect_leaves_one_winner_and_a_whole_network() {
     eprintln!("outcomes seen: {outcomes:?}");
     assert!(ping(&sb, "10.201.118.1"), "sb lost its own network");
 }
+
+/// `GET /netd/networks/{net}/members/{name}`: the endpoints that answer to a
+/// name in the network's DNS (what netd-lb's discovery asks for), by the
+/// same rule: alias, sandbox name, NAME.NETWORK, any case.
+#[test]
+fn members_of_a_name_follow_the_dns_rule() {
+    let w = world("m");
+    let (net, other) = (w.name("net"), w.name("other"));
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.201.120.0/24", &net]);
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.201.121.0/24", &other]);
+    let (a, b, c) = (w.name("a"), w.name("b"), w.name("c"));
+    for s in [&a, &b] {
+        w.daemon
+            .cli_ok(&["sandbox", "create", "--network", &net, "--alias", "web", s]);
+    }
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &net, &c]);
+    // An alias "web" on another network is not a member on this one.
+    w.daemon
+        .cli_ok(&["network", "connect", "--alias", "web", &other, &c]);
+
+    let ips = |path: String| -> Vec<String> {
+        let mut v: Vec<String> = w
+            .daemon
+            .api_get(&path)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["ip"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ips(format!("/netd/networks/{net}/members/WEB")),
+        vec!["10.201.120.2", "10.201.120.3"]
+    );
+    assert_eq!(
+        ips(format!("/netd/networks/{net}/members/{c}.{net}")),
+        vec!["10.201.120.4"]
+    );
+    assert_eq!(
+        ips(format!("/netd/networks/{other}/members/web")),
+        vec!["10.201.121.2"]
+    );
+    assert!(ips(format!("/netd/networks/{net}/members/nobody")).is_empty());
+    w.daemon.cli_ok(&["sandbox", "rm", &a]);
+    assert_eq!(
+        ips(format!("/netd/networks/{net}/members/web")),
+        vec!["10.201.120.3"]
+    );
+}

@@ -283,6 +283,9 @@ impl Daemon {
                 ok_json(StatusCode::OK, json!({ "removed": removed }))
             }
             ("GET", ["netd", "networks", id]) => ok_json(StatusCode::OK, n.inspect_network(id)?),
+            ("GET", ["netd", "networks", id, "members", name]) => {
+                ok_json(StatusCode::OK, n.members(id, name)?)
+            }
             ("DELETE", ["netd", "networks", id]) => {
                 ok_json(StatusCode::OK, n.remove_network(id).await?)
             }

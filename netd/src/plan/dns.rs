@@ -23,6 +23,20 @@ pub fn resolves_names(n: &Network) -> bool {
     n.bridge().is_some() && n.name.as_str() != "bridge"
 }
 
+/// The names one endpoint answers to on its network (lowercase): the
+/// sandbox name, `NAME.NETWORK`, the short id and every alias. The load
+/// balancer's member lookup uses the same rule.
+pub fn endpoint_names(network: &str, s: &Sandbox, ep: &Endpoint) -> Vec<String> {
+    let sname = s.name.as_str().to_ascii_lowercase();
+    let mut out = vec![
+        format!("{sname}.{}", network.to_ascii_lowercase()),
+        sname,
+        s.id.short().to_string(),
+    ];
+    out.extend(ep.aliases.iter().map(|a| a.to_ascii_lowercase()));
+    out
+}
+
 /// The names every member of `network` contributes to the network's view.
 fn network_names(
     network: &Network,
@@ -32,18 +46,11 @@ fn network_names(
     let net = network.name.as_str().to_ascii_lowercase();
     for (s, ep) in members {
         let ip = IpAddr::V4(ep.ip);
-        let sname = s.name.as_str().to_ascii_lowercase();
-        let mut add = |n: String| {
+        for n in endpoint_names(&net, s, ep) {
             let v = names.entry(n).or_default();
             if !v.contains(&ip) {
                 v.push(ip);
             }
-        };
-        add(format!("{sname}.{net}"));
-        add(sname);
-        add(s.id.short().to_string());
-        for a in &ep.aliases {
-            add(a.to_ascii_lowercase());
         }
     }
     for v in names.values_mut() {
