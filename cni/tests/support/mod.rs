@@ -80,6 +80,14 @@ pub struct World {
 
 impl World {
     pub fn new(test: &str) -> World {
+        // With `dns`, the plugin starts the `netd` beside it; `cargo test`
+        // alone builds only this package's binaries, so build it (once).
+        let netd = netd_tests::netd_bin();
+        assert_eq!(
+            netd.parent(),
+            std::path::Path::new(PLUGIN).parent(),
+            "netd must sit beside netd-cni"
+        );
         let tag = format!("ndE{}-{test}", std::process::id());
         World {
             host: Netns::new(&format!("{tag}-host")),
