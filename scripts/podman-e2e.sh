@@ -12,6 +12,7 @@
 # netd-cni started) are stopped.
 #
 # usage: sudo scripts/podman-e2e.sh     (prints PASS at the end, exit 0)
+#        NETD_PROFILE=debug ...          (use the debug binaries)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,11 +49,18 @@ for pkg in podman runc busybox-static containernetworking-plugins curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; }
-(cd "$ROOT" && cargo build --release -q -p netd -p netd-cni)
+# NETD_PROFILE=debug uses (and builds, if needed) the debug binaries, as
+# .ci/run does right after the tests built them.
+PROFILE=${NETD_PROFILE:-release}
+if [ "$PROFILE" = release ]; then
+  (cd "$ROOT" && cargo build --release -q -p netd -p netd-cni)
+else
+  (cd "$ROOT" && cargo build -q -p netd -p netd-cni)
+fi
 
 step "plugin dir, network config, containers.conf"
 mkdir -p "$TMP/cni-bin" "$TMP/net.d" "$TMP/state" "$TMP/run"
-cp "$TARGET/release/netd-cni" "$TARGET/release/netd" "$TMP/cni-bin/"
+cp "$TARGET/$PROFILE/netd-cni" "$TARGET/$PROFILE/netd" "$TMP/cni-bin/"
 cat > "$TMP/net.d/$NET.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
