@@ -37,6 +37,16 @@ struct World {
 }
 
 fn world(tag: &str) -> World {
+    // Tests run in parallel in one process: two with the same tag would
+    // share namespaces and state.
+    static TAGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut tags = TAGS.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(
+        !tags.iter().any(|t| t == tag),
+        "world tag {tag:?} used twice"
+    );
+    tags.push(tag.to_string());
+    drop(tags);
     let tag = format!("ndA{}{tag}", std::process::id());
     let host = Netns::new(&format!("{tag}-host"));
     let daemon = Daemon::start(&host);
@@ -622,7 +632,7 @@ fn the_stock_docker_cli_drives_netd() {
 /// bridge anyway).
 #[test]
 fn network_rm_racing_connect_leaves_one_winner_and_a_whole_network() {
-    let w = world("r");
+    let w = world("x");
     let (base, n, sb) = (w.name("base"), w.name("n"), w.name("sb"));
     w.daemon
         .cli_ok(&["network", "create", "--subnet", "10.201.118.0/24", &base]);
@@ -690,7 +700,7 @@ fn network_rm_racing_connect_leaves_one_winner_and_a_whole_network() {
 /// same rule: alias, sandbox name, NAME.NETWORK, any case.
 #[test]
 fn members_of_a_name_follow_the_dns_rule() {
-    let w = world("m");
+    let w = world("n");
     let (net, other) = (w.name("net"), w.name("other"));
     w.daemon
         .cli_ok(&["network", "create", "--subnet", "10.201.120.0/24", &net]);

@@ -81,6 +81,27 @@ fn link_info(m: &LinkMessage) -> LinkInfo {
     info
 }
 
+/// netd's networks are IPv4. A host-side veth with IPv6 on would get a
+/// link-local address and routes, and the kernel walks the whole IPv6 route
+/// table whenever a link goes down (`fib6_ifdown`): with a thousand
+/// containers that walk, and the addrconf work holding the RTNL lock, made
+/// every attach and detach slower. The sysctl is the namespace's of the
+/// calling thread: the host's.
+fn disable_ipv6(ifname: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Ok(()) => Ok(()),
+        // A kernel without IPv6 has no such file, and nothing to turn off.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && !Path::new("/proc/sys/net/ipv6").exists() =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("disable IPv6 on {ifname}")),
+    }
+}
+
 impl Netlink {
     /// A connection in the namespace this process runs in.
     /// Must be called inside a tokio runtime.
@@ -291,10 +312,10 @@ impl Netlink {
             .name(v.ifname.to_string())
             .address(v.mac.to_vec())
             .setns_by_fd(ns.as_raw_fd());
+        // Created down: IPv6 goes off before it comes up (below).
         let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(v.host.to_string())
-            .controller(bridge_index)
-            .up();
+            .controller(bridge_index);
         if let Some(m) = v.mtu {
             peer = peer.mtu(m);
             host = host.mtu(m);
@@ -319,7 +340,8 @@ impl Netlink {
             .execute()
             .await
             .context("set hairpin")?;
-        Ok(())
+        disable_ipv6(v.host)?;
+        self.set_up(host).await
     }
 
     /// The sandbox half: address, up, default route (unless there is one),
