@@ -447,22 +447,17 @@ mod tests {
     fn consistent_hash_is_sticky_and_moves_little() {
         let p = pool(4);
         let keys: Vec<String> = (0..200).map(|i| format!("client-{i}")).collect();
-        let before: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                p.select(Algorithm::ConsistentHash, k.as_bytes(), &[])
-                    .unwrap()
-                    .addr
-            })
-            .collect();
-        let again: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                p.select(Algorithm::ConsistentHash, k.as_bytes(), &[])
-                    .unwrap()
-                    .addr
-            })
-            .collect();
+        let picks = |p: &Pool| -> Vec<_> {
+            keys.iter()
+                .map(|k| {
+                    p.select(Algorithm::ConsistentHash, k.as_bytes(), &[])
+                        .unwrap()
+                        .addr
+                })
+                .collect()
+        };
+        let before = picks(&p);
+        let again = picks(&p);
         assert_eq!(before, again);
         // drop member 4: only its keys move
         p.set_members(
@@ -470,14 +465,7 @@ mod tests {
                 .map(|i| (format!("m{i}"), addr(i)))
                 .collect::<Vec<_>>(),
         );
-        let after: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                p.select(Algorithm::ConsistentHash, k.as_bytes(), &[])
-                    .unwrap()
-                    .addr
-            })
-            .collect();
+        let after = picks(&p);
         for (b, a) in before.iter().zip(&after) {
             if *b != addr(4) {
                 assert_eq!(a, b);
