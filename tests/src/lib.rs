@@ -370,22 +370,35 @@ impl Daemon {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    /// `GET PATH` on the daemon's API socket, parsed (curl over the socket:
-    /// the same bytes any client sends).
-    pub fn api_get(&self, path: &str) -> serde_json::Value {
-        let sock = self.socket();
+    /// `METHOD PATH` with an optional JSON body on the daemon's API socket
+    /// (curl over the socket: the same bytes any client sends): the status
+    /// and the response body.
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let sock = self.socket().to_string_lossy().into_owned();
         let url = format!("http://netd{path}");
-        let out = run_ok(
-            "curl",
-            &[
-                "-sS",
-                "--fail-with-body",
-                "--unix-socket",
-                &sock.to_string_lossy(),
-                &url,
-            ],
-        );
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("GET {path}: {e}: {out}"))
+        let mut args = vec![
+            "-sS",
+            "-X",
+            method,
+            "--unix-socket",
+            &sock,
+            "-w",
+            "\n%{http_code}",
+        ];
+        if let Some(b) = body {
+            args.extend(["-H", "Content-Type: application/json", "--data", b]);
+        }
+        args.push(&url);
+        let out = run_ok("curl", &args);
+        let (text, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+        (code.parse().unwrap_or(0), text.to_string())
+    }
+
+    /// `GET PATH`, which must succeed, parsed.
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        let (code, text) = self.api("GET", path, None);
+        assert_eq!(code, 200, "GET {path}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
     }
 
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {

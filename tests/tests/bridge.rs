@@ -372,6 +372,70 @@ fn bad_requests_are_refused_and_change_nothing() {
             args.join(" ")
         );
     }
+    // The daemon refuses the same requests itself, with a 4xx status and a
+    // message, in both API families (not only through the CLI's checks).
+    let (x, ghost) = (w.name("x"), w.name("ghost"));
+    let api: Vec<(&str, String, String, u16, &str)> = vec![
+        (
+            "POST",
+            "/netd/networks".into(),
+            format!(r#"{{"name":"{x}","subnet":"10.0.0.1/24"}}"#),
+            400,
+            "host bits",
+        ),
+        (
+            "POST",
+            "/netd/networks".into(),
+            format!(r#"{{"name":"{x}","subnet":"10.201.5.0/25"}}"#),
+            409,
+            "overlaps",
+        ),
+        (
+            "POST",
+            "/netd/networks".into(),
+            format!(r#"{{"name":"{x}","subnet":"10.201.6.0/24","bogus":1}}"#),
+            400,
+            "bogus",
+        ),
+        (
+            "POST",
+            "/v1.47/networks/create".into(),
+            format!(r#"{{"Name":"{x}","IPAM":{{"Config":[{{"Subnet":"300.1.1.0/24"}}]}}}}"#),
+            400,
+            "300.1.1.0/24",
+        ),
+        (
+            "DELETE",
+            "/v1.47/networks/bridge".into(),
+            String::new(),
+            403,
+            "pre-defined",
+        ),
+        (
+            "POST",
+            format!("/v1.47/networks/{net}/connect"),
+            format!(r#"{{"Container":"{ghost}"}}"#),
+            404,
+            "not found",
+        ),
+        (
+            "GET",
+            format!("/netd/networks/{ghost}/members/web"),
+            String::new(),
+            404,
+            "not found",
+        ),
+    ];
+    for (method, path, body, status, want) in api {
+        let (got, text) = w
+            .daemon
+            .api(method, &path, (!body.is_empty()).then_some(body.as_str()));
+        assert!(
+            got == status && text.contains(want),
+            "{method} {path}: got {got} {text:?}, want {status} with {want:?}"
+        );
+        assert_eq!(w.snapshot(), before, "{method} {path} changed something");
+    }
     assert!(
         !Netns::exists(&w.name("x")),
         "a refused sandbox left a namespace"
