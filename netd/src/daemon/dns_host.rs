@@ -13,7 +13,7 @@ use tracing::warn;
 use crate::kernel::netns;
 use crate::model::{Id, SandboxNet};
 use crate::ops::Netd;
-use crate::plan::dns::views;
+use crate::plan::dns::{SandboxNames, views};
 use crate::store;
 
 pub struct DnsHost {
@@ -29,7 +29,7 @@ type ViewKey = (Vec<Id>, bool);
 /// whose view changed and touches only sandboxes whose table changed.
 #[derive(Default)]
 struct Served {
-    tables: HashMap<ViewKey, (View, Arc<Table>)>,
+    tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)>,
     sandboxes: HashMap<String, Arc<Table>>,
 }
 
@@ -55,7 +55,7 @@ impl DnsHost {
             Ok(s) => s,
             Err(e) => return warn!("DNS sync: {e}"),
         };
-        let all = views(&nets, &sandboxes, &eps);
+        let mut all = views(&nets, &sandboxes, &eps);
         let routes_out: HashMap<&Id, bool> = nets
             .iter()
             .map(|n| (&n.id, n.bridge().is_some_and(|b| !b.internal)))
@@ -64,7 +64,7 @@ impl DnsHost {
         for e in &eps {
             mine.entry(&e.sandbox).or_default().push(e);
         }
-        let mut tables: HashMap<ViewKey, (View, Arc<Table>)> = HashMap::new();
+        let mut tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)> = HashMap::new();
         let mut wanted = HashMap::new();
         for s in &sandboxes {
             let SandboxNet::Namespace { path, .. } = &s.net else {
@@ -89,9 +89,21 @@ impl DnsHost {
             let table = match tables.get(&key) {
                 Some((_, t)) => Arc::clone(t),
                 None => {
-                    let view = match all.get(&s.id) {
-                        Some(v) => View {
-                            records: v
+                    // Taken, not cloned: later sandboxes with this key find
+                    // it in `tables`.
+                    let names = match all.of_sandbox.get(&s.id) {
+                        Some(k) => all.views.remove(k).unwrap_or_default(),
+                        None => SandboxNames {
+                            names: Default::default(),
+                            forward: key.1,
+                        },
+                    };
+                    // An unchanged view keeps its table (and its rotation);
+                    // only a changed one is turned into records.
+                    let t = match served.tables.get(&key) {
+                        Some((old, t)) if *old == names => Arc::clone(t),
+                        _ => self.dns.table(&View {
+                            records: names
                                 .names
                                 .iter()
                                 .map(|(n, a)| Record4 {
@@ -99,19 +111,10 @@ impl DnsHost {
                                     addrs: a.clone(),
                                 })
                                 .collect(),
-                            forward: v.forward,
-                        },
-                        None => View {
-                            records: vec![],
-                            forward: key.1,
-                        },
+                            forward: names.forward,
+                        }),
                     };
-                    // An unchanged view keeps its table (and its rotation).
-                    let t = match served.tables.get(&key) {
-                        Some((old, t)) if *old == view => Arc::clone(t),
-                        _ => self.dns.table(&view),
-                    };
-                    tables.insert(key, (view, Arc::clone(&t)));
+                    tables.insert(key, (names, Arc::clone(&t)));
                     t
                 }
             };
