@@ -82,57 +82,51 @@ bench_netd() {
 }
 
 # ---------------------------------------------------------------- netavark
-bench_netavark() {
-  hostns nv; mkdir -p "$TMP/nv"
-  local present=0 c=0
+# One reference tool over REF_LEVELS: containers of PER ports each up to the
+# level, then a probe container with one port attached and detached.
+#   $1 tool name   $2 container prefix
+#   $3 add function (container index ports_json)   $4 del function (same)
+#   $5 port list function (base count container_port)
+bench_ref() {
+  local tool=$1 pre=$2 add=$3 del=$4 ports=$5 present=0 c=0
   for level in "${REF_LEVELS[@]}"; do
     while [ $present -lt "$level" ]; do
       local n=$(( level - present < PER ? level - present : PER ))
-      ip netns add "$P-v$c"
-      nv setup "v$c" "10.191.$(( c / 250 + 1 )).$(( c % 250 + 2 ))" "$(nv_ports $(( 20000 + present )) "$n" 1000)"
+      ip netns add "$P-$pre$c"
+      "$add" "$pre$c" "$c" "$("$ports" $(( 20000 + present )) "$n" 1000)"
       present=$(( present + n )); c=$(( c + 1 ))
     done
     : > "$TMP/add"; : > "$TMP/del"
-    local one; one=$(nv_ports 9000 1 80)
-    for s in $(seq "$REF_SAMPLES"); do
-      ip netns add "$P-vprobe"
+    local one; one=$("$ports" 9000 1 80)
+    for _ in $(seq "$REF_SAMPLES"); do
+      ip netns add "$P-${pre}probe"
       local t; t=$(now_ms)
-      nv setup vprobe 10.191.200.2 "$one"
+      "$add" "${pre}probe" probe "$one"
       elapsed "$t" >> "$TMP/add"
       t=$(now_ms)
-      nv teardown vprobe 10.191.200.2 "$one"
+      "$del" "${pre}probe" probe "$one"
       elapsed "$t" >> "$TMP/del"
-      ip netns del "$P-vprobe"
+      ip netns del "$P-${pre}probe"
     done
-    row netavark "$level" attach+port "$TMP/add"; row netavark "$level" detach "$TMP/del"
+    row "$tool" "$level" attach+port "$TMP/add"; row "$tool" "$level" detach "$TMP/del"
   done
 }
 
+# netavark: static addresses, as podman's IPAM would give them.
+nv_ip() { [ "$1" = probe ] && echo 10.191.200.2 || echo "10.191.$(( $1 / 250 + 1 )).$(( $1 % 250 + 2 ))"; }
+nv_add() { nv setup "$1" "$(nv_ip "$2")" "$3"; }
+nv_del() { nv teardown "$1" "$(nv_ip "$2")" "$3"; }
+bench_netavark() {
+  hostns nv; mkdir -p "$TMP/nv"
+  bench_ref netavark v nv_add nv_del nv_ports
+}
+
 # ---------------------------------------------------------------- CNI reference chain
+ref_add() { cni_chain ADD "$1" "$3"; }
+ref_del() { cni_chain DEL "$1" "$3"; }
 bench_cni() {
   hostns cni
-  local present=0 c=0
-  for level in "${REF_LEVELS[@]}"; do
-    while [ $present -lt "$level" ]; do
-      local n=$(( level - present < PER ? level - present : PER ))
-      ip netns add "$P-k$c"
-      cni_chain ADD "k$c" "$(cni_ports $(( 20000 + present )) "$n" 1000)"
-      present=$(( present + n )); c=$(( c + 1 ))
-    done
-    : > "$TMP/add"; : > "$TMP/del"
-    local one; one=$(cni_ports 9000 1 80)
-    for s in $(seq "$REF_SAMPLES"); do
-      ip netns add "$P-kprobe"
-      local t; t=$(now_ms)
-      cni_chain ADD kprobe "$one"
-      elapsed "$t" >> "$TMP/add"
-      t=$(now_ms)
-      cni_chain DEL kprobe "$one"
-      elapsed "$t" >> "$TMP/del"
-      ip netns del "$P-kprobe"
-    done
-    row cni-portmap "$level" attach+port "$TMP/add"; row cni-portmap "$level" detach "$TMP/del"
-  done
+  bench_ref cni-portmap k ref_add ref_del cni_ports
 }
 
 start=$(date +%s)
