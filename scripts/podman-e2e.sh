@@ -128,7 +128,13 @@ echo "host -> 127.0.0.1:8080: $got"
 
 step "podman rm: DEL leaves nothing"
 pm rm -f -t 0 "$P-a" "$P-b" >/dev/null
-left=$(ip -n "$P-host" -o link show type veth | grep -c ' nd-' || true)
+# DEL returns before the kernel has deleted the veths: a process of
+# netd-cni's own deletes them a few ms later.
+for _ in $(seq 50); do
+  left=$(ip -n "$P-host" -o link show type veth | grep -c ' nd-' || true)
+  [ "$left" = 0 ] && break
+  sleep 0.1
+done
 echo "veths left: $left"
 [ "$left" = 0 ]
 

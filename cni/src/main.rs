@@ -6,6 +6,7 @@
 
 mod dns;
 mod ipam;
+mod reap;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -43,6 +44,7 @@ pub(crate) fn socket(conf: &NetConf) -> PathBuf {
 }
 
 fn main() {
+    reap::run_if_asked();
     // netd's own warnings (forced removals, firewall rebuilds) go to stderr,
     // which runtimes log; NETD_LOG=debug shows more.
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETD_LOG")
@@ -213,9 +215,9 @@ async fn ensure_network(
         .validate()
         .map_err(|e| CniError::new(code::INVALID_CONFIG, e.0))?;
     for _ in 0..3 {
-        match netd.inspect_network(Ref::Name(&conf.name)) {
-            Ok(d) => {
-                let Some(b) = d.network.bridge() else {
+        match netd.network(Ref::Name(&conf.name)) {
+            Ok(net) => {
+                let Some(b) = net.bridge() else {
                     return Err(CniError::new(
                         code::INVALID_CONFIG,
                         format!("network {} is not a bridge network", conf.name),
@@ -514,9 +516,8 @@ async fn attach(
 
 /// The bridge settings of the configuration's netd network.
 fn bridge_config(netd: &Netd, conf: &NetConf) -> Result<BridgeConfig, CniError> {
-    netd.inspect_network(Ref::Name(&conf.name))
+    netd.network(Ref::Name(&conf.name))
         .map_err(netd_error)?
-        .network
         .bridge()
         .cloned()
         .ok_or_else(|| {
@@ -614,7 +615,8 @@ async fn del(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
 }
 
 async fn del_netd(conf: &NetConf, e: &Env) -> Result<(), CniError> {
-    let netd = open(conf).await?;
+    // The links go after DEL has returned (see reap.rs).
+    let netd = open(conf).await?.defer_link_removal();
     let name = sandbox_name(&e.container);
     // A sandbox of that name in another live namespace is not this container's.
     if let (Some(ns), Ok(sb)) = (&e.netns, netd.inspect_sandbox(Ref::Name(&name)))
@@ -628,14 +630,13 @@ async fn del_netd(conf: &NetConf, e: &Env) -> Result<(), CniError> {
         );
         return Ok(());
     }
-    if let Some(err) = detach(&netd, conf, &name, &e.ifname).await {
-        return Err(err);
-    }
-    if conf.dns() {
-        // Only a running daemon needs to forget the names; never start one for a DEL.
-        dns::dns_sync(&socket(conf));
-    }
-    Ok(())
+    let detached = detach(&netd, conf, &name, &e.ifname).await;
+    // Only a running daemon needs to forget the names: never start one for
+    // a DEL.
+    let dns = conf.dns().then(|| socket(conf));
+    let links = netd.take_deferred_links();
+    reap::spawn(&links, dns.as_deref(), netd.firewall_socket().ok());
+    detached.map_or(Ok(()), Err)
 }
 
 // ---- CHECK ----------------------------------------------------------------------

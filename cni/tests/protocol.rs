@@ -110,7 +110,8 @@ fn add_in_every_version_result_matches_the_kernel() {
         )
         .silent();
     }
-    assert!(w.veths().is_empty(), "DEL left {:?}", w.veths());
+    let left = w.veths_after_reaping(0);
+    assert!(left.is_empty(), "DEL left {left:?}");
     assert!(w.endpoints().is_empty(), "DEL left endpoints in the store");
 }
 
@@ -151,7 +152,7 @@ fn dns_names_and_capabilities_are_recorded() {
 
     // The daemon the first ADD started already answers, from a second
     // container (configured with the key engines use), the moment ADD
-    // returns; and forgets the names at DEL.
+    // returns; and forgets the names right after DEL.
     let c2 = w.container("c2");
     let mut cf2 = conf("1.1.0", "dnsnet", "10.211.0.0/24");
     cf2["dnsEnabled"] = json!(true);
@@ -168,6 +169,11 @@ fn dns_names_and_capabilities_are_recorded() {
         assert_eq!(dig(name), "10.211.0.77", "{name} from another container");
     }
     w.cmd("DEL", "dnsctr", Some(&c), "eth0", &cf).silent();
+    // DEL hands the daemon's sync to its reaper: the names go within ms.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !dig("web").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(dig("web"), "", "a deleted container's alias still resolves");
     w.cmd("DEL", "dnsctr2", Some(&c2), "eth0", &cf2).silent();
     assert!(w.endpoints().is_empty());
@@ -365,6 +371,49 @@ fn errors_are_json_on_stdout_with_spec_codes() {
     w.cmd("DEL", "errctr", Some(&c), "eth0", &good).silent();
 }
 
+/// DEL returns before the kernel has deleted the veth pair (that waits for
+/// an RCU grace period), but nothing of the attachment is usable or in the
+/// way when it returns: the interface name is free, its routes are gone,
+/// the same container can be added again at once; the pair is gone shortly
+/// after.
+#[test]
+fn del_frees_everything_at_once_and_the_pair_goes_soon_after() {
+    let w = World::new("reap");
+    let base = conf("1.0.0", "reapnet", "10.219.0.0/24");
+    let keep = w.container("keep");
+    w.add("keep", &keep, &base);
+    let c = w.container("c");
+    let first = w.add("r1", &c, &base);
+    let old_host = first["interfaces"][0]["name"].as_str().unwrap().to_string();
+    assert!(c.ping("10.219.0.2"));
+
+    w.cmd("DEL", "r1", Some(&c), "eth0", &base).silent();
+    assert!(c.link("eth0").is_none(), "eth0 is still there after DEL");
+    assert_eq!(c.default_gateway(), None, "the default route outlived DEL");
+    // Retired, the old sandbox side cannot carry anything even before it goes.
+    for l in c.links("ndr") {
+        let flags = c.link(&l).unwrap()["flags"].clone();
+        assert!(
+            !flags.as_array().unwrap().contains(&json!("UP")),
+            "{l} is up"
+        );
+    }
+
+    // The same container, the same interface name, at once.
+    let again = w.add("r1", &c, &base);
+    assert_eq!(again["ips"][0]["address"], "10.219.0.3/24");
+    assert!(c.ping("10.219.0.2"), "no traffic after DEL and ADD again");
+
+    // The old pair is deleted by then or shortly after; the others stay.
+    let left = w.veths_after_reaping(2);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&old_host), "{old_host} was never deleted");
+    assert!(c.links("ndr").is_empty(), "a retired interface stayed");
+    w.cmd("DEL", "r1", Some(&c), "eth0", &base).silent();
+    w.cmd("DEL", "keep", Some(&keep), "eth0", &base).silent();
+    assert!(w.veths_after_reaping(0).is_empty());
+}
+
 #[test]
 fn del_is_idempotent_and_always_releases_the_address() {
     let w = World::new("del");
@@ -401,7 +450,8 @@ fn del_is_idempotent_and_always_releases_the_address() {
     w.cmd_args("DEL", "d3", Some(&path), "eth0", "", &with_prev)
         .silent();
     // Nothing is left, and every address was released: .2 again.
-    assert!(w.veths().is_empty(), "{:?}", w.veths());
+    let left = w.veths_after_reaping(0);
+    assert!(left.is_empty(), "{left:?}");
     assert!(w.endpoints().is_empty());
     assert!(w.sandboxes().is_empty());
     let c4 = w.container("c4");
@@ -470,7 +520,7 @@ fn a_container_id_is_one_namespace_at_a_time() {
     assert!(c2.ping("10.217.0.1"));
     w.cmd("DEL", "same", Some(&c2), "eth0", &base).silent();
     assert!(w.endpoints().is_empty());
-    assert!(w.veths().is_empty());
+    assert!(w.veths_after_reaping(0).is_empty());
 }
 
 /// Container ids and network names are matched exactly: one that happens to

@@ -437,10 +437,18 @@ impl Endpoint {
     pub fn host_veth(&self) -> IfName {
         IfName(format!("{HOST_VETH_PREFIX}{}", &self.id.as_str()[..12]))
     }
+
+    /// The sandbox-side name of a retired endpoint, unique in its namespace.
+    pub fn retired_ifname(&self) -> IfName {
+        IfName(format!("{RETIRED_PREFIX}{}", &self.id.as_str()[..12]))
+    }
 }
 
 /// Host-side veths are named `nd-` + 12 hex digits of the endpoint id.
 pub const HOST_VETH_PREFIX: &str = "nd-";
+/// A retired sandbox-side interface, waiting for its pair to be deleted, is
+/// `ndr` + the same 12 hex digits.
+pub const RETIRED_PREFIX: &str = "ndr";
 /// Bridges netd names itself are `netd-` + 10 hex digits of the network id
 /// (`netd0` for the default network).
 pub const BRIDGE_PREFIX: &str = "netd-";

@@ -92,6 +92,9 @@ pub struct Netd {
     firewall: Firewall,
     events: broadcast::Sender<Event>,
     state_dir: PathBuf,
+    /// With deferred link removal, the host veths of retired endpoints,
+    /// for the caller to delete once nobody waits (see `defer_link_removal`).
+    deferred: Option<std::sync::Mutex<Vec<String>>>,
 }
 
 fn now_secs() -> u64 {
@@ -116,9 +119,56 @@ impl Netd {
             firewall,
             state_dir: state_dir.to_path_buf(),
             events,
+            deferred: None,
         };
         netd.ensure_predefined().await?;
         Ok(netd)
+    }
+
+    /// Removing an endpoint retires its veth pair (`kernel::retire_endpoint`)
+    /// instead of deleting it, and leaves the deletion to whoever takes
+    /// `take_deferred_links`: for a caller that someone waits for (the CNI
+    /// plugin's DEL), deleting a link costs an RCU grace period each.
+    pub fn defer_link_removal(mut self) -> Netd {
+        self.deferred = Some(Default::default());
+        self
+    }
+
+    /// The host veths retired since the last call; deleting them (or a
+    /// reconcile, which removes netd-named links the store does not know)
+    /// finishes their removal.
+    pub fn take_deferred_links(&self) -> Vec<String> {
+        self.deferred
+            .as_ref()
+            .map(|d| std::mem::take(&mut *d.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
+    }
+
+    /// A duplicate of the firewall's netlink socket. nf_tables frees what a
+    /// commit removed after an RCU grace period, and closing the socket
+    /// waits for that; whoever holds this duplicate closes it later.
+    pub fn firewall_socket(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.firewall.socket()
+    }
+
+    /// Take an endpoint's veth pair away: now, or retired for later.
+    async fn remove_links(&self, p: &plan::EndpointPlan) -> anyhow::Result<()> {
+        let Some(deferred) = &self.deferred else {
+            return k::remove_endpoint(&self.host, p).await;
+        };
+        match k::retire_endpoint(p).await {
+            Ok(()) => {
+                deferred
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(p.host_veth.clone());
+                Ok(())
+            }
+            Err(e) => {
+                warn!(veth = %p.host_veth, "could not retire the endpoint, deleting it now: {e:#}");
+                k::remove_endpoint(&self.host, p).await
+            }
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -370,6 +420,12 @@ impl Netd {
         })
     }
 
+    /// A network's record alone, without reading its endpoints.
+    pub fn network<'a>(&self, reference: impl Into<store::Ref<'a>>) -> Result<Network> {
+        let reference = reference.into();
+        self.store.read(|c| store::network(c, reference))
+    }
+
     pub fn inspect_network<'a>(
         &self,
         reference: impl Into<store::Ref<'a>>,
@@ -603,7 +659,10 @@ impl Netd {
             if *owned && ep.is_some() {
                 netns::write_resolv_conf(sandbox.name.as_str()).map_err(kernel)?;
             }
-            k::apply_loopback(Path::new(path)).await.map_err(kernel)?;
+            // An endpoint brings `lo` up with its own interface.
+            if ep.is_none() {
+                k::apply_loopback(Path::new(path)).await.map_err(kernel)?;
+            }
         }
         if let Some(ep) = ep {
             self.apply_endpoint(net, sandbox, ep).await?;
@@ -616,7 +675,7 @@ impl Netd {
         if let Some(ep) = ep
             && let Some(p) = plan::endpoint(net, sandbox, ep)
         {
-            let _ = k::remove_endpoint(&self.host, &p).await;
+            let _ = self.remove_links(&p).await;
         }
         if let SandboxNet::Namespace { path, owned: true } = &sandbox.net {
             let _ = netns::delete_named(Path::new(path));
@@ -673,7 +732,7 @@ impl Netd {
         })?;
         for (net, ep) in &eps {
             if let Some(p) = plan::endpoint(net, &sandbox, ep)
-                && let Err(e) = k::remove_endpoint(&self.host, &p).await
+                && let Err(e) = self.remove_links(&p).await
             {
                 if !force {
                     return Err(kernel(e));
@@ -756,7 +815,7 @@ impl Netd {
         };
         if let Err(e) = applied {
             if let Some(p) = plan::endpoint(&net, &sb, &ep) {
-                let _ = k::remove_endpoint(&self.host, &p).await;
+                let _ = self.remove_links(&p).await;
             }
             self.store.write(|c| store::delete_endpoint(c, &ep.id))?;
             let _ = self.unpublish(&net, &ep).await;
@@ -797,7 +856,7 @@ impl Netd {
             Ok((n, s, e))
         })?;
         if let Some(p) = plan::endpoint(&net, &sb, &ep)
-            && let Err(e) = k::remove_endpoint(&self.host, &p).await
+            && let Err(e) = self.remove_links(&p).await
         {
             if !force {
                 return Err(kernel(e));

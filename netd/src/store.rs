@@ -6,10 +6,10 @@
 //! are serialised by SQLite itself, and the UNIQUE constraints catch anything
 //! that slips past. A crash mid-operation leaves the last committed state.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -109,6 +109,14 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<()> {
+        // Every plugin exec opens the store: a current one costs no write.
+        let current = self.read(|c| {
+            let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok(v == SCHEMA_VERSION)
+        })?;
+        if current {
+            return Ok(());
+        }
         self.write(|tx| {
             let v: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
             if v > SCHEMA_VERSION {
@@ -251,6 +259,65 @@ pub fn sandboxes(c: &Connection) -> Result<Vec<Sandbox>> {
     let mut st = c.prepare_cached("SELECT spec FROM sandboxes ORDER BY name")?;
     let rows = st.query_map([], |r| r.get::<_, String>(0))?;
     rows.map(|r| from_json(r?)).collect()
+}
+
+/// Whole-table reads for a reader that reads everything on every change
+/// (the daemon's DNS): a row whose stored text is the same as last time is
+/// neither parsed nor copied again. Parsing and copying were most of the
+/// cost of such a read.
+#[derive(Default)]
+pub struct Rereader {
+    sandboxes: Known<Sandbox>,
+    endpoints: Known<Endpoint>,
+}
+
+/// By row id: the text last read and what it parsed to.
+type Known<T> = HashMap<String, (String, Arc<T>)>;
+
+impl Rereader {
+    pub fn sandboxes(&mut self, c: &Connection) -> Result<Vec<Arc<Sandbox>>> {
+        reread(
+            c,
+            "SELECT id, spec FROM sandboxes ORDER BY name",
+            &mut self.sandboxes,
+        )
+    }
+
+    pub fn endpoints(&mut self, c: &Connection) -> Result<Vec<Arc<Endpoint>>> {
+        reread(c, "SELECT id, spec FROM endpoints", &mut self.endpoints)
+    }
+}
+
+fn reread<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    query: &str,
+    known: &mut Known<T>,
+) -> Result<Vec<Arc<T>>> {
+    let mut st = c.prepare_cached(query)?;
+    let mut rows = st.query([])?;
+    let mut next: Known<T> = HashMap::with_capacity(known.len());
+    let mut out = Vec::with_capacity(known.len());
+    while let Some(r) = rows.next()? {
+        let id = r
+            .get_ref(0)?
+            .as_str()
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let spec = r
+            .get_ref(1)?
+            .as_str()
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let entry = match known.remove_entry(id) {
+            Some((id, (old, v))) if old == spec => (id, (old, v)),
+            _ => (
+                id.to_string(),
+                (spec.to_string(), Arc::new(serde_json::from_str(spec)?)),
+            ),
+        };
+        out.push(Arc::clone(&entry.1.1));
+        next.insert(entry.0, entry.1);
+    }
+    *known = next;
+    Ok(out)
 }
 
 /// A sandbox by exact name, exact id, or unique id prefix ([`Ref::Any`]),

@@ -176,6 +176,19 @@ impl World {
         self.host.links("nd-")
     }
 
+    /// The veths left once DEL's reaper has had time: DEL returns before a
+    /// retired pair is deleted, by a process of its own, a few ms later.
+    pub fn veths_after_reaping(&self, present: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let v = self.veths();
+            if v.len() <= present || std::time::Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Join an "outside" namespace to the host by a veth: host
     /// `PREFIX.1/24`, outside `PREFIX.2/24`.
     pub fn outside(&self, prefix: &str) -> Netns {

@@ -31,6 +31,7 @@ type ViewKey = (Vec<Id>, bool);
 struct Served {
     tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)>,
     sandboxes: HashMap<String, Arc<Table>>,
+    rows: store::Rereader,
 }
 
 impl DnsHost {
@@ -44,13 +45,10 @@ impl DnsHost {
     /// Serve exactly the sandboxes that should have DNS, with current views.
     pub async fn sync(&self, netd: &Netd) {
         let mut served = self.state.lock().await;
-        let state = netd.store().read(|c| {
-            Ok((
-                store::networks(c)?,
-                store::sandboxes(c)?,
-                store::all_endpoints(c)?,
-            ))
-        });
+        let rows = &mut served.rows;
+        let state = netd
+            .store()
+            .read(|c| Ok((store::networks(c)?, rows.sandboxes(c)?, rows.endpoints(c)?)));
         let (nets, sandboxes, eps) = match state {
             Ok(s) => s,
             Err(e) => return warn!("DNS sync: {e}"),
@@ -73,7 +71,11 @@ impl DnsHost {
             let Some(mine) = mine.get(&s.id) else {
                 continue;
             };
-            if !netns::is_netns(Path::new(path)) {
+            // Only a sandbox not served yet needs its namespace looked at: a
+            // served one whose namespace went keeps its (idle) server until
+            // its record goes, and the look-up is most of a sync's system time.
+            let id = s.id.to_string();
+            if !served.sandboxes.contains_key(&id) && !netns::is_netns(Path::new(path)) {
                 continue;
             }
             // A sandbox on networks without names (the default bridge) still
@@ -118,7 +120,6 @@ impl DnsHost {
                     t
                 }
             };
-            let id = s.id.to_string();
             let unchanged = served
                 .sandboxes
                 .get(&id)
@@ -139,10 +140,8 @@ impl DnsHost {
                 self.dns.stop(&id);
             }
         }
-        *served = Served {
-            tables,
-            sandboxes: wanted,
-        };
+        served.tables = tables;
+        served.sandboxes = wanted;
     }
 
     /// Follow this daemon's own changes.

@@ -29,19 +29,22 @@ struct Job {
 pub struct Firewall {
     jobs: mpsc::Sender<Job>,
     portid: u32,
+    /// The worker's socket; valid while the worker runs, which is as long
+    /// as `jobs` is open, i.e. as long as this value lives.
+    fd: std::os::fd::RawFd,
 }
 
 impl Firewall {
     /// Start the worker in the namespace of the calling thread.
     pub fn start() -> Result<Firewall> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let (ptx, prx) = std::sync::mpsc::channel::<Result<u32>>();
+        let (ptx, prx) = std::sync::mpsc::channel::<Result<(u32, std::os::fd::RawFd)>>();
         std::thread::Builder::new()
             .name("netd-nft".into())
             .spawn(move || {
                 let nft = match Nft::open() {
                     Ok(n) => {
-                        let _ = ptx.send(Ok(n.portid()));
+                        let _ = ptx.send(Ok((n.portid(), n.fd())));
                         n
                     }
                     Err(e) => {
@@ -59,8 +62,18 @@ impl Firewall {
                 }
             })
             .context("start the nftables worker")?;
-        let portid = prx.recv().map_err(|_| anyhow!("nftables worker died"))??;
-        Ok(Firewall { jobs: tx, portid })
+        let (portid, fd) = prx.recv().map_err(|_| anyhow!("nftables worker died"))??;
+        Ok(Firewall {
+            jobs: tx,
+            portid,
+            fd,
+        })
+    }
+
+    /// A duplicate of the worker's socket (see `Netd::firewall_socket`).
+    pub fn socket(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        // SAFETY: the fd stays open while self lives (see the field).
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) }.try_clone_to_owned()
     }
 
     pub fn portid(&self) -> u32 {
@@ -96,8 +109,13 @@ impl Firewall {
 }
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
-/// DELTABLE, DELCHAIN, DELRULE, DELSET, DELSETELEM and their DESTROY twins.
-const REMOVALS: &[u16] = &[2, 5, 8, 11, 14, 26, 27, 28, 29, 30];
+/// DELTABLE, DELCHAIN, DELRULE, DELSET and their DESTROY twins. Not element
+/// removals: every netd process (a CNI DEL, the CLI without a daemon)
+/// withdraws a published port by deleting its elements, indistinguishable
+/// from anyone else's, and restoring the whole table after each of them
+/// cost O(containers) and held the firewall lock that the next attach waits
+/// for. `nft flush ruleset` and a firewall reload remove the table itself.
+const REMOVALS: &[u16] = &[2, 5, 8, 11, 26, 27, 28, 29];
 
 /// Whether a batch of nftables notifications removes anything from table
 /// `table` on behalf of someone other than `own_portid`.
@@ -252,8 +270,12 @@ mod tests {
             !foreign_removal(&msg(0, 77, "netd"), "netd", 5),
             "an addition"
         );
+        assert!(
+            !foreign_removal(&msg(14, 77, "netd"), "netd", 5),
+            "an element withdrawn by another netd process"
+        );
         let mut two = msg(0, 77, "netd");
-        two.extend(msg(14, 77, "netd"));
+        two.extend(msg(5, 77, "netd"));
         assert!(foreign_removal(&two, "netd", 5));
         assert!(!foreign_removal(&[1, 2, 3], "netd", 5));
     }

@@ -164,6 +164,31 @@ impl Netlink {
         }
     }
 
+    /// Take the link called `name` out of use without deleting it, if it is
+    /// the one with `mac`: down (its routes go with it), then renamed to
+    /// `retired` so that its name is free at once. Deleting a link blocks
+    /// its caller for an RCU grace period (~20 ms here); a retired link can
+    /// be deleted later by a process nobody waits for. False when there is
+    /// no such link.
+    pub async fn retire_link(&self, name: &str, mac: &[u8], retired: &str) -> Result<bool> {
+        let Some(l) = self.link(name).await? else {
+            return Ok(false);
+        };
+        if l.mac.as_deref() != Some(mac) {
+            return Ok(false);
+        }
+        let set = |m| async move { self.h.link().set(m).execute().await };
+        set(LinkUnspec::new_with_index(l.index).down().build())
+            .await
+            .with_context(|| format!("set {name} down"))?;
+        set(LinkUnspec::new_with_index(l.index)
+            .name(retired.to_string())
+            .build())
+        .await
+        .with_context(|| format!("rename {name} to {retired}"))?;
+        Ok(true)
+    }
+
     /// Addresses (IPv4 with prefix) on a link.
     pub async fn addresses(&self, index: u32) -> Result<Vec<Ipv4Net>> {
         let s = self
@@ -274,8 +299,8 @@ impl Netlink {
         gateway: Ipv4Net,
         mtu: Option<u32>,
     ) -> Result<u32> {
-        let index = match self.link(name).await? {
-            Some(l) => l.index,
+        let (index, up) = match self.link(name).await? {
+            Some(l) => (l.index, l.up),
             None => {
                 let mut b = LinkBridge::new(name).up();
                 if let Some(m) = mtu {
@@ -286,11 +311,13 @@ impl Netlink {
                     Err(e) if is_exists(&e) => {}
                     Err(e) => return Err(e).with_context(|| format!("create bridge {name}")),
                 }
-                self.index(name).await?
+                (self.index(name).await?, false)
             }
         };
         self.ensure_address(index, gateway).await?;
-        self.set_up(index).await?;
+        if !up {
+            self.set_up(index).await?;
+        }
         Ok(index)
     }
 
@@ -298,15 +325,13 @@ impl Netlink {
     /// to the bridge and up, the peer created directly inside the sandbox's
     /// namespace under its final name and MAC. Creating the peer in place
     /// instead of moving it saves a device re-registration (an RCU grace
-    /// period, ~20 ms) per attach.
+    /// period, ~20 ms) per attach. Both names must be free.
     pub async fn create_veth_into(
         &self,
         v: &VethSpec<'_>,
         bridge_index: u32,
         netns: &Path,
     ) -> Result<()> {
-        // A half-made pair from an interrupted attach is removed first.
-        self.delete_link(v.host).await?;
         let ns = std::fs::File::open(netns).with_context(|| format!("open {}", netns.display()))?;
         let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(v.ifname.to_string())
@@ -365,8 +390,9 @@ impl Netlink {
     }
 
     pub async fn ensure_lo_up(&self) -> Result<()> {
-        let lo = self.index("lo").await?;
-        self.set_up(lo).await
+        // Every namespace's loopback has this index (LOOPBACK_IFINDEX).
+        const LO: u32 = 1;
+        self.set_up(LO).await
     }
 }
 

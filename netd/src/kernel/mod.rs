@@ -53,8 +53,15 @@ pub async fn remove_bridge(host: &Netlink, plan: &BridgePlan) -> Result<()> {
 pub async fn apply_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
     let bridge = apply_bridge(host, &plan.bridge).await?;
     let sandbox = Netlink::in_netns(&plan.netns)?;
-    if endpoint_is_complete(host, &sandbox, plan, bridge).await? {
+    let hv = host.link(&plan.host_veth).await?;
+    if let Some(hv) = &hv
+        && endpoint_is_complete(hv, &sandbox, plan, bridge).await?
+    {
         return Ok(());
+    }
+    // A half-made pair from an interrupted attach is removed first.
+    if hv.is_some() {
+        host.delete_link(&plan.host_veth).await?;
     }
     let spec = link::VethSpec {
         host: &plan.host_veth,
@@ -75,14 +82,11 @@ pub async fn apply_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
 }
 
 async fn endpoint_is_complete(
-    host: &Netlink,
+    hv: &link::LinkInfo,
     sandbox: &Netlink,
     plan: &EndpointPlan,
     bridge: u32,
 ) -> Result<bool> {
-    let Some(hv) = host.link(&plan.host_veth).await? else {
-        return Ok(false);
-    };
     if hv.controller != Some(bridge) || !hv.up {
         return Ok(false);
     }
@@ -101,6 +105,20 @@ async fn endpoint_is_complete(
 /// it; a sandbox namespace that is already gone took both.
 pub async fn remove_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
     host.delete_link(&plan.host_veth).await
+}
+
+/// Take an endpoint out of service now and leave deleting its veth pair to
+/// whoever deletes `plan.host_veth` later: the sandbox side goes down and
+/// is renamed, so its interface name, routes and address are free for a new
+/// attachment at once. A sandbox namespace that is gone took the pair along.
+pub async fn retire_endpoint(plan: &EndpointPlan) -> Result<()> {
+    if !netns::is_netns(&plan.netns) {
+        return Ok(());
+    }
+    Netlink::in_netns(&plan.netns)?
+        .retire_link(&plan.ifname, &plan.mac, &plan.retired_ifname)
+        .await
+        .map(|_| ())
 }
 
 /// Bring `lo` up in a sandbox namespace (what a `none` sandbox gets).

@@ -713,8 +713,9 @@ impl Nft {
     pub fn open() -> Result<Nft> {
         let sock =
             mnl::Socket::new(mnl::Bus::Netfilter).context("open netfilter netlink socket")?;
+        let nft = Nft { sock };
+        let fd = nft.fd();
         // SAFETY: fcntl on the socket's own fd.
-        let fd = unsafe { mnl::mnl_sys::mnl_socket_get_fd(sock.as_raw_socket()) };
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
             bail!(
@@ -722,7 +723,12 @@ impl Nft {
                 std::io::Error::last_os_error()
             );
         }
-        Ok(Nft { sock })
+        Ok(nft)
+    }
+
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        // SAFETY: reads the fd of the socket we own.
+        unsafe { mnl::mnl_sys::mnl_socket_get_fd(self.sock.as_raw_socket()) }
     }
 
     /// The netlink port id: notifications caused by this socket carry it.

@@ -4,6 +4,7 @@
 //! member's sandbox name, aliases, 12-character short id and `NAME.NETWORK`.
 //! The predefined `bridge` network has no name resolution, as in Docker.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
@@ -83,8 +84,15 @@ impl Views {
     }
 }
 
-pub fn views(networks: &[Network], sandboxes: &[Sandbox], endpoints: &[Endpoint]) -> Views {
-    let by_id: HashMap<&Id, &Sandbox> = sandboxes.iter().map(|s| (&s.id, s)).collect();
+pub fn views(
+    networks: &[Network],
+    sandboxes: &[impl Borrow<Sandbox>],
+    endpoints: &[impl Borrow<Endpoint>],
+) -> Views {
+    let by_id: HashMap<&Id, &Sandbox> = sandboxes
+        .iter()
+        .map(|s| (&s.borrow().id, s.borrow()))
+        .collect();
     let named: HashMap<&Id, &Network> = networks
         .iter()
         .filter(|n| resolves_names(n))
@@ -92,7 +100,11 @@ pub fn views(networks: &[Network], sandboxes: &[Sandbox], endpoints: &[Endpoint]
         .collect();
     let mut members: HashMap<&Id, Vec<(&Sandbox, &Endpoint)>> = HashMap::new();
     let mut of_sandbox: BTreeMap<Id, Vec<Id>> = BTreeMap::new();
-    for e in endpoints.iter().filter(|e| named.contains_key(&e.network)) {
+    for e in endpoints
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|e| named.contains_key(&e.network))
+    {
         let Some(s) = by_id.get(&e.sandbox) else {
             continue;
         };

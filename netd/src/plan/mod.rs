@@ -39,6 +39,9 @@ pub struct EndpointPlan {
     pub bridge: BridgePlan,
     pub host_veth: String,
     pub ifname: String,
+    /// What the sandbox side is renamed to when it is retired, its deletion
+    /// left for later (`kernel::retire_endpoint`).
+    pub retired_ifname: String,
     pub mac: [u8; 6],
     pub address: Ipv4Net,
     /// The default route goes via this gateway unless the network is internal
@@ -54,6 +57,7 @@ pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<Endpo
         bridge: bridge(net)?,
         host_veth: ep.host_veth().to_string(),
         ifname: ep.ifname.to_string(),
+        retired_ifname: ep.retired_ifname().to_string(),
         mac: ep.mac.0,
         address: Ipv4Net::new(ep.ip, b.subnet.prefix_len()).ok()?,
         gateway: (!b.internal).then_some(b.gateway),
