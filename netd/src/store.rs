@@ -698,6 +698,45 @@ mod tests {
         s
     }
 
+    /// The re-reader returns what a fresh read would: new rows, changed
+    /// rows (re-parsed, not the cached value), without removed rows.
+    #[test]
+    fn rereader_follows_inserts_changes_and_removals() {
+        let dir = tmpdir("reread");
+        let s = Store::open(&dir).unwrap();
+        let mut r = Rereader::default();
+        let names = |r: &mut Rereader| -> Vec<String> {
+            s.read(|c| r.sandboxes(c))
+                .unwrap()
+                .iter()
+                .map(|x| x.name.to_string())
+                .collect()
+        };
+        let (a, b) = (sbx("a"), sbx("b"));
+        s.write(|c| insert_sandbox(c, &a)).unwrap();
+        assert_eq!(names(&mut r), ["a"]);
+        s.write(|c| insert_sandbox(c, &b)).unwrap();
+        assert_eq!(names(&mut r), ["a", "b"]);
+        // Same id, other text: the new value, not the remembered one.
+        s.write(|c| {
+            c.execute(
+                "UPDATE sandboxes SET spec = replace(spec, '\"b\"', '\"c\"') WHERE id = ?1",
+                [b.id.as_str()],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let again = s.read(|c| r.sandboxes(c)).unwrap();
+        assert_eq!(
+            again.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+        s.write(|c| delete_sandbox(c, &a.id)).unwrap();
+        assert_eq!(names(&mut r), ["c"]);
+        assert_eq!(r.sandboxes.len(), 1, "removed rows are forgotten");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn published_ports_conflict_and_random_ports() {
         let dir = tmpdir("ports");
