@@ -73,10 +73,10 @@ run_all() {
       for t in "${TOOLS[@]}"; do
         local probe=${PRE[$t]}probe
         ip netns add "$P-$probe"
-        local t0; t0=$(now_ms)
+        local t0=$EPOCHREALTIME
         "${ADD_FN[$t]}" "$probe" 60000 9000
         elapsed "$t0" >> "$TMP/$t.add"
-        t0=$(now_ms)
+        t0=$EPOCHREALTIME
         "${DEL_FN[$t]}" "$probe" 60000 9000
         elapsed "$t0" >> "$TMP/$t.del"
         ip netns del "$P-$probe"

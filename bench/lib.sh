@@ -12,8 +12,10 @@ need_pkgs() {
   [ ${#missing[@]} -eq 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
 }
 
-now_ms() { date +%s%N; }
-elapsed() { echo "scale=3; ($(now_ms) - $1) / 1000000" | bc; }
+# Timestamps from bash itself ($EPOCHREALTIME, bash 5): a `date` process per
+# reading put ~1 ms of fork and exec into every timed region.
+#   t=$EPOCHREALTIME; <timed command>; elapsed "$t" >> file   # milliseconds
+elapsed() { local t1=$EPOCHREALTIME; echo "scale=3; (${t1//[!0-9]/} - ${1//[!0-9]/}) / 1000" | bc; }
 stats() { # stdin: one number per line -> "p50 p99"
   sort -n | awk '{a[NR]=$1} END {i50=int((NR-1)*0.5+0.5)+1; i99=int((NR-1)*0.99+0.5)+1; printf "%.2f %.2f\n", a[i50], a[i99]}'
 }

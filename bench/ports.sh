@@ -67,10 +67,10 @@ bench_netd() {
     # clock starts (the runtime made it): netd adopts it with --netns.
     for s in $(seq "$SAMPLES"); do
       ip netns add "$P-probe"
-      local t; t=$(now_ms)
+      local t=$EPOCHREALTIME
       "$NETD" sandbox create --network "$P-n" --netns "/run/netns/$P-probe" -p 9000:80 "$P-probe" >/dev/null
       elapsed "$t" >> "$TMP/add"
-      t=$(now_ms)
+      t=$EPOCHREALTIME
       "$NETD" sandbox rm "$P-probe" >/dev/null
       elapsed "$t" >> "$TMP/del"
       ip netns del "$P-probe"
@@ -100,10 +100,10 @@ bench_ref() {
     local one; one=$("$ports" 9000 1 80)
     for _ in $(seq "$REF_SAMPLES"); do
       ip netns add "$P-${pre}probe"
-      local t; t=$(now_ms)
+      local t=$EPOCHREALTIME
       "$add" "${pre}probe" probe "$one"
       elapsed "$t" >> "$TMP/add"
-      t=$(now_ms)
+      t=$EPOCHREALTIME
       "$del" "${pre}probe" probe "$one"
       elapsed "$t" >> "$TMP/del"
       ip netns del "$P-${pre}probe"
