@@ -325,6 +325,19 @@ fn bad_requests_are_refused_and_change_nothing() {
             ],
             "not found",
         ),
+        // Refused by the kernel after the store took it: undone entirely.
+        (
+            vec![
+                "sandbox".into(),
+                "create".into(),
+                "--network".into(),
+                net.clone(),
+                "--mac".into(),
+                "00:00:00:00:00:00".into(),
+                w.name("x"),
+            ],
+            "kernel",
+        ),
         (
             vec!["network".into(), "rm".into(), net.clone()],
             "active endpoints",
@@ -403,6 +416,13 @@ fn bad_requests_are_refused_and_change_nothing() {
             format!(r#"{{"Name":"{x}","IPAM":{{"Config":[{{"Subnet":"300.1.1.0/24"}}]}}}}"#),
             400,
             "300.1.1.0/24",
+        ),
+        (
+            "POST",
+            "/v1.47/networks/create".into(),
+            format!(r#"{{"Name":"{x}","Options":{{"foo":"bar"}}}}"#),
+            400,
+            "unknown option",
         ),
         (
             "DELETE",
