@@ -29,22 +29,27 @@ struct Job {
 pub struct Firewall {
     jobs: mpsc::Sender<Job>,
     portid: u32,
-    /// The worker's socket; valid while the worker runs, which is as long
-    /// as `jobs` is open, i.e. as long as this value lives.
-    fd: std::os::fd::RawFd,
+    /// A duplicate of the worker's socket, for `socket`.
+    fd: std::os::fd::OwnedFd,
 }
 
 impl Firewall {
     /// Start the worker in the namespace of the calling thread.
     pub fn start() -> Result<Firewall> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let (ptx, prx) = std::sync::mpsc::channel::<Result<(u32, std::os::fd::RawFd)>>();
+        let (ptx, prx) = std::sync::mpsc::channel::<Result<(u32, std::os::fd::OwnedFd)>>();
         std::thread::Builder::new()
             .name("netd-nft".into())
             .spawn(move || {
-                let nft = match Nft::open() {
-                    Ok(n) => {
-                        let _ = ptx.send(Ok((n.portid(), n.fd())));
+                let nft = match Nft::open().and_then(|n| {
+                    // SAFETY: the socket is open for as long as `n` lives.
+                    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(n.fd()) }
+                        .try_clone_to_owned()
+                        .context("duplicate the netfilter socket")?;
+                    Ok((n, fd))
+                }) {
+                    Ok((n, fd)) => {
+                        let _ = ptx.send(Ok((n.portid(), fd)));
                         n
                     }
                     Err(e) => {
@@ -70,10 +75,9 @@ impl Firewall {
         })
     }
 
-    /// A duplicate of the worker's socket (see `Netd::firewall_socket`).
+    /// Another duplicate of the worker's socket (see `Netd::firewall_socket`).
     pub fn socket(&self) -> std::io::Result<std::os::fd::OwnedFd> {
-        // SAFETY: the fd stays open while self lives (see the field).
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) }.try_clone_to_owned()
+        self.fd.try_clone()
     }
 
     pub fn portid(&self) -> u32 {
