@@ -1,8 +1,10 @@
 //! The DNS hand-off: netd's DNS server lives in the daemon, which reads the
 //! names this plugin records in the store (sandbox name, aliases, pod name).
-//! After an ADD or DEL with `dns: true` the plugin tells a running daemon
-//! to re-read them (`POST /netd/dns/sync`), and after an ADD starts one when
-//! none answers. Failing to do so never fails the attach.
+//! After an ADD with `dns: true` the plugin tells a running daemon about the
+//! new sandbox (`POST /netd/dns/sync?sandbox=NAME`: serve it and add its
+//! names, without re-reading the rest), or starts one when none answers;
+//! after a DEL, the reaper asks for a full re-read (`POST /netd/dns/sync`).
+//! Failing to do so never fails the attach.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,13 +13,13 @@ use netd_cni::NetConf;
 
 use crate::{socket, state_dir};
 
-/// Make sure a daemon serves DNS for the new names: tell a running one to
-/// re-read the store, or start one (detached, in this host namespace, on the
-/// same state) and wait for it briefly, so the names answer as soon as ADD
-/// returns. Failing to do so never fails the attach: the network works.
-pub fn ensure_dns(conf: &NetConf) {
+/// Make sure a daemon serves DNS for the new sandbox: tell a running one,
+/// or start one (detached, in this host namespace, on the same state) and
+/// wait for it briefly, so the names answer as soon as ADD returns. Failing
+/// to do so never fails the attach: the network works.
+pub fn ensure_dns(conf: &NetConf, sandbox: &str) {
     let sock = socket(conf);
-    if dns_sync(&sock) {
+    if post_sync(&sock, Some(sandbox)) {
         return;
     }
     if let Err(e) = start_daemon(conf, &sock) {
@@ -26,6 +28,7 @@ pub fn ensure_dns(conf: &NetConf) {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     while std::time::Instant::now() < deadline {
+        // A daemon that has just started reads everything anyway.
         if dns_sync(&sock) {
             return;
         }
@@ -37,14 +40,24 @@ pub fn ensure_dns(conf: &NetConf) {
     );
 }
 
-/// `POST /netd/dns/sync`; true when the daemon answered.
+/// `POST /netd/dns/sync`: re-read everything; true when the daemon answered.
 pub fn dns_sync(socket: &Path) -> bool {
+    post_sync(socket, None)
+}
+
+/// `POST /netd/dns/sync[?sandbox=NAME]`; true when the daemon answered.
+/// Sandbox names are `[A-Za-z0-9_.-]`: nothing to escape.
+fn post_sync(socket: &Path, sandbox: Option<&str>) -> bool {
     use std::os::unix::net::UnixStream;
     let Ok(mut s) = UnixStream::connect(socket) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-    if s.write_all(b"POST /netd/dns/sync HTTP/1.1\r\nHost: netd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").is_err() {
+    let query = sandbox.map(|n| format!("?sandbox={n}")).unwrap_or_default();
+    let req = format!(
+        "POST /netd/dns/sync{query} HTTP/1.1\r\nHost: netd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).is_err() {
         return false;
     }
     let mut head = [0u8; 16];

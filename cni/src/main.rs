@@ -426,7 +426,7 @@ async fn add_with(
         }
     };
     if conf.dns() {
-        dns::ensure_dns(conf);
+        dns::ensure_dns(conf, ep.sandbox_name.as_str());
     }
     Ok(out)
 }

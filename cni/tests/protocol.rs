@@ -156,17 +156,30 @@ fn dns_names_and_capabilities_are_recorded() {
     let c2 = w.container("c2");
     let mut cf2 = conf("1.1.0", "dnsnet", "10.211.0.0/24");
     cf2["dnsEnabled"] = json!(true);
-    w.add("dnsctr2", &c2, &cf2);
-    let dig = |name: &str| {
-        c2.run_ok(
+    let r2 = w.add("dnsctr2", &c2, &cf2);
+    let ip2 = r2["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let dig_in = |from: &support::Netns, name: &str| {
+        from.run_ok(
             "dig",
             &["+short", "+tries=1", "+time=2", "@127.0.0.11", name],
         )
         .trim()
         .to_string()
     };
+    let dig = |name: &str| dig_in(&c2, name);
     for name in ["web", "api", "web-0", "dnsctr", "dnsctr.dnsnet"] {
         assert_eq!(dig(name), "10.211.0.77", "{name} from another container");
+    }
+    // The container served before sees the newcomer at once too (its
+    // records are added to the shared table in place).
+    for name in ["dnsctr2", "dnsctr2.dnsnet"] {
+        assert_eq!(dig_in(&c, name), ip2, "{name} from the first container");
     }
     w.cmd("DEL", "dnsctr", Some(&c), "eth0", &cf).silent();
     // DEL hands the daemon's sync to its reaper: the names go within ms.

@@ -141,6 +141,23 @@ impl Dns {
         netns: &Path,
         table: Arc<Table>,
     ) -> Result<(), DnsError> {
+        self.serve_with(sandbox, table, || open_sockets(netns))
+            .map_err(|source| DnsError::Sockets {
+                netns: netns.display().to_string(),
+                source,
+            })
+    }
+
+    /// [`Dns::serve_table`] for a caller with its own way into the
+    /// sandbox's namespace: `open` makes the sockets there (with
+    /// [`Sockets::bind`]), and is called only for a sandbox not served yet.
+    /// Must be called inside a tokio runtime.
+    pub fn serve_with<E: From<std::io::Error>>(
+        &self,
+        sandbox: &str,
+        table: Arc<Table>,
+        open: impl FnOnce() -> Result<Sockets, E>,
+    ) -> Result<(), E> {
         self.set_table(sandbox, table);
         if self
             .inner
@@ -151,18 +168,14 @@ impl Dns {
         {
             return Ok(());
         }
-        let err = |source| DnsError::Sockets {
-            netns: netns.display().to_string(),
-            source,
-        };
-        let (udp, tcp) = open_sockets(netns).map_err(err)?;
+        let Sockets { udp, tcp } = open()?;
         let handler = Arc::new(Handler {
             sandbox: sandbox.to_string(),
             inner: Arc::clone(&self.inner),
             inflight: std::sync::atomic::AtomicUsize::new(0),
         });
-        let udp = Arc::new(tokio::net::UdpSocket::from_std(udp).map_err(err)?);
-        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(err)?;
+        let udp = Arc::new(tokio::net::UdpSocket::from_std(udp)?);
+        let tcp = tokio::net::TcpListener::from_std(tcp)?;
         let udp_task = tokio::spawn(serve_udp(udp, Arc::clone(&handler)));
         let tcp_task = tokio::spawn(serve_tcp(tcp, handler));
         self.inner
@@ -175,7 +188,7 @@ impl Dns {
                     tasks: [udp_task, tcp_task],
                 },
             );
-        debug!(sandbox, netns = %netns.display(), "serving DNS");
+        debug!(sandbox, "serving DNS");
         Ok(())
     }
 
@@ -219,18 +232,32 @@ impl Dns {
     }
 }
 
-/// Bind the sockets on a thread that joined the sandbox's namespace; they
-/// stay in that namespace after the thread ends.
-fn open_sockets(netns: &Path) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
-    let ns = std::fs::File::open(netns)?;
-    std::thread::spawn(move || -> std::io::Result<_> {
-        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(std::io::Error::from)?;
+/// A sandbox server's listening sockets, bound to [`LISTEN`].
+pub struct Sockets {
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+}
+
+impl Sockets {
+    /// Bind UDP and TCP on 127.0.0.11:53 in the calling thread's network
+    /// namespace.
+    pub fn bind() -> std::io::Result<Sockets> {
         let udp = std::net::UdpSocket::bind(LISTEN)?;
         let tcp = std::net::TcpListener::bind(LISTEN)?;
         udp.set_nonblocking(true)?;
         tcp.set_nonblocking(true)?;
-        Ok((udp, tcp))
+        Ok(Sockets { udp, tcp })
+    }
+}
+
+/// Bind the sockets on a thread that joined the sandbox's namespace; they
+/// stay in that namespace after the thread ends.
+fn open_sockets(netns: &Path) -> std::io::Result<Sockets> {
+    let ns = std::fs::File::open(netns)?;
+    std::thread::spawn(move || -> std::io::Result<_> {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        Sockets::bind()
     })
     .join()
     .map_err(|_| std::io::Error::other("socket thread panicked"))?

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hickory_server::proto::rr::rdata::{A, AAAA, PTR};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 
-use crate::View;
+use crate::{Record4, View};
 
 /// What the table says about a query.
 #[derive(Debug, PartialEq)]
@@ -24,11 +25,47 @@ struct Entry {
     next: AtomicUsize,
 }
 
+/// Records can be added in place ([`Table::insert`]): a new member of a
+/// network shows up in every sandbox sharing the table without rebuilding
+/// it, which would cost as much as the network is large.
 pub struct Table {
-    names: HashMap<String, Entry>,
-    reverse: HashMap<String, String>,
+    records: RwLock<Records>,
     forward: bool,
     ttl: u32,
+}
+
+#[derive(Default)]
+struct Records {
+    names: HashMap<String, Entry>,
+    reverse: HashMap<String, String>,
+}
+
+impl Records {
+    fn add(&mut self, r: &Record4, sorted: bool) {
+        let k = r.name.trim_end_matches('.').to_ascii_lowercase();
+        let e = self.names.entry(k.clone()).or_insert_with(|| Entry {
+            addrs: vec![],
+            next: AtomicUsize::new(0),
+        });
+        for a in &r.addrs {
+            if !e.addrs.contains(a) {
+                e.addrs.push(*a);
+                if sorted {
+                    e.addrs.sort();
+                }
+            }
+            // Prefer the most specific name (NAME.NETWORK) for PTR.
+            let rev = self
+                .reverse
+                .entry(reverse_name(a))
+                .or_insert_with(|| k.clone());
+            if k.matches('.').count() > rev.matches('.').count()
+                || (k.len() > rev.len() && k.contains('.'))
+            {
+                *rev = k.clone();
+            }
+        }
+    }
 }
 
 /// `Web.Net.` -> `web.net`: names compare case-insensitively, absolute or not.
@@ -59,32 +96,23 @@ fn reverse_name(ip: &IpAddr) -> String {
 
 impl Table {
     pub fn new(view: &View, ttl: u32) -> Table {
-        let mut names: HashMap<String, Entry> = HashMap::new();
-        let mut reverse: HashMap<String, String> = HashMap::new();
+        let mut records = Records::default();
         for r in &view.records {
-            let k = r.name.trim_end_matches('.').to_ascii_lowercase();
-            let e = names.entry(k.clone()).or_insert_with(|| Entry {
-                addrs: vec![],
-                next: AtomicUsize::new(0),
-            });
-            for a in &r.addrs {
-                if !e.addrs.contains(a) {
-                    e.addrs.push(*a);
-                }
-                // Prefer the most specific name (NAME.NETWORK) for PTR.
-                let rev = reverse.entry(reverse_name(a)).or_insert_with(|| k.clone());
-                if k.matches('.').count() > rev.matches('.').count()
-                    || (k.len() > rev.len() && k.contains('.'))
-                {
-                    *rev = k.clone();
-                }
-            }
+            records.add(r, false);
         }
         Table {
-            names,
-            reverse,
+            records: RwLock::new(records),
             forward: view.forward,
             ttl,
+        }
+    }
+
+    /// Add records in place; queries see them at once. Addresses new to a
+    /// name join it in sorted order, as a view built afresh lists them.
+    pub fn insert(&self, records: &[Record4]) {
+        let mut w = self.records.write().unwrap_or_else(|p| p.into_inner());
+        for r in records {
+            w.add(r, true);
         }
     }
 
@@ -95,10 +123,11 @@ impl Table {
     /// Whether the table has anything for `qname` (without rotating).
     pub fn answer_peek(&self, qname: &Name, qtype: RecordType) -> bool {
         let k = key(qname);
+        let r = self.records.read().unwrap_or_else(|p| p.into_inner());
         if qtype == RecordType::PTR {
-            self.reverse.contains_key(&k)
+            r.reverse.contains_key(&k)
         } else {
-            self.names.contains_key(&k)
+            r.names.contains_key(&k)
         }
     }
 
@@ -106,8 +135,9 @@ impl Table {
     /// start with successive members: true round-robin.
     pub fn answer(&self, qname: &Name, qtype: RecordType) -> Answer {
         let k = key(qname);
+        let r = self.records.read().unwrap_or_else(|p| p.into_inner());
         if qtype == RecordType::PTR {
-            return match self.reverse.get(&k) {
+            return match r.reverse.get(&k) {
                 Some(target) => match Name::from_ascii(format!("{target}.")) {
                     Ok(t) => Answer::Records(vec![Record::from_rdata(
                         qname.clone(),
@@ -119,7 +149,7 @@ impl Table {
                 None => Answer::NotLocal,
             };
         }
-        let Some(e) = self.names.get(&k) else {
+        let Some(e) = r.names.get(&k) else {
             return Answer::NotLocal;
         };
         let want: Vec<IpAddr> = e
@@ -191,6 +221,41 @@ mod tests {
             Answer::Records(r) => assert_eq!(r.len(), 3, "every answer carries all members"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn inserted_records_answer_at_once_in_sorted_rotation() {
+        let t = Table::new(
+            &view(&[("web", &["10.0.0.3"]), ("a.net", &["10.0.0.3"])]),
+            5,
+        );
+        let a = |n: &str| t.answer(&Name::from_ascii(n).unwrap(), RecordType::A);
+        assert_eq!(a("b"), Answer::NotLocal);
+        t.insert(&[
+            Record4 {
+                name: "B".into(),
+                addrs: vec!["10.0.0.2".parse().unwrap()],
+            },
+            Record4 {
+                name: "b.net".into(),
+                addrs: vec!["10.0.0.2".parse().unwrap()],
+            },
+            Record4 {
+                name: "web".into(),
+                addrs: vec!["10.0.0.2".parse().unwrap()],
+            },
+        ]);
+        assert!(matches!(a("b."), Answer::Records(r) if r[0].data.to_string() == "10.0.0.2"));
+        // The new member joins the alias in address order.
+        assert_eq!(
+            firsts(&t, "web", 3),
+            vec!["10.0.0.2", "10.0.0.3", "10.0.0.2"]
+        );
+        let ptr = t.answer(
+            &Name::from_ascii("2.0.0.10.in-addr.arpa.").unwrap(),
+            RecordType::PTR,
+        );
+        assert!(matches!(ptr, Answer::Records(r) if r[0].data.to_string() == "b.net."));
     }
 
     #[test]

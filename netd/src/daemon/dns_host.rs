@@ -2,24 +2,38 @@
 //! the store. Every change (an event of this daemon, or a nudge from another
 //! process through `POST /netd/dns/sync`) recomputes the views and swaps
 //! them in; sandboxes that left are stopped, new ones served.
+//!
+//! A recompute reads and derives every sandbox, so it grows with them. The
+//! CNI plugin's ADD, which waits for its names to answer, names the new
+//! sandbox instead (`POST /netd/dns/sync?sandbox=NAME`): its records are
+//! added to the views that see its networks and it is served, reading
+//! nothing but its own rows; a full recompute follows shortly after, off
+//! the caller's path, and settles anything the shortcut did not cover.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use netd_dns::{Dns, Record4, Table, View};
+use netd_dns::{Dns, Record4, Sockets, Table, View};
 use tracing::warn;
 
 use crate::kernel::netns;
 use crate::model::{Id, SandboxNet};
 use crate::ops::Netd;
-use crate::plan::dns::{SandboxNames, views};
+use crate::plan::dns::{SandboxNames, endpoint_names, resolves_names, views};
 use crate::store;
 
 pub struct DnsHost {
     dns: Dns,
     state: tokio::sync::Mutex<Served>,
+    /// Asks `follow`'s task for a full recompute soon.
+    resync: tokio::sync::Notify,
 }
+
+/// How long a full recompute waits after a shortcut, so that a burst of
+/// ADDs is settled once.
+const RESYNC_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Which view a sandbox has: the networks with names it is on, and
 /// whether it forwards (for sandboxes only on networks without names).
@@ -39,6 +53,7 @@ impl DnsHost {
         DnsHost {
             dns: Dns::new(cfg),
             state: tokio::sync::Mutex::new(Served::default()),
+            resync: tokio::sync::Notify::new(),
         }
     }
 
@@ -104,17 +119,7 @@ impl DnsHost {
                     // only a changed one is turned into records.
                     let t = match served.tables.get(&key) {
                         Some((old, t)) if *old == names => Arc::clone(t),
-                        _ => self.dns.table(&View {
-                            records: names
-                                .names
-                                .iter()
-                                .map(|(n, a)| Record4 {
-                                    name: n.clone(),
-                                    addrs: a.clone(),
-                                })
-                                .collect(),
-                            forward: names.forward,
-                        }),
+                        _ => self.dns.table(&view_of(&names)),
                     };
                     tables.insert(key, (names, Arc::clone(&t)));
                     t
@@ -124,13 +129,14 @@ impl DnsHost {
                 .sandboxes
                 .get(&id)
                 .is_some_and(|t| Arc::ptr_eq(t, &table));
+            // Sockets are made on this thread, in the sandbox's namespace
+            // for a moment (no helper thread to start and wait for).
             if !unchanged
-                && let Err(e) = self
-                    .dns
-                    .serve_table(&id, Path::new(path), Arc::clone(&table))
-                    .await
+                && let Err(e) = self.dns.serve_with(&id, Arc::clone(&table), || {
+                    netns::in_netns(Path::new(path), || Ok(Sockets::bind()?))
+                })
             {
-                warn!(sandbox = %s.name, "DNS: {e}");
+                warn!(sandbox = %s.name, "DNS: {e:#}");
                 continue;
             }
             wanted.insert(id, table);
@@ -144,20 +150,113 @@ impl DnsHost {
         served.sandboxes = wanted;
     }
 
-    /// Follow this daemon's own changes.
+    /// A sandbox another process has just attached: serve it and add its
+    /// names now, recompute everything soon. Falls back to a full sync when
+    /// the shortcut does not apply (a sandbox served already, or the first
+    /// on its set of networks).
+    pub async fn sync_sandbox(&self, netd: &Netd, name: &str) {
+        if self.add_sandbox(netd, name).await {
+            self.resync.notify_one();
+        } else {
+            self.sync(netd).await;
+        }
+    }
+
+    async fn add_sandbox(&self, netd: &Netd, name: &str) -> bool {
+        let mut served = self.state.lock().await;
+        let rows = netd.store().read(|c| {
+            let s = store::sandbox(c, store::Ref::Name(name))?;
+            let mut on = Vec::new();
+            for e in store::endpoints_of_sandbox(c, &s.id)? {
+                on.push((store::network_by_id(c, &e.network)?, e));
+            }
+            Ok((s, on))
+        });
+        let Ok((sb, on)) = rows else {
+            return false;
+        };
+        let id = sb.id.to_string();
+        let SandboxNet::Namespace { path, .. } = &sb.net else {
+            return false;
+        };
+        if served.sandboxes.contains_key(&id) {
+            return false;
+        }
+        let named: Vec<_> = on.iter().filter(|(n, _)| resolves_names(n)).collect();
+        let mut ids: Vec<Id> = named.iter().map(|(n, _)| n.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let own: ViewKey = (ids, true);
+        if own.0.is_empty() || !served.tables.contains_key(&own) {
+            return false;
+        }
+        // Every view that sees one of its networks gains its names, as
+        // `views` would derive them, in place: the sandboxes sharing a
+        // table see them at once.
+        for (key, (names, table)) in served.tables.iter_mut() {
+            let mut added = Vec::new();
+            for (n, ep) in named.iter().filter(|(n, _)| key.0.contains(&n.id)) {
+                let ip = IpAddr::V4(ep.ip);
+                for name in endpoint_names(n.name.as_str(), &sb, ep) {
+                    let v = names.names.entry(name.clone()).or_default();
+                    if !v.contains(&ip) {
+                        v.push(ip);
+                        if key.0.len() == 1 {
+                            v.sort();
+                        }
+                    }
+                    added.push(Record4 {
+                        name,
+                        addrs: vec![ip],
+                    });
+                }
+            }
+            if !added.is_empty() {
+                table.insert(&added);
+            }
+        }
+        let table = Arc::clone(&served.tables[&own].1);
+        let bound = self.dns.serve_with(&id, Arc::clone(&table), || {
+            netns::in_netns(Path::new(path), || Ok(Sockets::bind()?))
+        });
+        if let Err(e) = bound {
+            warn!(sandbox = %sb.name, "DNS: {e:#}");
+            return false;
+        }
+        served.sandboxes.insert(id, table);
+        true
+    }
+
+    /// Follow this daemon's own changes, and recompute after shortcuts.
     pub fn follow(self: &Arc<Self>, netd: Arc<Netd>) {
         let me = Arc::clone(self);
         let mut rx = netd.subscribe();
         tokio::spawn(async move {
             loop {
-                match rx.recv().await {
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        while rx.try_recv().is_ok() {}
-                        me.sync(&netd).await;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = me.resync.notified() => tokio::time::sleep(RESYNC_AFTER).await,
                 }
+                while rx.try_recv().is_ok() {}
+                me.sync(&netd).await;
             }
         });
+    }
+}
+
+fn view_of(names: &SandboxNames) -> View {
+    View {
+        records: names
+            .names
+            .iter()
+            .map(|(n, a)| Record4 {
+                name: n.clone(),
+                addrs: a.clone(),
+            })
+            .collect(),
+        forward: names.forward,
     }
 }

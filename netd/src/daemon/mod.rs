@@ -312,7 +312,10 @@ impl Daemon {
                 n.remove_sandbox(*id, truthy(query(q, "force"))).await?,
             ),
             ("POST", ["netd", "dns", "sync"]) => {
-                self.dns.sync(n).await;
+                match query(q, "sandbox") {
+                    Some(name) => self.dns.sync_sandbox(n, name).await,
+                    None => self.dns.sync(n).await,
+                }
                 ok_json(StatusCode::OK, json!({}))
             }
             ("POST", ["netd", "reconcile"]) => ok_json(StatusCode::OK, n.reconcile().await?),
