@@ -572,10 +572,20 @@ async fn describe(
 /// the sandbox with its last endpoint. Best effort: kernel failures are
 /// logged, the records and the address go anyway.
 async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option<CniError> {
+    detach_any(netd, conf, name, ifname).await.err()
+}
+
+/// [`detach`], saying whether there was anything to take away.
+async fn detach_any(
+    netd: &Netd,
+    conf: &NetConf,
+    name: &str,
+    ifname: &str,
+) -> Result<bool, CniError> {
     let sb = match netd.inspect_sandbox(Ref::Name(name)) {
         Ok(sb) => sb,
-        Err(netd::Error::NotFound(_)) => return None,
-        Err(err) => return Some(netd_error(err)),
+        Err(netd::Error::NotFound(_)) => return Ok(false),
+        Err(err) => return Err(netd_error(err)),
     };
     if sb
         .endpoints
@@ -587,7 +597,7 @@ async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option
             .await
         {
             Ok(()) | Err(netd::Error::NotFound(_)) => {}
-            Err(err) => return Some(netd_error(err)),
+            Err(err) => return Err(netd_error(err)),
         }
     }
     let adopted = matches!(sb.sandbox.net, SandboxNet::Namespace { owned: false, .. });
@@ -598,10 +608,10 @@ async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option
     {
         match netd.remove_sandbox(Ref::Name(name), true).await {
             Ok(_) | Err(netd::Error::NotFound(_)) => {}
-            Err(err) => return Some(netd_error(err)),
+            Err(err) => return Err(netd_error(err)),
         }
     }
-    None
+    Ok(true)
 }
 
 async fn del(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
@@ -630,13 +640,13 @@ async fn del_netd(conf: &NetConf, e: &Env) -> Result<(), CniError> {
         );
         return Ok(());
     }
-    let detached = detach(&netd, conf, &name, &e.ifname).await;
-    // Only a running daemon needs to forget the names: never start one for
-    // a DEL.
-    let dns = conf.dns().then(|| socket(conf));
+    let detached = detach_any(&netd, conf, &name, &e.ifname).await;
+    // Only a running daemon needs to forget the names (never start one for
+    // a DEL), and only when a sandbox of this name was there.
+    let dns = (conf.dns() && !matches!(detached, Ok(false))).then(|| socket(conf));
     let links = netd.take_deferred_links();
     reap::spawn(&links, dns.as_deref(), netd.firewall_socket().ok());
-    detached.map_or(Ok(()), Err)
+    detached.map(|_| ())
 }
 
 // ---- CHECK ----------------------------------------------------------------------

@@ -8,10 +8,10 @@
 //! the next few milliseconds. Should that copy die first, the daemon's
 //! reconcile removes netd-named links that no endpoint owns.
 
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use netd::kernel::Netlink;
 use netd::model::HOST_VETH_PREFIX;
@@ -30,42 +30,70 @@ pub fn spawn(links: &[String], dns: Option<&Path>, hold: Option<OwnedFd>) {
     if links.is_empty() && dns.is_none() {
         return;
     }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("netd-cni: cannot find this binary to finish the DEL: {e}");
-            return;
-        }
-    };
-    let mut cmd = Command::new(exe);
-    cmd.env(VAR, links.join(","))
-        .env_remove(DNS_VAR)
-        .env_remove("CNI_COMMAND")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(d) = dns {
-        cmd.env(DNS_VAR, d);
-    }
-    // Its own process group, so that signals for the runtime's group do not
-    // reach it; no pre_exec hook, so std can use posix_spawn, which is
-    // cheaper than fork for a process this size.
-    cmd.process_group(0);
-    // The child inherits a descriptor without close-on-exec.
-    // SAFETY: dup of a descriptor we own; the copy is closed below.
-    let inherited = hold
-        .as_ref()
-        .map(|fd| unsafe { libc::dup(fd.as_raw_fd()) })
-        .filter(|fd| *fd >= 0);
-    let spawned = cmd.spawn();
-    if let Some(fd) = inherited {
-        // SAFETY: closing the copy made above, which nothing else uses.
-        unsafe { libc::close(fd) };
-    }
-    if let Err(e) = spawned {
+    if let Err(e) = fork_exec(links, dns, hold.as_ref()) {
         eprintln!("netd-cni: cannot start the reaper, finishing the DEL now: {e}");
         finish(links, dns);
     }
+}
+
+/// fork, then exec this binary in the child. Not posix_spawn: that returns
+/// only once the child has exec'd, and on a busy machine (a runtime
+/// starting many containers) waiting for the child to be scheduled cost the
+/// DEL milliseconds. Everything the child needs is prepared before the
+/// fork; between fork and exec it makes only async-signal-safe calls.
+fn fork_exec(links: &[String], dns: Option<&Path>, hold: Option<&OwnedFd>) -> std::io::Result<()> {
+    let cstr = |b: Vec<u8>| CString::new(b).map_err(std::io::Error::other);
+    let exe = cstr(b"/proc/self/exe".to_vec())?;
+    let mut env: Vec<CString> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if k == VAR || k == DNS_VAR || k == "CNI_COMMAND" {
+            continue;
+        }
+        let mut kv = k.into_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        env.push(cstr(kv)?);
+    }
+    env.push(cstr(format!("{VAR}={}", links.join(",")).into_bytes())?);
+    if let Some(d) = dns {
+        let mut kv = format!("{DNS_VAR}=").into_bytes();
+        kv.extend_from_slice(d.as_os_str().as_bytes());
+        env.push(cstr(kv)?);
+    }
+    let argv = [exe.as_ptr(), std::ptr::null()];
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    // The child keeps a copy of `hold` across exec: one without close-on-exec.
+    // SAFETY: dup of a descriptor we own; the copy is closed below.
+    let inherited = hold.map(|fd| unsafe { libc::dup(fd.as_raw_fd()) });
+    // SAFETY: the child only calls async-signal-safe functions (setpgid,
+    // dup2, execve, _exit) on data prepared above.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            libc::setpgid(0, 0);
+            let n = null.as_raw_fd();
+            libc::dup2(n, 0);
+            libc::dup2(n, 1);
+            libc::dup2(n, 2);
+            libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let forked = if pid < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    };
+    if let Some(fd) = inherited.filter(|fd| *fd >= 0) {
+        // SAFETY: closing the copy made above, which nothing else uses.
+        unsafe { libc::close(fd) };
+    }
+    forked
 }
 
 fn finish(links: &[String], dns: Option<&Path>) {
