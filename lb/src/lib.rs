@@ -15,6 +15,7 @@
 pub mod config;
 pub mod discovery;
 pub mod dns;
+pub mod h1;
 pub mod health;
 pub mod metrics;
 pub mod pool;
@@ -103,6 +104,15 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         let c = svc.cfg();
         let listen = c.listen.to_string();
         match c.mode {
+            Mode::Http if !c.h2c => {
+                let mut s = Service::new(
+                    format!("http {}", c.name),
+                    h1::Http1Lb::new(Arc::clone(svc)),
+                );
+                s.add_tcp(&listen);
+                server.add_service(s);
+            }
+            // h2c needs pingora's HTTP/2 server, so its proxy.
             Mode::Http => {
                 let mut p = pingora_proxy::http_proxy_service_with_name(
                     &server.configuration,
