@@ -213,8 +213,27 @@ impl Conn<'_> {
     /// Answer a request we could not parse (or will not proxy), and close.
     async fn reject(&mut self, status: u16) -> Next {
         self.svc.metrics.response(status);
-        let _ = self.local_response(status, false).await;
+        if self.local_response(status, false).await.is_ok() {
+            self.linger().await;
+        }
         Next::Close
+    }
+
+    /// Before closing on a request we did not read to its end: read and
+    /// drop what the client still sends (briefly), so that the close does
+    /// not reset the connection before the client has read our answer.
+    async fn linger(&mut self) {
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.client).await;
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut drained = 0;
+        while drained < 1 << 20 {
+            self.cbuf.clear();
+            let left = until.saturating_duration_since(Instant::now());
+            match io::read(&mut self.client, &mut self.cbuf, &mut self.timer, left).await {
+                Ok(n) if n > 0 => drained += n,
+                _ => return,
+            }
+        }
     }
 
     async fn local_response(&mut self, status: u16, keep: bool) -> Result<(), IoFail> {
