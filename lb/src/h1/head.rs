@@ -160,12 +160,41 @@ fn visible(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || (32..127).contains(&b))
 }
 
-/// `for=` value of a Forwarded element (RFC 7239): IPv6 quoted in brackets.
-fn write_forwarded_node(out: &mut Vec<u8>, ip: IpAddr) {
-    let _ = match ip {
-        IpAddr::V4(v4) => write!(out, "{v4}"),
-        IpAddr::V6(v6) => write!(out, "\"[{v6}]\""),
-    };
+/// The client's address as text, formatted once per connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// As in X-Forwarded-For.
+    text: String,
+    /// `for=` value of a Forwarded element (RFC 7239): IPv6 quoted in
+    /// brackets.
+    node: String,
+}
+
+impl Client {
+    pub fn new(ip: IpAddr) -> Client {
+        Client {
+            text: ip.to_string(),
+            node: match ip {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("\"[{v6}]\""),
+            },
+        }
+    }
+}
+
+/// Decimal digits of `n`, without the formatting machinery.
+pub fn write_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Write `name: v1, v2, ..., ` for every non-empty value of `name`;
@@ -189,7 +218,7 @@ fn write_previous(out: &mut Vec<u8>, headers: &[Header<'_>], name: &str) -> bool
 /// consistent-hash key (when `hash` is given).
 pub fn parse_request(
     buf: &[u8],
-    client_ip: Option<IpAddr>,
+    client: Option<&Client>,
     hash: Option<&HashKey>,
     key: &mut Vec<u8>,
     out: &mut Vec<u8>,
@@ -259,8 +288,8 @@ pub fn parse_request(
     key.clear();
     if let Some(k) = hash {
         let by_ip = |key: &mut Vec<u8>| {
-            if let Some(ip) = client_ip {
-                let _ = write!(key, "{ip}");
+            if let Some(c) = client {
+                key.extend_from_slice(c.text.as_bytes());
             }
         };
         match k {
@@ -283,7 +312,7 @@ pub fn parse_request(
         let drop = hop_by_hop(n)
             || is(n, "content-length")
             || (is(n, "upgrade") && !upgrade)
-            || (client_ip.is_some() && (is(n, "x-forwarded-for") || is(n, "forwarded")))
+            || (client.is_some() && (is(n, "x-forwarded-for") || is(n, "forwarded")))
             || conn.lists(n.as_bytes());
         if !drop {
             out.extend_from_slice(n.as_bytes());
@@ -296,21 +325,23 @@ pub fn parse_request(
         Body::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         _ => {
             if let Some(n) = length {
-                let _ = write!(out, "Content-Length: {n}\r\n");
+                out.extend_from_slice(b"Content-Length: ");
+                write_num(out, n);
+                out.extend_from_slice(b"\r\n");
             }
         }
     }
     if upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
     }
-    if let Some(ip) = client_ip {
+    if let Some(c) = client {
         out.extend_from_slice(b"X-Forwarded-For: ");
         write_previous(out, headers, "x-forwarded-for");
-        let _ = write!(out, "{ip}\r\n");
-        out.extend_from_slice(b"Forwarded: ");
+        out.extend_from_slice(c.text.as_bytes());
+        out.extend_from_slice(b"\r\nForwarded: ");
         write_previous(out, headers, "forwarded");
         out.extend_from_slice(b"for=");
-        write_forwarded_node(out, ip);
+        out.extend_from_slice(c.node.as_bytes());
         out.extend_from_slice(b";proto=http");
         if let Some(h) = host
             && h.iter()
@@ -431,10 +462,14 @@ pub fn parse_response(
     } else {
         !conn.close
     } && !until_close;
-    let client_keep = !until_close && !(chunked && !no_body && req.http10);
+    // An HTTP/1.0 client gets a chunked body decoded, ended by the close.
+    let decoded = chunked && !no_body && req.http10;
+    let client_keep = !until_close && !decoded;
 
     out.clear();
-    let _ = write!(out, "HTTP/1.1 {status} ");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_num(out, u64::from(status));
+    out.push(b' ');
     out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     for h in headers {
@@ -496,15 +531,10 @@ mod tests {
     fn req(raw: &str, ip: Option<&str>) -> (ReqHead, String) {
         let mut out = Vec::new();
         let mut key = Vec::new();
-        let h = parse_request(
-            raw.as_bytes(),
-            ip.map(|i| i.parse().unwrap()),
-            None,
-            &mut key,
-            &mut out,
-        )
-        .unwrap()
-        .expect("complete");
+        let client = ip.map(|i| Client::new(i.parse().unwrap()));
+        let h = parse_request(raw.as_bytes(), client.as_ref(), None, &mut key, &mut out)
+            .unwrap()
+            .expect("complete");
         (h, String::from_utf8(out).unwrap())
     }
 
@@ -674,7 +704,7 @@ mod tests {
             let mut key = Vec::new();
             parse_request(
                 raw.as_bytes(),
-                Some("10.1.2.3".parse().unwrap()),
+                Some(&Client::new("10.1.2.3".parse().unwrap())),
                 Some(&k),
                 &mut key,
                 &mut Vec::new(),
@@ -774,6 +804,15 @@ mod tests {
             ),
             Err(HeadError::BadLength)
         );
+    }
+
+    #[test]
+    fn numbers() {
+        for n in [0, 7, 10, 200, 1_048_576, u64::MAX] {
+            let mut out = Vec::new();
+            write_num(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -88,13 +88,23 @@ impl std::fmt::Display for IoFail {
     }
 }
 
-/// One timer per client connection, re-armed only when an operation has
-/// to wait: the common read or write that is ready at once costs none.
-pub struct Timer(Pin<Box<Sleep>>);
+/// A reusable timer, armed only when an operation has to wait: the
+/// common read or write that is ready at once costs none. A deadline set a
+/// moment ago for the same wait is kept rather than moved (moving it costs
+/// a trip through the timer wheel on every request): a wait may end up to
+/// 1/16 later than asked.
+pub struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    deadline: tokio::time::Instant,
+}
 
 impl Timer {
     pub fn new() -> Timer {
-        Timer(Box::pin(tokio::time::sleep(Duration::from_secs(3600))))
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+        Timer {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline,
+        }
     }
 
     /// Poll `f` until it is ready, failing with TimedOut after `wait` of
@@ -110,10 +120,14 @@ impl Timer {
                 return Poll::Ready(r);
             }
             if !armed {
-                self.0.as_mut().reset(tokio::time::Instant::now() + wait);
+                let want = tokio::time::Instant::now() + wait;
+                if self.deadline < want || self.deadline > want + wait / 16 {
+                    self.sleep.as_mut().reset(want);
+                    self.deadline = want;
+                }
                 armed = true;
             }
-            match self.0.as_mut().poll(cx) {
+            match self.sleep.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Err(IoFail::TimedOut)),
                 Poll::Pending => Poll::Pending,
             }

@@ -13,7 +13,9 @@ mod chunked;
 mod head;
 mod io;
 
-use std::net::{IpAddr, SocketAddr};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ use crate::pool::{Member, Registration, Transition};
 use crate::service::ServiceState;
 
 use chunked::Chunked;
-pub use head::{Body, HeadError, ReqHead, RespHead, parse_request, parse_response};
+pub use head::{Body, Client, HeadError, ReqHead, RespHead, parse_request, parse_response};
 use io::{Buf, IoFail, Timer};
 
 /// Longest request or response head; longer requests get 431.
@@ -59,20 +61,28 @@ impl ServerApp for Http1Lb {
         client: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let client_ip = client
+        let client_addr = client
             .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().map(|a| a.ip())));
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().map(|a| a.ip())))
+            .map(Client::new);
         let mut c = Conn {
             svc: &self.svc,
             client,
-            client_ip,
+            client_addr,
             cbuf: Buf::new(BUF_SIZE, HEAD_LIMIT),
             ubuf: Buf::new(BUF_SIZE, HEAD_LIMIT),
             out: Vec::with_capacity(4096),
             key: Vec::new(),
             tried: Vec::new(),
+            head_timer: Timer::new(),
             timer: Timer::new(),
             shutdown: shutdown.clone(),
+            shutdown_signal: {
+                let mut rx = shutdown.clone();
+                Box::pin(async move {
+                    let _ = rx.changed().await;
+                })
+            },
         };
         while c.one_request().await == Next::KeepAlive {}
         None
@@ -89,7 +99,7 @@ enum Next {
 struct Conn<'a> {
     svc: &'a Arc<ServiceState>,
     client: Stream,
-    client_ip: Option<IpAddr>,
+    client_addr: Option<Client>,
     /// Bytes from the client not yet handled (a pipelined request may wait
     /// here).
     cbuf: Buf,
@@ -100,8 +110,14 @@ struct Conn<'a> {
     /// Consistent-hash key of the current request.
     key: Vec<u8>,
     tried: Vec<SocketAddr>,
+    /// For the wait for a request head (idle and request timeouts)...
+    head_timer: Timer,
+    /// ...and for everything else (mostly the request timeout).
     timer: Timer,
     shutdown: ShutdownWatch,
+    /// Ready when shutdown starts: made once per connection, so an idle
+    /// wait does not register a new waiter each time.
+    shutdown_signal: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 /// How one request ended, for metrics and the keep-alive decision.
@@ -149,7 +165,7 @@ impl Conn<'_> {
             if !self.cbuf.is_empty() {
                 match parse_request(
                     self.cbuf.filled(),
-                    self.client_ip,
+                    self.client_addr.as_ref(),
                     hash,
                     &mut self.key,
                     &mut self.out,
@@ -175,12 +191,12 @@ impl Conn<'_> {
             } else {
                 cfg.request_timeout
             };
-            let read = io::read(&mut self.client, &mut self.cbuf, &mut self.timer, wait);
+            let read = io::read(&mut self.client, &mut self.cbuf, &mut self.head_timer, wait);
             let r = if idle {
                 tokio::select! {
                     biased;
                     r = read => r,
-                    _ = self.shutdown.changed() => return Next::Close,
+                    _ = self.shutdown_signal.as_mut() => return Next::Close,
                 }
             } else {
                 read.await
