@@ -698,8 +698,8 @@ fn curl(lb: &Lb, args: &[&str]) -> Vec<u8> {
 }
 
 /// Raw bytes to the balancer on one connection; everything it sends back
-/// until it closes (or `want` bytes arrived).
-fn raw_exchange(lb: &Lb, data: &'static [u8], want: Option<usize>) -> Vec<u8> {
+/// until it closes (or `enough` holds).
+fn raw_exchange(lb: &Lb, data: &'static [u8], enough: fn(&[u8]) -> bool) -> Vec<u8> {
     let (ns, addr) = (lb.ns.clone(), lb.listen.clone());
     in_ns(&ns, move || {
         use std::io::{Read, Write};
@@ -714,7 +714,7 @@ fn raw_exchange(lb: &Lb, data: &'static [u8], want: Option<usize>) -> Vec<u8> {
                 Ok(n) => got.extend_from_slice(&buf[..n]),
                 Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&got)),
             }
-            if want.is_some_and(|w| got.len() >= w) {
+            if enough(&got) {
                 break;
             }
         }
@@ -766,7 +766,7 @@ fn http_bodies_framing_and_keep_alive() {
     let got = curl(&lb, &[&format!("http://{LISTEN}/chunked")]);
     assert_eq!(String::from_utf8_lossy(&got), want);
     // ...decoded for an HTTP/1.0 client, which is then closed.
-    let got = raw_exchange(&lb, b"GET /chunked HTTP/1.0\r\nHost: x\r\n\r\n", None);
+    let got = raw_exchange(&lb, b"GET /chunked HTTP/1.0\r\nHost: x\r\n\r\n", |_| false);
     let got = String::from_utf8_lossy(&got);
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert!(got.ends_with(&format!("\r\n\r\n{want}")), "{got}");
@@ -804,7 +804,7 @@ fn http_bodies_framing_and_keep_alive() {
     let got = raw_exchange(
         &lb,
         b"GET /conn HTTP/1.1\r\nHost: x\r\n\r\nGET /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        None,
+        |_| false,
     );
     let got = String::from_utf8_lossy(&got);
     assert_eq!(got.matches("HTTP/1.1 200").count(), 2, "{got}");
@@ -816,7 +816,7 @@ fn http_bodies_framing_and_keep_alive() {
     );
 
     // Malformed and oversized heads.
-    let got = raw_exchange(&lb, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", None);
+    let got = raw_exchange(&lb, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", |_| false);
     assert!(
         got.starts_with(b"HTTP/1.1 400"),
         "{:?}",
@@ -827,7 +827,7 @@ fn http_bodies_framing_and_keep_alive() {
             .into_bytes()
             .into_boxed_slice(),
     );
-    let got = raw_exchange(&lb, big, None);
+    let got = raw_exchange(&lb, big, |_| false);
     assert!(
         got.starts_with(b"HTTP/1.1 431"),
         "{:?}",

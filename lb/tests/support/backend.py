@@ -4,6 +4,7 @@
 #                               /conn -> "NAME PORT\n" (the client's port)
 #                               /chunked -> 100 chunks "part-I\n", chunked
 #                               POST /echo -> the body (any framing) back
+#                               /upgrade -> 101, then echoes raw bytes
 #   backend.py echo NAME PORT   TCP: sends "NAME\n", then echoes everything
 import http.server
 import socket
@@ -31,6 +32,18 @@ class H(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
             return
+        if url.path == "/upgrade":
+            self.send_response(101)
+            self.send_header("Upgrade", "echo")
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.flush()
+            self.close_connection = True
+            while True:
+                b = self.connection.recv(65536)
+                if not b:
+                    return
+                self.connection.sendall(b)
         if url.path == "/conn":
             body = f"{name} {self.client_address[1]}\n"
         elif url.path == "/headers":
