@@ -73,6 +73,13 @@ pub struct RespHead {
     pub client_keep: bool,
 }
 
+impl RespHead {
+    /// 1xx but not 101: another head follows.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+}
+
 /// Connection header facts, and the header names it lists (hop-by-hop).
 #[derive(Default)]
 struct ConnTokens<'a> {

@@ -423,19 +423,34 @@ impl Conn<'_> {
         // The body waits for the member's 100 Continue (or a final answer,
         // then it is never sent).
         let mut early: Option<RespHead> = None;
+        // Some response head came: `out` no longer holds the request, so
+        // the request cannot be sent again.
+        let mut answered = false;
         if waits_for_continue {
-            match self.read_response_head(up, head, CONTINUE_WAIT).await {
-                Ok(r) if r.status == 100 => {
-                    self.out.clear();
-                    self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                    self.ubuf.consume(r.len);
-                    io::write_all(&mut self.client, &self.out, &mut self.timer, rt)
-                        .await
-                        .map_err(|_| Fail::Late)?;
+            loop {
+                match self.read_response_head(up, head, CONTINUE_WAIT).await {
+                    Ok(r) if r.status == 100 => {
+                        answered = true;
+                        self.forward_interim(r.len, head, rt).await?;
+                        break;
+                    }
+                    Ok(r) if r.is_interim() => {
+                        answered = true;
+                        self.forward_interim(r.len, head, rt).await?;
+                    }
+                    Ok(r) => {
+                        early = Some(r);
+                        break;
+                    }
+                    Err(IoFail::TimedOut) if self.ubuf.is_empty() => break,
+                    Err(e) => {
+                        return Err(Fail::BeforeResponse {
+                            body_sent: false,
+                            partial: answered || !self.ubuf.is_empty(),
+                            why: e.to_string(),
+                        });
+                    }
                 }
-                Ok(r) => early = Some(r),
-                Err(IoFail::TimedOut) if self.ubuf.is_empty() => {}
-                Err(e) => return Err(before(e.to_string(), false)),
             }
         }
         if early.is_none()
@@ -451,20 +466,14 @@ impl Conn<'_> {
                 None => self.read_response_head(up, head, rt).await.map_err(|e| {
                     Fail::BeforeResponse {
                         body_sent,
-                        partial: !self.ubuf.is_empty(),
+                        partial: answered || !self.ubuf.is_empty(),
                         why: e.to_string(),
                     }
                 })?,
             };
-            if (100..200).contains(&r.status) && r.status != 101 {
-                if !head.http10 {
-                    self.out.clear();
-                    self.out.extend_from_slice(&self.ubuf.filled()[..r.len]);
-                    io::write_all(&mut self.client, &self.out, &mut self.timer, rt)
-                        .await
-                        .map_err(|_| Fail::Late)?;
-                }
-                self.ubuf.consume(r.len);
+            if r.is_interim() {
+                answered = true;
+                self.forward_interim(r.len, head, rt).await?;
                 continue;
             }
             break r;
@@ -504,6 +513,24 @@ impl Conn<'_> {
             },
             reusable,
         ))
+    }
+
+    /// Pass an interim (1xx) response head on to an HTTP/1.1 client.
+    async fn forward_interim(
+        &mut self,
+        len: usize,
+        head: &ReqHead,
+        rt: Duration,
+    ) -> Result<(), Fail> {
+        if !head.http10 {
+            self.out.clear();
+            self.out.extend_from_slice(&self.ubuf.filled()[..len]);
+            io::write_all(&mut self.client, &self.out, &mut self.timer, rt)
+                .await
+                .map_err(|_| Fail::Late)?;
+        }
+        self.ubuf.consume(len);
+        Ok(())
     }
 
     /// Read until a whole response head is in `ubuf`, and parse it
