@@ -800,6 +800,32 @@ fn http_bodies_framing_and_keep_alive() {
         2
     );
 
+    // Members that close kept connections without saying so: requests on
+    // such a connection go again on a new one, none fails. (Closed at
+    // once: seen before the connection is reused; 50 ms later: seen when
+    // the request sent on it gets no answer.)
+    for quirk in ["/close-quietly", "/close-late"] {
+        let retries = lb.metric("netd_lb_retries_total", &[]).unwrap();
+        let (ns, addr) = (lb.ns.clone(), lb.listen.clone());
+        let res: Vec<Result<String, String>> = in_ns(&ns, move || {
+            let mut c = KeepAlive::connect(&addr).unwrap();
+            (0..40)
+                .map(|i| {
+                    let path = if i % 2 == 0 { quirk } else { "/" };
+                    match c.request(path, &[], false) {
+                        Ok(r) if r.status == 200 => Ok(r.body.trim().to_string()),
+                        Ok(r) => Err(format!("{path}: status {}", r.status)),
+                        Err(e) => Err(format!("{path}: {e}")),
+                    }
+                })
+                .collect()
+        });
+        assert!(failures(&res).is_empty(), "{quirk}: {:?}", failures(&res));
+        if quirk == "/close-late" {
+            assert!(lb.metric("netd_lb_retries_total", &[]).unwrap() > retries);
+        }
+    }
+
     // Pipelined requests are answered in order on one connection.
     let got = raw_exchange(
         &lb,

@@ -5,6 +5,11 @@
 #                               /chunked -> 100 chunks "part-I\n", chunked
 #                               POST /echo -> the body (any framing) back
 #                               /upgrade -> 101, then echoes raw bytes
+#                               /close-quietly -> "NAME\n", then closes the
+#                               connection without saying so
+#                               /close-late -> "NAME\n", then closes the
+#                               connection 50 ms later, unannounced and
+#                               whatever arrived on it meanwhile
 #   backend.py echo NAME PORT   TCP: sends "NAME\n", then echoes everything
 import http.server
 import socket
@@ -44,7 +49,10 @@ class H(http.server.BaseHTTPRequestHandler):
                 if not b:
                     return
                 self.connection.sendall(b)
-        if url.path == "/conn":
+        if url.path == "/close-quietly":
+            self.close_connection = True
+            body = name + "\n"
+        elif url.path == "/conn":
             body = f"{name} {self.client_address[1]}\n"
         elif url.path == "/headers":
             body = "".join(f"{k}: {v}\n" for k, v in self.headers.items())
@@ -59,6 +67,10 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        if url.path == "/close-late":
+            self.wfile.flush()
+            time.sleep(0.05)
+            self.close_connection = True
 
     def do_POST(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
