@@ -1,7 +1,7 @@
 //! netd's service-alias load balancer.
 //!
-//! `netd-lb` proxies HTTP (on pingora) or plain TCP (on tokio) to the
-//! members of a service alias on a netd network. Members come from the netd
+//! `netd-lb` proxies HTTP/1.1 (its own keep-alive proxy, [`h1`]; with h2c,
+//! pingora's) or plain TCP (on tokio) to the members of a service alias on a netd network. Members come from the netd
 //! API (listed, then followed through its event stream) or from DNS A
 //! records of the alias. Selection is round-robin, least-connections or
 //! consistent hashing; active health checks and failed connects take members
