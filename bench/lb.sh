@@ -16,7 +16,9 @@
 #   LOAD_CPUS    CPUs of wrk and the backends                  (default: the rest)
 #   TOOLS        which balancers to run           (default "netd-lb nginx haproxy");
 #                also netd-lb-h2c: netd-lb with --h2c, which runs
-#                pingora's HTTP proxy instead of netd-lb's own HTTP/1.1 path
+#                pingora's HTTP proxy instead of netd-lb's own HTTP/1.1 path;
+#                and netd-lb-base: the netd-lb binary in NETD_LB_BASE (another
+#                build, e.g. main's, to compare against in the same run)
 #
 # Setup: `netd daemon` in a host namespace ndFb<pid>-host, a bridge network
 # 10.196.200.0/24 with three sandboxes carrying the alias `web`; in each, an
@@ -225,11 +227,13 @@ EOF
 LB_PID=""
 start_lb() { # tool -> sets LB_PID and LB_ADDR
     case $1 in
-    netd-lb | netd-lb-h2c)
+    netd-lb | netd-lb-h2c | netd-lb-base)
         LB_ADDR=127.0.0.1:8081
         extra=()
         [[ $1 == netd-lb-h2c ]] && extra=(--h2c)
-        RUST_LOG=warn "${HOSTNS[@]}" taskset -c "$LB_CPUS" "$NETD_LB" --listen "$LB_ADDR" --network net \
+        bin=$NETD_LB
+        [[ $1 == netd-lb-base ]] && bin=${NETD_LB_BASE:?netd-lb-base needs NETD_LB_BASE}
+        RUST_LOG=warn "${HOSTNS[@]}" taskset -c "$LB_CPUS" "$bin" --listen "$LB_ADDR" --network net \
             --alias web --port 8000 --socket "$SOCK" --threads "$LB_THREADS" "${extra[@]}" \
             2>"$DIR/$1.log" &
         ;;
@@ -331,6 +335,7 @@ for tool in "${TOOLS[@]}" direct; do
     case $tool in
     netd-lb) label="netd-lb $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo)" ;;
     netd-lb-h2c) label="netd-lb h2c (pingora)" ;;
+    netd-lb-base) label="netd-lb base" ;;
     nginx) label="nginx $(nginx -v 2>&1 | sed 's|.*/||')" ;;
     haproxy) label="haproxy $(haproxy -v | head -1 | awk '{print $3}')" ;;
     direct) label="direct (1 backend)" ;;

@@ -90,6 +90,12 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         // runtimes; we exit earlier once nothing is in flight.
         grace_period_seconds: Some(drain.as_secs() + u64::from(drain.subsec_nanos() > 0)),
         graceful_shutdown_timeout_seconds: Some(1),
+        // One worker has nothing to steal from: a current-thread runtime
+        // then saves the multi-thread scheduler's bookkeeping on every wake.
+        // With more, pingora spreads connections over per-thread runtimes
+        // at random, so their sockets would be driven by another thread's
+        // reactor: keep work stealing there.
+        work_stealing: cfg.threads != 1,
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
