@@ -91,8 +91,8 @@ impl std::fmt::Display for IoFail {
 /// A reusable timer, armed only when an operation has to wait: the
 /// common read or write that is ready at once costs none. A deadline set a
 /// moment ago for the same wait is kept rather than moved (moving it costs
-/// a trip through the timer wheel on every request): a wait may end up to
-/// 1/16 later than asked.
+/// a trip through the timer wheel on every request): a wait ends between
+/// 1 and 1 1/8 times the timeout after it began.
 pub struct Timer {
     sleep: Pin<Box<Sleep>>,
     deadline: tokio::time::Instant,
@@ -120,10 +120,13 @@ impl Timer {
                 return Poll::Ready(r);
             }
             if !armed {
+                // Set 1/16 late, the deadline serves every wait that
+                // starts within the next 1/16 of the timeout.
                 let want = tokio::time::Instant::now() + wait;
-                if self.deadline < want || self.deadline > want + wait / 16 {
-                    self.sleep.as_mut().reset(want);
-                    self.deadline = want;
+                if self.deadline < want || self.deadline > want + wait / 8 {
+                    let d = want + wait / 16;
+                    self.sleep.as_mut().reset(d);
+                    self.deadline = d;
                 }
                 armed = true;
             }
@@ -189,6 +192,36 @@ pub async fn write_all<W: AsyncWrite + Unpin + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_wait_times_out_once_and_the_timer_serves_again() {
+        let (mut quiet, mut other) = tokio::io::duplex(64);
+        let mut timer = Timer::new();
+        let mut buf = Buf::new(16, 16);
+        for wait in [
+            Duration::from_millis(80),
+            Duration::from_millis(80),
+            Duration::from_millis(20),
+        ] {
+            let t = std::time::Instant::now();
+            let r = read(&mut quiet, &mut buf, &mut timer, wait).await;
+            assert!(matches!(r, Err(IoFail::TimedOut)), "{r:?}");
+            let took = t.elapsed();
+            // (Only a generous upper bound: these machines are shared.)
+            assert!(
+                took >= wait && took < Duration::from_secs(5),
+                "{wait:?}: {took:?}"
+            );
+        }
+        // Ready at once: no waiting, whatever the deadline.
+        tokio::io::AsyncWriteExt::write_all(&mut other, b"hi")
+            .await
+            .unwrap();
+        let n = read(&mut quiet, &mut buf, &mut timer, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(&buf.filled()[..n], b"hi");
+    }
 
     #[test]
     fn buffer_compacts_and_grows_to_its_limit() {
