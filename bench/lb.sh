@@ -14,7 +14,11 @@
 #   LB_THREADS   worker threads/processes of every balancer    (default 1)
 #   LB_CPUS      CPUs the balancer under test is pinned to     (default 0)
 #   LOAD_CPUS    CPUs of wrk and the backends                  (default: the rest)
-#   TOOLS        which balancers to run           (default "netd-lb nginx haproxy")
+#   TOOLS        which balancers to run           (default "netd-lb nginx haproxy");
+#                also netd-lb-h2c: netd-lb with --h2c, which runs
+#                pingora's HTTP proxy instead of netd-lb's own HTTP/1.1 path;
+#                and netd-lb-base: the netd-lb binary in NETD_LB_BASE (another
+#                build, e.g. main's, to compare against in the same run)
 #
 # Setup: `netd daemon` in a host namespace ndFb<pid>-host, a bridge network
 # 10.196.200.0/24 with three sandboxes carrying the alias `web`; in each, an
@@ -28,7 +32,10 @@
 #   haproxy   mode http, balance roundrobin, http-reuse always, check inter 1s
 # wrk (1 thread, CONNECTIONS connections, pinned to LOAD_CPUS) runs in the
 # host namespace against 127.0.0.1; a direct row measures one backend
-# without a balancer. Latency percentiles are wrk's (--latency).
+# without a balancer. Latency percentiles are wrk's (--latency). "CPU us/req"
+# is the balancer's user+system time (all its processes) during the
+# measurement over the requests served: on a shared, noisy machine it moves
+# less than req/s does.
 #
 # Sandbox rule: everything lives in namespaces ndFb<pid>-*; nothing touches
 # the root namespace, no traffic leaves the run's namespaces. On any exit the
@@ -220,10 +227,15 @@ EOF
 LB_PID=""
 start_lb() { # tool -> sets LB_PID and LB_ADDR
     case $1 in
-    netd-lb)
+    netd-lb | netd-lb-h2c | netd-lb-base)
         LB_ADDR=127.0.0.1:8081
-        RUST_LOG=warn "${HOSTNS[@]}" taskset -c "$LB_CPUS" "$NETD_LB" --listen "$LB_ADDR" --network net \
-            --alias web --port 8000 --socket "$SOCK" --threads "$LB_THREADS" 2>"$DIR/netd-lb.log" &
+        extra=()
+        [[ $1 == netd-lb-h2c ]] && extra=(--h2c)
+        bin=$NETD_LB
+        [[ $1 == netd-lb-base ]] && bin=${NETD_LB_BASE:?netd-lb-base needs NETD_LB_BASE}
+        RUST_LOG=warn "${HOSTNS[@]}" taskset -c "$LB_CPUS" "$bin" --listen "$LB_ADDR" --network net \
+            --alias web --port 8000 --socket "$SOCK" --threads "$LB_THREADS" "${extra[@]}" \
+            2>"$DIR/$1.log" &
         ;;
     nginx)
         LB_ADDR=127.0.0.1:8082
@@ -268,14 +280,34 @@ to_ms() { # wrk latency (123.45us, 1.23ms, 1.02s) -> ms
         else { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
 }
 
-measure() { # addr -> "rps p50 p99 errors"
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { # pid -> user+system ticks of it and its children (nginx workers)
+    local t=0 p v
+    [[ -n "$1" ]] || { echo 0; return; }
+    for p in "$1" $(pgrep -P "$1"); do
+        v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+
+measure() { # addr -> "rps p50 p99 errors cpu_us_per_request"
     inhost taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d2s "http://$1/" >/dev/null 2>&1 || true
+    t0=$(cpu_ticks "$LB_PID")
     out=$(inhost taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://$1/")
+    t1=$(cpu_ticks "$LB_PID")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    if [[ -n "$LB_PID" ]]; then
+        cpu=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="${reqs:-0}" \
+            'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
+    else
+        cpu=-
+    fi
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
     errs=$(awk '/^ *Non-2xx/ {t += $NF} /Socket errors/ {gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) t += $i} END {print t + 0}' <<<"$out")
-    echo "$rps $p50 $p99 $errs"
+    echo "$rps $p50 $p99 $errs $cpu"
 }
 
 echo "netd-lb bench: ${DURATION}s x $ROUNDS rounds, $CONNECTIONS connections, balancers on CPU $LB_CPUS with $LB_THREADS worker(s), wrk and backends on CPU $LOAD_CPUS ($NCPU CPUs)" >&2
@@ -295,17 +327,19 @@ median_row() { # tool -> the round with the median req/s
 }
 
 ref=$(median_row nginx 2>/dev/null | awk '{print $1}')
-printf '\n| %-22s | %10s | %9s | %9s | %6s | %12s |\n' "proxy" "req/s" "p50 ms" "p99 ms" "errors" "vs nginx"
-printf '|%s|%s|%s|%s|%s|%s|\n' "------------------------" "------------" "-----------" "-----------" "--------" "--------------"
+printf '\n| %-22s | %10s | %9s | %9s | %6s | %12s | %10s |\n' "proxy" "req/s" "p50 ms" "p99 ms" "errors" "vs nginx" "CPU us/req"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------------------" "------------" "-----------" "-----------" "--------" "--------------" "------------"
 for tool in "${TOOLS[@]}" direct; do
-    read -r rps p50 p99 errs <<<"$(median_row "$tool")"
+    read -r rps p50 p99 errs cpu <<<"$(median_row "$tool")"
     label=$tool
     case $tool in
     netd-lb) label="netd-lb $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo)" ;;
+    netd-lb-h2c) label="netd-lb h2c (pingora)" ;;
+    netd-lb-base) label="netd-lb base" ;;
     nginx) label="nginx $(nginx -v 2>&1 | sed 's|.*/||')" ;;
     haproxy) label="haproxy $(haproxy -v | head -1 | awk '{print $3}')" ;;
     direct) label="direct (1 backend)" ;;
     esac
     ratio=$(awk -v a="$rps" -v b="${ref:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
-    printf '| %-22s | %10.0f | %9.3f | %9.3f | %6s | %12s |\n' "$label" "$rps" "$p50" "$p99" "$errs" "$ratio"
+    printf '| %-22s | %10.0f | %9.3f | %9.3f | %6s | %12s | %10s |\n' "$label" "$rps" "$p50" "$p99" "$errs" "$ratio" "$cpu"
 done

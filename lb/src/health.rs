@@ -25,6 +25,9 @@ pub async fn run(svc: Arc<ServiceState>, cfg: Arc<ServiceConfig>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        for m in svc.pool.members() {
+            m.expire_idle(cfg.idle_timeout);
+        }
         if h.check == HealthCheck::None {
             for m in svc.pool.readmit_after(PASSIVE_COOLDOWN) {
                 info!(service = %svc.name, member = %m.name, addr = %m.addr, "member back in rotation after its cool-down");

@@ -1,7 +1,7 @@
 //! netd's service-alias load balancer.
 //!
-//! `netd-lb` proxies HTTP (on pingora) or plain TCP (on tokio) to the
-//! members of a service alias on a netd network. Members come from the netd
+//! `netd-lb` proxies HTTP/1.1 (its own keep-alive proxy, [`h1`]; with h2c,
+//! pingora's) or plain TCP (on tokio) to the members of a service alias on a netd network. Members come from the netd
 //! API (listed, then followed through its event stream) or from DNS A
 //! records of the alias. Selection is round-robin, least-connections or
 //! consistent hashing; active health checks and failed connects take members
@@ -15,6 +15,7 @@
 pub mod config;
 pub mod discovery;
 pub mod dns;
+pub mod h1;
 pub mod health;
 pub mod metrics;
 pub mod pool;
@@ -89,6 +90,12 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         // runtimes; we exit earlier once nothing is in flight.
         grace_period_seconds: Some(drain.as_secs() + u64::from(drain.subsec_nanos() > 0)),
         graceful_shutdown_timeout_seconds: Some(1),
+        // One worker has nothing to steal from: a current-thread runtime
+        // then saves the multi-thread scheduler's bookkeeping on every wake.
+        // With more, pingora spreads connections over per-thread runtimes
+        // at random, so their sockets would be driven by another thread's
+        // reactor: keep work stealing there.
+        work_stealing: cfg.threads != 1,
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -103,6 +110,15 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         let c = svc.cfg();
         let listen = c.listen.to_string();
         match c.mode {
+            Mode::Http if !c.h2c => {
+                let mut s = Service::new(
+                    format!("http {}", c.name),
+                    h1::Http1Lb::new(Arc::clone(svc)),
+                );
+                s.add_tcp(&listen);
+                server.add_service(s);
+            }
+            // h2c needs pingora's HTTP/2 server, so its proxy.
             Mode::Http => {
                 let mut p = pingora_proxy::http_proxy_service_with_name(
                     &server.configuration,

@@ -35,7 +35,25 @@ pub struct Member {
     /// no response yet: our own duplicate of each socket, so it can be shut
     /// down if the member vanishes.
     inflight: Mutex<HashMap<u64, OwnedFd>>,
+    /// Idle keep-alive connections to this member (HTTP mode), oldest
+    /// first; each stays registered in `inflight` so a vanished member's
+    /// connections are cut whether busy or idle.
+    idle: Mutex<Vec<IdleConn>>,
+    /// Left the member list: its connections are not kept for reuse.
+    gone: AtomicBool,
 }
+
+/// A pooled connection: the registration is kept by id only, so the
+/// member's own list holds no reference back to the member.
+#[derive(Debug)]
+struct IdleConn {
+    stream: tokio::net::TcpStream,
+    reg: Option<u64>,
+    since: Instant,
+}
+
+/// Idle connections kept per member at most; more are closed.
+const MAX_IDLE: usize = 256;
 
 static NEXT_REG: AtomicU64 = AtomicU64::new(0);
 
@@ -52,7 +70,107 @@ impl Member {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Vec::new()),
+            gone: AtomicBool::new(false),
         }
+    }
+
+    fn unregister(&self, id: u64) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Keep `stream` for the next request to this member.
+    pub fn put_idle(
+        &self,
+        stream: tokio::net::TcpStream,
+        reg: Option<Registration>,
+        max_idle: std::time::Duration,
+    ) {
+        let c = IdleConn {
+            stream,
+            reg: reg.map(Registration::into_id),
+            since: Instant::now(),
+        };
+        let closed: Vec<IdleConn> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if self.gone.load(Relaxed) {
+                vec![c]
+            } else {
+                let n = idle
+                    .iter()
+                    .take_while(|o| c.since.duration_since(o.since) >= max_idle)
+                    .count()
+                    .max((idle.len() + 1).saturating_sub(MAX_IDLE));
+                let out = idle.drain(..n).collect();
+                idle.push(c);
+                out
+            }
+        };
+        self.close_idle(closed);
+    }
+
+    /// The most recently used idle connection not older than `max_idle`
+    /// whose member has not closed it.
+    pub fn take_idle(
+        self: &Arc<Self>,
+        max_idle: std::time::Duration,
+    ) -> Option<(tokio::net::TcpStream, Option<Registration>)> {
+        loop {
+            let c = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            let fresh = c.since.elapsed() < max_idle;
+            // Readable while idle means EOF or stray bytes: either way the
+            // connection cannot carry a request. (No syscall unless the
+            // reactor saw it readable.)
+            let open = fresh
+                && matches!(c.stream.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            if open {
+                let reg = c.reg.map(|id| Registration {
+                    member: Some(Arc::clone(self)),
+                    id,
+                });
+                return Some((c.stream, reg));
+            }
+            self.close_idle(vec![c]);
+        }
+    }
+
+    fn close_idle(&self, conns: Vec<IdleConn>) {
+        for c in conns {
+            if let Some(id) = c.reg {
+                self.unregister(id);
+            }
+        }
+    }
+
+    /// Close idle connections older than `max_idle`.
+    pub fn expire_idle(&self, max_idle: std::time::Duration) {
+        let expired: Vec<IdleConn> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let n = idle
+                .iter()
+                .take_while(|c| c.since.elapsed() >= max_idle)
+                .count();
+            idle.drain(..n).collect()
+        };
+        self.close_idle(expired);
+    }
+
+    /// The member left: close its idle connections and keep no more.
+    pub fn retire(&self) {
+        self.gone.store(true, Relaxed);
+        let all = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        self.close_idle(all);
+    }
+
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(Relaxed)
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
     /// Remember the connection `fd` until the registration drops.
@@ -71,7 +189,7 @@ impl Member {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, owned);
         Some(Registration {
-            member: Arc::clone(self),
+            member: Some(Arc::clone(self)),
             id,
         })
     }
@@ -124,17 +242,24 @@ impl ActiveGuard {
 /// our duplicate closed) on drop.
 #[derive(Debug)]
 pub struct Registration {
-    member: Arc<Member>,
+    /// None once handed to the member's idle list (which unregisters).
+    member: Option<Arc<Member>>,
     id: u64,
+}
+
+impl Registration {
+    /// Keep the registration, drop the reference to the member.
+    fn into_id(mut self) -> u64 {
+        self.member = None;
+        self.id
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.member
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        if let Some(m) = &self.member {
+            m.unregister(self.id);
+        }
     }
 }
 

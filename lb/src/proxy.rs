@@ -1,5 +1,6 @@
-//! HTTP mode: pingora's proxy with our member selection, forwarding
-//! headers, retries on failed connects and passive ejection.
+//! HTTP mode with h2c: pingora's proxy (it brings the HTTP/2 server) with
+//! our member selection, forwarding headers, retries on failed connects and
+//! passive ejection. Without h2c, [`crate::h1`] serves HTTP mode.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

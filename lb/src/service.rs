@@ -62,6 +62,7 @@ impl ServiceState {
             info!(service = %self.name, member = %name, %addr, "member left");
         }
         for m in gone {
+            m.retire();
             if m.inflight_count() > 0 {
                 tokio::spawn(abort_if_dead(self.name.clone(), m));
             }

@@ -93,7 +93,7 @@ impl ServerApp for TcpLb {
 
 /// Keep-alive probes after 1 s idle and TCP_USER_TIMEOUT, so a member
 /// whose network vanished ends the stream instead of leaving it hanging.
-fn set_dead_peer_timeout(s: &TcpStream, dead: Duration) {
+pub(crate) fn set_dead_peer_timeout(s: &TcpStream, dead: Duration) {
     use std::os::fd::AsRawFd;
     let fd = s.as_raw_fd();
     let set = |level: libc::c_int, opt: libc::c_int, val: libc::c_int| {
