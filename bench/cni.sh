@@ -12,6 +12,12 @@
 # only processes this script started (or its tools started) are stopped, by
 # pid.
 #
+# What is timed: the tools' own processes (fork, exec, run, exit: what a
+# runtime waits for), summed over the execs of one ADD or DEL (two for the
+# reference chain); not the nsenter, shell and JSON building around them
+# (see in_ns in lib.sh). Before 2026-11-29 those were counted, ~3 ms per
+# exec for every tool.
+#
 # usage: bench/cni.sh [SAMPLES]   (default 20 per point; LEVELS="1 50 200")
 set -euo pipefail
 
@@ -23,6 +29,7 @@ P=ndbcni-$$
 TMP=$(mktemp -d /tmp/ndbcni.XXXXXX)
 ROWS=$TMP/rows
 : > "$ROWS"
+: > "$TMP/spans"
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 NV_NET=ndbcni NV_BRIDGE=ndbnv0 NV_SUBNET=10.181.0.0/16 NV_GW=10.181.0.1 NV_DNS=true
@@ -48,7 +55,7 @@ netd_cni() { # ADD|DEL container ports_json
     "runtimeConfig":{"portMappings":'"$3"',"aliases":{"ndbcni":["'"$2"'"]}}}'
   CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$P-$2 CNI_IFNAME=eth0 CNI_PATH=$CNI \
     NETD_STATE_DIR=$TMP/netd-state NETD_SOCKET=$TMP/netd-run/netd.sock \
-    nsenter --net=/run/netns/$P-nd "$PLUGIN" <<<"$conf" >/dev/null
+    in_ns nd "$PLUGIN" <<<"$conf" >/dev/null
 }
 
 # All tools over all levels: populate each with one-port containers up to
@@ -73,12 +80,10 @@ run_all() {
       for t in "${TOOLS[@]}"; do
         local probe=${PRE[$t]}probe
         ip netns add "$P-$probe"
-        local t0=$EPOCHREALTIME
-        "${ADD_FN[$t]}" "$probe" 60000 9000
-        elapsed "$t0" >> "$TMP/$t.add"
-        t0=$EPOCHREALTIME
-        "${DEL_FN[$t]}" "$probe" 60000 9000
-        elapsed "$t0" >> "$TMP/$t.del"
+        SPANS=$TMP/spans "${ADD_FN[$t]}" "$probe" 60000 9000
+        spans_ms "$TMP/spans" >> "$TMP/$t.add"
+        SPANS=$TMP/spans "${DEL_FN[$t]}" "$probe" 60000 9000
+        spans_ms "$TMP/spans" >> "$TMP/$t.del"
         ip netns del "$P-$probe"
       done
     done
