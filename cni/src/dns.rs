@@ -7,59 +7,73 @@
 //! Failing to do so never fails the attach.
 
 use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use netd_cni::NetConf;
 
 use crate::{socket, state_dir};
 
-/// Make sure a daemon serves DNS for the new sandbox: tell a running one,
+/// The hand-off on its way: sent, its answer not read yet, so the caller
+/// can do other work while the daemon does its part.
+pub struct Handoff(Option<UnixStream>);
+
+/// Make sure a daemon serves DNS for the new sandbox (with
+/// [`Handoff::finish`]): tell a running one,
 /// or start one (detached, in this host namespace, on the same state) and
 /// wait for it briefly, so the names answer as soon as ADD returns. Failing
 /// to do so never fails the attach: the network works.
-pub fn ensure_dns(conf: &NetConf, sandbox: &str) {
-    let sock = socket(conf);
-    if post_sync(&sock, Some(sandbox)) {
-        return;
-    }
-    if let Err(e) = start_daemon(conf, &sock) {
-        eprintln!("netd-cni: could not start the netd daemon for DNS: {e}");
-        return;
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while std::time::Instant::now() < deadline {
-        // A daemon that has just started reads everything anyway.
-        if dns_sync(&sock) {
+pub fn begin(conf: &NetConf, sandbox: &str) -> Handoff {
+    Handoff(send_sync(&socket(conf), Some(sandbox)))
+}
+
+impl Handoff {
+    /// Wait for the daemon's answer; without one, start a daemon and wait
+    /// for it briefly (a daemon that has just started reads everything).
+    pub fn finish(self, conf: &NetConf) {
+        if self.0.is_some_and(answered) {
             return;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let sock = socket(conf);
+        if let Err(e) = start_daemon(conf, &sock) {
+            eprintln!("netd-cni: could not start the netd daemon for DNS: {e}");
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            if dns_sync(&sock) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!(
+            "netd-cni: the netd daemon did not answer on {} in time",
+            sock.display()
+        );
     }
-    eprintln!(
-        "netd-cni: the netd daemon did not answer on {} in time",
-        sock.display()
-    );
 }
 
 /// `POST /netd/dns/sync`: re-read everything; true when the daemon answered.
 pub fn dns_sync(socket: &Path) -> bool {
-    post_sync(socket, None)
+    send_sync(socket, None).is_some_and(answered)
 }
 
-/// `POST /netd/dns/sync[?sandbox=NAME]`; true when the daemon answered.
-/// Sandbox names are `[A-Za-z0-9_.-]`: nothing to escape.
-fn post_sync(socket: &Path, sandbox: Option<&str>) -> bool {
-    use std::os::unix::net::UnixStream;
-    let Ok(mut s) = UnixStream::connect(socket) else {
-        return false;
-    };
+/// Send `POST /netd/dns/sync[?sandbox=NAME]`; the connection to read the
+/// answer from, if the daemon took the request. Sandbox names are
+/// `[A-Za-z0-9_.-]`: nothing to escape.
+fn send_sync(socket: &Path, sandbox: Option<&str>) -> Option<UnixStream> {
+    let mut s = UnixStream::connect(socket).ok()?;
     let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
     let query = sandbox.map(|n| format!("?sandbox={n}")).unwrap_or_default();
     let req = format!(
         "POST /netd/dns/sync{query} HTTP/1.1\r\nHost: netd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
+    s.write_all(req.as_bytes()).ok()?;
+    Some(s)
+}
+
+/// Whether the daemon answered 200.
+fn answered(mut s: UnixStream) -> bool {
     let mut head = [0u8; 16];
     matches!(s.read(&mut head), Ok(n) if n >= 12 && &head[9..12] == b"200")
 }

@@ -414,6 +414,11 @@ async fn add_with(
             return Err(err);
         }
     };
+    // The daemon adds the names while the result is put together. Should
+    // that fail, the daemon's full re-read shortly after drops them again.
+    let handoff = conf
+        .dns()
+        .then(|| dns::begin(conf, ep.sandbox_name.as_str()));
     let out = match describe(&netd, conf, &ep, &netns, &inside).await {
         Ok(a) => result(&conf.cni_version, &a, conf.prev_result.as_ref()),
         Err(err) => {
@@ -425,8 +430,8 @@ async fn add_with(
             return Err(err);
         }
     };
-    if conf.dns() {
-        dns::ensure_dns(conf, ep.sandbox_name.as_str());
+    if let Some(h) = handoff {
+        h.finish(conf);
     }
     Ok(out)
 }

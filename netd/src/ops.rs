@@ -90,7 +90,9 @@ pub struct Netd {
     store: Store,
     host: Netlink,
     firewall: Firewall,
-    events: broadcast::Sender<Event>,
+    /// Made by the first subscriber: a process nobody listens to (the CNI
+    /// plugin, the CLI) neither allocates the 1024 slots nor builds events.
+    events: std::sync::OnceLock<broadcast::Sender<Event>>,
     state_dir: PathBuf,
     /// With deferred link removal, the host veths of retired endpoints,
     /// for the caller to delete once nobody waits (see `defer_link_removal`).
@@ -112,13 +114,12 @@ impl Netd {
         let store = Store::open(state_dir)?;
         let host = Netlink::current().map_err(kernel)?;
         let firewall = Firewall::start().map_err(kernel)?;
-        let (events, _) = broadcast::channel(1024);
         let netd = Netd {
             store,
             host,
             firewall,
             state_dir: state_dir.to_path_buf(),
-            events,
+            events: std::sync::OnceLock::new(),
             deferred: None,
         };
         netd.ensure_predefined().await?;
@@ -176,7 +177,9 @@ impl Netd {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+        self.events
+            .get_or_init(|| broadcast::channel(1024).0)
+            .subscribe()
     }
 
     fn emit(
@@ -187,7 +190,10 @@ impl Netd {
         name: &Name,
         attrs: &[(&str, &str)],
     ) {
-        let _ = self.events.send(Event {
+        let Some(events) = self.events.get() else {
+            return;
+        };
+        let _ = events.send(Event {
             kind,
             action,
             id: id.to_string(),
