@@ -726,7 +726,9 @@ fn raw_exchange(lb: &Lb, data: &'static [u8], enough: fn(&[u8]) -> bool) -> Vec<
 fn http_bodies_framing_and_keep_alive() {
     let w = World::new("bd", 20);
     let names = web_members(&w, 2);
-    let lb = Lb::start(&w, LISTEN, &lb_args(&[]));
+    // One worker: the current-thread runtime netd-lb uses then (the other
+    // tests run two) carries the whole HTTP/1.1 path here.
+    let lb = Lb::start(&w, LISTEN, &lb_args(&["--threads", "1"]));
     wait_all_seen(&lb, &names);
 
     // A 1 MiB body by Content-Length, and the same chunked, arrive intact

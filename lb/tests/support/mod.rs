@@ -343,7 +343,10 @@ impl Lb {
             if api {
                 cmd.arg("--socket").arg(w.socket());
             }
-            cmd.args(["--metrics", &metrics, "--threads", "2"]);
+            cmd.args(["--metrics", &metrics]);
+            if !args.contains(&"--threads") {
+                cmd.args(["--threads", "2"]);
+            }
         }
         let child = cmd
             .env(
