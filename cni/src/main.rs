@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use netd::Netd;
 use netd::kernel::{Netlink, netns};
 use netd::model::{BridgeConfig, EndpointRequest, Mac, NetworkCreate, SandboxCreate, SandboxNet};
-use netd::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail};
+use netd::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail, SandboxDetail};
 use netd::store::Ref;
 use netd_cni::{
     Attachment, CniError, Command, Env, NetConf, SUPPORTED, code, command_allowed, expected,
@@ -542,8 +542,8 @@ async fn describe(
     inside: &Netlink,
 ) -> Result<Attachment, CniError> {
     let b = bridge_config(netd, conf)?;
-    let host = Netlink::current().map_err(kernel_error("cannot open netlink"))?;
-    let hv = host
+    let hv = netd
+        .host()
         .link(ep.host_veth.as_str())
         .await
         .map_err(kernel_error("cannot read the host interface"))?
@@ -577,21 +577,22 @@ async fn describe(
 /// the sandbox with its last endpoint. Best effort: kernel failures are
 /// logged, the records and the address go anyway.
 async fn detach(netd: &Netd, conf: &NetConf, name: &str, ifname: &str) -> Option<CniError> {
-    detach_any(netd, conf, name, ifname).await.err()
+    match netd.inspect_sandbox(Ref::Name(name)) {
+        Ok(sb) => detach_sandbox(netd, conf, &sb, ifname).await.err(),
+        Err(netd::Error::NotFound(_)) => None,
+        Err(err) => Some(netd_error(err)),
+    }
 }
 
-/// [`detach`], saying whether there was anything to take away.
-async fn detach_any(
+/// Take `sb`'s attachment at `ifname` on this network away; an adopted
+/// namespace left without attachments is forgotten too.
+async fn detach_sandbox(
     netd: &Netd,
     conf: &NetConf,
-    name: &str,
+    sb: &SandboxDetail,
     ifname: &str,
-) -> Result<bool, CniError> {
-    let sb = match netd.inspect_sandbox(Ref::Name(name)) {
-        Ok(sb) => sb,
-        Err(netd::Error::NotFound(_)) => return Ok(false),
-        Err(err) => return Err(netd_error(err)),
-    };
+) -> Result<(), CniError> {
+    let name = sb.sandbox.name.as_str();
     if sb
         .endpoints
         .iter()
@@ -606,6 +607,8 @@ async fn detach_any(
         }
     }
     let adopted = matches!(sb.sandbox.net, SandboxNet::Namespace { owned: false, .. });
+    // Read again: another ADD of this container may have attached it to
+    // another network meanwhile.
     if adopted
         && netd
             .inspect_sandbox(Ref::Name(name))
@@ -616,7 +619,7 @@ async fn detach_any(
             Err(err) => return Err(netd_error(err)),
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 async fn del(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
@@ -633,19 +636,28 @@ async fn del_netd(conf: &NetConf, e: &Env) -> Result<(), CniError> {
     // The links go after DEL has returned (see reap.rs).
     let netd = open(conf).await?.defer_link_removal();
     let name = sandbox_name(&e.container);
-    // A sandbox of that name in another live namespace is not this container's.
-    if let (Some(ns), Ok(sb)) = (&e.netns, netd.inspect_sandbox(Ref::Name(&name)))
-        && netns::is_netns(Path::new(ns))
-        && netns::is_netns(Path::new(&sb.netns))
-        && !same_file(Path::new(ns), Path::new(&sb.netns))
-    {
-        eprintln!(
-            "netd-cni: sandbox {name} is in {}, not {ns}: nothing to delete",
-            sb.netns
-        );
-        return Ok(());
-    }
-    let detached = detach_any(&netd, conf, &name, &e.ifname).await;
+    let detached = match netd.inspect_sandbox(Ref::Name(&name)) {
+        Ok(sb) => {
+            // A sandbox of that name in another live namespace is not this
+            // container's.
+            if let Some(ns) = &e.netns
+                && netns::is_netns(Path::new(ns))
+                && netns::is_netns(Path::new(&sb.netns))
+                && !same_file(Path::new(ns), Path::new(&sb.netns))
+            {
+                eprintln!(
+                    "netd-cni: sandbox {name} is in {}, not {ns}: nothing to delete",
+                    sb.netns
+                );
+                return Ok(());
+            }
+            detach_sandbox(&netd, conf, &sb, &e.ifname)
+                .await
+                .map(|()| true)
+        }
+        Err(netd::Error::NotFound(_)) => Ok(false),
+        Err(err) => Err(netd_error(err)),
+    };
     // Only a running daemon needs to forget the names (never start one for
     // a DEL), and only when a sandbox of this name was there.
     let dns = (conf.dns() && !matches!(detached, Ok(false))).then(|| socket(conf));

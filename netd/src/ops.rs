@@ -172,6 +172,11 @@ impl Netd {
         }
     }
 
+    /// The netlink connection in the namespace netd runs in.
+    pub fn host(&self) -> &Netlink {
+        &self.host
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
