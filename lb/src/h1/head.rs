@@ -142,6 +142,44 @@ fn parse_length(v: &[u8]) -> Option<u64> {
     })
 }
 
+/// httparse's verdict on a head: its length once complete.
+fn head_len(r: httparse::Result<usize>) -> Result<Option<usize>, HeadError> {
+    match r {
+        Ok(Status::Complete(n)) => Ok(Some(n)),
+        Ok(Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(e) => Err(HeadError::Parse(e)),
+    }
+}
+
+/// The headers that frame a message's body and its connection: the same
+/// in requests and responses.
+#[derive(Default)]
+struct Framing<'a> {
+    conn: ConnTokens<'a>,
+    length: Option<u64>,
+    te: bool,
+    chunked: bool,
+}
+
+impl<'a> Framing<'a> {
+    /// Take in `h` if it is one of them.
+    fn take(&mut self, h: &Header<'a>) -> Result<bool, HeadError> {
+        let n = h.name;
+        if is(n, "connection") || is(n, "proxy-connection") {
+            self.conn.add(h.value);
+        } else if is(n, "content-length") {
+            merge_length(&mut self.length, h.value)?;
+        } else if is(n, "transfer-encoding") {
+            self.te = true;
+            self.chunked = last_coding_chunked(h.value);
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
 /// Content-Length headers: all must agree.
 fn merge_length(acc: &mut Option<u64>, v: &[u8]) -> Result<(), HeadError> {
     let n = parse_length(v).ok_or(HeadError::BadLength)?;
@@ -232,36 +270,26 @@ pub fn parse_request(
 ) -> Result<Option<ReqHead>, HeadError> {
     let mut hs = [EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut hs);
-    let len = match req.parse(buf) {
-        Ok(Status::Complete(n)) => n,
-        Ok(Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(e) => return Err(HeadError::Parse(e)),
+    let Some(len) = head_len(req.parse(buf))? else {
+        return Ok(None);
     };
     let method = req.method.unwrap_or("");
     let path = req.path.unwrap_or("/");
     let http10 = req.version == Some(0);
     let headers: &[Header<'_>] = req.headers;
 
-    let mut conn = ConnTokens::default();
-    let mut length = None;
-    let mut te = false;
-    let mut chunked = false;
+    let mut framing = Framing::default();
     let mut host: Option<&[u8]> = None;
     let mut has_upgrade = false;
     let mut expect_continue = false;
     let mut has_xfp = false;
     let mut has_xfh = false;
     for h in headers {
+        if framing.take(h)? {
+            continue;
+        }
         let n = h.name;
-        if is(n, "connection") || is(n, "proxy-connection") {
-            conn.add(h.value);
-        } else if is(n, "content-length") {
-            merge_length(&mut length, h.value)?;
-        } else if is(n, "transfer-encoding") {
-            te = true;
-            chunked = last_coding_chunked(h.value);
-        } else if is(n, "host") {
+        if is(n, "host") {
             host.get_or_insert(h.value);
         } else if is(n, "upgrade") {
             has_upgrade = true;
@@ -273,6 +301,12 @@ pub fn parse_request(
             has_xfh = true;
         }
     }
+    let Framing {
+        conn,
+        length,
+        te,
+        chunked,
+    } = framing;
     if te && !chunked {
         // The length of such a body cannot be known (RFC 9112 6.3).
         return Err(HeadError::BadTransferEncoding);
@@ -424,30 +458,22 @@ pub fn parse_response(
 ) -> Result<Option<RespHead>, HeadError> {
     let mut hs = [EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut hs);
-    let len = match resp.parse(buf) {
-        Ok(Status::Complete(n)) => n,
-        Ok(Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(e) => return Err(HeadError::Parse(e)),
+    let Some(len) = head_len(resp.parse(buf))? else {
+        return Ok(None);
     };
     let status = resp.code.unwrap_or(0);
     let http10 = resp.version == Some(0);
     let headers: &[Header<'_>] = resp.headers;
-    let mut conn = ConnTokens::default();
-    let mut length = None;
-    let mut te = false;
-    let mut chunked = false;
+    let mut framing = Framing::default();
     for h in headers {
-        let n = h.name;
-        if is(n, "connection") || is(n, "proxy-connection") {
-            conn.add(h.value);
-        } else if is(n, "content-length") {
-            merge_length(&mut length, h.value)?;
-        } else if is(n, "transfer-encoding") {
-            te = true;
-            chunked = last_coding_chunked(h.value);
-        }
+        framing.take(h)?;
     }
+    let Framing {
+        conn,
+        length,
+        te,
+        chunked,
+    } = framing;
     let no_body = req.is_head || (100..200).contains(&status) || status == 204 || status == 304;
     let (body, until_close) = if no_body {
         (Body::None, false)
