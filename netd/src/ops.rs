@@ -212,15 +212,13 @@ impl Netd {
     }
 
     async fn ensure_predefined(&self) -> Result<()> {
-        let have: Vec<String> = self
+        // Every process opens the store, most of them with the networks
+        // there: check the names without parsing every network's spec.
+        const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+        if self
             .store
-            .read(store::networks)?
-            .into_iter()
-            .map(|n| n.name.to_string())
-            .collect();
-        if ["bridge", "host", "none"]
-            .iter()
-            .all(|n| have.iter().any(|h| h == n))
+            .read(|c| store::network_names_present(c, &PREDEFINED))?
+            == PREDEFINED.len()
         {
             return Ok(());
         }

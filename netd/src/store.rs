@@ -155,6 +155,18 @@ fn from_json<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
     Ok(serde_json::from_str(&s)?)
 }
 
+/// How many of `names` are networks, without reading their specs.
+pub fn network_names_present(c: &Connection, names: &[&str]) -> Result<usize> {
+    let mut st = c.prepare_cached("SELECT 1 FROM networks WHERE name = ?1")?;
+    let mut n = 0;
+    for name in names {
+        if st.exists([name])? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 pub fn networks(c: &Connection) -> Result<Vec<Network>> {
     let mut st = c.prepare_cached("SELECT spec FROM networks ORDER BY name")?;
     let rows = st.query_map([], |r| r.get::<_, String>(0))?;
