@@ -86,8 +86,8 @@ impl Store {
             .map_err(|e| Error::Store(format!("cannot open {}: {e}", path.display())))?;
         // Plugin processes start, write once and exit while the daemon runs:
         // wait for the write lock rather than fail with SQLITE_BUSY.
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        enable_wal(&conn, &path)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let store = Store {
@@ -146,6 +146,43 @@ impl Store {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         f(&tx)
+    }
+}
+
+/// How long an opener waits for other processes' locks before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Switch the store to WAL mode (a no-op once the file is in it).
+///
+/// Switching takes an exclusive lock without calling the busy handler, so
+/// when a pod burst opens a store that does not exist yet, all but one
+/// opener get SQLITE_BUSY at once: retry those until the busy timeout.
+fn enable_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0));
+        match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(Error::Store(format!(
+                    "{} cannot use WAL mode (the file system gave journal mode {mode})",
+                    path.display()
+                )));
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => {
+                return Err(Error::Store(format!(
+                    "cannot switch {} to WAL mode: {e}",
+                    path.display()
+                )));
+            }
+        }
     }
 }
 
@@ -918,5 +955,27 @@ mod tests {
         let stored = s.read(|c| endpoints_of_network(c, &n.id)).unwrap();
         assert_eq!(stored.len(), 16 * per_writer, "an allocation was lost");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn many_first_opens_at_once_all_succeed() {
+        // A pod burst on a fresh host: every plugin process opens a store
+        // that does not exist yet, and each one's switch to WAL mode must
+        // wait for the others rather than fail.
+        for round in 0..20 {
+            let dir = tmpdir(&format!("first-open-{round}"));
+            let barrier = std::sync::Barrier::new(24);
+            std::thread::scope(|s| {
+                for _ in 0..24 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        if let Err(e) = Store::open(&dir) {
+                            panic!("round {round}: {e}");
+                        }
+                    });
+                }
+            });
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
