@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use netd::Netd;
 use netd::kernel::{Netlink, netns};
-use netd::model::{BridgeConfig, EndpointRequest, Mac, NetworkCreate, SandboxCreate, SandboxNet};
+use netd::model::{
+    BridgeConfig, EndpointRequest, Mac, Network, NetworkCreate, SandboxCreate, SandboxNet,
+};
 use netd::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail, SandboxDetail};
 use netd::store::Ref;
 use netd_cni::{
@@ -209,7 +211,7 @@ async fn ensure_network(
     netd: &Netd,
     conf: &NetConf,
     lease: Option<&ipam::Lease>,
-) -> Result<bool, CniError> {
+) -> Result<(BridgeConfig, bool), CniError> {
     let req = network_request(conf, lease);
     let want = req
         .validate()
@@ -264,10 +266,10 @@ async fn ensure_network(
                     )
                     .details(differs.join("; ")));
                 }
-                return Ok(false);
+                return Ok((b.clone(), false));
             }
             Err(netd::Error::NotFound(_)) => match netd.create_network(&req).await {
-                Ok(_) => return Ok(true),
+                Ok(net) => return Ok((bridge_of(&net, conf)?, true)),
                 // Another plugin created it at the same moment: look again.
                 Err(netd::Error::Conflict(m)) if m.contains("already exists") => continue,
                 Err(e) => return Err(netd_error(e)),
@@ -387,7 +389,11 @@ async fn add_with(
         req.ip = Some(l.address.addr());
     }
     let netd = open(conf).await?;
-    let created = ensure_network(&netd, conf, lease).await?;
+    let (bridge, created) = ensure_network(&netd, conf, lease).await?;
+    // The daemon adds the names while the interfaces are made and the result
+    // is put together: begun once the sandbox is recorded. Should the ADD
+    // fail, the daemon's full re-read shortly after drops them again.
+    let mut handoff = None;
     let attached = async {
         let inside = Netlink::in_netns(Path::new(&netns))
             .map_err(kernel_error("cannot open the container's namespace"))?;
@@ -402,7 +408,7 @@ async fn add_with(
                 format!("interface {} already exists in {netns}", e.ifname),
             ));
         }
-        let ep = attach(&netd, conf, e, &netns, &req).await?;
+        let ep = attach(&netd, conf, e, &netns, &req, &mut handoff).await?;
         Ok((inside, ep))
     };
     let (inside, ep) = match attached.await {
@@ -414,12 +420,10 @@ async fn add_with(
             return Err(err);
         }
     };
-    // The daemon adds the names while the result is put together. Should
-    // that fail, the daemon's full re-read shortly after drops them again.
-    let handoff = conf
-        .dns()
-        .then(|| dns::begin(conf, ep.sandbox_name.as_str()));
-    let out = match describe(&netd, conf, &ep, &netns, &inside).await {
+    if conf.dns() && handoff.is_none() {
+        handoff = Some(dns::begin(conf, ep.sandbox_name.as_str()));
+    }
+    let out = match describe(&netd, conf, &bridge, &ep, &netns, &inside).await {
         Ok(a) => result(&conf.cni_version, &a, conf.prev_result.as_ref()),
         Err(err) => {
             // Undo everything this ADD did.
@@ -438,12 +442,14 @@ async fn add_with(
 
 /// Put the container's namespace on the network through netd: a new
 /// sandbox named after the container, or a second endpoint of the one it has.
+/// A new sandbox's DNS hand-off is begun as soon as it is recorded.
 async fn attach(
     netd: &Netd,
     conf: &NetConf,
     e: &Env,
     netns: &str,
     req: &EndpointRequest,
+    handoff: &mut Option<dns::Handoff>,
 ) -> Result<EndpointDetail, CniError> {
     let name = sandbox_name(&e.container);
     for _ in 0..3 {
@@ -491,12 +497,17 @@ async fn attach(
                     .map_err(netd_error);
             }
             Err(netd::Error::NotFound(_)) => {
+                let create = SandboxCreate {
+                    name: name.clone(),
+                    network: Some(conf.name.clone()),
+                    netns: Some(netns.to_string()),
+                    endpoint: req.clone(),
+                };
                 let made = netd
-                    .create_sandbox(&SandboxCreate {
-                        name: name.clone(),
-                        network: Some(conf.name.clone()),
-                        netns: Some(netns.to_string()),
-                        endpoint: req.clone(),
+                    .create_sandbox_and(&create, |sb| {
+                        if conf.dns() {
+                            *handoff = Some(dns::begin(conf, sb.name.as_str()));
+                        }
                     })
                     .await;
                 return match made {
@@ -521,27 +532,30 @@ async fn attach(
 
 /// The bridge settings of the configuration's netd network.
 fn bridge_config(netd: &Netd, conf: &NetConf) -> Result<BridgeConfig, CniError> {
-    netd.network(Ref::Name(&conf.name))
-        .map_err(netd_error)?
-        .bridge()
-        .cloned()
-        .ok_or_else(|| {
-            CniError::new(
-                code::GENERIC,
-                format!("network {} is not a bridge network", conf.name),
-            )
-        })
+    bridge_of(
+        &netd.network(Ref::Name(&conf.name)).map_err(netd_error)?,
+        conf,
+    )
+}
+
+fn bridge_of(net: &Network, conf: &NetConf) -> Result<BridgeConfig, CniError> {
+    net.bridge().cloned().ok_or_else(|| {
+        CniError::new(
+            code::GENERIC,
+            format!("network {} is not a bridge network", conf.name),
+        )
+    })
 }
 
 /// The attachment as the kernel now has it.
 async fn describe(
     netd: &Netd,
     conf: &NetConf,
+    b: &BridgeConfig,
     ep: &EndpointDetail,
     netns: &str,
     inside: &Netlink,
 ) -> Result<Attachment, CniError> {
-    let b = bridge_config(netd, conf)?;
     let hv = netd
         .host()
         .link(ep.host_veth.as_str())

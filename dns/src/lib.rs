@@ -240,13 +240,27 @@ pub struct Sockets {
 
 impl Sockets {
     /// Bind UDP and TCP on 127.0.0.11:53 in the calling thread's network
-    /// namespace.
+    /// namespace. The address need not exist yet (`IP_FREEBIND`, for the
+    /// kernels that check): a sandbox can be served while its `lo` is still
+    /// coming up, and answers as soon as it is.
     pub fn bind() -> std::io::Result<Sockets> {
-        let udp = std::net::UdpSocket::bind(LISTEN)?;
-        let tcp = std::net::TcpListener::bind(LISTEN)?;
-        udp.set_nonblocking(true)?;
-        tcp.set_nonblocking(true)?;
-        Ok(Sockets { udp, tcp })
+        use socket2::{Domain, Socket, Type};
+        let open = |ty: Type| -> std::io::Result<Socket> {
+            let s = Socket::new(Domain::IPV4, ty.nonblocking().cloexec(), None)?;
+            s.set_freebind_v4(true)?;
+            Ok(s)
+        };
+        let udp = open(Type::DGRAM)?;
+        udp.bind(&LISTEN.into())?;
+        let tcp = open(Type::STREAM)?;
+        // As std's TcpListener::bind does: a restarted server rebinds at once.
+        tcp.set_reuse_address(true)?;
+        tcp.bind(&LISTEN.into())?;
+        tcp.listen(1024)?;
+        Ok(Sockets {
+            udp: udp.into(),
+            tcp: tcp.into(),
+        })
     }
 }
 
@@ -444,5 +458,47 @@ async fn tcp_conn(mut stream: tokio::net::TcpStream, handler: &Handler) {
         ) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn sockets_bind_before_lo_is_up_and_answer_once_it_is() {
+        // A namespace of this thread's own (gone when the thread ends): its
+        // `lo` is down, so 127.0.0.11 does not exist yet, as in a sandbox the
+        // CNI plugin is still making while the daemon starts serving it.
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let s = Sockets::bind().expect("bind with lo down");
+            let up = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+                .expect("run ip");
+            assert!(up.success());
+
+            let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
+            client.send_to(b"ping", LISTEN).expect("send");
+            let mut buf = [0u8; 16];
+            s.udp.set_nonblocking(false).expect("blocking");
+            s.udp
+                .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .expect("timeout");
+            let (n, _) = s.udp.recv_from(&mut buf).expect("datagram arrives");
+            assert_eq!(&buf[..n], b"ping");
+
+            let mut c = std::net::TcpStream::connect(LISTEN).expect("tcp connect");
+            c.write_all(b"x").expect("write");
+            s.tcp.set_nonblocking(false).expect("blocking");
+            let (mut conn, _) = s.tcp.accept().expect("accept");
+            let mut one = [0u8; 1];
+            conn.read_exact(&mut one).expect("read");
+            assert_eq!(&one, b"x");
+        })
+        .join()
+        .expect("test thread");
     }
 }

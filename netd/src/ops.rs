@@ -60,6 +60,17 @@ pub struct EndpointDetail {
     pub host_veth: IfName,
 }
 
+impl EndpointDetail {
+    fn new(network_name: Name, sandbox_name: Name, endpoint: Endpoint) -> EndpointDetail {
+        EndpointDetail {
+            network_name,
+            sandbox_name,
+            host_veth: endpoint.host_veth(),
+            endpoint,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkDetail {
     #[serde(flatten)]
@@ -541,6 +552,19 @@ impl Netd {
     // ---- sandboxes ------------------------------------------------------------
 
     pub async fn create_sandbox(&self, req: &SandboxCreate) -> Result<SandboxDetail> {
+        self.create_sandbox_and(req, |_| {}).await
+    }
+
+    /// [`Netd::create_sandbox`], calling `recorded` once the sandbox is in
+    /// the store and its namespace exists, before its interfaces are made:
+    /// work that needs only those (the CNI plugin's DNS hand-off) can then
+    /// run alongside the kernel's part. Should the create fail later, the
+    /// records go again.
+    pub async fn create_sandbox_and(
+        &self,
+        req: &SandboxCreate,
+        recorded: impl FnOnce(&Sandbox),
+    ) -> Result<SandboxDetail> {
         let name: Name = req.name.parse()?;
         req.endpoint.validate()?;
         let network = req.network.as_deref().unwrap_or("bridge");
@@ -628,6 +652,7 @@ impl Netd {
                 .write(|c| store::delete_sandbox(c, &sandbox.id))?;
             return Err(kernel(e));
         }
+        recorded(&sandbox);
         if let Err(e) = self
             .apply_new_sandbox(&sandbox, &net, endpoint.as_ref())
             .await
@@ -655,7 +680,12 @@ impl Netd {
                 ],
             );
         }
-        self.inspect_sandbox(sandbox.id.as_str())
+        // What was just recorded and applied; no second read of the store.
+        let endpoints = endpoint
+            .map(|e| EndpointDetail::new(net.name.clone(), sandbox.name.clone(), e))
+            .into_iter()
+            .collect();
+        Ok(detail_of(sandbox, endpoints))
     }
 
     async fn apply_new_sandbox(
@@ -838,12 +868,7 @@ impl Netd {
             &net.name,
             &[("sandbox", sb.name.as_str()), ("ip", &ep.ip.to_string())],
         );
-        Ok(EndpointDetail {
-            network_name: net.name,
-            sandbox_name: sb.name,
-            host_veth: ep.host_veth(),
-            endpoint: ep,
-        })
+        Ok(EndpointDetail::new(net.name, sb.name, ep))
     }
 
     pub async fn disconnect<'a>(
@@ -1015,12 +1040,7 @@ fn network_endpoints(
     for e in store::endpoints_of_network(c, &network.id)? {
         let s = store::sandbox_by_id(c, &e.sandbox)?;
         if keep(&s, &e) {
-            endpoints.push(EndpointDetail {
-                network_name: network.name.clone(),
-                sandbox_name: s.name,
-                host_veth: e.host_veth(),
-                endpoint: e,
-            });
+            endpoints.push(EndpointDetail::new(network.name.clone(), s.name, e));
         }
     }
     Ok(endpoints)
@@ -1035,20 +1055,19 @@ fn sandbox_detail(c: &rusqlite::Connection, sandbox: Sandbox) -> Result<SandboxD
     let mut endpoints = Vec::new();
     for e in store::endpoints_of_sandbox(c, &sandbox.id)? {
         let n = store::network_by_id(c, &e.network)?;
-        endpoints.push(EndpointDetail {
-            network_name: n.name,
-            sandbox_name: sandbox.name.clone(),
-            host_veth: e.host_veth(),
-            endpoint: e,
-        });
+        endpoints.push(EndpointDetail::new(n.name, sandbox.name.clone(), e));
     }
+    Ok(detail_of(sandbox, endpoints))
+}
+
+fn detail_of(sandbox: Sandbox, endpoints: Vec<EndpointDetail>) -> SandboxDetail {
     let netns = match &sandbox.net {
         SandboxNet::Namespace { path, .. } => path.clone(),
         SandboxNet::Host => netns::own_netns_path().display().to_string(),
     };
-    Ok(SandboxDetail {
+    SandboxDetail {
         sandbox,
         netns,
         endpoints,
-    })
+    }
 }
