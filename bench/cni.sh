@@ -6,11 +6,16 @@
 #     `containernetworking-plugins`; it has no DNS),
 #   - netavark setup/teardown with dns_enabled (it starts aardvark-dns), the
 #     JSON podman gives it (Debian packages `netavark`, `aardvark-dns`).
-# Each tool runs in a host namespace of its own, so its links and firewall
-# rules land there; containers are namespaces of their own, made before the
-# clock starts (the runtime makes them). Nothing touches the root namespace;
-# only processes this script started (or its tools started) are stopped, by
-# pid.
+# Each tool runs in a host namespace of its own per level (so 1, 50 and 200
+# containers are present at once, each level with its own links, firewall
+# rules, store and DNS server); containers are namespaces of their own, made
+# before the clock starts (the runtime makes them). Samples take turns over
+# tools and levels, so that load from elsewhere weighs on all alike: the
+# flatness ratio compares levels measured in the same minutes, not one level
+# after another (before 2026-11-29 the levels ran in turn and this shared
+# VM's minute-to-minute swings moved the ratio by +-0.1). Nothing touches
+# the root namespace; only processes this script started (or its tools
+# started) are stopped, by pid.
 #
 # What is timed: the tools' own processes (fork, exec, run, exit: what a
 # runtime waits for), summed over the execs of one ADD or DEL (two for the
@@ -38,8 +43,10 @@ PLUGIN=$TARGET/release/netd-cni
 
 cleanup() {
   set +e
-  stop_pidfile "$TMP/netd-run/netd.pid" netd
-  stop_pidfile "$TMP/nv/aardvark-dns/aardvark.pid" aardvark-dns
+  for l in "${LEVELS[@]}"; do
+    stop_pidfile "$TMP/netd-run$l/netd.pid" netd
+    stop_pidfile "$TMP/nv$l/aardvark-dns/aardvark.pid" aardvark-dns
+  done
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
   rm -rf "$TMP"
 }
@@ -49,48 +56,57 @@ need_pkgs netavark aardvark-dns containernetworking-plugins iptables nftables
 (cd "$ROOT" && cargo build --release -q -p netd -p netd-cni)
 
 # ---------------------------------------------------------------- netd-cni
-netd_cni() { # ADD|DEL container ports_json
+netd_cni() { # ADD|DEL container ports_json   (level in $L)
   local conf='{"cniVersion":"1.0.0","name":"ndbcni","type":"netd-cni","subnet":"10.180.0.0/16","dns":true,
     "capabilities":{"portMappings":true,"aliases":true},
     "runtimeConfig":{"portMappings":'"$3"',"aliases":{"ndbcni":["'"$2"'"]}}}'
   CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$P-$2 CNI_IFNAME=eth0 CNI_PATH=$CNI \
-    NETD_STATE_DIR=$TMP/netd-state NETD_SOCKET=$TMP/netd-run/netd.sock \
-    in_ns nd "$PLUGIN" <<<"$conf" >/dev/null
+    NETD_STATE_DIR=$TMP/netd-state$L NETD_SOCKET=$TMP/netd-run$L/netd.sock \
+    in_ns "nd$L" "$PLUGIN" <<<"$conf" >/dev/null
 }
 
-# All tools over all levels: populate each with one-port containers up to
-# the level, then time ADD and DEL of a probe container, the tools taking
-# turns sample by sample so that load from elsewhere weighs on all alike.
+# Every tool gets every level populated with one-port containers, then
+# each sample times ADD and DEL of a probe container on each level of each
+# tool in turn.
 TOOLS=(netd-cni cni-ref netavark)
 declare -A ADD_FN=([netd-cni]=nd_add [cni-ref]=ref_add [netavark]=nv_add)
 declare -A DEL_FN=([netd-cni]=nd_del [cni-ref]=ref_del [netavark]=nv_del)
 declare -A PRE=([netd-cni]=d [cni-ref]=r [netavark]=v)
+at_level() { # level: the namespaces and dirs of that level's instances
+  L=$1 CNI_NS=cni$1 CNI_IPAM=$TMP/cni-ipam$1 NV_NS=nv$1 NV_DIR=$TMP/nv$1
+}
 run_all() {
-  local present=0
   for level in "${LEVELS[@]}"; do
-    while [ $present -lt "$level" ]; do
+    at_level "$level"
+    hostns "nd$L"; hostns "$CNI_NS"; hostns "$NV_NS"; mkdir -p "$NV_DIR"
+    for ((i = 0; i < level; i++)); do
       for t in "${TOOLS[@]}"; do
-        ip netns add "$P-${PRE[$t]}$present"
-        "${ADD_FN[$t]}" "${PRE[$t]}$present" "$present" "$(( 20000 + present ))"
+        ip netns add "$P-${PRE[$t]}$L-$i"
+        "${ADD_FN[$t]}" "${PRE[$t]}$L-$i" "$i" "$(( 20000 + i ))"
       done
-      present=$(( present + 1 ))
     done
-    for t in "${TOOLS[@]}"; do : > "$TMP/$t.add"; : > "$TMP/$t.del"; done
-    for _ in $(seq "$SAMPLES"); do
+    for t in "${TOOLS[@]}"; do : > "$TMP/$t.$L.add"; : > "$TMP/$t.$L.del"; done
+  done
+  for _ in $(seq "$SAMPLES"); do
+    for level in "${LEVELS[@]}"; do
+      at_level "$level"
       for t in "${TOOLS[@]}"; do
-        local probe=${PRE[$t]}probe
+        local probe=${PRE[$t]}$L-probe
         ip netns add "$P-$probe"
         SPANS=$TMP/spans "${ADD_FN[$t]}" "$probe" 60000 9000
-        spans_ms "$TMP/spans" >> "$TMP/$t.add"
+        spans_ms "$TMP/spans" >> "$TMP/$t.$L.add"
         SPANS=$TMP/spans "${DEL_FN[$t]}" "$probe" 60000 9000
-        spans_ms "$TMP/spans" >> "$TMP/$t.del"
+        spans_ms "$TMP/spans" >> "$TMP/$t.$L.del"
         ip netns del "$P-$probe"
       done
     done
+  done
+  for level in "${LEVELS[@]}"; do
     for t in "${TOOLS[@]}"; do
-      paste -d' ' "$TMP/$t.add" "$TMP/$t.del" | awk '{print $1 + $2}' > "$TMP/$t.both"
-      row "$t" "$level" ADD "$TMP/$t.add"; row "$t" "$level" DEL "$TMP/$t.del"
-      row "$t" "$level" ADD+DEL "$TMP/$t.both"
+      local f=$TMP/$t.$level
+      paste -d' ' "$f.add" "$f.del" | awk '{print $1 + $2}' > "$f.both"
+      row "$t" "$level" ADD "$f.add"; row "$t" "$level" DEL "$f.del"
+      row "$t" "$level" ADD+DEL "$f.both"
     done
   done
 }
@@ -104,9 +120,8 @@ nv_add() { nv setup "$1" "$(nv_ip "$2")" "$(nv_ports "$3" 1 80)"; }
 nv_del() { nv teardown "$1" "$(nv_ip "$2")" "$(nv_ports "$3" 1 80)"; }
 
 start=$(date +%s)
-hostns nd; hostns cni; hostns nv; mkdir -p "$TMP/nv"
 # The first ADD with dns starts netd's daemon (and netavark's first setup
-# starts aardvark-dns): population, not part of any sample.
+# starts aardvark-dns) of each level: population, not part of any sample.
 run_all
 
 print_rows | sort -s -k2,2n | awk 'NR == 1 || $1 != "tool"'

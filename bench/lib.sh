@@ -63,8 +63,9 @@ nv_opts() { # container_name ip ports_json
  "port_mappings":$3}
 JSON
 }
+# NV_NS and NV_DIR (default nv, $TMP/nv): its namespace and config dir.
 nv() { # setup|teardown container ip ports_json
-  in_ns nv "$NETAVARK" --config "$TMP/nv" --aardvark-binary "$AARDVARK" \
+  in_ns "${NV_NS:-nv}" "$NETAVARK" --config "${NV_DIR:-$TMP/nv}" --aardvark-binary "$AARDVARK" \
     "$1" "/run/netns/$P-$2" < <(nv_opts "$2" "$3" "$4") >/dev/null
 }
 # Port lists built in bash: a python start-up per call would make the
@@ -77,15 +78,17 @@ nv_ports() { # base count container_port -> netavark port_mappings JSON
   echo "[$out]"
 }
 
-# A CNI plugin exec'd the way libcni does, from namespace $P-cni.
+# A CNI plugin exec'd the way libcni does, from namespace $P-$CNI_NS
+# (default cni).
 cni_exec() { # plugin command container config
   CNI_COMMAND=$2 CNI_CONTAINERID=$3 CNI_NETNS=/run/netns/$P-$3 CNI_IFNAME=eth0 CNI_PATH=$CNI \
-    in_ns cni "$CNI/$1" <<<"$4"
+    in_ns "${CNI_NS:-cni}" "$CNI/$1" <<<"$4"
 }
-# The reference chain bridge + host-local + portmap on CNI_SUBNET, bridge CNI_BRIDGE.
+# The reference chain bridge + host-local + portmap on CNI_SUBNET, bridge
+# CNI_BRIDGE, leases under CNI_IPAM (default $TMP/cni-ipam).
 cni_chain() { # ADD|DEL container portmappings_json
   local bridge='{"cniVersion":"1.0.0","name":"ndref","type":"bridge","bridge":"'"$CNI_BRIDGE"'","isGateway":true,"ipMasq":true,
-    "ipam":{"type":"host-local","ranges":[[{"subnet":"'"$CNI_SUBNET"'"}]],"dataDir":"'"$TMP"'/cni-ipam"}}'
+    "ipam":{"type":"host-local","ranges":[[{"subnet":"'"$CNI_SUBNET"'"}]],"dataDir":"'"${CNI_IPAM:-$TMP/cni-ipam}"'"}}'
   if [ "$1" = ADD ]; then
     local res; res=$(cni_exec bridge ADD "$2" "$bridge")
     cni_exec portmap ADD "$2" '{"cniVersion":"1.0.0","name":"ndref","type":"portmap","capabilities":{"portMappings":true},
