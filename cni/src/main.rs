@@ -629,7 +629,8 @@ async fn detach_sandbox(
             .is_ok_and(|s| s.endpoints.is_empty())
     {
         match netd.remove_sandbox(Ref::Name(name), true).await {
-            Ok(_) | Err(netd::Error::NotFound(_)) => {}
+            // Conflict: attached elsewhere even later; that ADD keeps it.
+            Ok(_) | Err(netd::Error::NotFound(_) | netd::Error::Conflict(_)) => {}
             Err(err) => return Err(netd_error(err)),
         }
     }

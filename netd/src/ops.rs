@@ -755,6 +755,10 @@ impl Netd {
 
     /// Remove a sandbox: its endpoints, then its namespace if netd made it.
     /// With `force`, kernel failures are logged and the record goes anyway.
+    /// An endpoint added while the sandbox is being removed makes this a
+    /// conflict and the records stay (the links of the endpoints read first
+    /// are gone: removing again finishes), rather than dropping the record
+    /// of an attachment its caller was just told had worked.
     pub async fn remove_sandbox<'a>(
         &self,
         reference: impl Into<store::Ref<'a>>,
@@ -769,6 +773,7 @@ impl Netd {
             }
             Ok((s, eps))
         })?;
+        let ids: Vec<Id> = eps.iter().map(|(_, e)| e.id.clone()).collect();
         for (net, ep) in &eps {
             if let Some(p) = plan::endpoint(net, &sandbox, ep)
                 && let Err(e) = self.remove_links(&p).await
@@ -790,8 +795,19 @@ impl Netd {
             }
             warn!(sandbox = %sandbox.name, "forced removal: {e:#}");
         }
-        self.store
-            .write(|c| store::delete_sandbox(c, &sandbox.id))?;
+        self.store.write(|c| {
+            let now: Vec<Id> = store::endpoints_of_sandbox(c, &sandbox.id)?
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
+            if now != ids {
+                return Err(Error::Conflict(format!(
+                    "sandbox {} gained an endpoint while being removed",
+                    sandbox.name
+                )));
+            }
+            store::delete_sandbox(c, &sandbox.id)
+        })?;
         for (net, ep) in &eps {
             if let Err(e) = self.unpublish(net, ep).await {
                 warn!(sandbox = %sandbox.name, "withdrawing published ports: {e}");
