@@ -403,6 +403,9 @@ async fn add_with(
             .map_err(kernel_error("cannot read the container's interfaces"))?
             .is_some()
         {
+            // Most likely another container's interface: say whose.
+            netd.check_namespace_free(&netns, &sandbox_name(&e.container))
+                .map_err(netd_error)?;
             return Err(CniError::new(
                 code::GENERIC,
                 format!("interface {} already exists in {netns}", e.ifname),

@@ -108,6 +108,9 @@ pub struct Netd {
     /// With deferred link removal, the host veths of retired endpoints,
     /// for the caller to delete once nobody waits (see `defer_link_removal`).
     deferred: Option<std::sync::Mutex<Vec<String>>>,
+    /// The namespace netd runs in (the host's), taken when it opened: no
+    /// sandbox may adopt it.
+    home_ns: Option<netns::NsId>,
 }
 
 fn now_secs() -> u64 {
@@ -132,6 +135,7 @@ impl Netd {
             state_dir: state_dir.to_path_buf(),
             events: std::sync::OnceLock::new(),
             deferred: None,
+            home_ns: netns::thread_ns_id(),
         };
         netd.ensure_predefined().await?;
         Ok(netd)
@@ -580,6 +584,7 @@ impl Netd {
             || !req.endpoint.aliases.is_empty()
             || !req.endpoint.ports.is_empty()
             || req.endpoint.mac.is_some();
+        let mut adopted = None;
         let (sandbox_net, isolated) = match (&net.driver, &req.netns) {
             (Driver::Host, None) => (SandboxNet::Host, false),
             (Driver::Host, Some(_)) => {
@@ -592,9 +597,16 @@ impl Netd {
                 let sn = match netns {
                     Some(p) => {
                         let path = PathBuf::from(p);
-                        if !netns::is_netns(&path) {
+                        let Some(id) = netns::ns_id(&path) else {
                             return Err(Error::Invalid(format!("{p} is not a network namespace")));
+                        };
+                        if Some(id) == self.home_ns {
+                            // Its interface would land among the host's.
+                            return Err(Error::Invalid(format!(
+                                "{p} is the network namespace netd runs in; a sandbox needs a namespace of its own (or --network host)"
+                            )));
                         }
+                        adopted = Some(id);
                         SandboxNet::Namespace {
                             path: p.clone(),
                             owned: false,
@@ -632,6 +644,13 @@ impl Netd {
             created: now_rfc3339(),
         };
         let endpoint = self.store.write(|c| {
+            // In the transaction, so two requests adopting one namespace
+            // at once cannot both pass.
+            if let (Some(id), Some(p)) = (adopted, &req.netns)
+                && let Some(other) = namespace_owner(c, id)?
+            {
+                return Err(namespace_taken(p, &other));
+            }
             store::insert_sandbox(c, &sandbox)?;
             match net.bridge() {
                 Some(_) => Ok(Some(store::insert_endpoint(
@@ -733,6 +752,18 @@ impl Netd {
             return Ok(());
         };
         k::apply_endpoint(&self.host, &p).await.map_err(kernel)
+    }
+
+    /// Refuse (`Invalid`) when the namespace at `path` belongs to a
+    /// sandbox other than `except`, as creating a sandbox there would.
+    pub fn check_namespace_free(&self, path: &str, except: &str) -> Result<()> {
+        let Some(id) = netns::ns_id(Path::new(path)) else {
+            return Ok(());
+        };
+        match self.store.read(|c| namespace_owner(c, id))? {
+            Some(other) if other != except => Err(namespace_taken(path, &other)),
+            _ => Ok(()),
+        }
     }
 
     pub fn list_sandboxes(&self) -> Result<Vec<SandboxDetail>> {
@@ -1033,6 +1064,21 @@ impl Netd {
         }
         Ok(report)
     }
+}
+
+fn namespace_taken(path: &str, other: &str) -> Error {
+    Error::Invalid(format!(
+        "network namespace {path} already belongs to sandbox {other}; connect that sandbox to more networks instead"
+    ))
+}
+
+/// The sandbox whose namespace is `id`, compared by device and inode so
+/// that two paths to one namespace are seen as one. A stat per sandbox.
+fn namespace_owner(c: &rusqlite::Connection, id: netns::NsId) -> Result<Option<String>> {
+    Ok(store::sandbox_netns_paths(c)?
+        .into_iter()
+        .find(|(_, path)| netns::file_id(Path::new(path)) == Some(id))
+        .map(|(name, _)| name))
 }
 
 fn new_network(name: &str, driver: Driver) -> Result<Network> {

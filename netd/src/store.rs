@@ -310,6 +310,38 @@ pub fn sandboxes(c: &Connection) -> Result<Vec<Sandbox>> {
     rows.map(|r| from_json(r?)).collect()
 }
 
+/// Every sandbox with a namespace of its own: (name, namespace path),
+/// without parsing the records.
+pub fn sandbox_netns_paths(c: &Connection) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT name, json_extract(spec, '$.net.path') FROM sandboxes \
+         WHERE json_extract(spec, '$.net.mode') = 'namespace'",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// The endpoint whose host veth is called `name` (`nd-` + the first 12 hex
+/// digits of its id), by a range over the primary key.
+pub fn endpoint_by_host_veth(c: &Connection, name: &str) -> Result<Option<Endpoint>> {
+    let Some(prefix) = name.strip_prefix(crate::model::HOST_VETH_PREFIX) else {
+        return Ok(None);
+    };
+    if prefix.len() != 12 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    // Ids are lowercase hex: every id starting with `prefix` sorts below `prefix` + 'g'.
+    let end = format!("{prefix}g");
+    let spec: Option<String> = c
+        .query_row(
+            "SELECT spec FROM endpoints WHERE id >= ?1 AND id < ?2 LIMIT 1",
+            [prefix, end.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    spec.map(from_json).transpose()
+}
+
 /// Whole-table reads for a reader that reads everything on every change
 /// (the daemon's DNS): a row whose stored text is the same as last time is
 /// neither parsed nor copied again. Parsing and copying were most of the

@@ -162,6 +162,40 @@ pub fn is_netns(path: &Path) -> bool {
     }
 }
 
+/// Which namespace a path names: the device and inode of its nsfs file,
+/// the same for every path to one namespace (`/run/netns/X`,
+/// `/proc/PID/ns/net`, a bind mount elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NsId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// The namespace at `path`, if it names one.
+pub fn ns_id(path: &Path) -> Option<NsId> {
+    if !is_netns(path) {
+        return None;
+    }
+    file_id(path)
+}
+
+/// The device and inode of whatever `path` names, without checking that it
+/// is a namespace: one `stat`, for comparing many paths with an [`NsId`]
+/// (only an nsfs file has an nsfs device).
+pub fn file_id(path: &Path) -> Option<NsId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(NsId {
+        dev: m.dev(),
+        ino: m.ino(),
+    })
+}
+
+/// The namespace the calling thread is in.
+pub fn thread_ns_id() -> Option<NsId> {
+    ns_id(Path::new("/proc/thread-self/ns/net"))
+}
+
 /// The namespace this process runs in, as a path another process can open.
 pub fn own_netns_path() -> PathBuf {
     PathBuf::from(format!("/proc/{}/ns/net", std::process::id()))
