@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod repair;
 pub mod store;
 
 pub use error::{Error, Result};

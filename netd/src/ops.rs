@@ -751,7 +751,12 @@ impl Netd {
         let Some(p) = plan::endpoint(net, sandbox, ep) else {
             return Ok(());
         };
-        k::apply_endpoint(&self.host, &p).await.map_err(kernel)
+        if k::apply_endpoint(&self.host, &p).await.map_err(kernel)? {
+            // The bridge was gone (deleted by hand with no watcher running):
+            // the network's other veths lost it too.
+            self.repair_network(net).await;
+        }
+        Ok(())
     }
 
     /// Refuse (`Invalid`) when the namespace at `path` belongs to a
@@ -1046,7 +1051,7 @@ impl Netd {
                 continue;
             }
             match k::apply_endpoint(&self.host, &p).await {
-                Ok(()) => report.endpoints += 1,
+                Ok(_) => report.endpoints += 1,
                 Err(e) => report
                     .failures
                     .push(format!("endpoint {} of {}: {e:#}", ep.ifname, s.name)),

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use netd_dns::{Dns, Record4, Sockets, Table, View};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::kernel::netns;
 use crate::model::{Id, SandboxNet};
@@ -45,6 +45,9 @@ type ViewKey = (Vec<Id>, bool);
 struct Served {
     tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)>,
     sandboxes: HashMap<String, Arc<Table>>,
+    /// The namespace each sandbox's sockets were opened in: one replaced
+    /// since (deleted by hand and made again by reconcile) needs new ones.
+    namespaces: HashMap<String, netns::NsId>,
     rows: store::Rereader,
 }
 
@@ -131,13 +134,17 @@ impl DnsHost {
                 .is_some_and(|t| Arc::ptr_eq(t, &table));
             // Sockets are made on this thread, in the sandbox's namespace
             // for a moment (no helper thread to start and wait for).
-            if !unchanged
-                && let Err(e) = self.dns.serve_with(&id, Arc::clone(&table), || {
-                    netns::in_netns(Path::new(path), || Ok(Sockets::bind()?))
-                })
-            {
-                warn!(sandbox = %s.name, "DNS: {e:#}");
-                continue;
+            if !unchanged {
+                let mut opened = None;
+                if let Err(e) = self.dns.serve_with(&id, Arc::clone(&table), || {
+                    open_sockets(Path::new(path), &mut opened)
+                }) {
+                    warn!(sandbox = %s.name, "DNS: {e:#}");
+                    continue;
+                }
+                if let Some(ns) = opened {
+                    served.namespaces.insert(id.clone(), ns);
+                }
             }
             wanted.insert(id, table);
         }
@@ -146,8 +153,45 @@ impl DnsHost {
                 self.dns.stop(&id);
             }
         }
+        served.namespaces.retain(|id, _| wanted.contains_key(id));
         served.tables = tables;
         served.sandboxes = wanted;
+    }
+
+    /// Stop serving sandboxes whose namespace is no longer the one their
+    /// sockets were opened in (deleted, or deleted and made again), which
+    /// closes the old sockets and so lets the old namespace go; then serve
+    /// again those whose namespace is there now. A stat per sandbox served:
+    /// for after a reconcile, not for every change.
+    pub async fn follow_namespaces(&self, netd: &Netd) {
+        let stale: Vec<String> = {
+            let mut served = self.state.lock().await;
+            let rows = &mut served.rows;
+            let sandboxes = match netd.store().read(|c| rows.sandboxes(c)) {
+                Ok(s) => s,
+                Err(e) => return warn!("DNS namespaces: {e}"),
+            };
+            let mut stale = Vec::new();
+            for s in &sandboxes {
+                let id = s.id.to_string();
+                let (Some(was), Some(path)) = (served.namespaces.get(&id), s.netns_path()) else {
+                    continue;
+                };
+                if netns::file_id(Path::new(path)) != Some(*was) {
+                    self.dns.stop(&id);
+                    stale.push(id);
+                }
+            }
+            for id in &stale {
+                served.sandboxes.remove(id);
+                served.namespaces.remove(id);
+            }
+            stale
+        };
+        if !stale.is_empty() {
+            info!(sandboxes = stale.len(), "DNS: namespaces replaced; serving them anew");
+            self.sync(netd).await;
+        }
     }
 
     /// A sandbox another process has just attached: serve it and add its
@@ -216,12 +260,16 @@ impl DnsHost {
             }
         }
         let table = Arc::clone(&served.tables[&own].1);
+        let mut opened = None;
         let bound = self.dns.serve_with(&id, Arc::clone(&table), || {
-            netns::in_netns(Path::new(path), || Ok(Sockets::bind()?))
+            open_sockets(Path::new(path), &mut opened)
         });
         if let Err(e) = bound {
             warn!(sandbox = %sb.name, "DNS: {e:#}");
             return false;
+        }
+        if let Some(ns) = opened {
+            served.namespaces.insert(id.clone(), ns);
         }
         served.sandboxes.insert(id, table);
         true
@@ -245,6 +293,15 @@ impl DnsHost {
             }
         });
     }
+}
+
+/// Open a sandbox's DNS sockets inside its namespace, noting which
+/// namespace that was (the path may name another one later).
+fn open_sockets(path: &Path, opened: &mut Option<netns::NsId>) -> anyhow::Result<Sockets> {
+    netns::in_netns(path, || {
+        *opened = netns::thread_ns_id();
+        Ok(Sockets::bind()?)
+    })
 }
 
 fn view_of(names: &SandboxNames) -> View {

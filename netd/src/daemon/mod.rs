@@ -318,7 +318,13 @@ impl Daemon {
                 }
                 ok_json(StatusCode::OK, json!({}))
             }
-            ("POST", ["netd", "reconcile"]) => ok_json(StatusCode::OK, n.reconcile().await?),
+            ("POST", ["netd", "reconcile"]) => {
+                let report = n.reconcile().await?;
+                // A namespace it made again needs the sandbox's DNS sockets
+                // opened again, in the new one.
+                self.dns.follow_namespaces(n).await;
+                ok_json(StatusCode::OK, report)
+            }
             ("GET", ["netd", "events"]) => Ok(self.event_stream(false)),
             _ => Err(ApiError(
                 StatusCode::NOT_FOUND,
@@ -462,6 +468,7 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
     let dns = Arc::new(dns_host::DnsHost::new(dns));
     dns.sync(&netd).await;
     dns.follow(Arc::clone(&netd));
+    watch_links(Arc::clone(&netd), Arc::clone(&dns)).context("watch links")?;
     let daemon = Arc::new(Daemon { netd, dns });
     let app = axum::Router::new()
         .fallback(|State(d): State<Arc<Daemon>>, req: Request| async move { d.dispatch(req).await })
@@ -485,6 +492,53 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
     }
     let _ = std::fs::remove_file(&socket);
     info!("netd daemon stopped");
+    Ok(())
+}
+
+/// How long the link watcher waits for more of a burst (a bridge deleted
+/// with its ports, `ip netns del` of several sandboxes) before repairing.
+const LINK_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Put back links that someone else deletes in the host namespace (see
+/// `repair`). netd's own deletions never reach here (`link_watch`), and a
+/// repair only recreates what the store has, so the two cannot loop.
+fn watch_links(netd: Arc<Netd>, dns: Arc<dns_host::DnsHost>) -> Result<()> {
+    use crate::kernel::link_watch::{self, LinkEvent};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LinkEvent>();
+    link_watch::watch(move |e| {
+        let _ = tx.send(e);
+    })?;
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            tokio::time::sleep(LINK_SETTLE).await;
+            let mut deleted = std::collections::HashSet::new();
+            let mut overrun = false;
+            let mut take = |e: LinkEvent| match e {
+                LinkEvent::Deleted(names) => deleted.extend(names),
+                LinkEvent::Overrun => overrun = true,
+            };
+            take(first);
+            while let Ok(e) = rx.try_recv() {
+                take(e);
+            }
+            if overrun {
+                // Anything may be gone: the full pass.
+                match netd.reconcile().await {
+                    Ok(r) => {
+                        info!(endpoints = r.endpoints, failures = ?r.failures, "link notifications were lost; reconciled");
+                        dns.follow_namespaces(&netd).await;
+                    }
+                    Err(e) => warn!("reconcile after lost link notifications: {e}"),
+                }
+                continue;
+            }
+            match netd.repair_links(&deleted).await {
+                Ok(r) if r.is_empty() => {}
+                Ok(r) => info!(bridges = ?r.bridges, veths = ?r.veths, failures = ?r.failures, "repaired links deleted by someone else"),
+                Err(e) => warn!("repairing deleted links: {e}"),
+            }
+        }
+    });
     Ok(())
 }
 

@@ -46,6 +46,9 @@ fn is_exists(e: &rtnetlink::Error) -> bool {
 #[derive(Clone)]
 pub struct Netlink {
     h: Handle,
+    /// In the namespace this process runs in: its deletions are noted for
+    /// the link watcher, which must not undo them.
+    home: bool,
 }
 
 /// What a link looks like, as much as the adapters need.
@@ -108,7 +111,7 @@ impl Netlink {
     pub fn current() -> Result<Netlink> {
         let (conn, h, _) = rtnetlink::new_connection().context("open rtnetlink socket")?;
         tokio::spawn(conn);
-        Ok(Netlink { h })
+        Ok(Netlink { h, home: true })
     }
 
     /// A connection in the namespace at `path`: the socket is created by a
@@ -119,7 +122,7 @@ impl Netlink {
         let ts = unsafe { TokioSocket::from_raw_fd(sock.into_raw_fd()) };
         let (conn, h, _) = rtnetlink::from_socket(ts);
         tokio::spawn(conn);
-        Ok(Netlink { h })
+        Ok(Netlink { h, home: false })
     }
 
     pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>> {
@@ -157,6 +160,9 @@ impl Netlink {
         let Some(l) = self.link(name).await? else {
             return Ok(());
         };
+        if self.home {
+            super::link_watch::expect_deletion(name);
+        }
         match self.h.link().del(l.index).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_gone(&e) => Ok(()),
@@ -291,16 +297,17 @@ impl Netlink {
         }
     }
 
-    /// A bridge with `gateway` as its address, up. Re-applying fixes a
-    /// missing address or a link that was set down.
+    /// A bridge with `gateway` as its address, up: its index, and whether
+    /// it had to be created. Re-applying fixes a missing address or a link
+    /// that was set down.
     pub async fn ensure_bridge(
         &self,
         name: &str,
         gateway: Ipv4Net,
         mtu: Option<u32>,
-    ) -> Result<u32> {
-        let (index, up) = match self.link(name).await? {
-            Some(l) => (l.index, l.up),
+    ) -> Result<(u32, bool)> {
+        let (index, up, created) = match self.link(name).await? {
+            Some(l) => (l.index, l.up, false),
             None => {
                 let mut b = LinkBridge::new(name).up();
                 if let Some(m) = mtu {
@@ -311,14 +318,14 @@ impl Netlink {
                     Err(e) if is_exists(&e) => {}
                     Err(e) => return Err(e).with_context(|| format!("create bridge {name}")),
                 }
-                (self.index(name).await?, false)
+                (self.index(name).await?, false, true)
             }
         };
         self.ensure_address(index, gateway).await?;
         if !up {
             self.set_up(index).await?;
         }
-        Ok(index)
+        Ok((index, created))
     }
 
     /// Create an endpoint's veth pair in one request: the host end enslaved
@@ -367,6 +374,28 @@ impl Netlink {
             .context("set hairpin")?;
         disable_ipv6(v.host)?;
         self.set_up(host).await
+    }
+
+    /// Make `index` a port of the bridge `bridge_index` again, with hairpin
+    /// (lost with the port), and up.
+    pub async fn enslave(&self, index: u32, bridge_index: u32) -> Result<()> {
+        self.h
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .controller(bridge_index)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .context("set the bridge of a veth")?;
+        self.h
+            .link()
+            .set_port(LinkBridgePort::new(index).hairpin(true).build())
+            .execute()
+            .await
+            .context("set hairpin")
     }
 
     /// The sandbox half: address, up, default route (unless there is one),

@@ -3,6 +3,7 @@
 
 pub mod firewall;
 pub mod link;
+pub mod link_watch;
 pub mod netns;
 pub mod nft;
 
@@ -14,9 +15,9 @@ use crate::plan::{BridgePlan, EndpointPlan};
 pub use link::Netlink;
 
 /// Make a bridge exist as planned; turn on forwarding in the host namespace
-/// when the network routes out.
-pub async fn apply_bridge(host: &Netlink, plan: &BridgePlan) -> Result<u32> {
-    let index = host
+/// when the network routes out. Its index, and whether it was created.
+pub async fn apply_bridge(host: &Netlink, plan: &BridgePlan) -> Result<(u32, bool)> {
+    let (index, created) = host
         .ensure_bridge(&plan.name, plan.address, plan.mtu)
         .await
         .with_context(|| format!("bridge {}", plan.name))?;
@@ -40,7 +41,7 @@ pub async fn apply_bridge(host: &Netlink, plan: &BridgePlan) -> Result<u32> {
             std::fs::write(f, "1").context("enable net.ipv4.ip_forward")?;
         }
     }
-    Ok(index)
+    Ok((index, created))
 }
 
 pub async fn remove_bridge(host: &Netlink, plan: &BridgePlan) -> Result<()> {
@@ -49,15 +50,24 @@ pub async fn remove_bridge(host: &Netlink, plan: &BridgePlan) -> Result<()> {
 
 /// Make an endpoint exist as planned: bridge, veth pair, the sandbox side
 /// renamed, addressed and routed. An endpoint that is already complete is
-/// left alone; a partial one is rebuilt.
-pub async fn apply_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
-    let bridge = apply_bridge(host, &plan.bridge).await?;
+/// left alone, or only put back on its bridge; a partial one is rebuilt.
+/// True when the bridge had to be created: the network's other veths then
+/// have no bridge either.
+pub async fn apply_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<bool> {
+    let (bridge, created) = apply_bridge(host, &plan.bridge).await?;
     let sandbox = Netlink::in_netns(&plan.netns)?;
     let hv = host.link(&plan.host_veth).await?;
     if let Some(hv) = &hv
-        && endpoint_is_complete(hv, &sandbox, plan, bridge).await?
+        && sandbox_side_is_complete(&sandbox, plan).await?
     {
-        return Ok(());
+        // A bridge deleted and made again has none of its old ports: give
+        // the veth back its bridge rather than rebuild the pair.
+        if hv.controller != Some(bridge) || !hv.up {
+            host.enslave(hv.index, bridge)
+                .await
+                .with_context(|| format!("put {} back on {}", plan.host_veth, plan.bridge.name))?;
+        }
+        return Ok(created);
     }
     // A half-made pair from an interrupted attach is removed first.
     if hv.is_some() {
@@ -78,18 +88,12 @@ pub async fn apply_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<()> {
     sandbox
         .configure_peer(&spec, plan.address, plan.gateway)
         .await
-        .with_context(|| format!("configure {} in {}", plan.ifname, plan.netns.display()))
+        .with_context(|| format!("configure {} in {}", plan.ifname, plan.netns.display()))?;
+    Ok(created)
 }
 
-async fn endpoint_is_complete(
-    hv: &link::LinkInfo,
-    sandbox: &Netlink,
-    plan: &EndpointPlan,
-    bridge: u32,
-) -> Result<bool> {
-    if hv.controller != Some(bridge) || !hv.up {
-        return Ok(false);
-    }
+/// Whether the sandbox's end of an existing pair is as planned.
+async fn sandbox_side_is_complete(sandbox: &Netlink, plan: &EndpointPlan) -> Result<bool> {
     let Some(peer) = sandbox.link(&plan.ifname).await? else {
         return Ok(false);
     };

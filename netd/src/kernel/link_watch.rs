@@ -1,0 +1,208 @@
+//! The watcher that notices links deleted in the host namespace (by hand,
+//! by another tool), so the daemon can put back what the store says
+//! should be there.
+//!
+//! netd's own deletions are told apart without the store: the host
+//! namespace's [`super::Netlink`] notes the name of every link it is about
+//! to delete ([`expect_deletion`]) while a watcher runs, and the watcher
+//! drops those notifications itself. What is left (someone else's
+//! deletion, or another netd process's, such as a CNI DEL's deferred
+//! one) is for the caller to check against the store.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tracing::{debug, warn};
+
+const RTM_DELLINK: u16 = 17;
+const IFLA_IFNAME: u16 = 3;
+/// The bridge driver reports a port leaving it as an RTM_DELLINK of
+/// family AF_BRIDGE: the link itself is still there.
+const AF_BRIDGE: u8 = 7;
+
+/// What the watcher saw.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// Links deleted by someone other than this process.
+    Deleted(Vec<String>),
+    /// Notifications were lost (the socket overran): anything may be gone.
+    Overrun,
+}
+
+static WATCHING: AtomicBool = AtomicBool::new(false);
+/// Names this process is deleting, with when: a deletion that fails never
+/// shows up, so old entries expire instead of hiding a later deletion of a
+/// link of the same name (`netd0`).
+static EXPECTED: Mutex<Vec<(String, Instant)>> = Mutex::new(Vec::new());
+const EXPECTED_FOR: Duration = Duration::from_secs(5);
+
+/// Note that this process is about to delete the host link `name`. Does
+/// nothing unless a watcher runs (the CNI plugin and the CLI keep no list).
+pub fn expect_deletion(name: &str) {
+    if !WATCHING.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut e = EXPECTED.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    e.retain(|(_, t)| now.duration_since(*t) < EXPECTED_FOR);
+    e.push((name.to_string(), now));
+}
+
+/// Whether the deletion of `name` was this process's own (and forget it).
+fn was_expected(name: &str) -> bool {
+    let mut e = EXPECTED.lock().unwrap_or_else(|p| p.into_inner());
+    match e.iter().position(|(n, _)| n == name) {
+        Some(i) => {
+            e.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The names of the links a batch of rtnetlink notifications deletes.
+pub fn deleted_links(buf: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        if len < 16 || off + len > buf.len() {
+            break;
+        }
+        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        // nlmsghdr (16), ifinfomsg (16: family, pad, type, index, flags, change).
+        if ty == RTM_DELLINK && len >= 32 && buf[off + 16] != AF_BRIDGE {
+            let mut a = off + 32;
+            while a + 4 <= off + len {
+                let alen = u16::from_ne_bytes([buf[a], buf[a + 1]]) as usize;
+                let atype = u16::from_ne_bytes([buf[a + 2], buf[a + 3]]) & 0x3fff;
+                if alen < 4 || a + alen > off + len {
+                    break;
+                }
+                if atype == IFLA_IFNAME {
+                    let name = &buf[a + 4..a + alen];
+                    let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                    out.push(String::from_utf8_lossy(name).into_owned());
+                    break;
+                }
+                a += (alen + 3) & !3;
+            }
+        }
+        off += (len + 3) & !3;
+    }
+    out
+}
+
+/// Watch link notifications in the calling thread's namespace and call
+/// `on_event` with the links someone else deleted. Runs on its own thread,
+/// which sleeps in `recv` while nothing changes.
+pub fn watch(on_event: impl Fn(LinkEvent) + Send + 'static) -> Result<()> {
+    // SAFETY: plain socket syscalls on an fd we own; closed on error paths.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("open the link notification socket");
+    }
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    addr.nl_groups = libc::RTMGRP_LINK as u32;
+    let r = unsafe {
+        libc::bind(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        unsafe { libc::close(fd) };
+        return Err(e).context("join the link notification group");
+    }
+    WATCHING.store(true, Ordering::Relaxed);
+    std::thread::Builder::new()
+        .name("netd-link-watch".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n =
+                    unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+                if n < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() == Some(libc::ENOBUFS) {
+                        debug!("link notifications overran; checking every link");
+                        on_event(LinkEvent::Overrun);
+                        continue;
+                    }
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    warn!("link watcher stopped: {e}");
+                    WATCHING.store(false, Ordering::Relaxed);
+                    return;
+                }
+                let mut gone = deleted_links(&buf[..n as usize]);
+                gone.retain(|name| !was_expected(name));
+                if !gone.is_empty() {
+                    on_event(LinkEvent::Deleted(gone));
+                }
+            }
+        })
+        .context("start the link watcher")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(ty: u16, family: u8, name: &str) -> Vec<u8> {
+        let mut attr = Vec::new();
+        let n = format!("{name}\0");
+        attr.extend_from_slice(&((4 + n.len()) as u16).to_ne_bytes());
+        attr.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
+        attr.extend_from_slice(n.as_bytes());
+        while attr.len() % 4 != 0 {
+            attr.push(0);
+        }
+        let mut m = Vec::new();
+        m.extend_from_slice(&((32 + attr.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        let mut ifi = [0u8; 16];
+        ifi[0] = family;
+        m.extend_from_slice(&ifi);
+        m.extend_from_slice(&attr);
+        m
+    }
+
+    #[test]
+    fn deletions_of_links_only() {
+        assert_eq!(deleted_links(&msg(RTM_DELLINK, 0, "nd-0123")), vec!["nd-0123"]);
+        assert!(deleted_links(&msg(16, 0, "nd-0123")).is_empty(), "RTM_NEWLINK");
+        assert!(
+            deleted_links(&msg(RTM_DELLINK, AF_BRIDGE, "nd-0123")).is_empty(),
+            "a port leaving its bridge"
+        );
+        let mut two = msg(RTM_DELLINK, 0, "netd0");
+        two.extend(msg(16, 0, "x"));
+        two.extend(msg(RTM_DELLINK, 0, "nd-ab"));
+        assert_eq!(deleted_links(&two), vec!["netd0", "nd-ab"]);
+        assert!(deleted_links(&[1, 2, 3]).is_empty());
+    }
+
+    #[test]
+    fn own_deletions_are_expected_once() {
+        WATCHING.store(true, Ordering::Relaxed);
+        expect_deletion("wt-own0");
+        assert!(was_expected("wt-own0"));
+        assert!(!was_expected("wt-own0"), "forgotten once seen");
+        assert!(!was_expected("wt-other"));
+    }
+}

@@ -1,0 +1,125 @@
+//! Putting back links that someone else deleted in the host namespace:
+//! a network's bridge (and every veth that was on it), an endpoint's host
+//! veth (its sandbox end died with it). What the store no longer has (a
+//! veth retired by a CNI DEL and deleted later, a removed network) is left
+//! gone: only records decide what is repaired.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Serialize;
+use tracing::warn;
+
+use crate::error::Result;
+use crate::kernel::{self as k, netns};
+use crate::model::{Endpoint, Network};
+use crate::ops::Netd;
+use crate::plan;
+use crate::store;
+
+/// What a repair put back.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RepairReport {
+    pub bridges: Vec<String>,
+    pub veths: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+impl RepairReport {
+    pub fn is_empty(&self) -> bool {
+        self.bridges.is_empty() && self.veths.is_empty() && self.failures.is_empty()
+    }
+}
+
+impl Netd {
+    /// Repair after the host links `deleted` went: bridges of networks the
+    /// store has, host veths of endpoints it has. Other names are ignored.
+    pub async fn repair_links(&self, deleted: &HashSet<String>) -> Result<RepairReport> {
+        let mut report = RepairReport::default();
+        let nets = self.store().read(store::networks)?;
+        let mut redone = HashSet::new();
+        for n in &nets {
+            if let Some(b) = n.bridge()
+                && deleted.contains(b.bridge.as_str())
+            {
+                report.bridges.push(b.bridge.to_string());
+                let r = self.repair_network(n).await;
+                report.veths.extend(r.veths);
+                report.failures.extend(r.failures);
+                redone.insert(n.id.clone());
+            }
+        }
+        for name in deleted {
+            let Some(ep) = self
+                .store()
+                .read(|c| store::endpoint_by_host_veth(c, name))?
+            else {
+                continue;
+            };
+            if redone.contains(&ep.network) {
+                continue;
+            }
+            let Some(n) = nets.iter().find(|n| n.id == ep.network) else {
+                continue;
+            };
+            match self.repair_endpoint(n, &ep).await {
+                Ok(true) => report.veths.push(name.clone()),
+                Ok(false) => {}
+                Err(e) => report.failures.push(format!("{name}: {e}")),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Make a network's bridge exist and every endpoint on it complete,
+    /// back on the bridge. Failures are reported, not fatal.
+    pub(crate) async fn repair_network(&self, net: &Network) -> RepairReport {
+        let mut report = RepairReport::default();
+        if let Some(bp) = plan::bridge(net)
+            && let Err(e) = k::apply_bridge(self.host(), &bp).await
+        {
+            report.failures.push(format!("bridge {}: {e:#}", bp.name));
+            return report;
+        }
+        let eps = match self
+            .store()
+            .read(|c| store::endpoints_of_network(c, &net.id))
+        {
+            Ok(eps) => eps,
+            Err(e) => {
+                report.failures.push(e.to_string());
+                return report;
+            }
+        };
+        for ep in &eps {
+            match self.repair_endpoint(net, ep).await {
+                Ok(true) => report.veths.push(ep.host_veth().to_string()),
+                Ok(false) => {}
+                Err(e) => report.failures.push(format!("{}: {e}", ep.host_veth())),
+            }
+        }
+        if !report.failures.is_empty() {
+            warn!(network = %net.name, "repairing the network's links: {:?}", report.failures);
+        }
+        report
+    }
+
+    /// Apply one endpoint again if its sandbox's namespace is there.
+    async fn repair_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<bool> {
+        let sb = self
+            .store()
+            .read(|c| store::sandbox_by_id(c, &ep.sandbox))?;
+        let Some(p) = plan::endpoint(net, &sb, ep) else {
+            return Ok(false);
+        };
+        // A namespace that went took the pair with it; reconcile (or the
+        // engine's DEL) deals with the sandbox.
+        if !netns::is_netns(Path::new(&p.netns)) {
+            return Ok(false);
+        }
+        k::apply_endpoint(self.host(), &p)
+            .await
+            .map_err(crate::error::kernel)?;
+        Ok(true)
+    }
+}
