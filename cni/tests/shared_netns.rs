@@ -52,6 +52,9 @@ fn wt_add_of_another_container_into_a_taken_netns_is_refused() {
     // watches links: a record that is gone is not "repaired".
     assert!(w.veths_after_reaping(0).is_empty());
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(w.veths().is_empty(), "the daemon put back a deleted container's veth");
+    assert!(
+        w.veths().is_empty(),
+        "the daemon put back a deleted container's veth"
+    );
     assert!(c.link("eth0").is_none());
 }

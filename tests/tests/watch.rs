@@ -109,7 +109,11 @@ fn wt_a_bridge_deleted_by_hand_comes_back_with_its_ports() {
             "{s}'s veth is not on the bridge"
         );
     }
-    assert!(daemon.log().contains("repaired links deleted by someone else"));
+    assert!(
+        daemon
+            .log()
+            .contains("repaired links deleted by someone else")
+    );
 }
 
 #[test]
@@ -134,7 +138,10 @@ fn wt_a_host_veth_deleted_by_hand_comes_back() {
     );
     assert!(host.link(&veth).is_some());
     let routes = run_ok("ip", &["-n", &b, "route"]);
-    assert!(routes.contains("default via 10.215.0.1 dev eth0"), "{routes}");
+    assert!(
+        routes.contains("default via 10.215.0.1 dev eth0"),
+        "{routes}"
+    );
 
     // netd's own removals are not "repaired": a disconnect and a sandbox
     // rm delete veths on purpose.
@@ -145,7 +152,8 @@ fn wt_a_host_veth_deleted_by_hand_comes_back() {
     assert!(!run_ok("ip", &["-n", &b, "link"]).contains("eth0"));
     let log = daemon.log();
     assert_eq!(
-        log.matches("repaired links deleted by someone else").count(),
+        log.matches("repaired links deleted by someone else")
+            .count(),
         1,
         "{log}"
     );

@@ -189,7 +189,10 @@ impl DnsHost {
             stale
         };
         if !stale.is_empty() {
-            info!(sandboxes = stale.len(), "DNS: namespaces replaced; serving them anew");
+            info!(
+                sandboxes = stale.len(),
+                "DNS: namespaces replaced; serving them anew"
+            );
             self.sync(netd).await;
         }
     }

@@ -534,7 +534,9 @@ fn watch_links(netd: Arc<Netd>, dns: Arc<dns_host::DnsHost>) -> Result<()> {
             }
             match netd.repair_links(&deleted).await {
                 Ok(r) if r.is_empty() => {}
-                Ok(r) => info!(bridges = ?r.bridges, veths = ?r.veths, failures = ?r.failures, "repaired links deleted by someone else"),
+                Ok(r) => {
+                    info!(bridges = ?r.bridges, veths = ?r.veths, failures = ?r.failures, "repaired links deleted by someone else")
+                }
                 Err(e) => warn!("repairing deleted links: {e}"),
             }
         }

@@ -184,8 +184,14 @@ mod tests {
 
     #[test]
     fn deletions_of_links_only() {
-        assert_eq!(deleted_links(&msg(RTM_DELLINK, 0, "nd-0123")), vec!["nd-0123"]);
-        assert!(deleted_links(&msg(16, 0, "nd-0123")).is_empty(), "RTM_NEWLINK");
+        assert_eq!(
+            deleted_links(&msg(RTM_DELLINK, 0, "nd-0123")),
+            vec!["nd-0123"]
+        );
+        assert!(
+            deleted_links(&msg(16, 0, "nd-0123")).is_empty(),
+            "RTM_NEWLINK"
+        );
         assert!(
             deleted_links(&msg(RTM_DELLINK, AF_BRIDGE, "nd-0123")).is_empty(),
             "a port leaving its bridge"
