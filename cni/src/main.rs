@@ -824,7 +824,10 @@ async fn gc(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
         .into_iter()
         .map(|(c, i)| (sandbox_name(&c), i))
         .collect();
-    let netd = open(conf).await?;
+    // Links go after their records (below), so a daemon watching links
+    // never takes one of these deletions for someone else's and puts the
+    // link back.
+    let netd = open(conf).await?.defer_link_removal();
     let mut failures = Vec::new();
     for sb in netd.list_sandboxes().map_err(netd_error)? {
         // Only namespaces netd adopted: what CNI plugins (and --netns) made.
@@ -841,6 +844,11 @@ async fn gc(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
                     eprintln!("netd-cni: GC removed {name}/{} from {}", key.1, conf.name);
                 }
             }
+        }
+    }
+    for link in netd.take_deferred_links() {
+        if let Err(e) = netd.host().delete_link(&link).await {
+            failures.push(format!("{link}: {e:#}"));
         }
     }
     if failures.is_empty() {

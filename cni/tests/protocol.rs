@@ -362,8 +362,10 @@ fn errors_are_json_on_stdout_with_spec_codes() {
         7
     );
     assert!(c2.link("eth0").is_none(), "a refused ADD left eth0");
-    // CNI_IFNAME already taken in the container: an error, nothing changed.
-    let e = w.cmd("ADD", "errctr3", Some(&c), "eth0", &good).error();
+    // CNI_IFNAME already taken in the container (the same container id: for
+    // another one the namespace is taken, see shared_netns.rs): an error,
+    // nothing changed.
+    let e = w.cmd("ADD", "errctr", Some(&c), "eth0", &good).error();
     assert!(e["msg"].as_str().unwrap().contains("already exists"), "{e}");
     assert_eq!(w.veths().len(), 1);
     // A static address outside the subnet: refused, and a failure part-way

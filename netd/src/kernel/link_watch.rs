@@ -203,6 +203,27 @@ mod tests {
         assert!(deleted_links(&[1, 2, 3]).is_empty());
     }
 
+    /// Truncated and corrupted batches end the walk; they never panic.
+    #[test]
+    fn damaged_batches_are_harmless() {
+        let mut two = msg(RTM_DELLINK, 0, "nd-0123456789ab");
+        two.extend(msg(RTM_DELLINK, 0, "netd0"));
+        for cut in 0..two.len() {
+            let _ = deleted_links(&two[..cut]);
+        }
+        let mut x: u32 = 0x9e37_79b9;
+        for i in 0..two.len() {
+            for _ in 0..8 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let mut bad = two.clone();
+                bad[i] = x as u8;
+                let _ = deleted_links(&bad);
+            }
+        }
+    }
+
     #[test]
     fn own_deletions_are_expected_once() {
         WATCHING.store(true, Ordering::Relaxed);
