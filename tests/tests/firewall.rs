@@ -354,3 +354,158 @@ fn isolation_internal_and_icc() {
     );
     assert!(ping(&q1, "10.202.2.2"), "ICC off must not cut egress");
 }
+
+/// A TCP service in `ns` on ADDR:PORT that greets every connection with
+/// `greeting` (a host-only service when ADDR is 127.0.0.1).
+fn greeter(ns: &str, addr: &str, port: u16, greeting: &str) -> Child {
+    let script = format!(
+        "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('{addr}', {port})); s.listen(16)\n\
+         while True:\n    c,_=s.accept(); c.sendall(b'{greeting}'); c.close()\n"
+    );
+    let child = support::spawn_in(ns, "python3", &["-c", &script]);
+    support::wait_listening(ns, port);
+    child
+}
+
+/// Connect from `ns` to ADDR:PORT over TCP; the greeting read, or None
+/// when nothing answered.
+fn tcp_greeting(ns: &str, addr: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = addr.parse().expect("ADDR:PORT");
+    support::in_ns(ns, move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        Some(buf)
+    })
+}
+
+/// Make `sandbox` send what it addresses to 127.0.0.1 to its gateway, the
+/// way a container with CAP_NET_ADMIN (or a crafted frame with CAP_NET_RAW)
+/// can: take 127.0.0.1 off its own `lo` (or the answer from 127.0.0.1 is a
+/// martian), route 127.0.0.1 via the gateway.
+fn route_loopback_via_gateway(sandbox: &str, gateway: &str) {
+    let ip = |args: &[&str]| {
+        let mut full = vec!["netns", "exec", sandbox];
+        full.extend_from_slice(args);
+        support::run_ok("ip", &full);
+    };
+    ip(&["ip", "-4", "addr", "flush", "dev", "lo"]);
+    ip(&["sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1"]);
+    ip(&["ip", "route", "add", "127.0.0.1/32", "via", gateway, "dev", "eth0"]);
+}
+
+/// CVE-2020-8558: `route_localnet` is on for every bridge (localhost
+/// publishing needs it), so a sandbox that sends to 127.0.0.1 through its
+/// gateway used to reach the host's loopback-only services, from an
+/// internal network too. Localhost publishing must keep working.
+#[test]
+fn sandboxes_do_not_reach_host_loopback_services() {
+    let w = world(&format!("fw{}l", std::process::id()), 11);
+    let (net, int, a, i) = (w.name("net"), w.name("int"), w.name("a"), w.name("i"));
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.203.11.0/24", &net]);
+    w.daemon.cli_ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.203.12.0/24",
+        &int,
+    ]);
+    w.daemon.cli_ok(&[
+        "sandbox",
+        "create",
+        "--network",
+        &net,
+        "-p",
+        "127.0.0.1:8082:80",
+        &a,
+    ]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &int, &i]);
+    let _secret = greeter(w.host.name(), "127.0.0.1", 7070, "host-only");
+    assert_eq!(
+        tcp_greeting(w.host.name(), "127.0.0.1:7070").as_deref(),
+        Some("host-only"),
+        "the host-only service answers the host"
+    );
+    route_loopback_via_gateway(&a, "10.203.11.1");
+    route_loopback_via_gateway(&i, "10.203.12.1");
+    assert_eq!(
+        tcp_greeting(&a, "127.0.0.1:7070"),
+        None,
+        "a sandbox reached a service bound to the host's 127.0.0.1"
+    );
+    assert_eq!(
+        tcp_greeting(&i, "127.0.0.1:7070"),
+        None,
+        "an internal sandbox reached a service bound to the host's 127.0.0.1"
+    );
+    let counters = w
+        .host
+        .output_ok("nft", &["list", "chain", "inet", "netd", "localnet"]);
+    assert!(counters.contains("ip daddr 127.0.0.0/8"), "{counters}");
+
+    // Localhost publishing still works, from the host itself.
+    let _web = w.http_server(&a, 80);
+    assert_eq!(
+        curl(w.host.name(), "http://127.0.0.1:8082/").as_deref(),
+        Some(a.as_str())
+    );
+}
+
+/// Publish 20,000 ports (four 5,000-port ranges: one range alone is more
+/// than one nftnl batch page), wipe the firewall, and check the daemon
+/// rebuilds the whole table and the ports answer.
+#[test]
+fn twenty_thousand_published_ports_survive_a_flush() {
+    let w = world(&format!("fw{}p", std::process::id()), 12);
+    let net = w.name("net");
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.203.13.0/24", &net]);
+    let sandboxes: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| w.name(s)).collect();
+    for (k, sb) in sandboxes.iter().enumerate() {
+        let start = 10_000 + 5_000 * k;
+        let spec = format!("{start}-{}:80-5079", start + 4_999);
+        w.daemon
+            .cli_ok(&["sandbox", "create", "--network", &net, "-p", &spec, sb]);
+    }
+    let count = |w: &World| -> usize {
+        let out = w.host.output(
+            "nft",
+            &["-j", "list", "map", "inet", "netd", "pub_any"],
+        );
+        if !out.status.success() {
+            return 0;
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("nft -j output");
+        v["nftables"]
+            .as_array()
+            .and_then(|a| a.iter().find_map(|o| o["map"]["elem"].as_array()))
+            .map_or(0, |e| e.len())
+    };
+    assert_eq!(count(&w), 20_000, "every port is an element");
+    let _web_a = w.http_server(&sandboxes[0], 80);
+    let _web_d = w.http_server(&sandboxes[3], 80);
+
+    w.host.run_ok("nft", &["flush", "ruleset"]);
+    let start = Instant::now();
+    while count(&w) != 20_000 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count(&w), 20_000, "the table came back complete");
+    assert_eq!(
+        curl(w.outside.name(), "http://10.202.12.1:10000/").as_deref(),
+        Some(sandboxes[0].as_str())
+    );
+    assert_eq!(
+        curl(w.outside.name(), "http://10.202.12.1:25000/").as_deref(),
+        Some(sandboxes[3].as_str())
+    );
+    let log = w.daemon.log();
+    assert!(!log.contains("Invalid argument"), "{log}");
+}
