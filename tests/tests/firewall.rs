@@ -509,3 +509,164 @@ fn twenty_thousand_published_ports_survive_a_flush() {
     let log = w.daemon.log();
     assert!(!log.contains("Invalid argument"), "{log}");
 }
+
+/// A refused sandbox left nothing: no namespace, no record, no element.
+fn assert_left_nothing(w: &World, sandbox: &str, port: &str) {
+    assert!(!Netns::exists(sandbox), "a refused sandbox left its namespace");
+    let ls = w.daemon.cli_ok(&["sandbox", "ls"]);
+    assert!(!ls.contains(sandbox), "a refused sandbox is listed: {ls}");
+    let table = w.host.output_ok("nft", &["list", "table", "inet", "netd"]);
+    assert!(
+        !table.contains(&format!(". {port} :")),
+        "a refused port is in the table:\n{table}"
+    );
+}
+
+/// Publishing on an address that is not the host's would hijack that
+/// address: the host's and the containers' connections to the real owner
+/// landed in the sandbox. Such a mapping is refused, and one whose address
+/// goes away later stops capturing anything.
+#[test]
+fn publishing_on_a_foreign_address_is_refused_and_never_hijacks() {
+    let w = world(&format!("fw{}f", std::process::id()), 14);
+    let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.203.15.0/24", &net]);
+    // The real 198.51.100.2 is another machine, behind the host's default
+    // route, with a service on 7777.
+    w.outside
+        .run_ok("ip", &["addr", "add", "198.51.100.2/32", "dev", "lo"]);
+    let _real = greeter(w.outside.name(), "198.51.100.2", 7777, "real-owner");
+    assert_eq!(
+        tcp_greeting(w.host.name(), "198.51.100.2:7777").as_deref(),
+        Some("real-owner")
+    );
+
+    // Refused through the CLI and the API, naming the address.
+    let err = w.daemon.cli_err(&[
+        "sandbox",
+        "create",
+        "--network",
+        &net,
+        "-p",
+        "198.51.100.2:7777:80",
+        &a,
+    ]);
+    assert!(
+        err.contains("198.51.100.2") && err.contains("not an address of this host"),
+        "{err}"
+    );
+    assert_left_nothing(&w, &a, "7777");
+    let body = format!(
+        r#"{{"name":"{a}","network":"{net}","endpoint":{{"ports":["198.51.100.2:7777:80/udp"]}}}}"#
+    );
+    let (code, text) = w.daemon.api("POST", "/netd/sandboxes", Some(&body));
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("198.51.100.2"), "{text}");
+    assert_left_nothing(&w, &a, "7777");
+
+    // An address the host had when the port was published, and lost.
+    w.host
+        .run_ok("ip", &["addr", "add", "198.51.100.2/32", "dev", "lo"]);
+    w.daemon.cli_ok(&[
+        "sandbox",
+        "create",
+        "--network",
+        &net,
+        "-p",
+        "198.51.100.2:7777:80",
+        &a,
+    ]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &net, &b]);
+    let _sandbox = greeter(&a, "0.0.0.0", 80, "sandbox");
+    assert_eq!(
+        tcp_greeting(w.host.name(), "198.51.100.2:7777").as_deref(),
+        Some("sandbox"),
+        "published while the address was the host's"
+    );
+    w.host
+        .run_ok("ip", &["addr", "del", "198.51.100.2/32", "dev", "lo"]);
+    assert_eq!(
+        tcp_greeting(w.host.name(), "198.51.100.2:7777").as_deref(),
+        Some("real-owner"),
+        "the host's connection to the real address was captured"
+    );
+    assert_eq!(
+        tcp_greeting(&b, "198.51.100.2:7777").as_deref(),
+        Some("real-owner"),
+        "a container's connection to the real address was captured"
+    );
+}
+
+/// `-p 2222:80` while a host service listens on 2222 used to take the
+/// port over silently. Refused, naming the port, for TCP and UDP, on the
+/// given address or any; a listener on another address does not count.
+#[test]
+fn publishing_a_port_a_host_socket_holds_is_refused() {
+    let w = world(&format!("fw{}h", std::process::id()), 15);
+    let (net, a) = (w.name("net"), w.name("a"));
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.203.16.0/24", &net]);
+    let _any = greeter(w.host.name(), "0.0.0.0", 2222, "host-any");
+    let _lo = greeter(w.host.name(), "127.0.0.1", 2223, "host-lo");
+    let udp = format!(
+        "import socket, time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.bind(('0.0.0.0', 5300))\ntime.sleep(600)\n"
+    );
+    let _udp = support::spawn_in(w.host.name(), "python3", &["-c", &udp]);
+    let start = Instant::now();
+    while !w
+        .host
+        .output_ok("ss", &["-Hunl"])
+        .contains(":5300 ")
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "udp listener");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    for (spec, named) in [
+        ("2222:80", "port 2222/tcp"),
+        ("10.202.15.1:2222:80", "port 2222/tcp"),
+        ("2223:80", "port 2223/tcp"),
+        ("127.0.0.1:2223:80", "port 2223/tcp"),
+        ("5300:53/udp", "port 5300/udp"),
+        ("5299-5301:53-55/udp", "port 5300/udp"),
+    ] {
+        let err = w
+            .daemon
+            .cli_err(&["sandbox", "create", "--network", &net, "-p", spec, &a]);
+        assert!(
+            err.contains(named) && err.contains("in use on the host"),
+            "{spec}: {err}"
+        );
+        assert_left_nothing(&w, &a, &named[5..9]);
+    }
+    let body = format!(r#"{{"name":"{a}","network":"{net}","endpoint":{{"ports":["2222:80"]}}}}"#);
+    let (code, text) = w.daemon.api("POST", "/netd/sandboxes", Some(&body));
+    assert_eq!(code, 409, "{text}");
+    assert_left_nothing(&w, &a, "2222");
+    // The host service still answers on its port.
+    assert_eq!(
+        tcp_greeting(w.outside.name(), "10.202.15.1:2222").as_deref(),
+        Some("host-any")
+    );
+
+    // Another protocol, or another address than the listener's: free.
+    w.daemon.cli_ok(&[
+        "sandbox",
+        "create",
+        "--network",
+        &net,
+        "-p",
+        "2222:80/udp",
+        "-p",
+        "10.202.15.1:2223:80",
+        &a,
+    ]);
+    let _web = w.http_server(&a, 80);
+    assert_eq!(
+        curl(w.outside.name(), "http://10.202.15.1:2223/").as_deref(),
+        Some(a.as_str())
+    );
+}
