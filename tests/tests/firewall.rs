@@ -394,7 +394,16 @@ fn route_loopback_via_gateway(sandbox: &str, gateway: &str) {
     };
     ip(&["ip", "-4", "addr", "flush", "dev", "lo"]);
     ip(&["sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1"]);
-    ip(&["ip", "route", "add", "127.0.0.1/32", "via", gateway, "dev", "eth0"]);
+    ip(&[
+        "ip",
+        "route",
+        "add",
+        "127.0.0.1/32",
+        "via",
+        gateway,
+        "dev",
+        "eth0",
+    ]);
 }
 
 /// CVE-2020-8558: `route_localnet` is on for every bridge (localhost
@@ -474,15 +483,13 @@ fn twenty_thousand_published_ports_survive_a_flush() {
             .cli_ok(&["sandbox", "create", "--network", &net, "-p", &spec, sb]);
     }
     let count = |w: &World| -> usize {
-        let out = w.host.output(
-            "nft",
-            &["-j", "list", "map", "inet", "netd", "pub_any"],
-        );
+        let out = w
+            .host
+            .output("nft", &["-j", "list", "map", "inet", "netd", "pub_any"]);
         if !out.status.success() {
             return 0;
         }
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("nft -j output");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft -j output");
         v["nftables"]
             .as_array()
             .and_then(|a| a.iter().find_map(|o| o["map"]["elem"].as_array()))
@@ -512,7 +519,10 @@ fn twenty_thousand_published_ports_survive_a_flush() {
 
 /// A refused sandbox left nothing: no namespace, no record, no element.
 fn assert_left_nothing(w: &World, sandbox: &str, port: &str) {
-    assert!(!Netns::exists(sandbox), "a refused sandbox left its namespace");
+    assert!(
+        !Netns::exists(sandbox),
+        "a refused sandbox left its namespace"
+    );
     let ls = w.daemon.cli_ok(&["sandbox", "ls"]);
     assert!(!ls.contains(sandbox), "a refused sandbox is listed: {ls}");
     let table = w.host.output_ok("nft", &["list", "table", "inet", "netd"]);
@@ -558,11 +568,14 @@ fn publishing_on_a_foreign_address_is_refused_and_never_hijacks() {
     );
     assert_left_nothing(&w, &a, "7777");
     let body = format!(
-        r#"{{"name":"{a}","network":"{net}","endpoint":{{"ports":["198.51.100.2:7777:80/udp"]}}}}"#
+        r#"{{"name":"{a}","network":"{net}","endpoint":{{"ports":[{{"host_ip":"198.51.100.2","host_port":{{"start":7777,"end":7777}},"container_port":{{"start":80,"end":80}},"proto":"udp"}}]}}}}"#
     );
     let (code, text) = w.daemon.api("POST", "/netd/sandboxes", Some(&body));
     assert_eq!(code, 400, "{text}");
-    assert!(text.contains("198.51.100.2"), "{text}");
+    assert!(
+        text.contains("198.51.100.2") && text.contains("not an address of this host"),
+        "{text}"
+    );
     assert_left_nothing(&w, &a, "7777");
 
     // An address the host had when the port was published, and lost.
@@ -610,17 +623,11 @@ fn publishing_a_port_a_host_socket_holds_is_refused() {
         .cli_ok(&["network", "create", "--subnet", "10.203.16.0/24", &net]);
     let _any = greeter(w.host.name(), "0.0.0.0", 2222, "host-any");
     let _lo = greeter(w.host.name(), "127.0.0.1", 2223, "host-lo");
-    let udp = format!(
-        "import socket, time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-         s.bind(('0.0.0.0', 5300))\ntime.sleep(600)\n"
-    );
-    let _udp = support::spawn_in(w.host.name(), "python3", &["-c", &udp]);
+    let udp = "import socket, time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.bind(('0.0.0.0', 5300))\ntime.sleep(600)\n";
+    let _udp = support::spawn_in(w.host.name(), "python3", &["-c", udp]);
     let start = Instant::now();
-    while !w
-        .host
-        .output_ok("ss", &["-Hunl"])
-        .contains(":5300 ")
-    {
+    while !w.host.output_ok("ss", &["-Hunl"]).contains(":5300 ") {
         assert!(start.elapsed() < Duration::from_secs(10), "udp listener");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -642,9 +649,12 @@ fn publishing_a_port_a_host_socket_holds_is_refused() {
         );
         assert_left_nothing(&w, &a, &named[5..9]);
     }
-    let body = format!(r#"{{"name":"{a}","network":"{net}","endpoint":{{"ports":["2222:80"]}}}}"#);
+    let body = format!(
+        r#"{{"name":"{a}","network":"{net}","endpoint":{{"ports":[{{"host_ip":null,"host_port":{{"start":2222,"end":2222}},"container_port":{{"start":80,"end":80}},"proto":"tcp"}}]}}}}"#
+    );
     let (code, text) = w.daemon.api("POST", "/netd/sandboxes", Some(&body));
     assert_eq!(code, 409, "{text}");
+    assert!(text.contains("port 2222/tcp is already in use"), "{text}");
     assert_left_nothing(&w, &a, "2222");
     // The host service still answers on its port.
     assert_eq!(

@@ -172,7 +172,10 @@ mod tests {
             check(&[el(Some(lo), Proto::Udp, t)]).unwrap();
             let far = Ipv4Addr::new(198, 51, 100, 2);
             let err = check(&[el(Some(far), Proto::Tcp, 7777)]).unwrap_err();
-            assert!(matches!(err, HostPortError::NotLocal(a) if a == far), "{err}");
+            assert!(
+                matches!(err, HostPortError::NotLocal(a) if a == far),
+                "{err}"
+            );
             assert!(err.to_string().contains("198.51.100.2"), "{err}");
             drop(tcp);
             check(&[el(None, Proto::Tcp, t)]).unwrap();

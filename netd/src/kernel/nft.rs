@@ -5,9 +5,13 @@
 //!   set bridges  { type ifname }                          # every netd bridge
 //!   map pub_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }
 //!   map pub_any  { type inet_proto . inet_service : ipv4_addr . inet_service }
-//!   chain publish {                                        # DNAT of published ports
-//!     dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
+//!   chain publish {                                        # DNAT of published ports, to the host only
+//!     fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
 //!     fib daddr type local dnat ip to meta l4proto . th dport map @pub_any
+//!   }
+//!   chain localnet { type filter hook prerouting priority raw
+//!     ip daddr 127.0.0.0/8 iifname @bridges drop           # no host loopback from sandboxes
+//!     ip6 daddr ::1 iifname @bridges drop
 //!   }
 //!   chain prerouting  { type nat hook prerouting priority dstnat; jump publish }
 //!   chain output      { type nat hook output priority -100; jump publish }
@@ -313,20 +317,18 @@ fn daddr_is_local() -> Vec<Raw> {
 /// otherwise deliver it to services bound to 127.0.0.1, CVE-2020-8558).
 /// Per family: `ip daddr 127.0.0.0/8` and `ip6 daddr ::1`.
 fn loopback_from_bridges(batch: &mut Batch, chain: &Chain<'_>) {
-    let mut e = vec![
-        meta(libc::NFT_META_IIFNAME, REG1),
-        lookup(SET_BRIDGES, REG1, None),
-    ];
-    e.extend(ipv4_only());
+    // The address first: every packet the host receives passes here, and
+    // almost none is for loopback, so most stop at one comparison.
+    let mut e = ipv4_only();
     e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 16, 4, REG1));
     e.push(bitwise_and(REG1, &[255, 0, 0, 0]));
     e.push(cmp(libc::NFT_CMP_EQ, REG1, &[127, 0, 0, 0]));
+    e.push(meta(libc::NFT_META_IIFNAME, REG1));
+    e.push(lookup(SET_BRIDGES, REG1, None));
     e.push(counter());
     e.push(verdict(libc::NF_DROP, None));
     add_rule(batch, chain, e);
     let e = vec![
-        meta(libc::NFT_META_IIFNAME, REG1),
-        lookup(SET_BRIDGES, REG1, None),
         meta(libc::NFT_META_NFPROTO, REG1),
         cmp(libc::NFT_CMP_EQ, REG1, &[libc::NFPROTO_IPV6 as u8]),
         payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 24, 16, REG1),
@@ -335,6 +337,8 @@ fn loopback_from_bridges(batch: &mut Batch, chain: &Chain<'_>) {
             REG1,
             &std::net::Ipv6Addr::LOCALHOST.octets(),
         ),
+        meta(libc::NFT_META_IIFNAME, REG1),
+        lookup(SET_BRIDGES, REG1, None),
         counter(),
         verdict(libc::NF_DROP, None),
     ];
