@@ -56,8 +56,10 @@ pub fn check(elems: &[PortElement]) -> Result<(), HostPortError> {
     Ok(())
 }
 
+/// Global, unlike `/proc/net/sctp`, which shows the namespace of the
+/// process's main thread rather than the calling thread's.
 fn sctp_loaded() -> bool {
-    std::path::Path::new("/proc/net/sctp").exists()
+    std::path::Path::new("/sys/module/sctp").exists()
 }
 
 fn probe(addr: Option<Ipv4Addr>, proto: Proto, port: u16) -> Result<(), HostPortError> {
