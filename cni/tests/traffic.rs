@@ -107,3 +107,49 @@ fn second_network_second_interface_and_internal_networks() {
     assert!(w.sandboxes().is_empty());
     assert!(w.veths_after_reaping(0).is_empty());
 }
+
+/// A `hostIP` that is not an address of the host would capture every
+/// connection to it (hostIP 8.8.8.8, udp 53: all DNS to 8.8.8.8), and a
+/// host port a host socket holds would be taken over: both refused,
+/// naming the address or the port, and nothing is left behind.
+#[test]
+fn port_mappings_on_a_foreign_address_or_a_held_port_are_refused() {
+    let w = World::new("fwhip");
+    let c = w.container("c");
+    let base = conf("1.1.0", "fwhipnet", "10.221.0.0/24");
+    let mut dns = base.clone();
+    dns["runtimeConfig"] = json!({ "portMappings": [
+        { "hostPort": 53, "containerPort": 53, "protocol": "udp", "hostIP": "8.8.8.8" }
+    ] });
+    let e = w.cmd("ADD", "dns", Some(&c), "eth0", &dns).error();
+    assert_eq!(e["code"], 7, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("8.8.8.8") && msg.contains("not an address of this host"),
+        "{e}"
+    );
+    assert!(w.endpoints().is_empty() && w.sandboxes().is_empty());
+    assert!(w.veths_after_reaping(0).is_empty(), "{:?}", w.veths());
+
+    let _held = spawn_in(
+        &w.host,
+        "python3",
+        &["-m", "http.server", "8443", "--bind", "0.0.0.0"],
+    );
+    wait_listening(&w.host, 8443);
+    let mut web = base.clone();
+    web["runtimeConfig"] = json!({ "portMappings": [
+        { "hostPort": 8443, "containerPort": 80, "protocol": "tcp" }
+    ] });
+    let e = w.cmd("ADD", "web", Some(&c), "eth0", &web).error();
+    let msg = e["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("port 8443/tcp") && msg.contains("in use on the host"),
+        "{e}"
+    );
+    assert!(w.endpoints().is_empty() && w.sandboxes().is_empty());
+    assert!(w.veths_after_reaping(0).is_empty(), "{:?}", w.veths());
+    let table = w.host.output("nft", &["list", "table", "inet", "netd"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(!table.contains("8443"), "{table}");
+}

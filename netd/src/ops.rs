@@ -307,6 +307,13 @@ impl Netd {
         if elems.is_empty() {
             return Ok(());
         }
+        // Refused before the table changes; the caller's undo removes the
+        // records and links.
+        k::hostport::check(&elems).map_err(|e| match e {
+            k::hostport::HostPortError::NotLocal(_) => Error::Invalid(e.to_string()),
+            k::hostport::HostPortError::InUse { .. } => Error::Conflict(e.to_string()),
+            k::hostport::HostPortError::Io { .. } => Error::Kernel(e.to_string()),
+        })?;
         let fast = {
             let _lock = self.firewall_lock()?;
             self.firewall.add(elems).await

@@ -121,6 +121,9 @@ pub fn foreign_removal(buf: &[u8], table: &str, own_portid: u32) -> bool {
     false
 }
 
+/// The notification socket's receive buffer (the kernel doubles it).
+const WATCH_RCVBUF: libc::c_int = 16 << 20;
+
 /// Watch nftables notifications in the calling thread's namespace and call
 /// `on_change` whenever someone else removes anything from our table (a
 /// flush, `nft flush ruleset`, a firewall reload). Runs on its own thread.
@@ -165,6 +168,27 @@ pub fn watch(own_portid: u32, on_change: impl Fn() + Send + 'static) -> Result<(
         let e = std::io::Error::last_os_error();
         unsafe { libc::close(fd) };
         return Err(e).context("join the nftables notification group");
+    }
+    // Room for the notifications of a whole rebuild (element changes are
+    // notified too, so a table of 20,000 published ports makes a burst of
+    // them). An overrun counts as an outside change and triggers a
+    // rebuild, whose own notifications could overrun again. Memory is only
+    // taken while notifications queue. Best effort: the default works too.
+    let rcvbuf: libc::c_int = WATCH_RCVBUF;
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &rcvbuf as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    if r < 0 {
+        warn!(
+            "could not enlarge the nftables notification buffer: {}",
+            std::io::Error::last_os_error()
+        );
     }
     std::thread::Builder::new()
         .name("netd-nft-watch".into())

@@ -2,6 +2,7 @@
 //! Idempotent throughout, so the reconciler can apply any plan again.
 
 pub mod firewall;
+pub mod hostport;
 pub mod link;
 pub mod link_watch;
 pub mod netns;

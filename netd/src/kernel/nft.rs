@@ -5,9 +5,13 @@
 //!   set bridges  { type ifname }                          # every netd bridge
 //!   map pub_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }
 //!   map pub_any  { type inet_proto . inet_service : ipv4_addr . inet_service }
-//!   chain publish {                                        # DNAT of published ports
-//!     dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
+//!   chain publish {                                        # DNAT of published ports, to the host only
+//!     fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
 //!     fib daddr type local dnat ip to meta l4proto . th dport map @pub_any
+//!   }
+//!   chain localnet { type filter hook prerouting priority raw
+//!     ip daddr 127.0.0.0/8 iifname @bridges drop           # no host loopback from sandboxes
+//!     ip6 daddr ::1 iifname @bridges drop
 //!   }
 //!   chain prerouting  { type nat hook prerouting priority dstnat; jump publish }
 //!   chain output      { type nat hook output priority -100; jump publish }
@@ -297,6 +301,48 @@ fn ct_new() -> Vec<Raw> {
         bitwise_and(REG1, &CT_STATE_NEW.to_ne_bytes()),
         cmp(libc::NFT_CMP_NEQ, REG1, &0u32.to_ne_bytes()),
     ]
+}
+
+/// `fib daddr type local`. Uses REG1, so it comes before any concatenation
+/// is loaded into the 32-bit registers that overlap it.
+fn daddr_is_local() -> Vec<Raw> {
+    vec![
+        fib_daddr_type(REG1),
+        cmp(libc::NFT_CMP_EQ, REG1, &RTN_LOCAL.to_ne_bytes()),
+    ]
+}
+
+/// Drop what arrives on a netd bridge addressed to the host's loopback
+/// (`route_localnet` is on for localhost publishing, so the kernel would
+/// otherwise deliver it to services bound to 127.0.0.1, CVE-2020-8558).
+/// Per family: `ip daddr 127.0.0.0/8` and `ip6 daddr ::1`.
+fn loopback_from_bridges(batch: &mut Batch, chain: &Chain<'_>) {
+    // The address first: every packet the host receives passes here, and
+    // almost none is for loopback, so most stop at one comparison.
+    let mut e = ipv4_only();
+    e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 16, 4, REG1));
+    e.push(bitwise_and(REG1, &[255, 0, 0, 0]));
+    e.push(cmp(libc::NFT_CMP_EQ, REG1, &[127, 0, 0, 0]));
+    e.push(meta(libc::NFT_META_IIFNAME, REG1));
+    e.push(lookup(SET_BRIDGES, REG1, None));
+    e.push(counter());
+    e.push(verdict(libc::NF_DROP, None));
+    add_rule(batch, chain, e);
+    let e = vec![
+        meta(libc::NFT_META_NFPROTO, REG1),
+        cmp(libc::NFT_CMP_EQ, REG1, &[libc::NFPROTO_IPV6 as u8]),
+        payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 24, 16, REG1),
+        cmp(
+            libc::NFT_CMP_EQ,
+            REG1,
+            &std::net::Ipv6Addr::LOCALHOST.octets(),
+        ),
+        meta(libc::NFT_META_IIFNAME, REG1),
+        lookup(SET_BRIDGES, REG1, None),
+        counter(),
+        verdict(libc::NF_DROP, None),
+    ];
+    add_rule(batch, chain, e);
 }
 
 fn ct_dnat() -> Vec<Raw> {
@@ -629,12 +675,26 @@ fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
         ChainType::Nat,
     );
     let fwd = base_chain(&table, c"forward", Hook::Forward, 0, ChainType::Filter);
-    for c in [&pre, &out, &post, &fwd] {
+    // At raw priority: before conntrack, NAT and routing, so the packet
+    // leaves no conntrack entry and cannot be DNAT'ed either.
+    let localnet = base_chain(
+        &table,
+        c"localnet",
+        Hook::PreRouting,
+        -300,
+        ChainType::Filter,
+    );
+    for c in [&pre, &out, &post, &fwd, &localnet] {
         batch.add(c, MsgType::Add);
     }
+    loopback_from_bridges(&mut batch, &localnet);
 
     // publish: the address-specific map first, then any local address.
+    // Both only for packets addressed to the host itself: a mapping on an
+    // address that is not (or no longer) the host's must not capture the
+    // host's and the containers' traffic to the real owner of that address.
     let mut e = ipv4_only();
+    e.extend(daddr_is_local());
     e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 16, 4, R32_0));
     e.push(meta(libc::NFT_META_L4PROTO, R32_1));
     e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_2));
@@ -642,8 +702,7 @@ fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
     e.push(dnat4(REG1, R32_1));
     add_rule(&mut batch, &publish, e);
     let mut e = ipv4_only();
-    e.push(fib_daddr_type(REG1));
-    e.push(cmp(libc::NFT_CMP_EQ, REG1, &RTN_LOCAL.to_ne_bytes()));
+    e.extend(daddr_is_local());
     e.push(meta(libc::NFT_META_L4PROTO, R32_0));
     e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_1));
     e.push(lookup(MAP_ANY, R32_0, Some(REG1)));
@@ -704,22 +763,53 @@ fn first_error(buf: &[u8]) -> Option<i32> {
     None
 }
 
+/// The smallest send buffer a netlink socket has (net.core.wmem_default
+/// is 212,992 on every kernel we run on; a smaller one only means an early
+/// raise).
+const DEFAULT_SNDBUF: usize = 64 * 1024;
+
 /// A netfilter netlink socket in the calling thread's namespace.
 pub struct Nft {
     sock: mnl::Socket,
+    /// What the send buffer is known to hold (the kernel's default until
+    /// a large batch raised it).
+    sndbuf: std::cell::Cell<usize>,
 }
 
 impl Nft {
     pub fn open() -> Result<Nft> {
         let sock =
             mnl::Socket::new(mnl::Bus::Netfilter).context("open netfilter netlink socket")?;
-        let nft = Nft { sock };
+        let nft = Nft {
+            sock,
+            sndbuf: std::cell::Cell::new(DEFAULT_SNDBUF),
+        };
         let fd = nft.fd();
         // SAFETY: fcntl on the socket's own fd.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
             bail!(
                 "make netfilter socket non-blocking: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        // Errors without the failed request echoed back: a refused batch of
+        // large element messages would otherwise overflow the receive buffer
+        // and leave stale answers for the next batch.
+        let one: libc::c_int = 1;
+        // SAFETY: an int option on our own fd.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_NETLINK,
+                libc::NETLINK_CAP_ACK,
+                &one as *const _ as *const c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        if r < 0 {
+            bail!(
+                "set NETLINK_CAP_ACK on the netfilter socket: {}",
                 std::io::Error::last_os_error()
             );
         }
@@ -741,7 +831,7 @@ impl Nft {
     /// socket when send returns: read until the queue is empty (a failed batch
     /// is not acked to the end, so counting acks would wait forever).
     fn send(&self, batch: &FinalizedBatch) -> Result<()> {
-        self.sock.send_all(batch).context("send nftables batch")?;
+        self.send_whole(batch).context("send nftables batch")?;
         let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
         let mut first_err: Option<i32> = None;
         loop {
@@ -753,6 +843,11 @@ impl Nft {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // Answers were lost: the batch's outcome is unknown, so treat
+                // it as failed, and keep draining so nothing stale is left.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    first_err.get_or_insert(libc::ENOBUFS);
+                }
                 Err(e) => return Err(e).context("receive nftables acks"),
             }
         }
@@ -760,6 +855,80 @@ impl Nft {
             Some(errno) => Err(anyhow!(std::io::Error::from_raw_os_error(errno))),
             None => Ok(()),
         }
+    }
+
+    /// Send the batch in one `sendmsg`. nftnl splits a batch into pages of
+    /// 128 KiB (about 3,000 port elements); the kernel takes a batch from
+    /// one message only, and a page sent on its own is a batch without its
+    /// end, which it refuses with EINVAL. The message must also fit the
+    /// socket's send buffer (212,992 bytes by default), so the buffer is
+    /// raised to the batch's size first, as `nft` does for large rulesets.
+    fn send_whole(&self, batch: &FinalizedBatch) -> std::io::Result<()> {
+        let mut iov: Vec<libc::iovec> = batch
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        let total: usize = iov.iter().map(|v| v.iov_len).sum();
+        self.ensure_sndbuf(total)?;
+        // The kernel's address: port 0.
+        // SAFETY: zeroed sockaddr_nl is a valid "kernel" address.
+        let mut to: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        to.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: msghdr points at `to` and `iov`, alive for the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = &mut to as *mut _ as *mut c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_nl>() as u32;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        loop {
+            // SAFETY: see above; the buffers stay borrowed from `batch`.
+            let n = unsafe { libc::sendmsg(self.fd(), &msg, 0) };
+            if n >= 0 {
+                if n as usize != total {
+                    return Err(std::io::Error::other(format!(
+                        "sent {n} of {total} bytes of a batch"
+                    )));
+                }
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Make the send buffer hold `len` bytes. Only ever grown, and only for
+    /// a batch larger than the default: the hot path (a few elements) pays
+    /// one comparison.
+    fn ensure_sndbuf(&self, len: usize) -> std::io::Result<()> {
+        // netlink refuses a message longer than sk_sndbuf - 32.
+        let want = len + 4096;
+        if want <= self.sndbuf.get() {
+            return Ok(());
+        }
+        let v = libc::c_int::try_from(want).map_err(|_| {
+            std::io::Error::other(format!("an nftables batch of {len} bytes is too large"))
+        })?;
+        // SAFETY: setsockopt with an int option on our own fd. FORCE needs
+        // CAP_NET_ADMIN, which changing nftables needs anyway.
+        let r = unsafe {
+            libc::setsockopt(
+                self.fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUFFORCE,
+                &v as *const _ as *const c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.sndbuf.set(want);
+        Ok(())
     }
 
     /// Replace the table with exactly `plan`, atomically.
@@ -859,6 +1028,38 @@ mod kernel_tests {
                 nft.elements(&[changed], MsgType::Add).is_err(),
                 "same key, other target"
             );
+            nft.remove().unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A batch larger than one nftnl page (128 KiB, ~3,000 elements) goes
+    /// out whole: a full apply and an element update of 20,000 ports.
+    #[test]
+    fn batches_of_any_size_in_a_private_namespace() {
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let nft = Nft::open().unwrap();
+            let ports: Vec<PortElement> = (0..20_000u16)
+                .map(|i| PortElement {
+                    host_ip: (i % 2 == 0).then_some(Ipv4Addr::LOCALHOST),
+                    proto: Proto::Tcp,
+                    host_port: 10_000 + i,
+                    addr: Ipv4Addr::new(10, 0, 0, 2),
+                    port: 80,
+                })
+                .collect();
+            nft.apply(&FirewallPlan {
+                networks: vec![],
+                ports: ports.clone(),
+            })
+            .unwrap();
+            // Deleting succeeds only if every element is there.
+            nft.elements(&ports, MsgType::Del).unwrap();
+            nft.elements(&ports, MsgType::Add).unwrap();
+            nft.elements(&ports, MsgType::Del).unwrap();
+            assert!(nft.elements(&ports[..1], MsgType::Del).is_err());
             nft.remove().unwrap();
         })
         .join()
