@@ -17,6 +17,11 @@ pub enum Error {
     /// The request is valid but not allowed (a predefined network).
     #[error("{0}")]
     Forbidden(String),
+    /// Another process held a lock this operation needs for longer than
+    /// netd waits (a lock file, or the database's write lock): nothing was
+    /// changed, and trying again later may work.
+    #[error("{0}")]
+    Busy(String),
     /// The state database failed.
     #[error("state store: {0}")]
     Store(String),
@@ -45,7 +50,14 @@ impl From<crate::ipam::IpamError> for Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::Store(e.to_string())
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            // The busy timeout ran out (the store adds its path).
+            Some(DatabaseBusy | DatabaseLocked) => Error::Busy(format!(
+                "the state database stayed locked by another process ({e}); try again"
+            )),
+            _ => Error::Store(e.to_string()),
+        }
     }
 }
 
