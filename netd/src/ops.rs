@@ -452,7 +452,11 @@ impl Netd {
                 let _ = k::remove_bridge(&self.host, &bp).await;
             }
             self.store.write(|c| store::delete_network(c, &net.id))?;
-            let _ = self.sync_firewall().await;
+            // A busy lock means the table was never touched: nothing to
+            // put back, and no second wait for the same lock.
+            if !matches!(e, Error::Busy(_)) {
+                let _ = self.sync_firewall().await;
+            }
             return Err(e);
         }
         info!(network = %net.name, id = %net.id.short(), "network created");
