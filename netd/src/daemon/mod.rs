@@ -391,36 +391,54 @@ fn lock_namespace() -> Result<FileLock> {
     let dir = Path::new(NAMESPACE_LOCK_DIR);
     lock::private_dir(dir, 0o700)?;
     let p = dir.join(format!("net-{}.lock", ns.ino()));
-    take_now(&p).with_context(|| {
-        format!(
+    match take_now(&p)? {
+        Some(l) => {
+            sweep_namespace_locks(dir);
+            Ok(l)
+        }
+        None => bail!(
             "another netd daemon is already running in this network namespace (it holds {})",
             p.display()
-        )
-    })
+        ),
+    }
+}
+
+/// Delete the lock files of daemons that died without removing theirs
+/// (killed, or their namespace gone): a file nobody holds guards nothing.
+fn sweep_namespace_locks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if let Ok(Some(stale)) = FileLock::try_lock(&e.path()) {
+            stale.remove();
+        }
+    }
 }
 
 /// Take the daemon lock under the state dir: one daemon per state.
 fn lock_state(state_dir: &Path) -> Result<FileLock> {
     lock::private_dir(state_dir, 0o700)?;
-    take_now(&state_dir.join("daemon.lock")).with_context(|| {
-        format!(
+    match take_now(&state_dir.join("daemon.lock"))? {
+        Some(l) => Ok(l),
+        None => bail!(
             "another netd daemon is already running with state dir {}",
             state_dir.display()
-        )
-    })
+        ),
+    }
 }
 
 /// A daemon lock is taken at once or not at all: a second daemon must not
 /// queue behind the first. A few quick tries ride out a daemon that is
 /// removing the file as it stops (see `FileLock::remove`).
-fn take_now(p: &Path) -> Result<FileLock> {
+fn take_now(p: &Path) -> Result<Option<FileLock>> {
     for _ in 0..3 {
         if let Some(l) = FileLock::try_lock(p)? {
-            return Ok(l);
+            return Ok(Some(l));
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    bail!("{} is locked", p.display())
+    Ok(None)
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener> {
