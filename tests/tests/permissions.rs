@@ -171,7 +171,7 @@ fn cc_another_user_cannot_keep_the_daemon_down() {
     // Panics unless the daemon comes up and answers.
     let daemon = Daemon::start(&host);
     daemon.cli_ok(&["network", "ls"]);
-    let other = TempDirGuard::new(&format!("cc{pid}down-other"));
+    let other = support::TempDir::new(&format!("cc{pid}down-other"));
     let out = Command::new("nsenter")
         .arg(format!("--net={}", host.path()))
         .arg(support::netd_bin())
@@ -190,22 +190,6 @@ fn cc_another_user_cannot_keep_the_daemon_down() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-struct TempDirGuard(PathBuf);
-
-impl TempDirGuard {
-    fn new(name: &str) -> TempDirGuard {
-        let p = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&p);
-        TempDirGuard(p)
-    }
-}
-
-impl Drop for TempDirGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `netd ARGS`, given up on after 90 s (a hang is a failure, not a stuck test).
