@@ -72,3 +72,21 @@ impl From<serde_json::Error> for Error {
 pub fn kernel(e: anyhow::Error) -> Error {
     Error::Kernel(format!("{e:#}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_or_locked_database_is_busy_and_nothing_else_is() {
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
+            let e = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            assert!(matches!(Error::from(e), Error::Busy(_)));
+        }
+        let e = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        assert!(matches!(Error::from(e), Error::Store(_)));
+    }
+}

@@ -292,3 +292,54 @@ fn cc_a_lock_held_too_long_is_a_busy_error_naming_it() {
         "{m2} was left"
     );
 }
+
+/// The database's write lock held past SQLite's busy timeout (30 s) is a
+/// 503 naming the database, not a 500, and the create changes nothing.
+#[test]
+fn cc_a_database_locked_too_long_is_a_busy_error_naming_it() {
+    let host = Netns::new(&format!("cc{}dblk-host", std::process::id()));
+    let daemon = Daemon::start(&host);
+    let db = daemon_dir(&host).join("state/netd.db");
+    // A root process (nobody else can open it now) in a write transaction.
+    let mut holder = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time\n\
+             c=sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(120)",
+            db.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the holder");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let holder = support::Child(holder);
+    assert_eq!(line.trim(), "locked");
+    let name = format!("cc{}dblk-n", std::process::id());
+    let start = Instant::now();
+    let (code, body) = daemon.api(
+        "POST",
+        "/netd/networks",
+        Some(&format!(
+            r#"{{"name":"{name}","subnet":"10.201.154.0/24"}}"#
+        )),
+    );
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains(&db.display().to_string()) && body.contains("locked"),
+        "{body}"
+    );
+    assert!(start.elapsed() >= Duration::from_secs(29));
+    drop(holder);
+    assert!(
+        !daemon
+            .cli_ok(&["network", "ls", "--format", "json"])
+            .contains(&format!("\"{name}\"")),
+        "{name} was left"
+    );
+}
