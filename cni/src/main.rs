@@ -134,8 +134,9 @@ fn netd_error(e: netd::Error) -> CniError {
         netd::Error::Invalid(_) | netd::Error::NotFound(_) | netd::Error::Forbidden(_) => {
             code::INVALID_CONFIG
         }
-        // SQLite gave up waiting for another writer: the runtime may retry.
-        netd::Error::Store(m) if m.contains("locked") || m.contains("busy") => code::TRY_LATER,
+        // A lock (the store's, a sandbox's, the firewall's) stayed held past
+        // netd's wait: the runtime may retry.
+        netd::Error::Busy(_) => code::TRY_LATER,
         _ => code::GENERIC,
     };
     CniError::new(c, e.to_string())

@@ -68,3 +68,121 @@ fn sixty_four_concurrent_adds_get_distinct_addresses() {
     let left = w.veths_after_reaping(0);
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// (ifname, IPv4) of a container's interfaces as the kernel has them:
+/// not `lo`, and not the `ndr…` ends of retired pairs that DEL leaves to be
+/// deleted later.
+fn kernel_ifaces(ns: &Netns) -> BTreeSet<(String, String)> {
+    let v = ns.json(&["-4", "addr"]);
+    let mut out = BTreeSet::new();
+    for l in v.as_array().unwrap() {
+        let name = l["ifname"].as_str().unwrap();
+        if name == "lo" || name.starts_with("ndr") {
+            continue;
+        }
+        for a in l["addr_info"].as_array().unwrap() {
+            out.insert((name.to_string(), a["local"].as_str().unwrap().to_string()));
+        }
+    }
+    out
+}
+
+/// The same, as the store has it for the sandbox of `netns`.
+fn store_ifaces(w: &World, netns: &str) -> BTreeSet<(String, String)> {
+    let Some(sb) = w
+        .sandboxes()
+        .into_iter()
+        .find(|s| s.netns_path() == Some(netns))
+    else {
+        return BTreeSet::new();
+    };
+    w.endpoints()
+        .into_iter()
+        .filter(|e| e.sandbox == sb.id)
+        .map(|e| (e.ifname.to_string(), e.ip.to_string()))
+        .collect()
+}
+
+/// The plugin (one process per DEL/ADD) and the daemon (for `netd network
+/// connect`/`disconnect`) change one container's sandbox at the same time:
+/// they take turns, so after every round the store's endpoints of the
+/// container are exactly its interfaces in the kernel, every DEL succeeds,
+/// and the CLI is refused only with 404/409.
+#[test]
+fn cc_plugin_and_daemon_on_one_container_take_turns() {
+    let w = World::new("cct");
+    let base = conf("1.1.0", "cctnet", "10.231.0.0/24");
+    let run = w.state.0.join("run");
+    let sock = run.join("netd.sock");
+    let _daemon = support::spawn_in(
+        &w.host,
+        netd_tests::netd_bin().to_str().unwrap(),
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "daemon",
+            "--state-dir",
+            w.state.0.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+        ],
+    );
+    let cli = |args: &[&str]| {
+        std::process::Command::new(netd_tests::netd_bin())
+            .arg("--socket")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let start = std::time::Instant::now();
+    while !cli(&["network", "ls"]).status.success() {
+        assert!(start.elapsed().as_secs() < 20, "daemon did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let extra = "ccextra";
+    let out = cli(&["network", "create", "--subnet", "10.231.1.0/24", extra]);
+    assert!(out.status.success(), "{out:?}");
+    let ctr = w.container("c");
+    for round in 0..8 {
+        w.add("cctid", &ctr, &base);
+        let name = w
+            .sandboxes()
+            .into_iter()
+            .find(|s| s.netns_path() == Some(ctr.path().as_str()))
+            .expect("the container's sandbox")
+            .name
+            .to_string();
+        std::thread::scope(|s| {
+            let del = s.spawn(|| w.cmd("DEL", "cctid", Some(&ctr), "eth0", &base));
+            let clis: Vec<_> = (0..6)
+                .map(|i| {
+                    let verb = if i % 2 == 0 { "connect" } else { "disconnect" };
+                    let name = name.clone();
+                    s.spawn(move || (verb, cli(&["network", verb, extra, &name])))
+                })
+                .collect();
+            del.join().unwrap().silent();
+            for h in clis {
+                let (verb, out) = h.join().unwrap();
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    out.status.success()
+                        || err.contains("not found")
+                        || err.contains("is not connected to network")
+                        || err.contains("is already connected to network"),
+                    "round {round}: {verb}: {err}"
+                );
+            }
+        });
+        assert_eq!(
+            store_ifaces(&w, &ctr.path()),
+            kernel_ifaces(&ctr),
+            "round {round}: store (left) and kernel (right) disagree"
+        );
+        // Start the next round from nothing.
+        let _ = cli(&["network", "disconnect", "--force", extra, &name]);
+        let _ = cli(&["sandbox", "rm", "--force", &name]);
+        assert!(kernel_ifaces(&ctr).is_empty(), "round {round}");
+    }
+}

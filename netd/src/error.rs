@@ -17,6 +17,11 @@ pub enum Error {
     /// The request is valid but not allowed (a predefined network).
     #[error("{0}")]
     Forbidden(String),
+    /// Another process held a lock this operation needs for longer than
+    /// netd waits (a lock file, or the database's write lock): nothing was
+    /// changed, and trying again later may work.
+    #[error("{0}")]
+    Busy(String),
     /// The state database failed.
     #[error("state store: {0}")]
     Store(String),
@@ -45,7 +50,14 @@ impl From<crate::ipam::IpamError> for Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::Store(e.to_string())
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            // The busy timeout ran out (the store adds its path).
+            Some(DatabaseBusy | DatabaseLocked) => Error::Busy(format!(
+                "the state database stayed locked by another process ({e}); try again"
+            )),
+            _ => Error::Store(e.to_string()),
+        }
     }
 }
 
@@ -59,4 +71,22 @@ impl From<serde_json::Error> for Error {
 /// operation layer turns that into a kernel error with the full chain.
 pub fn kernel(e: anyhow::Error) -> Error {
     Error::Kernel(format!("{e:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_or_locked_database_is_busy_and_nothing_else_is() {
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
+            let e = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            assert!(matches!(Error::from(e), Error::Busy(_)));
+        }
+        let e = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        assert!(matches!(Error::from(e), Error::Store(_)));
+    }
 }

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod error;
 pub mod ipam;
 pub mod kernel;
+pub mod lock;
 pub mod model;
 pub mod ops;
 pub mod plan;

@@ -17,6 +17,7 @@ use crate::error::{Error, Result, kernel};
 use crate::ipam;
 use crate::kernel::firewall::Firewall;
 use crate::kernel::{self as k, Netlink, netns};
+use crate::lock::{self, FileLock};
 use crate::model::*;
 use crate::plan;
 use crate::plan::firewall as fwplan;
@@ -34,6 +35,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/netd";
 pub const DEFAULT_RUN_DIR: &str = "/run/netd";
 /// The bridge of the predefined `bridge` network, like Docker's `docker0`.
 pub const DEFAULT_BRIDGE: &str = "netd0";
+/// Under the state dir: one lock file per sandbox (see `Netd::sandbox_lock`).
+const LOCK_DIR: &str = "locks";
 
 /// Something that changed, for `GET /events` and watchers.
 #[derive(Debug, Clone, Serialize)]
@@ -126,6 +129,7 @@ impl Netd {
     /// Must be called inside a tokio runtime.
     pub async fn open(state_dir: &Path) -> Result<Netd> {
         let store = Store::open(state_dir)?;
+        lock::private_dir(&state_dir.join(LOCK_DIR), 0o700)?;
         let host = Netlink::current().map_err(kernel)?;
         let firewall = Firewall::start().map_err(kernel)?;
         let netd = Netd {
@@ -269,28 +273,59 @@ impl Netd {
     /// Serialise firewall changes between processes (the daemon, CLI-less
     /// library users, CNI plugins): a full apply reads the store and replaces
     /// the table, and must not interleave with another process's elements.
-    fn firewall_lock(&self) -> Result<std::fs::File> {
-        let p = self.state_dir.join("firewall.lock");
-        let f = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| Error::Store(format!("open {}: {e}", p.display())))?;
-        // SAFETY: flock on an fd we own; released when the file is dropped.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-            return Err(Error::Store(format!(
-                "lock {}: {}",
-                p.display(),
-                std::io::Error::last_os_error()
-            )));
+    async fn firewall_lock(&self) -> Result<FileLock> {
+        FileLock::lock(
+            &self.state_dir.join("firewall.lock"),
+            lock::LOCK_WAIT,
+            "the firewall",
+        )
+        .await
+    }
+
+    // ---- per-sandbox locks ------------------------------------------------------
+
+    /// Serialise the operations that change one sandbox (create, remove,
+    /// connect, disconnect), between processes too: each holds this from its
+    /// read of the store through its kernel work, so none acts on a record
+    /// another is changing. Keyed by name, which exists before the sandbox
+    /// does (for create) and never changes. Taken before the firewall lock,
+    /// never after it.
+    async fn sandbox_lock(&self, name: &Name) -> Result<FileLock> {
+        let path = self
+            .state_dir
+            .join(LOCK_DIR)
+            .join(format!("sandbox-{name}.lock"));
+        FileLock::lock(&path, lock::LOCK_WAIT, &format!("sandbox {name}")).await
+    }
+
+    /// Resolve `reference`, take its sandbox's lock, and read the sandbox
+    /// again under it: what was read before may have been removed meanwhile.
+    async fn lock_sandbox(&self, reference: store::Ref<'_>) -> Result<(FileLock, Sandbox)> {
+        let seen = self.store.read(|c| store::sandbox(c, reference))?;
+        let lock = self.sandbox_lock(&seen.name).await?;
+        match self.store.read(|c| store::sandbox_by_id(c, &seen.id)) {
+            Ok(sb) => Ok((lock, sb)),
+            Err(Error::NotFound(_)) => {
+                self.release_if_gone(lock, &seen.name);
+                Err(Error::NotFound(format!("sandbox {} not found", seen.name)))
+            }
+            Err(e) => Err(e),
         }
-        Ok(f)
+    }
+
+    /// Let go of a sandbox's lock, deleting its file if no sandbox has
+    /// that name (so files do not pile up with every container ever run).
+    fn release_if_gone(&self, lock: FileLock, name: &Name) {
+        match self.store.read(|c| store::sandbox_name_taken(c, name)) {
+            Ok(false) => lock.remove(),
+            Ok(true) => {}
+            Err(e) => warn!(sandbox = %name, "keeping {}: {e}", lock.path().display()),
+        }
     }
 
     /// Rebuild netd's nftables table from the store, atomically.
     pub async fn sync_firewall(&self) -> Result<()> {
-        let _lock = self.firewall_lock()?;
+        let _lock = self.firewall_lock().await?;
         let plan = self.store.read(|c| {
             Ok(fwplan::plan(
                 &store::networks(c)?,
@@ -315,7 +350,7 @@ impl Netd {
             k::hostport::HostPortError::Io { .. } => Error::Kernel(e.to_string()),
         })?;
         let fast = {
-            let _lock = self.firewall_lock()?;
+            let _lock = self.firewall_lock().await?;
             self.firewall.add(elems).await
         };
         match fast {
@@ -334,7 +369,7 @@ impl Netd {
             return Ok(());
         }
         let fast = {
-            let _lock = self.firewall_lock()?;
+            let _lock = self.firewall_lock().await?;
             self.firewall.del(elems).await
         };
         if fast.is_err() {
@@ -428,7 +463,11 @@ impl Netd {
                 let _ = k::remove_bridge(&self.host, &bp).await;
             }
             self.store.write(|c| store::delete_network(c, &net.id))?;
-            let _ = self.sync_firewall().await;
+            // A busy lock means the table was never touched: nothing to
+            // put back, and no second wait for the same lock.
+            if !matches!(e, Error::Busy(_)) {
+                let _ = self.sync_firewall().await;
+            }
             return Err(e);
         }
         info!(network = %net.name, id = %net.id.short(), "network created");
@@ -572,6 +611,21 @@ impl Netd {
     /// run alongside the kernel's part. Should the create fail later, the
     /// records go again.
     pub async fn create_sandbox_and(
+        &self,
+        req: &SandboxCreate,
+        recorded: impl FnOnce(&Sandbox),
+    ) -> Result<SandboxDetail> {
+        let name: Name = req.name.parse()?;
+        let lock = self.sandbox_lock(&name).await?;
+        let made = self.create_sandbox_locked(req, recorded).await;
+        if made.is_err() {
+            self.release_if_gone(lock, &name);
+        }
+        made
+    }
+
+    /// [`Netd::create_sandbox_and`] with the sandbox's lock held.
+    async fn create_sandbox_locked(
         &self,
         req: &SandboxCreate,
         recorded: impl FnOnce(&Sandbox),
@@ -807,14 +861,13 @@ impl Netd {
         reference: impl Into<store::Ref<'a>>,
         force: bool,
     ) -> Result<Sandbox> {
-        let reference = reference.into();
-        let (sandbox, eps) = self.store.read(|c| {
-            let s = store::sandbox(c, reference)?;
+        let (lock, sandbox) = self.lock_sandbox(reference.into()).await?;
+        let eps = self.store.read(|c| {
             let mut eps = Vec::new();
-            for e in store::endpoints_of_sandbox(c, &s.id)? {
+            for e in store::endpoints_of_sandbox(c, &sandbox.id)? {
                 eps.push((store::network_by_id(c, &e.network)?, e));
             }
-            Ok((s, eps))
+            Ok(eps)
         })?;
         let ids: Vec<Id> = eps.iter().map(|(_, e)| e.id.clone()).collect();
         for (net, ep) in &eps {
@@ -856,6 +909,9 @@ impl Netd {
                 warn!(sandbox = %sandbox.name, "withdrawing published ports: {e}");
             }
         }
+        // Only now: a sandbox of the same name made at once must not have
+        // its ports withdrawn with these.
+        lock.remove();
         for (net, _) in &eps {
             self.emit(
                 "network",
@@ -880,9 +936,10 @@ impl Netd {
     ) -> Result<EndpointDetail> {
         let (network, sandbox) = (network.into(), sandbox.into());
         req.validate()?;
-        let (net, sb) = self
-            .store
-            .read(|c| Ok((store::network(c, network)?, store::sandbox(c, sandbox)?)))?;
+        // Held until the endpoint is in the kernel (or undone): a second
+        // connect then finds it recorded (409), a disconnect finds it whole.
+        let (_lock, sb) = self.lock_sandbox(sandbox).await?;
+        let net = self.store.read(|c| store::network(c, network))?;
         if net.bridge().is_none() {
             return Err(Error::Invalid(format!(
                 "cannot connect to network {}: sandboxes join host or none only when created",
@@ -937,16 +994,18 @@ impl Netd {
         force: bool,
     ) -> Result<()> {
         let (network, sandbox) = (network.into(), sandbox.into());
-        let (net, sb, ep) = self.store.read(|c| {
+        // Held until the endpoint is gone from kernel and store: a second
+        // disconnect then finds nothing (404), a connect a free interface.
+        let (_lock, sb) = self.lock_sandbox(sandbox).await?;
+        let (net, ep) = self.store.read(|c| {
             let n = store::network(c, network)?;
-            let s = store::sandbox(c, sandbox)?;
-            let e = store::endpoint(c, &n.id, &s.id)?.ok_or_else(|| {
+            let e = store::endpoint(c, &n.id, &sb.id)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "sandbox {} is not connected to network {}",
-                    s.name, n.name
+                    sb.name, n.name
                 ))
             })?;
-            Ok((n, s, e))
+            Ok((n, e))
         })?;
         if let Some(p) = plan::endpoint(&net, &sb, &ep)
             && let Err(e) = self.remove_links(&p).await

@@ -74,14 +74,21 @@ pub struct Store {
 
 impl Store {
     /// Open (creating if needed) `netd.db` under `state_dir`.
+    ///
+    /// The state dir is root's alone (0700, an existing one is tightened)
+    /// and so are the database's files (0600): no other user may read the
+    /// records or take the locks on them (SQLite's on `netd.db-shm` among
+    /// them), which could stall every write.
     pub fn open(state_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(state_dir).map_err(|e| {
-            Error::Store(format!(
-                "cannot create state dir {}: {e}",
-                state_dir.display()
-            ))
-        })?;
+        crate::lock::private_dir(state_dir, 0o700)?;
         let path = state_dir.join("netd.db");
+        // SQLite gives the -wal and -shm files it makes the database's mode.
+        crate::lock::open_private(&path)?;
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            crate::lock::restrict(Path::new(&p), 0o600)?;
+        }
         let conn = Connection::open(&path)
             .map_err(|e| Error::Store(format!("cannot open {}: {e}", path.display())))?;
         // Plugin processes start, write once and exit while the daemon runs:
@@ -135,17 +142,35 @@ impl Store {
     /// Run `f` as one write transaction: all of it commits or none of it does.
     pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        let out = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        self.name_busy(out)
     }
 
     /// Run `f` against a consistent snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        f(&tx)
+        let out = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            f(&tx)
+        })();
+        self.name_busy(out)
+    }
+
+    /// A busy database says which file it was.
+    fn name_busy<T>(&self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| match e {
+            Error::Busy(m) => Error::Busy(format!(
+                "{}: {m} (waited {} s)",
+                self.path.display(),
+                BUSY_TIMEOUT.as_secs()
+            )),
+            e => e,
+        })
     }
 }
 
@@ -177,10 +202,14 @@ fn enable_wal(conn: &Connection, path: &Path) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) => {
-                return Err(Error::Store(format!(
-                    "cannot switch {} to WAL mode: {e}",
-                    path.display()
-                )));
+                return Err(match Error::from(e) {
+                    Error::Busy(m) => Error::Busy(format!(
+                        "{}: {m} (waited {} s to switch it to WAL mode)",
+                        path.display(),
+                        BUSY_TIMEOUT.as_secs()
+                    )),
+                    e => Error::Store(format!("cannot switch {} to WAL mode: {e}", path.display())),
+                });
             }
         }
     }

@@ -24,6 +24,7 @@ use tokio::net::UnixListener;
 use tracing::{info, warn};
 
 use crate::error::Error;
+use crate::lock::{self, FileLock};
 use crate::model::{EndpointRequest, NetworkCreate, SandboxCreate};
 use crate::ops::{Netd, Paths};
 
@@ -42,6 +43,7 @@ impl From<Error> for ApiError {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(_) | Error::Kernel(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -379,45 +381,70 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// One daemon per network namespace: an abstract Unix socket name is scoped
-/// to the namespace, so holding it is a lock that dies with the process.
-fn lock_namespace() -> Result<std::os::unix::net::UnixListener> {
-    use std::os::linux::net::SocketAddrExt;
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(b"netd-daemon")?;
-    std::os::unix::net::UnixListener::bind_addr(&addr).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("another netd daemon is already running in this network namespace")
-        } else {
-            anyhow::Error::from(e).context("take the namespace lock")
+/// Where daemons lock their network namespace. Not under the state or
+/// run dir, which differ between daemons: two daemons with any settings in
+/// one namespace must meet here. Only root may enter it, so no other user
+/// can hold the lock and keep the daemon from starting (an abstract socket
+/// name, used before, could be bound by anyone in the namespace).
+pub const NAMESPACE_LOCK_DIR: &str = "/run/netd-netns";
+
+/// One daemon per network namespace: a lock file named after the
+/// namespace's inode, which cannot be reused while the daemon holding the
+/// lock lives in it.
+fn lock_namespace() -> Result<FileLock> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/net").context("stat /proc/self/ns/net")?;
+    let dir = Path::new(NAMESPACE_LOCK_DIR);
+    lock::private_dir(dir, 0o700)?;
+    let p = dir.join(format!("net-{}.lock", ns.ino()));
+    match take_now(&p)? {
+        Some(l) => {
+            sweep_namespace_locks(dir);
+            Ok(l)
         }
-    })
+        None => bail!(
+            "another netd daemon is already running in this network namespace (it holds {})",
+            p.display()
+        ),
+    }
+}
+
+/// Delete the lock files of daemons that died without removing theirs
+/// (killed, or their namespace gone): a file nobody holds guards nothing.
+fn sweep_namespace_locks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if let Ok(Some(stale)) = FileLock::try_lock(&e.path()) {
+            stale.remove();
+        }
+    }
 }
 
 /// Take the daemon lock under the state dir: one daemon per state.
-fn lock_state(state_dir: &Path) -> Result<std::fs::File> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("create {}", state_dir.display()))?;
-    let p = state_dir.join("daemon.lock");
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .with_context(|| format!("open {}", p.display()))?;
-    // SAFETY: flock on a valid fd we own.
-    let r = unsafe {
-        libc::flock(
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            libc::LOCK_EX | libc::LOCK_NB,
-        )
-    };
-    if r != 0 {
-        bail!(
+fn lock_state(state_dir: &Path) -> Result<FileLock> {
+    lock::private_dir(state_dir, 0o700)?;
+    match take_now(&state_dir.join("daemon.lock"))? {
+        Some(l) => Ok(l),
+        None => bail!(
             "another netd daemon is already running with state dir {}",
             state_dir.display()
-        );
+        ),
     }
-    Ok(f)
+}
+
+/// A daemon lock is taken at once or not at all: a second daemon must not
+/// queue behind the first. A few quick tries ride out a daemon that is
+/// removing the file as it stops (see `FileLock::remove`).
+fn take_now(p: &Path) -> Result<Option<FileLock>> {
+    for _ in 0..3 {
+        if let Some(l) = FileLock::try_lock(p)? {
+            return Ok(Some(l));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(None)
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener> {
@@ -442,15 +469,15 @@ fn bind_socket(path: &Path) -> Result<UnixListener> {
 pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
     // Every check that can refuse to start comes before the reconcile, which
     // removes links it does not know: never let a second daemon do that.
-    let _ns_lock = lock_namespace()?;
+    let ns_lock = lock_namespace()?;
     let _lock = lock_state(&paths.state_dir)?;
-    std::fs::create_dir_all(&paths.run_dir)
-        .with_context(|| format!("create {}", paths.run_dir.display()))?;
+    // Only root lists or writes the run dir; others may pass through it to
+    // the socket, which its own mode (0660) guards.
+    lock::private_dir(&paths.run_dir, RUN_DIR_MODE)?;
     let listener = bind_socket(&paths.socket)?;
     // For whoever started the daemon from afar (the CNI plugin) and must stop it.
     let pid_file = paths.run_dir.join("netd.pid");
-    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
-        .with_context(|| format!("write {}", pid_file.display()))?;
+    lock::write_private(&pid_file, format!("{}\n", std::process::id()).as_bytes())?;
     let netd = Netd::open(&paths.state_dir).await.context("open state")?;
     let report = netd.reconcile().await.context("reconcile")?;
     info!(
@@ -491,6 +518,7 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
         } => info!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
     let _ = std::fs::remove_file(&socket);
+    ns_lock.remove();
     info!("netd daemon stopped");
     Ok(())
 }
@@ -543,6 +571,9 @@ fn watch_links(netd: Arc<Netd>, dns: Arc<dns_host::DnsHost>) -> Result<()> {
     });
     Ok(())
 }
+
+/// The run dir's mode: search only for group and others.
+const RUN_DIR_MODE: u32 = 0o711;
 
 /// How long SIGTERM waits for open requests (event streams never end).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
