@@ -8,7 +8,7 @@ mod dns;
 mod ipam;
 mod reap;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -57,22 +57,22 @@ fn main() {
         .with_target(false)
         .try_init();
 
-    let mut stdin = Vec::new();
     let read = if var("CNI_COMMAND").is_none() {
         // For a human running the binary, as the reference plugins print;
         // the error result below still says what is missing (code 4).
         eprintln!("CNI netd-cni plugin v{}", env!("CARGO_PKG_VERSION"));
         eprintln!("CNI protocol versions supported: {}", SUPPORTED.join(", "));
-        Ok(0)
+        Ok(Vec::new())
     } else {
-        std::io::stdin().read_to_end(&mut stdin)
+        netd_cni::read_config(std::io::stdin().lock())
     };
-    let asked = serde_json::from_slice::<Value>(&stdin)
+    let stdin = read.as_deref().unwrap_or_default();
+    let asked = serde_json::from_slice::<Value>(stdin)
         .ok()
         .and_then(|v| v["cniVersion"].as_str().map(str::to_string));
-    let out = match read {
-        Ok(_) => run(&stdin, asked.as_deref()),
-        Err(e) => Err(CniError::new(code::IO, "error reading from stdin").details(e.to_string())),
+    let out = match &read {
+        Ok(stdin) => run(stdin, asked.as_deref()),
+        Err(e) => Err(e.clone()),
     };
     let mut stdout = std::io::stdout();
     match out {
