@@ -297,3 +297,48 @@ fn in_bodies_over_the_limit_are_refused_and_nothing_is_stored() {
     assert_eq!(w.snapshot(), before, "a refused field changed something");
     assert!(!Netns::exists(&x));
 }
+
+/// `dig @127.0.0.11 ARGS` from inside `ns`: the status and the raw output.
+fn dig(ns: &str, args: &[&str]) -> (String, String) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .args(["dig", "@127.0.0.11", "+tries=1", "+time=3"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .lines()
+        .find_map(|l| l.split("status: ").nth(1))
+        .map(|s| s.split(',').next().unwrap_or("").to_string())
+        .unwrap_or_else(|| format!("no answer: {text}"));
+    (status, text)
+}
+
+#[test]
+fn in_dns_refuses_class_any_and_answers_edns1_with_badvers() {
+    let w = world("dn");
+    let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
+    w.daemon
+        .cli_ok(&["network", "create", "--subnet", "10.244.0.0/24", &net]);
+    w.daemon.cli_ok(&["sandbox", "create", "--network", &net, &a]);
+    w.daemon.cli_ok(&["sandbox", "create", "--network", &net, &b]);
+    let ok = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        dig(&a, &[&b]).1.contains("10.244.0.3")
+    });
+    assert!(ok, "{b} never resolved: {}", dig(&a, &[&b]).1);
+    for tcp in ["+notcp", "+tcp"] {
+        let (status, text) = dig(&a, &[tcp, "-c", "ANY", &b]);
+        assert_eq!(status, "REFUSED", "class ANY {tcp}: {text}");
+        assert!(!text.contains("10.244.0.3"), "class ANY answered: {text}");
+        let (status, text) = dig(&a, &[tcp, "-c", "CH", &b]);
+        assert_eq!(status, "REFUSED", "class CH {tcp}: {text}");
+        let (status, text) = dig(&a, &[tcp, "+edns=1", "+noednsnegotiation", &b]);
+        assert_eq!(status, "BADVERS", "EDNS version 1 {tcp}: {text}");
+        assert!(text.contains("EDNS: version: 0"), "the OPT is not version 0: {text}");
+        let (status, text) = dig(&a, &[tcp, "+edns=0", &b]);
+        assert_eq!(status, "NOERROR", "{text}");
+        assert!(text.contains("10.244.0.3"), "{text}");
+    }
+}
