@@ -121,7 +121,9 @@ pub fn host_route_overlap(
         .iter()
         .filter(|r| r.prefix_len() > 0)
         .filter(|r| !existing.iter().any(|e| e.contains(*r)))
-        .find(|r| overlaps(r, subnet))
+        .filter(|r| overlaps(r, subnet))
+        // The widest names the link's subnet rather than its address.
+        .min_by_key(|r| r.prefix_len())
         .copied()
 }
 

@@ -116,6 +116,29 @@ fn in_special_subnets_and_macs_are_refused_naming_the_value() {
         "01:00:5e:00:00:01",
     );
     assert_eq!(w.snapshot(), before, "a refused MAC changed something");
+    // netd's own API takes a port as the `-p` string (docs/api.md), checked
+    // by the same parser.
+    w.refused(
+        "POST",
+        "/netd/sandboxes",
+        &json!({ "name": x, "network": net, "endpoint": { "ports": ["8081:80/icmp"] } })
+            .to_string(),
+        400,
+        "icmp",
+    );
+    assert_eq!(w.snapshot(), before, "a refused port changed something");
+    let (code, text) = w.daemon.api(
+        "POST",
+        "/netd/sandboxes",
+        Some(&json!({ "name": w.name("p"), "network": net, "endpoint": { "ports": ["8081:80"] } }).to_string()),
+    );
+    assert_eq!(code, 201, "{text}");
+    let sb: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        sb["endpoints"][0]["ports"][0],
+        json!({"host_ip": null, "host_port": {"start": 8081, "end": 8081},
+               "container_port": {"start": 80, "end": 80}, "proto": "tcp"})
+    );
     assert!(!Netns::exists(&x), "a refused sandbox left a namespace");
 }
 
@@ -148,6 +171,17 @@ fn in_subnet_on_a_host_link_is_refused() {
         );
         assert_eq!(w.snapshot(), before, "{subnet} changed something");
     }
+    // A bridge name that is already a link of the host is refused too: netd
+    // deletes its bridge with the network, so it never adopts a link.
+    w.refused(
+        "POST",
+        "/v1.47/networks/create",
+        &json!({ "Name": x, "Options": { "com.docker.network.bridge.name": "hin-up" } })
+            .to_string(),
+        409,
+        "hin-up",
+    );
+    assert_eq!(w.snapshot(), before, "an existing bridge name changed something");
     // The host keeps its address; a free subnet beside it still works.
     assert_eq!(
         w.host.json(&["-4", "addr", "show", "dev", "hin-up"])[0]["addr_info"]
