@@ -305,7 +305,11 @@ mod tests {
             assert_eq!(opt.rcode_high(), 1, "BADVERS is 16: high bits 1");
         }
         // Version 0 is answered as usual.
-        let r = parse(step(&query("web.", RecordType::A, Some(1232)), Some(&t), Transport::Udp));
+        let r = parse(step(
+            &query("web.", RecordType::A, Some(1232)),
+            Some(&t),
+            Transport::Udp,
+        ));
         assert_eq!(r.metadata.response_code, ResponseCode::NoError);
         assert_eq!(r.answers.len(), 1);
     }

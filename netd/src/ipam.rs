@@ -150,14 +150,31 @@ mod tests {
     #[test]
     fn in_host_route_overlap() {
         let n = |s: &str| s.parse::<Ipv4Net>().unwrap();
-        let routes = [n("0.0.0.0/0"), n("192.0.2.0/24"), n("10.5.0.0/24"), n("10.5.0.1/32")];
+        let routes = [
+            n("0.0.0.0/0"),
+            n("192.0.2.0/24"),
+            n("10.5.0.0/24"),
+            n("10.5.0.1/32"),
+        ];
         let existing = [n("10.5.0.0/24")];
         // A host link's subnet, wider or narrower.
-        assert_eq!(host_route_overlap(&n("192.0.2.0/25"), &existing, &routes), Some(n("192.0.2.0/24")));
-        assert_eq!(host_route_overlap(&n("192.0.0.0/16"), &existing, &routes), Some(n("192.0.2.0/24")));
+        assert_eq!(
+            host_route_overlap(&n("192.0.2.0/25"), &existing, &routes),
+            Some(n("192.0.2.0/24"))
+        );
+        assert_eq!(
+            host_route_overlap(&n("192.0.0.0/16"), &existing, &routes),
+            Some(n("192.0.2.0/24"))
+        );
         // Only the default route, or netd's own bridge routes: no clash here.
-        assert_eq!(host_route_overlap(&n("10.9.0.0/24"), &existing, &routes), None);
-        assert_eq!(host_route_overlap(&n("10.5.0.0/25"), &existing, &routes), None);
+        assert_eq!(
+            host_route_overlap(&n("10.9.0.0/24"), &existing, &routes),
+            None
+        );
+        assert_eq!(
+            host_route_overlap(&n("10.5.0.0/25"), &existing, &routes),
+            None
+        );
     }
 
     #[test]

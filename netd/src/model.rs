@@ -792,6 +792,26 @@ impl fmt::Display for PortMapping {
     }
 }
 
+/// The `port_spec` fuzz target's entry: any bytes as a `-p` spec and as
+/// its JSON spellings. Must never panic; whatever parses must print back to
+/// a spec that parses to the same mapping.
+#[doc(hidden)]
+pub fn fuzz_port_spec(bytes: &[u8]) {
+    let s = String::from_utf8_lossy(bytes);
+    if let Ok(p) = s.parse::<PortMapping>() {
+        let again: PortMapping = p
+            .to_string()
+            .parse()
+            .unwrap_or_else(|e| panic!("{s:?} printed as {p} does not parse: {e}"));
+        assert_eq!(again, p, "{s:?} does not round-trip through {p}");
+        let json = serde_json::to_string(&p).expect("a mapping serializes");
+        let back: PortMapping = serde_json::from_str(&json).expect("its JSON parses");
+        assert_eq!(back, p);
+    }
+    let _ = serde_json::from_slice::<PortMapping>(bytes);
+    let _ = serde_json::from_slice::<Vec<PortMapping>>(bytes);
+}
+
 /// A request to put a sandbox on a network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1115,7 +1135,13 @@ mod tests {
                 "{subnet}: {e:?} lacks the value or {word:?}"
             );
         }
-        for ok in ["10.0.0.0/8", "172.16.0.0/12", "192.168.1.0/24", "1.0.0.0/8", "223.255.255.0/24"] {
+        for ok in [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.1.0/24",
+            "1.0.0.0/8",
+            "223.255.255.0/24",
+        ] {
             let c = NetworkCreate {
                 name: "n".into(),
                 subnet: Some(ok.into()),
@@ -1131,15 +1157,20 @@ mod tests {
             name: "n".into(),
             ..Default::default()
         };
-        c.labels.insert("big".into(), "x".repeat(MAX_LABEL_VALUE + 1));
+        c.labels
+            .insert("big".into(), "x".repeat(MAX_LABEL_VALUE + 1));
         assert!(c.validate().unwrap_err().0.contains("\"big\""));
         c.labels.clear();
         c.labels.insert("k".repeat(MAX_LABEL_KEY + 1), "v".into());
         let e = c.validate().unwrap_err().0;
         assert!(e.contains("label key") && e.len() < 200, "{e}");
-        c.labels = (0..=MAX_LABELS).map(|i| (i.to_string(), String::new())).collect();
+        c.labels = (0..=MAX_LABELS)
+            .map(|i| (i.to_string(), String::new()))
+            .collect();
         assert!(c.validate().unwrap_err().0.contains("too many labels"));
-        c.labels = (0..MAX_LABELS).map(|i| (i.to_string(), String::new())).collect();
+        c.labels = (0..MAX_LABELS)
+            .map(|i| (i.to_string(), String::new()))
+            .collect();
         assert!(c.validate().is_ok());
 
         let mut e = EndpointRequest {
@@ -1150,10 +1181,19 @@ mod tests {
         e.aliases.truncate(MAX_ALIASES);
         assert!(e.validate().is_ok());
         e.ports = vec!["80".parse().unwrap(); MAX_PORTS + 1];
-        assert!(e.validate().unwrap_err().0.contains("too many published ports"));
+        assert!(
+            e.validate()
+                .unwrap_err()
+                .0
+                .contains("too many published ports")
+        );
         let huge = "x".repeat(100_000);
         let n = huge.parse::<Name>().unwrap_err().0;
-        assert!(n.len() < 300, "a long name is echoed whole: {} bytes", n.len());
+        assert!(
+            n.len() < 300,
+            "a long name is echoed whole: {} bytes",
+            n.len()
+        );
     }
 
     #[test]
@@ -1167,9 +1207,7 @@ mod tests {
         assert!("ff:ff:ff:ff:ff:ff".parse::<Mac>().is_err());
         let zero = "00:00:00:00:00:00".parse::<Mac>().unwrap_err().0;
         assert!(zero.contains("00:00:00:00:00:00") && zero.contains("all-zero"));
-        assert!(
-            serde_json::from_str::<EndpointRequest>(r#"{"mac":"00:00:00:00:00:00"}"#).is_err()
-        );
+        assert!(serde_json::from_str::<EndpointRequest>(r#"{"mac":"00:00:00:00:00:00"}"#).is_err());
         assert!("zz".parse::<Mac>().is_err());
     }
 

@@ -64,7 +64,8 @@ fn in_special_subnets_and_macs_are_refused_naming_the_value() {
     let net = w.name("net");
     w.daemon
         .cli_ok(&["network", "create", "--subnet", "10.241.0.0/24", &net]);
-    w.daemon.cli_ok(&["sandbox", "create", "--network", "none", &w.name("s")]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", "none", &w.name("s")]);
     let before = w.snapshot();
     let x = w.name("x");
     for subnet in [
@@ -82,7 +83,11 @@ fn in_special_subnets_and_macs_are_refused_naming_the_value() {
             400,
             subnet,
         );
-        assert_eq!(w.snapshot(), before, "/netd/networks {subnet} changed something");
+        assert_eq!(
+            w.snapshot(),
+            before,
+            "/netd/networks {subnet} changed something"
+        );
         w.refused(
             "POST",
             "/v1.47/networks/create",
@@ -90,7 +95,11 @@ fn in_special_subnets_and_macs_are_refused_naming_the_value() {
             400,
             subnet,
         );
-        assert_eq!(w.snapshot(), before, "networks/create {subnet} changed something");
+        assert_eq!(
+            w.snapshot(),
+            before,
+            "networks/create {subnet} changed something"
+        );
     }
     let zero = "00:00:00:00:00:00";
     w.refused(
@@ -110,8 +119,7 @@ fn in_special_subnets_and_macs_are_refused_naming_the_value() {
     w.refused(
         "POST",
         &format!("/netd/networks/{net}/connect"),
-        &json!({ "sandbox": w.name("s"), "endpoint": { "mac": "01:00:5e:00:00:01" } })
-            .to_string(),
+        &json!({ "sandbox": w.name("s"), "endpoint": { "mac": "01:00:5e:00:00:01" } }).to_string(),
         400,
         "01:00:5e:00:00:01",
     );
@@ -130,7 +138,10 @@ fn in_special_subnets_and_macs_are_refused_naming_the_value() {
     let (code, text) = w.daemon.api(
         "POST",
         "/netd/sandboxes",
-        Some(&json!({ "name": w.name("p"), "network": net, "endpoint": { "ports": ["8081:80"] } }).to_string()),
+        Some(
+            &json!({ "name": w.name("p"), "network": net, "endpoint": { "ports": ["8081:80"] } })
+                .to_string(),
+        ),
     );
     assert_eq!(code, 201, "{text}");
     let sb: Value = serde_json::from_str(&text).unwrap();
@@ -147,9 +158,14 @@ fn in_subnet_on_a_host_link_is_refused() {
     let w = world("hl");
     // A link of the host (inside this test's host namespace): its subnet is
     // the host's, a network there would take the host's address as gateway.
+    w.host.run_ok(
+        "ip",
+        &[
+            "link", "add", "hin-up", "type", "veth", "peer", "name", "hin-upp",
+        ],
+    );
     w.host
-        .run_ok("ip", &["link", "add", "hin-up", "type", "veth", "peer", "name", "hin-upp"]);
-    w.host.run_ok("ip", &["addr", "add", "192.0.2.1/24", "dev", "hin-up"]);
+        .run_ok("ip", &["addr", "add", "192.0.2.1/24", "dev", "hin-up"]);
     w.host.run_ok("ip", &["link", "set", "hin-upp", "up"]);
     w.host.run_ok("ip", &["link", "set", "hin-up", "up"]);
     let before = w.snapshot();
@@ -181,7 +197,11 @@ fn in_subnet_on_a_host_link_is_refused() {
         409,
         "hin-up",
     );
-    assert_eq!(w.snapshot(), before, "an existing bridge name changed something");
+    assert_eq!(
+        w.snapshot(),
+        before,
+        "an existing bridge name changed something"
+    );
     // The host keeps its address; a free subnet beside it still works.
     assert_eq!(
         w.host.json(&["-4", "addr", "show", "dev", "hin-up"])[0]["addr_info"]
@@ -193,12 +213,24 @@ fn in_subnet_on_a_host_link_is_refused() {
     w.daemon
         .cli_ok(&["network", "create", "--subnet", "192.0.3.0/24", &x]);
     // Its own bridge routes do not count against a second network elsewhere.
-    w.daemon
-        .cli_ok(&["network", "create", "--subnet", "192.0.4.0/24", &w.name("y")]);
-    let err = w
-        .daemon
-        .cli_err(&["network", "create", "--subnet", "192.0.3.0/25", &w.name("z")]);
-    assert!(err.contains(&x), "an overlap with a network names it: {err}");
+    w.daemon.cli_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "192.0.4.0/24",
+        &w.name("y"),
+    ]);
+    let err = w.daemon.cli_err(&[
+        "network",
+        "create",
+        "--subnet",
+        "192.0.3.0/25",
+        &w.name("z"),
+    ]);
+    assert!(
+        err.contains(&x),
+        "an overlap with a network names it: {err}"
+    );
 }
 
 fn encode(s: &str) -> String {
@@ -225,8 +257,14 @@ fn in_prune_filters_that_are_not_filters_remove_nothing() {
     let before = w.snapshot();
     let bad: &[(&str, &str)] = &[
         (r#"{"until":{"garbage":true}}"#, "garbage"),
-        (r#"{"until":{"2026-13-45T00:00:00Z":true}}"#, "2026-13-45T00:00:00Z"),
-        (r#"{"until":{"99999999999999999999":true}}"#, "99999999999999999999"),
+        (
+            r#"{"until":{"2026-13-45T00:00:00Z":true}}"#,
+            "2026-13-45T00:00:00Z",
+        ),
+        (
+            r#"{"until":{"99999999999999999999":true}}"#,
+            "99999999999999999999",
+        ),
         (r#"{"until":{"10 days":true}}"#, "10 days"),
         (r#"{"until":{"1h":true,"2h":true}}"#, "more than one until"),
         (r#"{"dangling":{"true":true}}"#, "dangling"),
@@ -243,15 +281,25 @@ fn in_prune_filters_that_are_not_filters_remove_nothing() {
         assert_eq!(w.snapshot(), before, "prune {filters} removed something");
         let body = format!(r#"{{"filters":{filters}}}"#);
         w.refused("POST", "/netd/networks/prune", &body, 400, want);
-        assert_eq!(w.snapshot(), before, "netd prune {filters} removed something");
+        assert_eq!(
+            w.snapshot(),
+            before,
+            "netd prune {filters} removed something"
+        );
     }
     // Good filters still filter: the networks are seconds old.
     for until in ["1h30m", "1.5h", "2020-01-01T00:00:00+02:00", "1577836800.5"] {
         let f = json!({ "until": { until: true } }).to_string();
-        let (code, text) = w
-            .daemon
-            .api("POST", &format!("/v1.47/networks/prune?filters={}", encode(&f)), None);
-        assert_eq!((code, text.as_str()), (200, r#"{"NetworksDeleted":[]}"#), "{until}");
+        let (code, text) = w.daemon.api(
+            "POST",
+            &format!("/v1.47/networks/prune?filters={}", encode(&f)),
+            None,
+        );
+        assert_eq!(
+            (code, text.as_str()),
+            (200, r#"{"NetworksDeleted":[]}"#),
+            "{until}"
+        );
     }
     assert_eq!(w.snapshot(), before);
     let f = json!({ "until": { "-1h": true } }).to_string();
@@ -271,7 +319,15 @@ fn post_file(d: &Daemon, path: &str, body: &[u8]) -> (u16, String) {
     std::fs::write(&file, body).unwrap();
     let sock = d.socket().to_string_lossy().into_owned();
     let out = Command::new("curl")
-        .args(["-sS", "-X", "POST", "--unix-socket", &sock, "-w", "\n%{http_code}"])
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "--unix-socket",
+            &sock,
+            "-w",
+            "\n%{http_code}",
+        ])
         .args(["-H", "Content-Type: application/json", "--data-binary"])
         .arg(format!("@{}", file.display()))
         .arg(format!("http://netd{path}"))
@@ -286,19 +342,33 @@ fn post_file(d: &Daemon, path: &str, body: &[u8]) -> (u16, String) {
 #[test]
 fn in_bodies_over_the_limit_are_refused_and_nothing_is_stored() {
     let w = world("bd");
-    w.daemon
-        .cli_ok(&["network", "create", "--subnet", "10.243.0.0/24", &w.name("net")]);
+    w.daemon.cli_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.243.0.0/24",
+        &w.name("net"),
+    ]);
     let before = w.snapshot();
     let x = w.name("x");
     let huge = "x".repeat(10 << 20);
     for (path, body) in [
-        ("/netd/networks", json!({ "name": x, "labels": { "a": huge } })),
-        ("/v1.47/networks/create", json!({ "Name": x, "Labels": { "a": huge } })),
+        (
+            "/netd/networks",
+            json!({ "name": x, "labels": { "a": huge } }),
+        ),
+        (
+            "/v1.47/networks/create",
+            json!({ "Name": x, "Labels": { "a": huge } }),
+        ),
     ] {
         let (code, text) = post_file(&w.daemon, path, body.to_string().as_bytes());
         let msg: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:.200}"));
         assert_eq!(code, 413, "{path}: {text:.200}");
-        assert!(msg["message"].as_str().unwrap().contains("too large"), "{text}");
+        assert!(
+            msg["message"].as_str().unwrap().contains("too large"),
+            "{text}"
+        );
         assert_eq!(w.snapshot(), before, "{path} stored something");
     }
     // Under the body limit, a field over its own limit is a 400 naming it.
@@ -355,8 +425,10 @@ fn in_dns_refuses_class_any_and_answers_edns1_with_badvers() {
     let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
     w.daemon
         .cli_ok(&["network", "create", "--subnet", "10.244.0.0/24", &net]);
-    w.daemon.cli_ok(&["sandbox", "create", "--network", &net, &a]);
-    w.daemon.cli_ok(&["sandbox", "create", "--network", &net, &b]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &net, &a]);
+    w.daemon
+        .cli_ok(&["sandbox", "create", "--network", &net, &b]);
     let ok = (0..50).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(100));
         dig(&a, &[&b]).1.contains("10.244.0.3")
@@ -370,7 +442,10 @@ fn in_dns_refuses_class_any_and_answers_edns1_with_badvers() {
         assert_eq!(status, "REFUSED", "class CH {tcp}: {text}");
         let (status, text) = dig(&a, &[tcp, "+edns=1", "+noednsnegotiation", &b]);
         assert_eq!(status, "BADVERS", "EDNS version 1 {tcp}: {text}");
-        assert!(text.contains("EDNS: version: 0"), "the OPT is not version 0: {text}");
+        assert!(
+            text.contains("EDNS: version: 0"),
+            "the OPT is not version 0: {text}"
+        );
         let (status, text) = dig(&a, &[tcp, "+edns=0", &b]);
         assert_eq!(status, "NOERROR", "{text}");
         assert!(text.contains("10.244.0.3"), "{text}");

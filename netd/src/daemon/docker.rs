@@ -232,7 +232,11 @@ impl Filters {
                         match b.as_bool() {
                             Some(true) => l.push(s.clone()),
                             Some(false) => {}
-                            None => return Err(format!("invalid filter {k:?}: {s:?} is not true or false")),
+                            None => {
+                                return Err(format!(
+                                    "invalid filter {k:?}: {s:?} is not true or false"
+                                ));
+                            }
                         }
                     }
                     l
@@ -564,9 +568,21 @@ mod tests {
     #[test]
     fn in_prune_filters_are_checked_before_use() {
         let f = |raw: &str| Filters::parse(Some(raw)).unwrap().prune(at(100_000));
-        assert!(f(r#"{"until":{"garbage":true}}"#).unwrap_err().contains("garbage"));
-        assert!(f(r#"{"until":["1h","2h"]}"#).unwrap_err().contains("more than one"));
-        assert!(f(r#"{"dangling":["true"]}"#).unwrap_err().contains("dangling"));
+        assert!(
+            f(r#"{"until":{"garbage":true}}"#)
+                .unwrap_err()
+                .contains("garbage")
+        );
+        assert!(
+            f(r#"{"until":["1h","2h"]}"#)
+                .unwrap_err()
+                .contains("more than one")
+        );
+        assert!(
+            f(r#"{"dangling":["true"]}"#)
+                .unwrap_err()
+                .contains("dangling")
+        );
         assert!(Filters::parse(Some(r#"{"until":[1]}"#)).is_err());
         assert!(Filters::parse(Some(r#"{"until":{"1h":"yes"}}"#)).is_err());
         let old = crate::model::fixtures::network("old", "10.1.0.0/24");

@@ -170,6 +170,71 @@ struct PruneBody {
     filters: Option<Value>,
 }
 
+/// The `api_bodies` fuzz target's entry: the first byte picks a route, the
+/// rest is its body (or its `filters` parameter), parsed and validated
+/// exactly as the route does before it calls an operation. Must never panic.
+#[doc(hidden)]
+pub fn fuzz_body(bytes: &[u8]) {
+    let Some((route, rest)) = bytes.split_first() else {
+        return;
+    };
+    let body = Bytes::copy_from_slice(rest);
+    if body.len() > MAX_BODY {
+        return;
+    }
+    let now = std::time::SystemTime::now();
+    match route % 9 {
+        0 => {
+            if let Ok(r) = parse_body::<docker::CreateRequest>(&body)
+                && let Ok(c) = r.into_netd()
+            {
+                let _ = c.validate();
+            }
+        }
+        1 => {
+            if let Ok(r) = parse_body::<docker::ConnectRequest>(&body)
+                && let Ok(e) = r.endpoint()
+            {
+                let _ = e.validate();
+            }
+        }
+        2 => {
+            let _ = parse_body::<docker::DisconnectRequest>(&body);
+        }
+        3 => {
+            let raw = String::from_utf8_lossy(rest);
+            let _ = docker::Filters::parse(Some(&raw)).and_then(|f| f.prune(now));
+            if let Ok(f) = docker::Filters::parse(Some(&raw)) {
+                let _ = f.check(&["dangling", "driver", "id", "label", "name", "scope", "type"]);
+            }
+        }
+        4 => {
+            if let Ok(r) = parse_body::<NetworkCreate>(&body) {
+                let _ = r.validate();
+            }
+        }
+        5 => {
+            if let Ok(r) = parse_body::<SandboxCreate>(&body) {
+                let _ = r.endpoint.validate();
+            }
+        }
+        6 => {
+            if let Ok(r) = parse_body::<ConnectBody>(&body) {
+                let _ = r.endpoint.validate();
+            }
+        }
+        7 => {
+            let _ = parse_body::<DisconnectBody>(&body);
+        }
+        _ => {
+            if let Ok(r) = parse_body::<PruneBody>(&body) {
+                let raw = r.filters.map(|v| v.to_string());
+                let _ = docker::Filters::parse(raw.as_deref()).and_then(|f| f.prune(now));
+            }
+        }
+    }
+}
+
 impl Daemon {
     async fn dispatch(self: Arc<Self>, req: Request) -> Response {
         let method = req.method().clone();
