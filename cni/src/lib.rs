@@ -4,7 +4,9 @@
 //! and calls netd's operations.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
+use netd::model::{EndpointRequest, NetworkCreate};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -470,25 +472,170 @@ impl NetConf {
 }
 
 /// The attachments a GC request lists as still valid:
-/// `(containerID, ifname)` pairs of `cni.dev/valid-attachments`.
+/// `(containerID, ifname)` pairs of `cni.dev/valid-attachments`. The list
+/// is required (CNI 1.1): GC removes everything it does not name, so a
+/// missing or null list, or an entry without both keys, is refused (code 7)
+/// rather than read as "nothing is valid".
 pub fn valid_attachments(raw: &Value) -> Result<Vec<(String, String)>, CniError> {
-    let bad = || {
+    let bad = |why: String| {
         CniError::new(
             code::INVALID_CONFIG,
-            "cni.dev/valid-attachments must be a list of {containerID, ifname}",
+            "invalid network config: cni.dev/valid-attachments must be a list of {containerID, ifname}",
         )
+        .details(why)
     };
     match raw.get("cni.dev/valid-attachments") {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        None => Err(bad("it is missing".into())),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|x| {
-                let c = x["containerID"].as_str().ok_or_else(bad)?;
-                let i = x["ifname"].as_str().unwrap_or_default();
-                Ok((c.to_string(), i.to_string()))
+            .enumerate()
+            .map(|(n, x)| {
+                let field = |k: &str| {
+                    x.get(k)
+                        .and_then(Value::as_str)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(format!("entry {n} has no {k}: {x}")))
+                };
+                Ok((field("containerID")?, field("ifname")?))
             })
             .collect(),
-        Some(_) => Err(bad()),
+        Some(other) => Err(bad(format!("it is {other}"))),
+    }
+}
+
+/// The most a plugin reads from stdin. A configuration is a few KiB even
+/// with a chained prevResult; more is refused (code 7) before it is parsed.
+pub const MAX_STDIN: u64 = 1 << 20;
+
+/// Read the configuration from `r`, at most [`MAX_STDIN`] bytes.
+pub fn read_config(r: impl Read) -> Result<Vec<u8>, CniError> {
+    let mut buf = Vec::new();
+    r.take(MAX_STDIN + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| CniError::new(code::IO, "error reading from stdin").details(e.to_string()))?;
+    if buf.len() as u64 > MAX_STDIN {
+        return Err(CniError::new(
+            code::INVALID_CONFIG,
+            format!("network config on stdin is larger than {MAX_STDIN} bytes"),
+        ));
+    }
+    Ok(buf)
+}
+
+/// The netd network a configuration asks for; `lease` is a delegated IPAM
+/// plugin's address and gateway, used when the configuration has none.
+pub fn network_request(
+    conf: &NetConf,
+    lease: Option<(ipnet::Ipv4Net, Option<std::net::Ipv4Addr>)>,
+) -> NetworkCreate {
+    NetworkCreate {
+        name: conf.name.clone(),
+        driver: "bridge".into(),
+        subnet: conf
+            .subnet
+            .clone()
+            .or_else(|| lease.map(|(a, _)| a.trunc().to_string())),
+        gateway: conf
+            .gateway
+            .clone()
+            .or_else(|| lease.and_then(|(_, g)| g).map(|g| g.to_string())),
+        ip_range: conf.ip_range.clone(),
+        internal: conf.internal.unwrap_or(false),
+        options: conf.options(),
+        labels: [("org.netd.cni".to_string(), "true".to_string())].into(),
+    }
+}
+
+/// The endpoint an ADD asks for: the runtime's capabilities (ips, ports,
+/// mac, aliases) and `CNI_IFNAME`, validated as netd validates any request.
+pub fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniError> {
+    let rc = &conf.runtime_config;
+    let bad = |m: String| CniError::new(code::INVALID_CONFIG, m);
+    if rc.ips.len() > 1 {
+        return Err(bad(format!(
+            "runtimeConfig.ips: one IPv4 address per attachment, got {:?}",
+            rc.ips
+        )));
+    }
+    let ip = rc
+        .ips
+        .first()
+        .map(|s| {
+            s.split('/')
+                .next()
+                .unwrap_or(s)
+                .parse()
+                .map_err(|_| bad(format!("runtimeConfig.ips: invalid IPv4 address {s:?}")))
+        })
+        .transpose()?;
+    let ports = rc
+        .port_mappings
+        .iter()
+        .map(|p| {
+            p.spec().parse().map_err(|err: netd::model::Invalid| {
+                bad(format!("runtimeConfig.portMappings: {}", err.0))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mac = rc
+        .mac
+        .as_deref()
+        .map(|m| {
+            m.parse()
+                .map_err(|err: netd::model::Invalid| bad(format!("runtimeConfig.mac: {}", err.0)))
+        })
+        .transpose()?;
+    let ifname = e
+        .ifname
+        .parse()
+        .map_err(|err: netd::model::Invalid| CniError::new(code::INVALID_ENV, err.0))?;
+    let req = EndpointRequest {
+        ip,
+        aliases: conf.names(&e.args),
+        ports,
+        mac,
+        ifname: Some(ifname),
+    };
+    req.validate().map_err(|err| bad(err.0))?;
+    Ok(req)
+}
+
+/// The fuzz target's entry (`cni_config`): `bytes` are the environment as
+/// `KEY=VALUE` lines, a NUL, then stdin. Runs the real parsers in the
+/// plugin's order and every conversion into netd's requests. Must never
+/// panic, whatever the input.
+#[doc(hidden)]
+pub fn fuzz_one(bytes: &[u8]) {
+    let (env, stdin) = match bytes.iter().position(|b| *b == 0) {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (&[][..], bytes),
+    };
+    let env = String::from_utf8_lossy(env);
+    let vars: BTreeMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
+    let Ok(stdin) = read_config(stdin) else {
+        return;
+    };
+    let _ = decode(&stdin);
+    let env = Env::from(|k| vars.get(k).map(|v| v.to_string()));
+    let Ok(conf) = NetConf::parse(&stdin) else {
+        return;
+    };
+    if let Ok(raw) = decode(&stdin) {
+        let _ = valid_attachments(&raw);
+    }
+    let _ = conf.dns();
+    let _ = network_request(&conf, None).validate();
+    let lease = ("10.9.8.7/24".parse().ok(), "10.9.8.1".parse().ok());
+    if let (Some(a), g) = lease {
+        let _ = network_request(&conf, Some((a, g))).validate();
+    }
+    if let Ok(env) = env {
+        let _ = command_allowed(env.command, &conf.cni_version);
+        let _ = endpoint_request(&conf, &env);
+        if let Some(prev) = &conf.prev_result {
+            let _ = expected(prev, &env.ifname, env.netns.as_deref().unwrap_or(""));
+        }
     }
 }
 
@@ -719,6 +866,48 @@ mod tests {
     }
 
     #[test]
+    fn in_gc_list_is_required_and_whole() {
+        let va = |v: Value| valid_attachments(&json!({ "cni.dev/valid-attachments": v }));
+        assert_eq!(
+            va(json!([{ "containerID": "a", "ifname": "eth0" }])).unwrap(),
+            vec![("a".to_string(), "eth0".to_string())]
+        );
+        assert!(va(json!([])).unwrap().is_empty());
+        assert_eq!(
+            valid_attachments(&json!({})).unwrap_err().code,
+            code::INVALID_CONFIG
+        );
+        for bad in [
+            json!(null),
+            json!("a"),
+            json!([{ "containerID": "a" }]),
+            json!([{ "ifname": "eth0" }]),
+            json!([{ "containerID": "a", "ifname": "" }]),
+            json!([7]),
+        ] {
+            assert_eq!(
+                va(bad.clone()).unwrap_err().code,
+                code::INVALID_CONFIG,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn in_stdin_is_bounded() {
+        let ok = vec![b' '; MAX_STDIN as usize];
+        assert_eq!(read_config(&ok[..]).unwrap().len(), ok.len());
+        let big = vec![b' '; MAX_STDIN as usize + 1];
+        assert_eq!(
+            read_config(&big[..]).unwrap_err().code,
+            code::INVALID_CONFIG
+        );
+        // An endless stream is cut at the limit, never read to the end.
+        let e = read_config(std::io::repeat(b'x')).unwrap_err();
+        assert!(e.msg.contains("larger than"), "{e}");
+    }
+
+    #[test]
     fn config_errors_have_the_right_codes() {
         let code_of = |s: &str| NetConf::parse(s.as_bytes()).unwrap_err().code;
         assert_eq!(code_of("{nope"), code::DECODE);
@@ -885,7 +1074,8 @@ mod tests {
             valid_attachments(&raw).unwrap(),
             vec![("a".to_string(), "eth0".to_string())]
         );
-        assert!(valid_attachments(&json!({})).unwrap().is_empty());
+        // The list is required: GC without it must not read "nothing is valid".
+        assert!(valid_attachments(&json!({})).is_err());
         assert!(valid_attachments(&json!({ "cni.dev/valid-attachments": 3 })).is_err());
     }
 

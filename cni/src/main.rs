@@ -8,15 +8,13 @@ mod dns;
 mod ipam;
 mod reap;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use netd::Netd;
 use netd::kernel::{Netlink, netns};
-use netd::model::{
-    BridgeConfig, EndpointRequest, Mac, Network, NetworkCreate, SandboxCreate, SandboxNet,
-};
+use netd::model::{BridgeConfig, EndpointRequest, Mac, Network, SandboxCreate, SandboxNet};
 use netd::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail, SandboxDetail};
 use netd::store::Ref;
 use netd_cni::{
@@ -57,22 +55,22 @@ fn main() {
         .with_target(false)
         .try_init();
 
-    let mut stdin = Vec::new();
     let read = if var("CNI_COMMAND").is_none() {
         // For a human running the binary, as the reference plugins print;
         // the error result below still says what is missing (code 4).
         eprintln!("CNI netd-cni plugin v{}", env!("CARGO_PKG_VERSION"));
         eprintln!("CNI protocol versions supported: {}", SUPPORTED.join(", "));
-        Ok(0)
+        Ok(Vec::new())
     } else {
-        std::io::stdin().read_to_end(&mut stdin)
+        netd_cni::read_config(std::io::stdin().lock())
     };
-    let asked = serde_json::from_slice::<Value>(&stdin)
+    let stdin = read.as_deref().unwrap_or_default();
+    let asked = serde_json::from_slice::<Value>(stdin)
         .ok()
         .and_then(|v| v["cniVersion"].as_str().map(str::to_string));
-    let out = match read {
-        Ok(_) => run(&stdin, asked.as_deref()),
-        Err(e) => Err(CniError::new(code::IO, "error reading from stdin").details(e.to_string())),
+    let out = match &read {
+        Ok(stdin) => run(stdin, asked.as_deref()),
+        Err(e) => Err(e.clone()),
     };
     let mut stdout = std::io::stdout();
     match out {
@@ -186,25 +184,6 @@ fn mac_string(bytes: Option<&[u8]>) -> String {
 
 /// The netd network for this configuration. With a delegated IPAM and no
 /// `subnet`/`gateway` keys, the lease's subnet and gateway are the network's.
-fn network_request(conf: &NetConf, lease: Option<&ipam::Lease>) -> NetworkCreate {
-    NetworkCreate {
-        name: conf.name.clone(),
-        driver: "bridge".into(),
-        subnet: conf
-            .subnet
-            .clone()
-            .or_else(|| lease.map(|l| l.address.trunc().to_string())),
-        gateway: conf
-            .gateway
-            .clone()
-            .or_else(|| lease.and_then(|l| l.gateway).map(|g| g.to_string())),
-        ip_range: conf.ip_range.clone(),
-        internal: conf.internal.unwrap_or(false),
-        options: conf.options(),
-        labels: [("org.netd.cni".to_string(), "true".to_string())].into(),
-    }
-}
-
 /// The network named in the config, created on first use (true when this
 /// call created it). An existing one with settings other than the keys the
 /// configuration gives is a configuration error.
@@ -213,7 +192,7 @@ async fn ensure_network(
     conf: &NetConf,
     lease: Option<&ipam::Lease>,
 ) -> Result<(BridgeConfig, bool), CniError> {
-    let req = network_request(conf, lease);
+    let req = netd_cni::network_request(conf, lease.map(|l| (l.address, l.gateway)));
     let want = req
         .validate()
         .map_err(|e| CniError::new(code::INVALID_CONFIG, e.0))?;
@@ -300,58 +279,6 @@ async fn drop_new_network(netd: &Netd, conf: &NetConf) {
 
 // ---- ADD ------------------------------------------------------------------------
 
-fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniError> {
-    let rc = &conf.runtime_config;
-    let bad = |m: String| CniError::new(code::INVALID_CONFIG, m);
-    if rc.ips.len() > 1 {
-        return Err(bad(format!(
-            "runtimeConfig.ips: one IPv4 address per attachment, got {:?}",
-            rc.ips
-        )));
-    }
-    let ip = rc
-        .ips
-        .first()
-        .map(|s| {
-            s.split('/')
-                .next()
-                .unwrap_or(s)
-                .parse()
-                .map_err(|_| bad(format!("runtimeConfig.ips: invalid IPv4 address {s:?}")))
-        })
-        .transpose()?;
-    let ports = rc
-        .port_mappings
-        .iter()
-        .map(|p| {
-            p.spec().parse().map_err(|err: netd::model::Invalid| {
-                bad(format!("runtimeConfig.portMappings: {}", err.0))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let mac = rc
-        .mac
-        .as_deref()
-        .map(|m| {
-            m.parse()
-                .map_err(|err: netd::model::Invalid| bad(format!("runtimeConfig.mac: {}", err.0)))
-        })
-        .transpose()?;
-    let ifname = e
-        .ifname
-        .parse()
-        .map_err(|err: netd::model::Invalid| CniError::new(code::INVALID_ENV, err.0))?;
-    let req = EndpointRequest {
-        ip,
-        aliases: conf.names(&e.args),
-        ports,
-        mac,
-        ifname: Some(ifname),
-    };
-    req.validate().map_err(|err| bad(err.0))?;
-    Ok(req)
-}
-
 /// The delegated IPAM plugin's type, if the configuration names one.
 fn ipam_type(conf: &NetConf) -> Option<&str> {
     conf.ipam.as_ref().and_then(|i| i["type"].as_str())
@@ -360,7 +287,7 @@ fn ipam_type(conf: &NetConf) -> Option<&str> {
 async fn add(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<Value, CniError> {
     let netns = e.netns.clone().unwrap_or_default();
     check_netns(&netns)?;
-    let req = endpoint_request(conf, e)?;
+    let req = netd_cni::endpoint_request(conf, e)?;
     let Some(kind) = ipam_type(conf) else {
         return add_with(conf, e, &netns, req, None).await;
     };

@@ -59,7 +59,9 @@ fn gc_keeps_only_valid_attachments_of_its_network() {
     // GC with the namespaces gone and an empty list clears the network.
     drop(cs);
     drop(c4);
-    w.exec(&env, &base.to_string()).silent();
+    let mut gc_all = base.clone();
+    gc_all["cni.dev/valid-attachments"] = json!([]);
+    w.exec(&env, &gc_all.to_string()).silent();
     let left: Vec<String> = w.endpoints().iter().map(|e| e.ip.to_string()).collect();
     assert_eq!(left, vec!["10.232.0.2"]);
     let mut gc_other = other.clone();

@@ -61,13 +61,20 @@ pub fn step(bytes: &[u8], table: Option<&Table>, transport: Transport) -> Step {
     if req.metadata.message_type != MessageType::Query {
         return Step::Drop;
     }
+    // RFC 6891 6.1.3: a version above ours gets BADVERS, with our OPT
+    // (version 0) so the client can retry at the version we speak.
+    if req.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        return reply(&req, Reply::error(ResponseCode::BADVERS), transport);
+    }
     if req.metadata.op_code != OpCode::Query {
         return reply(&req, Reply::error(ResponseCode::NotImp), transport);
     }
     let [q] = req.queries.as_slice() else {
         return reply(&req, Reply::error(ResponseCode::FormErr), transport);
     };
-    if !matches!(q.query_class(), DNSClass::IN | DNSClass::ANY) {
+    // Only IN: every name here is an Internet-class address. Class ANY too
+    // is refused (docs/dns.md), not answered as if it were IN.
+    if q.query_class() != DNSClass::IN {
         return reply(&req, Reply::error(ResponseCode::Refused), transport);
     }
     let (qname, qtype) = (q.name().clone(), q.query_type());
@@ -266,6 +273,45 @@ mod tests {
         let m = parse(step(&empty.to_vec().unwrap(), Some(&t), Transport::Udp));
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
         assert_eq!(m.metadata.id, 7);
+    }
+
+    #[test]
+    fn in_class_other_than_in_is_refused() {
+        let t = table(true);
+        for class in [DNSClass::ANY, DNSClass::CH, DNSClass::HS] {
+            let mut m = Message::from_vec(&query("web.", RecordType::A, None)).unwrap();
+            m.queries[0].set_query_class(class);
+            let r = parse(step(&m.to_vec().unwrap(), Some(&t), Transport::Udp));
+            assert_eq!(r.metadata.response_code, ResponseCode::Refused, "{class:?}");
+            assert!(r.answers.is_empty(), "{class:?}");
+        }
+    }
+
+    #[test]
+    fn in_edns_version_above_zero_gets_badvers_with_version_0() {
+        let t = table(true);
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let mut m = Message::from_vec(&query("web.", RecordType::A, Some(1232))).unwrap();
+            let mut e = Edns::new();
+            e.set_max_payload(1232);
+            e.set_version(1);
+            m.set_edns(e);
+            let r = parse(step(&m.to_vec().unwrap(), Some(&t), transport));
+            // 16 decodes as BADSIG in hickory (the same number): compare numbers.
+            assert_eq!(u16::from(r.metadata.response_code), 16);
+            assert!(r.answers.is_empty());
+            let opt = r.edns.as_ref().expect("an OPT in the BADVERS reply");
+            assert_eq!(opt.version(), 0);
+            assert_eq!(opt.rcode_high(), 1, "BADVERS is 16: high bits 1");
+        }
+        // Version 0 is answered as usual.
+        let r = parse(step(
+            &query("web.", RecordType::A, Some(1232)),
+            Some(&t),
+            Transport::Udp,
+        ));
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(r.answers.len(), 1);
     }
 
     #[test]

@@ -108,6 +108,25 @@ pub fn pick_subnet(existing: &[Ipv4Net], host_routes: &[Ipv4Net]) -> Option<Ipv4
     })
 }
 
+/// The host route that a requested subnet would clash with, if any. The
+/// default route does not count, nor do the routes of netd's own bridges
+/// (inside an existing network's subnet: that overlap is the store's to
+/// report, naming the network).
+pub fn host_route_overlap(
+    subnet: &Ipv4Net,
+    existing: &[Ipv4Net],
+    host_routes: &[Ipv4Net],
+) -> Option<Ipv4Net> {
+    host_routes
+        .iter()
+        .filter(|r| r.prefix_len() > 0)
+        .filter(|r| !existing.iter().any(|e| e.contains(*r)))
+        .filter(|r| overlaps(r, subnet))
+        // The widest names the link's subnet rather than its address.
+        .min_by_key(|r| r.prefix_len())
+        .copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +145,36 @@ mod tests {
             masquerade: true,
             icc: true,
         }
+    }
+
+    #[test]
+    fn in_host_route_overlap() {
+        let n = |s: &str| s.parse::<Ipv4Net>().unwrap();
+        let routes = [
+            n("0.0.0.0/0"),
+            n("192.0.2.0/24"),
+            n("10.5.0.0/24"),
+            n("10.5.0.1/32"),
+        ];
+        let existing = [n("10.5.0.0/24")];
+        // A host link's subnet, wider or narrower.
+        assert_eq!(
+            host_route_overlap(&n("192.0.2.0/25"), &existing, &routes),
+            Some(n("192.0.2.0/24"))
+        );
+        assert_eq!(
+            host_route_overlap(&n("192.0.0.0/16"), &existing, &routes),
+            Some(n("192.0.2.0/24"))
+        );
+        // Only the default route, or netd's own bridge routes: no clash here.
+        assert_eq!(
+            host_route_overlap(&n("10.9.0.0/24"), &existing, &routes),
+            None
+        );
+        assert_eq!(
+            host_route_overlap(&n("10.5.0.0/25"), &existing, &routes),
+            None
+        );
     }
 
     #[test]

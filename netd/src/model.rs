@@ -42,6 +42,7 @@ impl TryFrom<String> for Name {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if s.is_empty() || s.len() > 64 || !ok_first || !ok_rest {
+            let s = cut(&s);
             return invalid(format!(
                 "invalid name {s:?}: use 1-64 characters [a-zA-Z0-9_.-], starting with a letter or digit"
             ));
@@ -299,12 +300,77 @@ fn parse_net(what: &str, s: &str) -> Result<Ipv4Net, Invalid> {
             "invalid {what} {s:?}: a prefix longer than /30 leaves no room for sandboxes"
         ));
     }
+    if let Some((range, why)) = special_range(&net) {
+        return invalid(format!(
+            "invalid {what} {s:?}: it overlaps {range}, {why}, which cannot be a container network"
+        ));
+    }
     Ok(net)
+}
+
+/// IPv4 ranges that can never be a bridge subnet: the kernel either refuses
+/// them (multicast gives EINVAL) or treats them specially (loopback is
+/// martian on a bridge, 0/8 and 240/4 are not routable, link-local is the
+/// host's own). Returned with a word on why, for the message.
+const SPECIAL_RANGES: &[([u8; 4], u8, &str)] = &[
+    ([0, 0, 0, 0], 8, "\"this network\" (RFC 1122)"),
+    ([127, 0, 0, 0], 8, "loopback"),
+    ([169, 254, 0, 0], 16, "link-local"),
+    ([224, 0, 0, 0], 4, "multicast"),
+    ([240, 0, 0, 0], 4, "reserved (RFC 1112) and broadcast"),
+];
+
+fn special_range(net: &Ipv4Net) -> Option<(Ipv4Net, &'static str)> {
+    SPECIAL_RANGES.iter().find_map(|(a, len, why)| {
+        let r = Ipv4Net::new(Ipv4Addr::from(*a), *len).ok()?;
+        (r.contains(&net.network()) || net.contains(&r.network())).then_some((r, *why))
+    })
+}
+
+/// Limits on what a request may store: labels are kept with the network
+/// and returned by every list, so they stay small.
+pub const MAX_LABELS: usize = 64;
+pub const MAX_LABEL_KEY: usize = 256;
+pub const MAX_LABEL_VALUE: usize = 4096;
+pub const MAX_ALIASES: usize = 64;
+pub const MAX_PORTS: usize = 256;
+
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
+    if labels.len() > MAX_LABELS {
+        return invalid(format!(
+            "too many labels ({}): at most {MAX_LABELS}",
+            labels.len()
+        ));
+    }
+    for (k, v) in labels {
+        if k.is_empty() || k.len() > MAX_LABEL_KEY {
+            return invalid(format!(
+                "invalid label key {:?}: 1-{MAX_LABEL_KEY} bytes",
+                cut(k)
+            ));
+        }
+        if v.len() > MAX_LABEL_VALUE {
+            return invalid(format!(
+                "label {k:?} is {} bytes long: at most {MAX_LABEL_VALUE}",
+                v.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A long value named in an error, shortened so the message stays readable.
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 impl NetworkCreate {
     pub fn validate(&self) -> Result<ValidNetworkCreate, Invalid> {
         let name: Name = self.name.parse()?;
+        check_labels(&self.labels)?;
         match self.driver.as_str() {
             "" | "bridge" => {}
             other => {
@@ -498,6 +564,11 @@ impl FromStr for Mac {
         if m[0] & 1 == 1 {
             return invalid(format!(
                 "invalid MAC address {s}: a multicast address cannot be an interface's"
+            ));
+        }
+        if m == [0; 6] {
+            return invalid(format!(
+                "invalid MAC address {s}: the all-zero address cannot be an interface's"
             ));
         }
         Ok(Mac(m))
@@ -721,6 +792,26 @@ impl fmt::Display for PortMapping {
     }
 }
 
+/// The `port_spec` fuzz target's entry: any bytes as a `-p` spec and as
+/// its JSON spellings. Must never panic; whatever parses must print back to
+/// a spec that parses to the same mapping.
+#[doc(hidden)]
+pub fn fuzz_port_spec(bytes: &[u8]) {
+    let s = String::from_utf8_lossy(bytes);
+    if let Ok(p) = s.parse::<PortMapping>() {
+        let again: PortMapping = p
+            .to_string()
+            .parse()
+            .unwrap_or_else(|e| panic!("{s:?} printed as {p} does not parse: {e}"));
+        assert_eq!(again, p, "{s:?} does not round-trip through {p}");
+        let json = serde_json::to_string(&p).expect("a mapping serializes");
+        let back: PortMapping = serde_json::from_str(&json).expect("its JSON parses");
+        assert_eq!(back, p);
+    }
+    let _ = serde_json::from_slice::<PortMapping>(bytes);
+    let _ = serde_json::from_slice::<Vec<PortMapping>>(bytes);
+}
+
 /// A request to put a sandbox on a network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -740,6 +831,18 @@ pub struct EndpointRequest {
 impl EndpointRequest {
     /// Aliases are DNS labels: checked here so a bad one never reaches the store.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if self.aliases.len() > MAX_ALIASES {
+            return invalid(format!(
+                "too many aliases ({}): at most {MAX_ALIASES}",
+                self.aliases.len()
+            ));
+        }
+        if self.ports.len() > MAX_PORTS {
+            return invalid(format!(
+                "too many published ports ({}): at most {MAX_PORTS} (a range counts once)",
+                self.ports.len()
+            ));
+        }
         for a in &self.aliases {
             let ok = !a.is_empty()
                 && a.len() <= 253
@@ -750,6 +853,7 @@ impl EndpointRequest {
                             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 });
             if !ok {
+                let a = cut(a);
                 return invalid(format!(
                     "invalid alias {a:?}: expected a DNS name (letters, digits, '-', '_', '.')"
                 ));
@@ -1004,6 +1108,95 @@ mod tests {
     }
 
     #[test]
+    fn in_special_subnets_are_refused_naming_the_value() {
+        for (subnet, word) in [
+            ("127.0.0.0/8", "loopback"),
+            ("127.5.0.0/16", "loopback"),
+            ("0.0.0.0/8", "this network"),
+            ("169.254.0.0/16", "link-local"),
+            ("169.254.3.0/24", "link-local"),
+            ("224.0.0.0/4", "multicast"),
+            ("239.1.2.0/24", "multicast"),
+            ("240.0.0.0/4", "reserved"),
+            ("255.255.255.0/24", "reserved"),
+            // Wider than a special range and containing it.
+            ("128.0.0.0/1", "link-local"),
+            ("192.0.0.0/2", "multicast"),
+            ("0.0.0.0/1", "this network"),
+        ] {
+            let c = NetworkCreate {
+                name: "n".into(),
+                subnet: Some(subnet.into()),
+                ..Default::default()
+            };
+            let e = c.validate().unwrap_err().0;
+            assert!(
+                e.contains(subnet) && e.contains(word),
+                "{subnet}: {e:?} lacks the value or {word:?}"
+            );
+        }
+        for ok in [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.1.0/24",
+            "1.0.0.0/8",
+            "223.255.255.0/24",
+        ] {
+            let c = NetworkCreate {
+                name: "n".into(),
+                subnet: Some(ok.into()),
+                ..Default::default()
+            };
+            assert!(c.validate().is_ok(), "{ok} refused");
+        }
+    }
+
+    #[test]
+    fn in_stored_fields_are_bounded() {
+        let mut c = NetworkCreate {
+            name: "n".into(),
+            ..Default::default()
+        };
+        c.labels
+            .insert("big".into(), "x".repeat(MAX_LABEL_VALUE + 1));
+        assert!(c.validate().unwrap_err().0.contains("\"big\""));
+        c.labels.clear();
+        c.labels.insert("k".repeat(MAX_LABEL_KEY + 1), "v".into());
+        let e = c.validate().unwrap_err().0;
+        assert!(e.contains("label key") && e.len() < 200, "{e}");
+        c.labels = (0..=MAX_LABELS)
+            .map(|i| (i.to_string(), String::new()))
+            .collect();
+        assert!(c.validate().unwrap_err().0.contains("too many labels"));
+        c.labels = (0..MAX_LABELS)
+            .map(|i| (i.to_string(), String::new()))
+            .collect();
+        assert!(c.validate().is_ok());
+
+        let mut e = EndpointRequest {
+            aliases: (0..=MAX_ALIASES).map(|i| format!("a{i}")).collect(),
+            ..Default::default()
+        };
+        assert!(e.validate().unwrap_err().0.contains("too many aliases"));
+        e.aliases.truncate(MAX_ALIASES);
+        assert!(e.validate().is_ok());
+        e.ports = vec!["80".parse().unwrap(); MAX_PORTS + 1];
+        assert!(
+            e.validate()
+                .unwrap_err()
+                .0
+                .contains("too many published ports")
+        );
+        let huge = "x".repeat(100_000);
+        let n = huge.parse::<Name>().unwrap_err().0;
+        assert!(
+            n.len() < 300,
+            "a long name is echoed whole: {} bytes",
+            n.len()
+        );
+    }
+
+    #[test]
     fn mac() {
         assert_eq!(
             Mac::for_ip(Ipv4Addr::new(10, 0, 0, 2)).to_string(),
@@ -1011,6 +1204,10 @@ mod tests {
         );
         assert!("02:42:0a:00:00:02".parse::<Mac>().is_ok());
         assert!("01:00:00:00:00:00".parse::<Mac>().is_err());
+        assert!("ff:ff:ff:ff:ff:ff".parse::<Mac>().is_err());
+        let zero = "00:00:00:00:00:00".parse::<Mac>().unwrap_err().0;
+        assert!(zero.contains("00:00:00:00:00:00") && zero.contains("all-zero"));
+        assert!(serde_json::from_str::<EndpointRequest>(r#"{"mac":"00:00:00:00:00:00"}"#).is_err());
         assert!("zz".parse::<Mac>().is_err());
     }
 

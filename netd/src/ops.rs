@@ -412,15 +412,21 @@ impl Netd {
                 "interface {b} already exists on the host"
             )));
         }
-        let routes = if v.subnet.is_none() {
-            self.host.route_destinations().await.map_err(kernel)?
-        } else {
-            vec![]
-        };
+        // Both a picked and a given subnet must stay clear of the host's own
+        // links: a given one on a host link would make the gateway the
+        // host's own address.
+        let routes = self.host.route_destinations().await.map_err(kernel)?;
         let id = Id::random();
         let net = self.store.write(|c| {
             let subnet = match v.subnet {
-                Some(s) => s,
+                Some(s) => {
+                    if let Some(r) = ipam::host_route_overlap(&s, &store::subnets(c)?, &routes) {
+                        return Err(Error::Conflict(format!(
+                            "subnet {s} overlaps {r}, a route of the host's own links"
+                        )));
+                    }
+                    s
+                }
                 None => ipam::pick_subnet(&store::subnets(c)?, &routes).ok_or_else(|| {
                     Error::Conflict(
                         "no free private range left for a new network; pass --subnet".into(),

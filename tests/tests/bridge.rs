@@ -325,7 +325,8 @@ fn bad_requests_are_refused_and_change_nothing() {
             ],
             "not found",
         ),
-        // Refused by the kernel after the store took it: undone entirely.
+        // Once refused by the kernel (a 500 after the store took it): now
+        // refused in validation.
         (
             vec![
                 "sandbox".into(),
@@ -336,7 +337,7 @@ fn bad_requests_are_refused_and_change_nothing() {
                 "00:00:00:00:00:00".into(),
                 w.name("x"),
             ],
-            "kernel",
+            "all-zero",
         ),
         (
             vec!["network".into(), "rm".into(), net.clone()],

@@ -226,15 +226,29 @@ impl Filters {
         let mut out = BTreeMap::new();
         for (k, vals) in obj {
             let list: Vec<String> = match vals {
-                Value::Object(m) => m
-                    .iter()
-                    .filter(|(_, b)| b.as_bool() == Some(true))
-                    .map(|(s, _)| s.clone())
-                    .collect(),
+                Value::Object(m) => {
+                    let mut l = Vec::new();
+                    for (s, b) in m {
+                        match b.as_bool() {
+                            Some(true) => l.push(s.clone()),
+                            Some(false) => {}
+                            None => {
+                                return Err(format!(
+                                    "invalid filter {k:?}: {s:?} is not true or false"
+                                ));
+                            }
+                        }
+                    }
+                    l
+                }
                 Value::Array(a) => a
                     .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| format!("invalid filter {k:?}: {x} is not a string"))
+                    })
+                    .collect::<Result<_, _>>()?,
                 _ => return Err(format!("invalid filter {k:?}")),
             };
             out.insert(k.clone(), list);
@@ -287,61 +301,165 @@ impl Filters {
             && self.labels_match(n)
     }
 
-    /// `prune` filters: `label`, `label!`, `until` (a Unix time or RFC 3339).
-    pub fn prune_matches(&self, n: &Network, now: u64) -> bool {
-        let not_label = match self.0.get("label!") {
+    /// The `prune` filters (`label`, `label!`, `until`), checked once before
+    /// anything is removed: an unknown key or an `until` that is not a time
+    /// is an error naming it, never a filter that matches nothing or all.
+    pub fn prune(&self, now: std::time::SystemTime) -> Result<PruneFilter, String> {
+        self.check(&["label", "label!", "until"])?;
+        let until = match self.0.get("until").map(Vec::as_slice) {
+            None | Some([]) => None,
+            Some([u]) => Some(until_nanos(u, now)?),
+            Some(_) => return Err("more than one until filter specified".into()),
+        };
+        Ok(PruneFilter {
+            filters: self.clone(),
+            until,
+        })
+    }
+}
+
+/// Validated `prune` filters.
+#[derive(Debug, Clone)]
+pub struct PruneFilter {
+    filters: Filters,
+    /// Only networks created before this (Unix nanoseconds).
+    until: Option<i128>,
+}
+
+impl PruneFilter {
+    pub fn matches(&self, n: &Network) -> bool {
+        let not_label = match self.filters.0.get("label!") {
             None => true,
             Some(vals) => !vals.iter().any(|l| match l.split_once('=') {
                 Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
                 None => n.labels.contains_key(l),
             }),
         };
-        let until_ok = self.any("until", |u| match parse_until(u, now) {
-            Some(limit) => rfc3339_secs(&n.created).is_some_and(|c| c < limit),
-            None => false,
-        });
-        self.labels_match(n) && not_label && until_ok
+        let until_ok = match self.until {
+            None => true,
+            // A record whose time cannot be read is kept: prune removes only
+            // what it knows to be old enough.
+            Some(limit) => rfc3339_nanos(&n.created).is_some_and(|c| c < limit),
+        };
+        self.filters.labels_match(n) && not_label && until_ok
     }
 }
 
-/// `until` takes a Unix timestamp, an RFC 3339 time, or a Go duration like
-/// `24h`/`30m`/`10s` meaning that long ago.
-fn parse_until(s: &str, now: u64) -> Option<u64> {
-    if let Ok(t) = s.parse::<u64>() {
-        return Some(t);
-    }
-    if let Some(t) = rfc3339_secs(s) {
-        return Some(t);
-    }
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return None,
+/// `until` as Docker's daemon reads it: a Go duration (`10m`, `1h30m`,
+/// `1.5h`) meaning that long before `now`, an RFC 3339 time with an offset
+/// (`2026-01-02T15:04:05Z`, `…+02:00`, fractions allowed), or a Unix time in
+/// seconds (`1767225600`, `1767225600.5`). Anything else is refused.
+pub fn until_nanos(s: &str, now: std::time::SystemTime) -> Result<i128, String> {
+    let bad = || {
+        format!(
+            "invalid until filter {s:?}: expected a duration (10m, 1h30m), \
+             an RFC 3339 time (2026-01-02T15:04:05Z) or a Unix timestamp"
+        )
     };
-    now.checked_sub(secs)
+    // "0" is a Unix time, as in Docker (Go would read it as a duration too).
+    if s != "0"
+        && let Some(d) = go_duration_nanos(s)
+    {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        return Ok(now - d);
+    }
+    if s.contains('-') || s.contains(':') {
+        return rfc3339_nanos(s).ok_or_else(bad);
+    }
+    unix_nanos(s).ok_or_else(bad)
 }
 
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ` (the form netd writes).
-fn rfc3339_secs(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
+/// A Go `time.ParseDuration` string in nanoseconds: an optional sign, then
+/// one or more decimal numbers (fractions allowed) each with a unit of ns,
+/// us (µs), ms, s, m or h. Like Go, larger than ~292 years is an error.
+pub fn go_duration_nanos(s: &str) -> Option<i128> {
+    let (neg, mut rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest.is_empty() {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // days-from-civil (Howard Hinnant).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + se).ok()
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let int_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int, after) = rest.split_at(int_end);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let e = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+                a.split_at(e)
+            }
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let scale: i128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        // Digits past what an i64 of nanoseconds can hold overflow, as in Go.
+        if int.len() > 19 {
+            return None;
+        }
+        let whole: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+        let mut part = whole.checked_mul(scale)?;
+        let mut div = 1i128;
+        let mut num = 0i128;
+        for c in frac.bytes().take(18) {
+            num = num * 10 + i128::from(c - b'0');
+            div *= 10;
+        }
+        part += num * scale / div;
+        total = total.checked_add(part)?;
+        if total > i128::from(i64::MAX) {
+            return None;
+        }
+        rest = after;
+    }
+    Some(if neg { -total } else { total })
+}
+
+/// RFC 3339 with an offset, in Unix nanoseconds.
+fn rfc3339_nanos(s: &str) -> Option<i128> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp_nanos())
+}
+
+/// `SECONDS[.FRACTION]`, digits only, seconds within an i64 (as Docker's
+/// `strconv.ParseInt`), at most nine fraction digits.
+fn unix_nanos(s: &str) -> Option<i128> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |x: &str| x.bytes().all(|c| c.is_ascii_digit());
+    if secs.is_empty() || !digits(secs) || !digits(frac) || frac.len() > 9 {
+        return None;
+    }
+    if s.ends_with('.') {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let frac_ns: i128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i128>().ok()? * 10i128.pow(9 - frac.len() as u32)
+    };
+    Some(i128::from(secs) * 1_000_000_000 + frac_ns)
 }
 
 /// An event in the shape of Docker's `GET /events` stream.
@@ -381,14 +499,100 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(rfc3339_secs("1970-01-02T00:00:01Z"), Some(86_401));
         assert_eq!(
-            rfc3339_secs(&crate::model::now_rfc3339()).map(|t| t > 1_700_000_000),
-            Some(true)
+            rfc3339_nanos("1970-01-02T00:00:01Z"),
+            Some(86_401_000_000_000)
         );
-        assert_eq!(parse_until("1h", 10_000), Some(6_400));
-        assert_eq!(parse_until("123", 0), Some(123));
-        assert_eq!(parse_until("x", 0), None);
+        assert!(
+            rfc3339_nanos(&crate::model::now_rfc3339()).is_some_and(|t| t > 1_700_000_000 * SEC)
+        );
+    }
+
+    const SEC: i128 = 1_000_000_000;
+
+    fn at(secs: u64) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn in_until_accepts_what_docker_accepts() {
+        let now = at(100_000);
+        let ok = |s: &str| until_nanos(s, now).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("1h"), (100_000 - 3600) * SEC);
+        assert_eq!(ok("10m"), (100_000 - 600) * SEC);
+        assert_eq!(ok("1h30m"), (100_000 - 5400) * SEC);
+        assert_eq!(ok("1.5h"), (100_000 - 5400) * SEC);
+        assert_eq!(ok("2h45m10.5s"), 100_000 * SEC - (9910 * SEC + SEC / 2));
+        assert_eq!(ok("300ms"), 100_000 * SEC - 300_000_000);
+        assert_eq!(ok("1us"), 100_000 * SEC - 1_000);
+        assert_eq!(ok("1\u{b5}s"), 100_000 * SEC - 1_000);
+        assert_eq!(ok("-1h"), (100_000 + 3600) * SEC);
+        assert_eq!(ok("0"), 0);
+        assert_eq!(ok("123"), 123 * SEC);
+        assert_eq!(ok("123.5"), 123 * SEC + SEC / 2);
+        assert_eq!(ok("123.000000001"), 123 * SEC + 1);
+        assert_eq!(ok("1970-01-02T00:00:01Z"), 86_401 * SEC);
+        assert_eq!(ok("1970-01-02T02:00:01+02:00"), 86_401 * SEC);
+        assert_eq!(ok("1970-01-02T00:00:01.25Z"), 86_401 * SEC + SEC / 4);
+    }
+
+    #[test]
+    fn in_until_refuses_anything_else_naming_it() {
+        for bad in [
+            "garbage",
+            "2026-13-45T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "99999999999999999999",
+            "1.2.3",
+            "123.",
+            ".",
+            "",
+            "-",
+            "h",
+            "1x",
+            "1d",
+            "1h30",
+            "10 m",
+            "2026-01-02",
+            "2026-01-02T15:04:05",
+            "-5",
+            "1.0000000001",
+            "3000000h",
+            "9223372036855s",
+        ] {
+            let e = until_nanos(bad, at(100_000)).expect_err(bad);
+            assert!(e.contains(&format!("{bad:?}")), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn in_prune_filters_are_checked_before_use() {
+        let f = |raw: &str| Filters::parse(Some(raw)).unwrap().prune(at(100_000));
+        assert!(
+            f(r#"{"until":{"garbage":true}}"#)
+                .unwrap_err()
+                .contains("garbage")
+        );
+        assert!(
+            f(r#"{"until":["1h","2h"]}"#)
+                .unwrap_err()
+                .contains("more than one")
+        );
+        assert!(
+            f(r#"{"dangling":["true"]}"#)
+                .unwrap_err()
+                .contains("dangling")
+        );
+        assert!(Filters::parse(Some(r#"{"until":[1]}"#)).is_err());
+        assert!(Filters::parse(Some(r#"{"until":{"1h":"yes"}}"#)).is_err());
+        let old = crate::model::fixtures::network("old", "10.1.0.0/24");
+        let mut new = old.clone();
+        new.created = "1970-01-02T03:46:40Z".into(); // 100_000 s
+        let mut older = old.clone();
+        older.created = "1970-01-01T00:00:00Z".into();
+        let p = f(r#"{"until":["1h"]}"#).unwrap();
+        assert!(p.matches(&older) && !p.matches(&new));
+        assert!(f("{}").unwrap().matches(&new));
     }
 
     #[test]

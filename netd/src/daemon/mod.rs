@@ -66,6 +66,22 @@ fn ok_json(status: StatusCode, v: impl serde::Serialize) -> ApiResult {
     Ok((status, axum::Json(v)).into_response())
 }
 
+/// The largest request body read. Every request is a small JSON object; a
+/// bigger one is refused before it is parsed, let alone stored.
+pub const MAX_BODY: usize = 1 << 20;
+
+fn body_error(e: axum::Error) -> ApiError {
+    let inner = e.into_inner();
+    if inner.is::<http_body_util::LengthLimitError>() {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body too large: the limit is {MAX_BODY} bytes"),
+        )
+    } else {
+        bad(format!("cannot read request body: {inner}"))
+    }
+}
+
 fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))
 }
@@ -156,6 +172,71 @@ struct PruneBody {
     filters: Option<Value>,
 }
 
+/// The `api_bodies` fuzz target's entry: the first byte picks a route, the
+/// rest is its body (or its `filters` parameter), parsed and validated
+/// exactly as the route does before it calls an operation. Must never panic.
+#[doc(hidden)]
+pub fn fuzz_body(bytes: &[u8]) {
+    let Some((route, rest)) = bytes.split_first() else {
+        return;
+    };
+    let body = Bytes::copy_from_slice(rest);
+    if body.len() > MAX_BODY {
+        return;
+    }
+    let now = std::time::SystemTime::now();
+    match route % 9 {
+        0 => {
+            if let Ok(r) = parse_body::<docker::CreateRequest>(&body)
+                && let Ok(c) = r.into_netd()
+            {
+                let _ = c.validate();
+            }
+        }
+        1 => {
+            if let Ok(r) = parse_body::<docker::ConnectRequest>(&body)
+                && let Ok(e) = r.endpoint()
+            {
+                let _ = e.validate();
+            }
+        }
+        2 => {
+            let _ = parse_body::<docker::DisconnectRequest>(&body);
+        }
+        3 => {
+            let raw = String::from_utf8_lossy(rest);
+            let _ = docker::Filters::parse(Some(&raw)).and_then(|f| f.prune(now));
+            if let Ok(f) = docker::Filters::parse(Some(&raw)) {
+                let _ = f.check(&["dangling", "driver", "id", "label", "name", "scope", "type"]);
+            }
+        }
+        4 => {
+            if let Ok(r) = parse_body::<NetworkCreate>(&body) {
+                let _ = r.validate();
+            }
+        }
+        5 => {
+            if let Ok(r) = parse_body::<SandboxCreate>(&body) {
+                let _ = r.endpoint.validate();
+            }
+        }
+        6 => {
+            if let Ok(r) = parse_body::<ConnectBody>(&body) {
+                let _ = r.endpoint.validate();
+            }
+        }
+        7 => {
+            let _ = parse_body::<DisconnectBody>(&body);
+        }
+        _ => {
+            if let Ok(r) = parse_body::<PruneBody>(&body) {
+                let raw = r.filters.map(|v| v.to_string());
+                let _ = docker::Filters::parse(raw.as_deref()).and_then(|f| f.prune(now));
+            }
+        }
+    }
+}
+
 impl Daemon {
     async fn dispatch(self: Arc<Self>, req: Request) -> Response {
         let method = req.method().clone();
@@ -163,9 +244,9 @@ impl Daemon {
             .trim_end_matches('/')
             .to_string();
         let q = query_pairs(req.uri().query());
-        let body = match axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await {
+        let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
             Ok(b) => b,
-            Err(e) => return bad(format!("cannot read request body: {e}")).into_response(),
+            Err(e) => return body_error(e).into_response(),
         };
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let res = self.route(&method, &segs, &q, &body).await;
@@ -241,10 +322,10 @@ impl Daemon {
                 )
             }
             ("POST", ["networks", "prune"]) => {
-                let f = docker::Filters::parse(query(q, "filters")).map_err(bad)?;
-                f.check(&["label", "label!", "until"]).map_err(bad)?;
-                let now = now_secs();
-                let removed = n.prune_networks(|net| f.prune_matches(net, now)).await?;
+                let f = docker::Filters::parse(query(q, "filters"))
+                    .and_then(|f| f.prune(std::time::SystemTime::now()))
+                    .map_err(bad)?;
+                let removed = n.prune_networks(|net| f.matches(net)).await?;
                 ok_json(StatusCode::OK, json!({ "NetworksDeleted": removed }))
             }
             ("DELETE", ["networks", id]) => {
@@ -278,10 +359,10 @@ impl Daemon {
                     parse_body(body)?
                 };
                 let raw = r.filters.map(|v| v.to_string());
-                let f = docker::Filters::parse(raw.as_deref()).map_err(bad)?;
-                f.check(&["label", "label!", "until"]).map_err(bad)?;
-                let now = now_secs();
-                let removed = n.prune_networks(|net| f.prune_matches(net, now)).await?;
+                let f = docker::Filters::parse(raw.as_deref())
+                    .and_then(|f| f.prune(std::time::SystemTime::now()))
+                    .map_err(bad)?;
+                let removed = n.prune_networks(|net| f.matches(net)).await?;
                 ok_json(StatusCode::OK, json!({ "removed": removed }))
             }
             ("GET", ["netd", "networks", id]) => ok_json(StatusCode::OK, n.inspect_network(id)?),
@@ -372,13 +453,6 @@ fn go_arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Where daemons lock their network namespace. Not under the state or
