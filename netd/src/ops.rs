@@ -821,9 +821,50 @@ impl Netd {
         if k::apply_endpoint(&self.host, &p).await.map_err(kernel)? {
             // The bridge was gone (deleted by hand with no watcher running):
             // the network's other veths lost it too.
-            self.repair_network(net).await;
+            self.repair_network(net, Some(sandbox)).await;
         }
         Ok(())
+    }
+
+    /// Apply an endpoint again (reconcile, link repair) under its
+    /// sandbox's lock, with the records read again under it: an endpoint
+    /// that a disconnect or a CNI DEL removed meanwhile stays removed,
+    /// instead of coming back as a pair no record owns. `false` when the
+    /// endpoint or its sandbox's namespace is gone.
+    pub(crate) async fn reapply_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<bool> {
+        let seen = self.store.read(|c| store::sandbox_by_id(c, &ep.sandbox))?;
+        let _lock = self.sandbox_lock(&seen.name).await?;
+        let now = self.store.read(|c| {
+            let Ok(sb) = store::sandbox_by_id(c, &ep.sandbox) else {
+                return Ok(None);
+            };
+            Ok(store::endpoint(c, &net.id, &sb.id)?
+                .filter(|e| e.id == ep.id)
+                .map(|e| (sb, e)))
+        })?;
+        let Some((sb, ep)) = now else {
+            return Ok(false);
+        };
+        self.reapply_endpoint_of(net, &sb, &ep).await
+    }
+
+    /// `reapply_endpoint` for a caller that holds the sandbox's lock.
+    pub(crate) async fn reapply_endpoint_of(
+        &self,
+        net: &Network,
+        sb: &Sandbox,
+        ep: &Endpoint,
+    ) -> Result<bool> {
+        let Some(p) = plan::endpoint(net, sb, ep) else {
+            return Ok(false);
+        };
+        // A namespace that went took the pair with it; reconcile (or the
+        // engine's DEL) deals with the sandbox.
+        if !netns::is_netns(&p.netns) {
+            return Ok(false);
+        }
+        k::apply_endpoint(&self.host, &p).await.map_err(kernel)?;
+        Ok(true)
     }
 
     /// Refuse (`Invalid`) when the namespace at `path` belongs to a
@@ -1116,23 +1157,24 @@ impl Netd {
             else {
                 continue;
             };
-            let Some(p) = plan::endpoint(n, s, ep) else {
-                continue;
-            };
-            if !netns::is_netns(&p.netns) {
-                continue;
-            }
-            match k::apply_endpoint(&self.host, &p).await {
-                Ok(_) => report.endpoints += 1,
+            match self.reapply_endpoint(n, ep).await {
+                Ok(true) => report.endpoints += 1,
+                Ok(false) => {}
                 Err(e) => report
                     .failures
-                    .push(format!("endpoint {} of {}: {e:#}", ep.ifname, s.name)),
+                    .push(format!("endpoint {} of {}: {e}", ep.ifname, s.name)),
             }
         }
         if let Err(e) = self.sync_firewall().await {
             report.failures.push(format!("firewall: {e}"));
         }
+        // Links first, records second: every operation records an endpoint
+        // before it makes the link, so a link listed here whose record
+        // the second read lacks really is an orphan, not an attach in flight.
         let links = self.host.links().await.map_err(kernel)?;
+        let (nets, eps) = self
+            .store
+            .read(|c| Ok((store::networks(c)?, store::all_endpoints(c)?)))?;
         for name in plan::orphan_links(&nets, &eps, links.iter().map(|l| l.name.as_str())) {
             match self.host.delete_link(&name).await {
                 Ok(()) => report.orphans_removed.push(name),

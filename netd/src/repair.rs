@@ -5,14 +5,13 @@
 //! gone: only records decide what is repaired.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use serde::Serialize;
 use tracing::warn;
 
 use crate::error::Result;
-use crate::kernel::{self as k, netns};
-use crate::model::{Endpoint, Network};
+use crate::kernel as k;
+use crate::model::{Endpoint, Network, Sandbox};
 use crate::ops::Netd;
 use crate::plan;
 use crate::store;
@@ -43,7 +42,7 @@ impl Netd {
                 && deleted.contains(b.bridge.as_str())
             {
                 report.bridges.push(b.bridge.to_string());
-                let r = self.repair_network(n).await;
+                let r = self.repair_network(n, None).await;
                 report.veths.extend(r.veths);
                 report.failures.extend(r.failures);
                 redone.insert(n.id.clone());
@@ -72,8 +71,14 @@ impl Netd {
     }
 
     /// Make a network's bridge exist and every endpoint on it complete,
-    /// back on the bridge. Failures are reported, not fatal.
-    pub(crate) async fn repair_network(&self, net: &Network) -> RepairReport {
+    /// back on the bridge. Failures are reported, not fatal. `held`: the
+    /// sandbox whose lock the caller holds (an attach that found the bridge
+    /// gone); then no sandbox lock is taken (its own would wait on us).
+    pub(crate) async fn repair_network(
+        &self,
+        net: &Network,
+        held: Option<&Sandbox>,
+    ) -> RepairReport {
         let mut report = RepairReport::default();
         if let Some(bp) = plan::bridge(net)
             && let Err(e) = k::apply_bridge(self.host(), &bp).await
@@ -92,7 +97,17 @@ impl Netd {
             }
         };
         for ep in &eps {
-            match self.repair_endpoint(net, ep).await {
+            let applied = match held {
+                None => self.repair_endpoint(net, ep).await,
+                Some(sb) if sb.id == ep.sandbox => self.reapply_endpoint_of(net, sb, ep).await,
+                // Waiting for another sandbox's lock while holding one could
+                // deadlock with an attach doing the same the other way round.
+                Some(_) => match self.store().read(|c| store::sandbox_by_id(c, &ep.sandbox)) {
+                    Ok(other) => self.reapply_endpoint_of(net, &other, ep).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match applied {
                 Ok(true) => report.veths.push(ep.host_veth().to_string()),
                 Ok(false) => {}
                 Err(e) => report.failures.push(format!("{}: {e}", ep.host_veth())),
@@ -104,22 +119,9 @@ impl Netd {
         report
     }
 
-    /// Apply one endpoint again if its sandbox's namespace is there.
+    /// Apply one endpoint again if it and its sandbox's namespace are
+    /// still there (under the sandbox's lock: see `reapply_endpoint`).
     async fn repair_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<bool> {
-        let sb = self
-            .store()
-            .read(|c| store::sandbox_by_id(c, &ep.sandbox))?;
-        let Some(p) = plan::endpoint(net, &sb, ep) else {
-            return Ok(false);
-        };
-        // A namespace that went took the pair with it; reconcile (or the
-        // engine's DEL) deals with the sandbox.
-        if !netns::is_netns(Path::new(&p.netns)) {
-            return Ok(false);
-        }
-        k::apply_endpoint(self.host(), &p)
-            .await
-            .map_err(crate::error::kernel)?;
-        Ok(true)
+        self.reapply_endpoint(net, ep).await
     }
 }
