@@ -480,7 +480,9 @@ pub fn parse_request(
             || (target_authority.is_some() && is(n, "host"))
             || (is(n, "upgrade") && !upgrade)
             || (client.is_some() && (is(n, "x-forwarded-for") || is(n, "forwarded")))
-            || conn.lists(n.as_bytes());
+            // Listed in Connection: hop-by-hop, except Host, which a 1.1
+            // request cannot do without.
+            || (conn.lists(n.as_bytes()) && !is(n, "host"));
         if !drop {
             out.extend_from_slice(n.as_bytes());
             out.extend_from_slice(b": ");
@@ -1037,6 +1039,14 @@ mod tests {
         );
         assert_eq!(values(&h, "host"), ["t.example"]);
         assert_eq!(values(&h, "via"), ["1.1 netd-lb"]);
+        // Listing Host or Content-Length in Connection removes neither:
+        // the request would be unframed or invalid without them.
+        let (_, h) = req(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: host, content-length\r\nContent-Length: 0\r\n\r\n",
+            None,
+        );
+        assert_eq!(values(&h, "host"), ["a"]);
+        assert_eq!(values(&h, "content-length"), ["0"]);
         // Fields listed in Connection, and every hop-by-hop one, are gone.
         let (_, h) = req(
             "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-A, x-b\r\nConnection: X-C\r\n\

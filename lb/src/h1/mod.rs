@@ -10,6 +10,8 @@
 //! read only arms a timer when it would block.
 
 mod chunked;
+#[doc(hidden)]
+pub mod fuzz;
 mod head;
 mod io;
 
