@@ -10,8 +10,13 @@ use httparse::{EMPTY_HEADER, Header, Status};
 
 use crate::config::HashKey;
 
-/// Most header lines in a head; more is 431 (requests) or 502 (responses).
+/// Most header lines httparse reads in a head.
 const MAX_HEADERS: usize = 128;
+/// Most header lines of a request (431 beyond) or response (502): fewer
+/// than httparse reads, so that the head sent on, with the lines netd-lb
+/// adds, is within a peer's limit (and our own) again.
+const MAX_REQUEST_HEADERS: usize = MAX_HEADERS - 16;
+const MAX_RESPONSE_HEADERS: usize = MAX_HEADERS - 4;
 /// Most header names a message's Connection headers may list (each is
 /// dropped when forwarding); more is refused rather than passed on.
 const MAX_CONN_TOKENS: usize = 32;
@@ -364,6 +369,9 @@ pub fn parse_request(
     let path = req.path.unwrap_or("/");
     let http10 = req.version == Some(0);
     let headers: &[Header<'_>] = req.headers;
+    if headers.len() > MAX_REQUEST_HEADERS {
+        return Err(HeadError::TooLarge);
+    }
     if !valid_target(path) {
         return Err(HeadError::BadTarget);
     }
@@ -600,8 +608,16 @@ pub fn parse_response(
         return Ok(None);
     };
     let status = resp.code.unwrap_or(0);
+    if status < 100 {
+        // Not a status code (RFC 9110 15), and not three digits when
+        // written back.
+        return Err(HeadError::Parse(httparse::Error::Status));
+    }
     let http10 = resp.version == Some(0);
     let headers: &[Header<'_>] = resp.headers;
+    if headers.len() > MAX_RESPONSE_HEADERS {
+        return Err(HeadError::TooLarge);
+    }
     let mut framing = Framing::default();
     for h in headers {
         framing.take(h)?;
@@ -878,8 +894,8 @@ mod tests {
             parse(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
             Err(HeadError::BadTransferEncoding)
         );
-        let mut many = String::from("GET / HTTP/1.1\r\n");
-        for i in 0..=MAX_HEADERS {
+        let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..MAX_REQUEST_HEADERS {
             many.push_str(&format!("X-{i}: v\r\n"));
         }
         many.push_str("\r\n");
@@ -1090,6 +1106,7 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\nX: 1\r\n folded\r\n\r\n", "obs-fold"),
             (b"HTTP/1.1 200 OK\r\nX : 1\r\n\r\n", "space before colon"),
             (b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n", "NUL"),
+            (b"HTTP/1.1 099 Low\r\n\r\n", "status under 100"),
         ] {
             assert!(parse(raw).is_err(), "{what}");
         }
