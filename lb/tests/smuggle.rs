@@ -445,13 +445,14 @@ impl Seen {
 fn statuses(data: &[u8]) -> Vec<u16> {
     let mut out = Vec::new();
     for (i, w) in data.windows(12).enumerate() {
-        if (i == 0 || data[i - 1] == b'\n') && w.starts_with(b"HTTP/1.") && w[8] == b' ' {
-            if let Some(s) = std::str::from_utf8(&w[9..12])
+        if (i == 0 || data[i - 1] == b'\n')
+            && w.starts_with(b"HTTP/1.")
+            && w[8] == b' '
+            && let Some(s) = std::str::from_utf8(&w[9..12])
                 .ok()
                 .and_then(|s| s.parse().ok())
-            {
-                out.push(s);
-            }
+        {
+            out.push(s);
         }
     }
     out

@@ -13,6 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+// (Each test crate uses its own part of these.)
+#[allow(unused_imports)]
 pub use netd_tests::{Child, Daemon, Netns, TempDir, in_ns, run_ok, spawn_in, wait_connectable};
 
 pub const BACKEND_PY: &str = include_str!("backend.py");
