@@ -11,7 +11,7 @@ use httparse::{EMPTY_HEADER, Header, Status};
 use crate::config::HashKey;
 
 /// Most header lines httparse reads in a head.
-const MAX_HEADERS: usize = 128;
+pub(super) const MAX_HEADERS: usize = 128;
 /// Most header lines of a request (431 beyond) or response (502): fewer
 /// than httparse reads, so that the head sent on, with the lines netd-lb
 /// adds, is within a peer's limit (and our own) again.
