@@ -323,7 +323,8 @@ for r in $(seq "$ROUNDS"); do
 done
 
 median_row() { # tool -> the round with the median req/s
-    sort -n -k1,1 <<<"${RESULTS[$1]%$'\n'}" | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}'
+    local rows=${RESULTS[$1]:-}
+    sort -n -k1,1 <<<"${rows%$'\n'}" | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}'
 }
 
 ref=$(median_row nginx 2>/dev/null | awk '{print $1}')

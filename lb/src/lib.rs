@@ -23,6 +23,13 @@ pub mod proxy;
 pub mod service;
 pub mod tcp;
 
+/// Entry points of the fuzz targets in `fuzz/`: the HTTP/1 parsers on
+/// arbitrary bytes, invariants asserted.
+#[doc(hidden)]
+pub use h1::fuzz::{
+    chunked as fuzz_chunked, request_head as fuzz_request_head, response_head as fuzz_response_head,
+};
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};

@@ -1,11 +1,20 @@
 //! Chunked transfer coding, decoded byte by byte so that a chunk header or
 //! trailer split across reads needs no buffering of its own.
+//!
+//! The framing is checked to the letter of RFC 9112 section 7.1 (CRLF line
+//! ends, chunk extensions and trailer fields by their grammar) because it is
+//! passed on as it came: a member must not be able to read it differently.
 
 use std::fmt;
 
 /// Longest chunk-size line (extensions included) and trailer section.
 const LINE_LIMIT: usize = 4096;
 const TRAILER_LIMIT: usize = 64 * 1024;
+/// Largest chunk: a member that reads the size into 32 bits must not see
+/// a different one.
+pub const MAX_CHUNK: u64 = (1 << 31) - 1;
+/// Most hex digits of a chunk size (leading zeros included).
+const MAX_DIGITS: u32 = 16;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ChunkError(&'static str);
@@ -21,15 +30,27 @@ enum State {
     /// In the chunk size (hex digits so far in `size`).
     #[default]
     Size,
-    /// After the size: extensions up to the line end.
-    Ext,
+    /// Whitespace after the size or an extension, before a `;`.
+    ExtBws,
+    /// After `;`: whitespace, then an extension name.
+    ExtNameStart,
+    ExtName,
+    /// Whitespace after an extension name, before `=` or `;`.
+    ExtAfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    ExtValStart,
+    ExtValToken,
+    ExtQuoted,
+    ExtQuotedEsc,
+    ExtAfterQuoted,
     SizeLf,
     Data,
     DataCr,
     DataLf,
     /// At the start of a trailer line (or of the final empty line).
     TrailerStart,
-    TrailerLine,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     EndLf,
     Done,
@@ -46,6 +67,20 @@ pub struct Chunked {
     trailer: usize,
     /// Pass on only the data (for an HTTP/1.0 client), not the framing.
     decode: bool,
+}
+
+/// RFC 9110 `tchar`.
+fn tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// A field value or quoted-pair byte: VCHAR, obs-text, SP, HTAB.
+fn field_byte(b: u8) -> bool {
+    ws(b) || (0x21..=0x7e).contains(&b) || b >= 0x80
 }
 
 impl Chunked {
@@ -86,71 +121,105 @@ impl Chunked {
 
     fn step(&mut self, b: u8) -> Result<(), ChunkError> {
         use State::*;
-        match self.state {
-            Size => match b {
-                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
-                    let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-                    if self.digits >= 16 {
-                        return Err(ChunkError("chunk size too large"));
-                    }
-                    self.size = self.size * 16 + d;
-                    self.digits += 1;
-                }
-                _ if self.digits == 0 => return Err(ChunkError("no chunk size")),
-                b';' | b' ' | b'\t' => {
-                    self.state = Ext;
-                    self.line = 0;
-                }
-                b'\r' => self.state = SizeLf,
-                b'\n' => self.after_size(),
-                _ => return Err(ChunkError("bad chunk size")),
-            },
-            Ext => match b {
-                b'\r' => self.state = SizeLf,
-                b'\n' => self.after_size(),
-                _ => {
-                    self.line += 1;
-                    if self.line > LINE_LIMIT {
-                        return Err(ChunkError("chunk extension too long"));
-                    }
-                }
-            },
-            SizeLf => match b {
-                b'\n' => self.after_size(),
-                _ => return Err(ChunkError("no LF after chunk size")),
-            },
-            DataCr => match b {
-                b'\r' => self.state = DataLf,
-                b'\n' => self.next_chunk(),
-                _ => return Err(ChunkError("no CRLF after chunk data")),
-            },
-            DataLf => match b {
-                b'\n' => self.next_chunk(),
-                _ => return Err(ChunkError("no LF after chunk data")),
-            },
-            TrailerStart => match b {
-                b'\r' => self.state = EndLf,
-                b'\n' => self.state = Done,
-                _ => {
-                    self.trailer_byte()?;
-                    self.state = TrailerLine;
-                }
-            },
-            TrailerLine => match b {
-                b'\r' => self.state = TrailerLf,
-                b'\n' => self.state = TrailerStart,
-                _ => self.trailer_byte()?,
-            },
-            TrailerLf => match b {
-                b'\n' => self.state = TrailerStart,
-                _ => return Err(ChunkError("no LF after trailer")),
-            },
-            EndLf => match b {
-                b'\n' => self.state = Done,
-                _ => return Err(ChunkError("no LF at the end")),
-            },
-            Data | Done => {}
+        if matches!(
+            self.state,
+            ExtBws
+                | ExtNameStart
+                | ExtName
+                | ExtAfterName
+                | ExtValStart
+                | ExtValToken
+                | ExtQuoted
+                | ExtQuotedEsc
+                | ExtAfterQuoted
+        ) {
+            self.line += 1;
+            if self.line > LINE_LIMIT {
+                return Err(ChunkError("chunk extension too long"));
+            }
         }
+        self.state = match (self.state, b) {
+            (Size, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => {
+                let d = (b as char).to_digit(16).unwrap_or(0) as u64;
+                self.digits += 1;
+                self.size = self.size * 16 + d;
+                if self.digits > MAX_DIGITS || self.size > MAX_CHUNK {
+                    return Err(ChunkError("chunk size too large"));
+                }
+                Size
+            }
+            (Size, _) if self.digits == 0 => return Err(ChunkError("no chunk size")),
+            (Size, b';') => {
+                self.line = 0;
+                ExtNameStart
+            }
+            (Size, b) if ws(b) => {
+                self.line = 0;
+                ExtBws
+            }
+            (Size | ExtName | ExtValToken | ExtAfterQuoted, b'\r') => SizeLf,
+            (Size, _) => return Err(ChunkError("bad chunk size")),
+            (ExtBws, b) if ws(b) => ExtBws,
+            (ExtBws | ExtName | ExtAfterName | ExtValToken | ExtAfterQuoted, b';') => ExtNameStart,
+            (ExtNameStart, b) if ws(b) => ExtNameStart,
+            (ExtNameStart | ExtName, b) if tchar(b) => ExtName,
+            (ExtName | ExtAfterName, b) if ws(b) => ExtAfterName,
+            (ExtName | ExtAfterName, b'=') => ExtValStart,
+            (ExtValStart, b) if ws(b) => ExtValStart,
+            (ExtValStart | ExtValToken, b) if tchar(b) => ExtValToken,
+            (ExtValStart, b'"') => ExtQuoted,
+            (ExtValToken | ExtAfterQuoted, b) if ws(b) => ExtBws,
+            (ExtQuoted, b'"') => ExtAfterQuoted,
+            (ExtQuoted, b'\\') => ExtQuotedEsc,
+            (ExtQuoted | ExtQuotedEsc, b) if field_byte(b) => ExtQuoted,
+            (
+                ExtBws | ExtNameStart | ExtName | ExtAfterName | ExtValStart | ExtValToken
+                | ExtQuoted | ExtQuotedEsc | ExtAfterQuoted,
+                _,
+            ) => return Err(ChunkError("bad chunk extension")),
+            (SizeLf, b'\n') => {
+                if self.size == 0 {
+                    TrailerStart
+                } else {
+                    Data
+                }
+            }
+            (SizeLf, _) => return Err(ChunkError("no LF after CR of the chunk size")),
+            (DataCr, b'\r') => DataLf,
+            (DataCr, _) => return Err(ChunkError("no CRLF after chunk data")),
+            (DataLf, b'\n') => {
+                self.size = 0;
+                self.digits = 0;
+                Size
+            }
+            (DataLf, _) => return Err(ChunkError("no LF after chunk data")),
+            (TrailerStart, b'\r') => EndLf,
+            (TrailerStart, b) if tchar(b) => {
+                self.trailer_byte()?;
+                TrailerName
+            }
+            (TrailerStart, _) => return Err(ChunkError("bad trailer field")),
+            (TrailerName, b) if tchar(b) => {
+                self.trailer_byte()?;
+                TrailerName
+            }
+            (TrailerName, b':') => {
+                self.trailer_byte()?;
+                TrailerValue
+            }
+            (TrailerName, _) => return Err(ChunkError("bad trailer field name")),
+            (TrailerValue, b'\r') => TrailerLf,
+            (TrailerValue, b) if field_byte(b) => {
+                self.trailer_byte()?;
+                TrailerValue
+            }
+            (TrailerValue, _) => return Err(ChunkError("bad trailer field value")),
+            (TrailerLf, b'\n') => TrailerStart,
+            (TrailerLf, _) => return Err(ChunkError("no LF after trailer field")),
+            (EndLf, b'\n') => Done,
+            (EndLf, _) => return Err(ChunkError("no LF at the end")),
+            (Data | Done, _) => self.state,
+        };
         Ok(())
     }
 
@@ -160,20 +229,6 @@ impl Chunked {
             return Err(ChunkError("trailer too long"));
         }
         Ok(())
-    }
-
-    fn after_size(&mut self) {
-        self.state = if self.size == 0 {
-            State::TrailerStart
-        } else {
-            State::Data
-        };
-    }
-
-    fn next_chunk(&mut self) {
-        self.state = State::Size;
-        self.size = 0;
-        self.digits = 0;
     }
 }
 
@@ -235,8 +290,64 @@ mod tests {
         );
         let (_, _, done) = run(false, b"5\r\nhel", &[]).unwrap();
         assert!(!done);
-        // bare LFs are tolerated
-        assert!(run(true, b"3\nabc\n0\n\n", &[]).unwrap().2);
+    }
+
+    #[test]
+    fn extensions_and_trailers_by_their_grammar() {
+        for good in [
+            &b"5;a\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 ; a = b ; c=\"d\\\"e\" ;f\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\x80 \t\"\r\nhello\r\n0;last\r\nX-T: 1\r\nY:\r\n\r\n",
+            b"0000000000000005\r\nhello\r\n0\r\n\r\n",
+            b"7fffffff\r\n",
+        ] {
+            let r = run(false, good, &[]);
+            assert!(r.is_ok(), "{:?}: {r:?}", String::from_utf8_lossy(good));
+        }
+    }
+
+    #[test]
+    fn rejects_what_a_member_could_read_differently() {
+        for bad in [
+            // bare LF or CR in the framing
+            &b"3\nabc\r\n0\r\n\r\n"[..],
+            b"3\r\nabc\n0\r\n\r\n",
+            b"0\r\n\n",
+            b"0\r\nX: 1\n\r\n",
+            b"3\rabc",
+            // a NUL, a control byte or a line end in an extension
+            b"5;a\x00b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\x00\"\r\nhello\r\n",
+            b"5;a=\x01\r\n",
+            b"5;a=\"b\nc\"\r\n",
+            b"5;\r\n",
+            b"5;=b\r\n",
+            b"5;a=\r\n",
+            b"5;a=b c\r\n",
+            b"5 \r\n",
+            // sizes: signs, prefixes, spaces, too many digits, too big
+            b"+5\r\n",
+            b"-5\r\n",
+            b"0x5\r\n",
+            b" 5\r\n",
+            b"5\t\r\n",
+            b"00000000000000005\r\n",
+            b"80000000\r\n",
+            b"ffffffffffffffff\r\n",
+            b"10000000000000005\r\n",
+            // trailers: obs-fold, no colon, space before the colon, NUL
+            b"0\r\nX: 1\r\n folded\r\n\r\n",
+            b"0\r\nX 1\r\n\r\n",
+            b"0\r\nX : 1\r\n\r\n",
+            b"0\r\nX: a\x00b\r\n\r\n",
+            b"0\r\n: 1\r\n\r\n",
+        ] {
+            assert!(
+                run(false, bad, &[]).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -10,10 +10,16 @@ use httparse::{EMPTY_HEADER, Header, Status};
 
 use crate::config::HashKey;
 
-/// Most header lines in a head; more is 431 (requests) or 502 (responses).
-const MAX_HEADERS: usize = 128;
-/// Most tokens of Connection headers remembered (header names to drop).
-const MAX_CONN_TOKENS: usize = 16;
+/// Most header lines httparse reads in a head.
+pub(super) const MAX_HEADERS: usize = 128;
+/// Most header lines of a request (431 beyond) or response (502): fewer
+/// than httparse reads, so that the head sent on, with the lines netd-lb
+/// adds, is within a peer's limit (and our own) again.
+const MAX_REQUEST_HEADERS: usize = MAX_HEADERS - 16;
+const MAX_RESPONSE_HEADERS: usize = MAX_HEADERS - 4;
+/// Most header names a message's Connection headers may list (each is
+/// dropped when forwarding); more is refused rather than passed on.
+const MAX_CONN_TOKENS: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
@@ -22,12 +28,43 @@ pub enum Body {
     Chunked,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// Why a head is refused. [`HeadError::status`] is the answer a client
+/// gets for a request head; a member's bad response head is a 502.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
     TooLarge,
     Parse(httparse::Error),
     BadLength,
+    /// Transfer-Encoding whose last coding is not chunked, or chunked
+    /// twice (RFC 9112 6.3 item 4: 400 and close).
     BadTransferEncoding,
+    /// A transfer coding other than chunked (RFC 9112 6.1: 501).
+    UnknownCoding,
+    /// Both Transfer-Encoding and Content-Length (RFC 9112 6.1).
+    LengthAndChunked,
+    /// Transfer-Encoding in an HTTP/1.0 message (RFC 9112 6.1).
+    Http10TransferEncoding,
+    /// An HTTP/1.1 request without Host (RFC 9112 3.2).
+    MissingHost,
+    /// More than one Host line (RFC 9112 3.2).
+    DuplicateHost,
+    /// A Host value that is not `uri-host [":" port]` (RFC 9112 3.2).
+    BadHost,
+    /// A request-target with bytes a URI cannot have.
+    BadTarget,
+    /// More header names listed in Connection than are remembered.
+    TooManyConnectionOptions,
+}
+
+impl HeadError {
+    /// The status a client gets for a request head refused so.
+    pub fn status(self) -> u16 {
+        match self {
+            HeadError::TooLarge => 431,
+            HeadError::UnknownCoding => 501,
+            _ => 400,
+        }
+    }
 }
 
 impl fmt::Display for HeadError {
@@ -36,7 +73,19 @@ impl fmt::Display for HeadError {
             HeadError::TooLarge => write!(f, "too many header lines"),
             HeadError::Parse(e) => write!(f, "{e}"),
             HeadError::BadLength => write!(f, "bad Content-Length"),
-            HeadError::BadTransferEncoding => write!(f, "bad Transfer-Encoding"),
+            HeadError::BadTransferEncoding => {
+                write!(f, "Transfer-Encoding does not end in chunked, once")
+            }
+            HeadError::UnknownCoding => write!(f, "transfer coding other than chunked"),
+            HeadError::LengthAndChunked => {
+                write!(f, "both Transfer-Encoding and Content-Length")
+            }
+            HeadError::Http10TransferEncoding => write!(f, "Transfer-Encoding in HTTP/1.0"),
+            HeadError::MissingHost => write!(f, "HTTP/1.1 request without Host"),
+            HeadError::DuplicateHost => write!(f, "more than one Host"),
+            HeadError::BadHost => write!(f, "bad Host"),
+            HeadError::BadTarget => write!(f, "bad request-target"),
+            HeadError::TooManyConnectionOptions => write!(f, "too many Connection options"),
         }
     }
 }
@@ -91,7 +140,7 @@ struct ConnTokens<'a> {
 }
 
 impl<'a> ConnTokens<'a> {
-    fn add(&mut self, value: &'a [u8]) {
+    fn add(&mut self, value: &'a [u8]) -> Result<(), HeadError> {
         for t in value.split(|&b| b == b',') {
             let t = t.trim_ascii();
             if t.eq_ignore_ascii_case(b"close") {
@@ -100,11 +149,16 @@ impl<'a> ConnTokens<'a> {
                 self.keep_alive = true;
             } else if t.eq_ignore_ascii_case(b"upgrade") {
                 self.upgrade = true;
-            } else if !t.is_empty() && self.n < MAX_CONN_TOKENS {
+            } else if !t.is_empty() && !self.lists(t) {
+                // A name we could not remember would be passed on.
+                if self.n == MAX_CONN_TOKENS {
+                    return Err(HeadError::TooManyConnectionOptions);
+                }
                 self.names[self.n] = t;
                 self.n += 1;
             }
         }
+        Ok(())
     }
 
     fn lists(&self, name: &[u8]) -> bool {
@@ -159,7 +213,12 @@ struct Framing<'a> {
     conn: ConnTokens<'a>,
     length: Option<u64>,
     te: bool,
+    /// The last transfer coding is chunked.
     chunked: bool,
+    /// Codings listed, over all Transfer-Encoding lines.
+    codings: u32,
+    /// Some coding is not chunked.
+    other_coding: bool,
 }
 
 impl<'a> Framing<'a> {
@@ -167,12 +226,23 @@ impl<'a> Framing<'a> {
     fn take(&mut self, h: &Header<'a>) -> Result<bool, HeadError> {
         let n = h.name;
         if is(n, "connection") || is(n, "proxy-connection") {
-            self.conn.add(h.value);
+            self.conn.add(h.value)?;
         } else if is(n, "content-length") {
             merge_length(&mut self.length, h.value)?;
         } else if is(n, "transfer-encoding") {
             self.te = true;
-            self.chunked = last_coding_chunked(h.value);
+            // Several lines are one list (RFC 9110 5.3); empty elements
+            // are allowed and ignored (RFC 9110 5.6.1).
+            for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if t.is_empty() {
+                    continue;
+                }
+                self.codings += 1;
+                self.chunked = t.eq_ignore_ascii_case(b"chunked");
+                if !self.chunked {
+                    self.other_coding = true;
+                }
+            }
         } else {
             return Ok(false);
         }
@@ -192,12 +262,34 @@ fn merge_length(acc: &mut Option<u64>, v: &[u8]) -> Result<(), HeadError> {
     }
 }
 
-/// Whether the last transfer coding of `v` is chunked.
-fn last_coding_chunked(v: &[u8]) -> bool {
-    v.rsplit(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .find(|t| !t.is_empty())
-        .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"))
+/// A Host value: `uri-host [":" port]` (RFC 3986 reg-name, IPv4 or an
+/// IP-literal in brackets), or empty.
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = match v.iter().rposition(|&b| b == b':') {
+        // A colon inside brackets is the IPv6 literal's own.
+        Some(i) if !v[i..].contains(&b']') => (&v[..i], Some(&v[i + 1..])),
+        _ => (v, None),
+    };
+    if !port.is_none_or(|p| p.iter().all(u8::is_ascii_digit)) {
+        return false;
+    }
+    if let Some(lit) = host.strip_prefix(b"[") {
+        let Some(lit) = lit.strip_suffix(b"]") else {
+            return false;
+        };
+        return !lit.is_empty()
+            && lit
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b":.-_~!$&'()*+,;=".contains(&b));
+    }
+    host.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
+}
+
+/// Bytes a request-target may have (RFC 3986 URI characters, all visible
+/// ASCII; httparse lets obs-text through too).
+fn valid_target(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A header value usable as text (what `HeaderValue::to_str` accepts).
@@ -277,6 +369,12 @@ pub fn parse_request(
     let path = req.path.unwrap_or("/");
     let http10 = req.version == Some(0);
     let headers: &[Header<'_>] = req.headers;
+    if headers.len() > MAX_REQUEST_HEADERS {
+        return Err(HeadError::TooLarge);
+    }
+    if !valid_target(path) {
+        return Err(HeadError::BadTarget);
+    }
 
     let mut framing = Framing::default();
     let mut host: Option<&[u8]> = None;
@@ -290,7 +388,13 @@ pub fn parse_request(
         }
         let n = h.name;
         if is(n, "host") {
-            host.get_or_insert(h.value);
+            if host.is_some() {
+                return Err(HeadError::DuplicateHost);
+            }
+            if !valid_host(h.value) {
+                return Err(HeadError::BadHost);
+            }
+            host = Some(h.value);
         } else if is(n, "upgrade") {
             has_upgrade = true;
         } else if is(n, "expect") {
@@ -301,15 +405,32 @@ pub fn parse_request(
             has_xfh = true;
         }
     }
+    if host.is_none() && !http10 {
+        return Err(HeadError::MissingHost);
+    }
     let Framing {
         conn,
         length,
         te,
         chunked,
+        codings,
+        other_coding,
     } = framing;
-    if te && !chunked {
-        // The length of such a body cannot be known (RFC 9112 6.3).
-        return Err(HeadError::BadTransferEncoding);
+    // Request framing must be beyond doubt: whatever a member could read
+    // differently is refused (RFC 9112 6.1, 6.3), never passed on.
+    if te {
+        if http10 {
+            return Err(HeadError::Http10TransferEncoding);
+        }
+        if !chunked || codings > 1 && !other_coding {
+            return Err(HeadError::BadTransferEncoding);
+        }
+        if other_coding {
+            return Err(HeadError::UnknownCoding);
+        }
+        if length.is_some() {
+            return Err(HeadError::LengthAndChunked);
+        }
     }
     let upgrade = conn.upgrade && has_upgrade;
     let body = if chunked {
@@ -320,11 +441,16 @@ pub fn parse_request(
             _ => Body::None,
         }
     };
-    // The host as text: the Host header, else an absolute-form target's.
-    let host = host
-        .map(<[u8]>::trim_ascii)
-        .filter(|h| !h.is_empty() && visible(h))
-        .or_else(|| authority(path).map(str::as_bytes));
+    // An absolute-form target's authority is the host, whatever Host says
+    // (RFC 9112 3.2.2): the member gets it as Host.
+    let target_authority = authority(path);
+    if target_authority.is_some_and(|a| !valid_host(a.as_bytes())) {
+        return Err(HeadError::BadHost);
+    }
+    let host = target_authority
+        .map(str::as_bytes)
+        .or(host)
+        .filter(|h| !h.is_empty());
 
     key.clear();
     if let Some(k) = hash {
@@ -348,13 +474,23 @@ pub fn parse_request(
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    // Host first: given by an absolute-form target, or missing from an
+    // HTTP/1.0 request (a 1.1 request must have one, RFC 9112 3.2).
+    if target_authority.is_some() || !has_host(headers) {
+        out.extend_from_slice(b"Host: ");
+        out.extend_from_slice(host.unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+    }
     for h in headers {
         let n = h.name;
         let drop = hop_by_hop(n)
             || is(n, "content-length")
+            || (target_authority.is_some() && is(n, "host"))
             || (is(n, "upgrade") && !upgrade)
             || (client.is_some() && (is(n, "x-forwarded-for") || is(n, "forwarded")))
-            || conn.lists(n.as_bytes());
+            // Listed in Connection: hop-by-hop, except Host, which a 1.1
+            // request cannot do without.
+            || (conn.lists(n.as_bytes()) && !is(n, "host"));
         if !drop {
             out.extend_from_slice(n.as_bytes());
             out.extend_from_slice(b": ");
@@ -397,6 +533,12 @@ pub fn parse_request(
     if !has_xfp {
         out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
     }
+    // A gateway says so in every request it forwards (RFC 9110 7.6.3).
+    out.extend_from_slice(if http10 {
+        b"Via: 1.0 netd-lb\r\n"
+    } else {
+        b"Via: 1.1 netd-lb\r\n"
+    });
     if let Some(h) = host
         && !has_xfh
     {
@@ -410,7 +552,7 @@ pub fn parse_request(
         conn.keep_alive && !conn.close
     } else {
         !conn.close
-    } && !(te && length.is_some());
+    };
     Ok(Some(ReqHead {
         len,
         connect: method.eq_ignore_ascii_case("CONNECT"),
@@ -422,6 +564,10 @@ pub fn parse_request(
         upgrade,
         expect_continue,
     }))
+}
+
+fn has_host(headers: &[Header<'_>]) -> bool {
+    headers.iter().any(|h| is(h.name, "host"))
 }
 
 /// The authority of an absolute-form target (`http://host:port/path`).
@@ -462,8 +608,16 @@ pub fn parse_response(
         return Ok(None);
     };
     let status = resp.code.unwrap_or(0);
+    if status < 100 {
+        // Not a status code (RFC 9110 15), and not three digits when
+        // written back.
+        return Err(HeadError::Parse(httparse::Error::Status));
+    }
     let http10 = resp.version == Some(0);
     let headers: &[Header<'_>] = resp.headers;
+    if headers.len() > MAX_RESPONSE_HEADERS {
+        return Err(HeadError::TooLarge);
+    }
     let mut framing = Framing::default();
     for h in headers {
         framing.take(h)?;
@@ -473,7 +627,20 @@ pub fn parse_response(
         length,
         te,
         chunked,
+        codings,
+        other_coding,
     } = framing;
+    if te && (http10 || other_coding || codings > 1) {
+        // Faulty framing (RFC 9112 6.1), or a coding we would have to
+        // pass on undecoded: the member's answer cannot be forwarded.
+        return Err(if http10 {
+            HeadError::Http10TransferEncoding
+        } else if other_coding {
+            HeadError::UnknownCoding
+        } else {
+            HeadError::BadTransferEncoding
+        });
+    }
     let no_body = req.is_head || (100..200).contains(&status) || status == 204 || status == 304;
     let (body, until_close) = if no_body {
         (Body::None, false)
@@ -490,11 +657,14 @@ pub fn parse_response(
             None => (Body::None, true),
         }
     };
+    // Both framings: a member that sends that is not trusted with
+    // another request on the connection (RFC 9112 6.1).
     let upstream_keep = if http10 {
         conn.keep_alive && !conn.close
     } else {
         !conn.close
-    } && !until_close;
+    } && !until_close
+        && !(te && length.is_some());
     // An HTTP/1.0 client gets a chunked body decoded, ended by the close.
     let decoded = chunked && !no_body && req.http10;
     let client_keep = !until_close && !decoded;
@@ -595,7 +765,7 @@ mod tests {
         assert_eq!(values(&h, "x-forwarded-host"), ["web.example"]);
 
         let (_, h) = req(
-            "GET / HTTP/1.1\r\nx-forwarded-for: 1.2.3.4\r\nforwarded: for=1.2.3.4\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: \r\nx-forwarded-for: 1.2.3.4\r\nforwarded: for=1.2.3.4\r\n\r\n",
             Some("::1"),
         );
         assert_eq!(values(&h, "x-forwarded-for"), ["1.2.3.4, ::1"]);
@@ -619,7 +789,7 @@ mod tests {
         );
         // Absolute-form target: its authority is the host.
         let (_, h) = req(
-            "GET http://h.example:81/p?q HTTP/1.1\r\n\r\n",
+            "GET http://h.example:81/p?q HTTP/1.1\r\nHost: other\r\n\r\n",
             Some("10.0.0.1"),
         );
         assert_eq!(values(&h, "x-forwarded-host"), ["h.example:81"]);
@@ -630,7 +800,7 @@ mod tests {
         let (r, h) = req(
             "POST /u HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\
              Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\n\
-             Proxy-Connection: keep-alive\r\nTransfer-Encoding: gzip, chunked\r\nX-Kept: yes\r\n\r\n",
+             Proxy-Connection: keep-alive\r\nTransfer-Encoding: chunked\r\nX-Kept: yes\r\n\r\n",
             None,
         );
         assert_eq!(r.body, Body::Chunked);
@@ -664,37 +834,38 @@ mod tests {
     #[test]
     fn request_framing_and_persistence() {
         let (r, h) = req(
-            "PUT /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+            "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
             None,
         );
         assert_eq!(r.body, Body::Length(5));
         assert_eq!(
             r.len,
-            "PUT /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n".len()
+            "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n".len()
         );
         assert_eq!(values(&h, "content-length"), ["5"]);
         assert!(r.idempotent);
         // Content-Length: 0 is passed on, no body.
-        let (r, h) = req("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", None);
-        assert_eq!(r.body, Body::None);
-        assert_eq!(values(&h, "content-length"), ["0"]);
-        // Both: chunked wins, and the connection closes afterwards.
         let (r, h) = req(
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
             None,
         );
-        assert_eq!(r.body, Body::Chunked);
-        assert!(!r.keep_alive);
-        assert!(values(&h, "content-length").is_empty());
+        assert_eq!(r.body, Body::None);
+        assert_eq!(values(&h, "content-length"), ["0"]);
         // HTTP/1.0: closes unless asked to keep alive; sent on as 1.1.
         let (r, h) = req("GET / HTTP/1.0\r\n\r\n", None);
         assert!(r.http10 && !r.keep_alive);
         assert!(h.starts_with("GET / HTTP/1.1\r\n"));
         let (r, _) = req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", None);
         assert!(r.keep_alive);
-        let (r, _) = req("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", None);
+        let (r, _) = req(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            None,
+        );
         assert!(!r.keep_alive);
-        let (r, _) = req("HEAD / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", None);
+        let (r, _) = req(
+            "HEAD / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+            None,
+        );
         assert!(r.is_head && r.expect_continue);
     }
 
@@ -712,23 +883,246 @@ mod tests {
             Err(HeadError::Parse(_))
         ));
         for cl in ["abc", "-1", "1, 2", "99999999999999999999", ""] {
-            let raw = format!("POST / HTTP/1.1\r\nContent-Length: {cl}\r\n\r\n");
+            let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {cl}\r\n\r\n");
             assert_eq!(parse(raw.as_bytes()), Err(HeadError::BadLength), "{cl}");
         }
         assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            parse(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
             Err(HeadError::BadLength)
         );
         assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            parse(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
             Err(HeadError::BadTransferEncoding)
         );
-        let mut many = String::from("GET / HTTP/1.1\r\n");
-        for i in 0..=MAX_HEADERS {
+        let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..MAX_REQUEST_HEADERS {
             many.push_str(&format!("X-{i}: v\r\n"));
         }
         many.push_str("\r\n");
         assert_eq!(parse(many.as_bytes()), Err(HeadError::TooLarge));
+    }
+
+    /// Every request-head MUST of RFC 9112 (and RFC 9110's field syntax)
+    /// that a parser decides: the request is refused with this status.
+    #[test]
+    fn rfc9112_refusals() {
+        let parse = |raw: &[u8]| parse_request(raw, None, None, &mut Vec::new(), &mut Vec::new());
+        let cases: &[(&[u8], u16, &str)] = &[
+            // 3.2: Host
+            (b"GET / HTTP/1.1\r\n\r\n", 400, "no Host"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400, "two Host lines"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400, "two Host lines"),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "space in Host"),
+            (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, "slash in Host"),
+            (b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", 400, "userinfo in Host"),
+            (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400, "bad port"),
+            (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, "open IP literal"),
+            (b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400, "list in Host"),
+            (b"GET http://a\"b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bad authority"),
+            // 3: request line
+            (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "two spaces"),
+            (b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, "space after version"),
+            (b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400, "non-ASCII target"),
+            (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 400, "version"),
+            (b"GET / HTTP/1.1\rHost: a\r\n\r\n", 400, "bare CR"),
+            (b"G\x00T / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "NUL in method"),
+            // 5.1, 5.2, 2.2: field syntax
+            (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, "space before colon"),
+            (b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400, "tab before colon"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n folded\r\n\r\n", 400, "obs-fold"),
+            (b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400, "space before the first field"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400, "bare CR in value"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400, "NUL in value"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n", 400, "DEL in value"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX\x00: 1\r\n\r\n", 400, "NUL in name"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n: 1\r\n\r\n", 400, "empty name"),
+            // 6: framing
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+                "TE and CL",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                400,
+                "CL and TE",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                400,
+                "two lengths",
+            ),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", 400, "CL list"),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", 400, "CL sign"),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x1\r\n\r\n", 400, "CL hex"),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", 400, "CL space"),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                400,
+                "chunked not last",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+                400,
+                "xchunked",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n",
+                400,
+                "chunked with a parameter",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+                "chunked twice",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                400,
+                "chunked twice in a list",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+                400,
+                "identity after chunked",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                501,
+                "other coding",
+            ),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+                "HTTP/1.0 with TE",
+            ),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                400,
+                "HTTP/1.0 with TE and CL",
+            ),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", 400, "empty TE"),
+        ];
+        for (raw, status, what) in cases {
+            match parse(raw) {
+                Err(e) => assert_eq!(e.status(), *status, "{what}: {e}"),
+                other => panic!("{what}: {other:?} for {:?}", String::from_utf8_lossy(raw)),
+            }
+        }
+        // More names in Connection than are remembered: refused, never
+        // passed on.
+        let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\nConnection: ");
+        for i in 0..=MAX_CONN_TOKENS {
+            many.push_str(&format!("x-{i}, "));
+        }
+        many.push_str("\r\n\r\n");
+        assert_eq!(
+            parse(many.as_bytes()),
+            Err(HeadError::TooManyConnectionOptions)
+        );
+        // Accepted: HTTP/1.0 without Host; an empty Host; IP literals and
+        // ports; obs-text in a value; LF-only line ends (restated as CRLF);
+        // leading empty lines; TE with empty list elements.
+        for ok in [
+            &b"GET / HTTP/1.0\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [fd00::1]:8080\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: 10.0.0.1:80\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\n\n",
+            b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n",
+        ] {
+            let r = parse(ok);
+            assert!(
+                matches!(r, Ok(Some(_))),
+                "{:?}: {r:?}",
+                String::from_utf8_lossy(ok)
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_heads_carry_one_host_and_via() {
+        // HTTP/1.0 without Host: sent on as 1.1, so with an (empty) Host.
+        let (_, h) = req("GET / HTTP/1.0\r\n\r\n", None);
+        assert_eq!(values(&h, "host"), [""]);
+        assert_eq!(values(&h, "via"), ["1.0 netd-lb"]);
+        // Absolute form: the target's authority is the Host.
+        let (_, h) = req(
+            "GET http://t.example/p HTTP/1.1\r\nHost: other\r\n\r\n",
+            None,
+        );
+        assert_eq!(values(&h, "host"), ["t.example"]);
+        assert_eq!(values(&h, "via"), ["1.1 netd-lb"]);
+        // Listing Host or Content-Length in Connection removes neither:
+        // the request would be unframed or invalid without them.
+        let (_, h) = req(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: host, content-length\r\nContent-Length: 0\r\n\r\n",
+            None,
+        );
+        assert_eq!(values(&h, "host"), ["a"]);
+        assert_eq!(values(&h, "content-length"), ["0"]);
+        // Fields listed in Connection, and every hop-by-hop one, are gone.
+        let (_, h) = req(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-A, x-b\r\nConnection: X-C\r\n\
+             X-A: 1\r\nX-B: 2\r\nX-C: 3\r\nX-D: 4\r\n\r\n",
+            None,
+        );
+        for gone in ["x-a", "x-b", "x-c", "connection"] {
+            assert!(values(&h, gone).is_empty(), "{gone} in {h}");
+        }
+        assert_eq!(values(&h, "x-d"), ["4"]);
+        // Every forwarded head parses again, to the same framing.
+        for raw in [
+            "GET / HTTP/1.0\r\n\r\n",
+            "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "PUT /u HTTP/1.1\nHost: a\nContent-Length: 3\n\nabc",
+        ] {
+            let (r, h) = req(raw, Some("10.0.0.1"));
+            let (r2, h2) = req(&h, Some("10.0.0.2"));
+            assert_eq!((r2.len, r2.body), (h.len(), r.body), "{raw:?} -> {h:?}");
+            assert!(h2.len() > h.len());
+        }
+    }
+
+    #[test]
+    fn response_framing_refusals() {
+        let (get, _) = req("GET / HTTP/1.1\r\nHost: a\r\n\r\n", None);
+        let parse = |raw: &[u8]| parse_response(raw, &get, &mut Vec::new());
+        for (raw, what) in [
+            (
+                &b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                "1.0 with TE",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                "gzip",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                "twice",
+            ),
+            (b"HTTP/1.1 200 OK\r\nX: 1\r\n folded\r\n\r\n", "obs-fold"),
+            (b"HTTP/1.1 200 OK\r\nX : 1\r\n\r\n", "space before colon"),
+            (b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n", "NUL"),
+            (b"HTTP/1.1 099 Low\r\n\r\n", "status under 100"),
+        ] {
+            assert!(parse(raw).is_err(), "{what}");
+        }
+        // Both framings: chunked is read, Content-Length dropped, and the
+        // member connection not reused.
+        let mut out = Vec::new();
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &get,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.body, Body::Chunked);
+        assert!(!r.upstream_keep);
+        assert!(!String::from_utf8_lossy(&out).contains("Content-Length"));
     }
 
     #[test]
@@ -746,13 +1140,16 @@ mod tests {
             .unwrap();
             String::from_utf8(key).unwrap()
         };
-        let raw = "GET /a/b?x=1 HTTP/1.1\r\nX-User: u7\r\n\r\n";
+        let raw = "GET /a/b?x=1 HTTP/1.1\r\nHost: a\r\nX-User: u7\r\n\r\n";
         assert_eq!(key(raw, HashKey::ClientIp), "10.1.2.3");
         assert_eq!(key(raw, HashKey::Path), "/a/b");
         assert_eq!(key(raw, HashKey::Header("x-user".into())), "u7");
         assert_eq!(key(raw, HashKey::Header("x-none".into())), "10.1.2.3");
         assert_eq!(
-            key("GET http://h/p/q?z HTTP/1.1\r\n\r\n", HashKey::Path),
+            key(
+                "GET http://h/p/q?z HTTP/1.1\r\nHost: h\r\n\r\n",
+                HashKey::Path
+            ),
             "/p/q"
         );
     }
@@ -769,7 +1166,7 @@ mod tests {
 
     #[test]
     fn responses() {
-        let (get, _) = req("GET / HTTP/1.1\r\n\r\n", None);
+        let (get, _) = req("GET / HTTP/1.1\r\nHost: a\r\n\r\n", None);
         let (r, h) = resp(
             "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\nabc",
             &get,
@@ -802,7 +1199,7 @@ mod tests {
         assert!(r.until_close && !r.upstream_keep && !r.client_keep);
         assert_eq!(values(&h, "connection"), ["close"]);
         // HEAD, 204 and 304 have no body whatever they say
-        let (head, _) = req("HEAD / HTTP/1.1\r\n\r\n", None);
+        let (head, _) = req("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", None);
         let (r, h) = resp("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", &head);
         assert_eq!(r.body, Body::None);
         assert_eq!(values(&h, "content-length"), ["99"]);

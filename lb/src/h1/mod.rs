@@ -10,6 +10,8 @@
 //! read only arms a timer when it would block.
 
 mod chunked;
+#[doc(hidden)]
+pub mod fuzz;
 mod head;
 mod io;
 
@@ -172,13 +174,15 @@ impl Conn<'_> {
                 ) {
                     Ok(Some(h)) => break h,
                     Ok(None) if self.cbuf.len() >= HEAD_LIMIT => {
-                        return self.reject(431).await;
+                        // Not even the request line ended: its target is
+                        // too long (RFC 9112 3); else the fields are.
+                        let line_ended = self.cbuf.filled().contains(&b'\n');
+                        return self.reject(if line_ended { 431 } else { 414 }).await;
                     }
                     Ok(None) => {}
-                    Err(HeadError::TooLarge) => return self.reject(431).await,
                     Err(e) => {
                         debug!(service = %self.svc.name, "bad request: {e}");
-                        return self.reject(400).await;
+                        return self.reject(e.status()).await;
                     }
                 }
             }

@@ -13,9 +13,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+// (Each test crate uses its own part of these.)
+#[allow(unused_imports)]
 pub use netd_tests::{Child, Daemon, Netns, TempDir, in_ns, run_ok, spawn_in, wait_connectable};
 
 pub const BACKEND_PY: &str = include_str!("backend.py");
+pub const RECORDER_PY: &str = include_str!("recorder.py");
 
 pub fn lb_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_netd-lb"))
@@ -293,6 +296,39 @@ impl World {
             .lock()
             .unwrap()
             .insert(short.to_string(), child);
+    }
+
+    /// Start the recording backend (recorder.py) in sandbox SHORT on
+    /// `port`; the file it logs every request it reads to.
+    pub fn record(&self, short: &str, port: u16) -> PathBuf {
+        let script = self.dir().join("recorder.py");
+        std::fs::write(&script, RECORDER_PY).unwrap();
+        let log = self.dir().join(format!("{short}.requests"));
+        std::fs::write(&log, "").unwrap();
+        let name = self.name(short);
+        let child = spawn_in(
+            &name,
+            "python3",
+            &[
+                script.to_str().unwrap(),
+                &port.to_string(),
+                log.to_str().unwrap(),
+            ],
+        );
+        self.servers
+            .lock()
+            .unwrap()
+            .insert(short.to_string(), child);
+        let ip = self.ip_of(&name);
+        assert!(
+            wait_connectable(
+                self.host_ns(),
+                &format!("{ip}:{port}"),
+                Duration::from_secs(10)
+            ),
+            "recorder in {name} does not answer on {ip}:{port}"
+        );
+        log
     }
 
     /// Kill sandbox SHORT's backend (SIGKILL, as a crash).
