@@ -10,10 +10,11 @@
 
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tracing::{debug, warn};
 
 use super::nft::Nft;
+use super::notify::Notice;
 use crate::plan::firewall::{FirewallPlan, PortElement};
 
 /// The socket, movable between threads.
@@ -122,102 +123,36 @@ pub fn foreign_removal(buf: &[u8], table: &str, own_portid: u32) -> bool {
 }
 
 /// The notification socket's receive buffer (the kernel doubles it).
-const WATCH_RCVBUF: libc::c_int = 16 << 20;
+const WATCH_RCVBUF: usize = 16 << 20;
 
 /// Watch nftables notifications in the calling thread's namespace and call
 /// `on_change` whenever someone else removes anything from our table (a
 /// flush, `nft flush ruleset`, a firewall reload). Runs on its own thread.
 pub fn watch(own_portid: u32, on_change: impl Fn() + Send + 'static) -> Result<()> {
-    // SAFETY: plain socket syscalls on an fd we own; closed on error paths.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("open netfilter notification socket");
-    }
-    // Bind first: an unbound netlink socket gets no multicast delivery.
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as u16;
-    let r = unsafe {
-        libc::bind(
-            fd,
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        unsafe { libc::close(fd) };
-        return Err(e).context("bind the nftables notification socket");
-    }
-    let group: libc::c_int = libc::NFNLGRP_NFTABLES;
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_NETLINK,
-            libc::NETLINK_ADD_MEMBERSHIP,
-            &group as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as u32,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        unsafe { libc::close(fd) };
-        return Err(e).context("join the nftables notification group");
-    }
     // Room for the notifications of a whole rebuild (element changes are
     // notified too, so a table of 20,000 published ports makes a burst of
     // them). An overrun counts as an outside change and triggers a
     // rebuild, whose own notifications could overrun again. Memory is only
-    // taken while notifications queue. Best effort: the default works too.
-    let rcvbuf: libc::c_int = WATCH_RCVBUF;
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            &rcvbuf as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as u32,
-        )
-    };
-    if r < 0 {
-        warn!(
-            "could not enlarge the nftables notification buffer: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    std::thread::Builder::new()
-        .name("netd-nft-watch".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n =
-                    unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
-                if n < 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.raw_os_error() == Some(libc::ENOBUFS) {
-                        // We missed notifications: assume the worst.
-                        debug!("nftables notifications overran; re-checking the table");
-                        on_change();
-                        continue;
-                    }
-                    if e.kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    warn!("nftables watcher stopped: {e}");
-                    return;
-                }
-                if foreign_removal(&buf[..n as usize], "netd", own_portid) {
+    // taken while notifications queue.
+    super::notify::listen(
+        libc::NETLINK_NETFILTER as isize,
+        libc::NFNLGRP_NFTABLES as u32,
+        Some(WATCH_RCVBUF),
+        "netd-nft-watch",
+        move |notice| match notice {
+            Notice::Batch(batch) => {
+                if foreign_removal(batch, "netd", own_portid) {
                     on_change();
                 }
             }
-        })
-        .context("start the nftables watcher")?;
-    Ok(())
+            Notice::Overrun => {
+                // We missed notifications: assume the worst.
+                debug!("nftables notifications overran; re-checking the table");
+                on_change();
+            }
+            Notice::Stopped(e) => warn!("nftables watcher stopped: {e}"),
+        },
+    )
 }
 
 #[cfg(test)]

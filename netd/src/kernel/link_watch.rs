@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use super::notify::Notice;
 use tracing::{debug, warn};
 
 const RTM_DELLINK: u16 = 17;
@@ -99,62 +101,30 @@ pub fn deleted_links(buf: &[u8]) -> Vec<String> {
 /// `on_event` with the links someone else deleted. Runs on its own thread,
 /// which sleeps in `recv` while nothing changes.
 pub fn watch(on_event: impl Fn(LinkEvent) + Send + 'static) -> Result<()> {
-    // SAFETY: plain socket syscalls on an fd we own; closed on error paths.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("open the link notification socket");
-    }
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as u16;
-    addr.nl_groups = libc::RTMGRP_LINK as u32;
-    let r = unsafe {
-        libc::bind(
-            fd,
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        unsafe { libc::close(fd) };
-        return Err(e).context("join the link notification group");
-    }
-    WATCHING.store(true, Ordering::Relaxed);
-    std::thread::Builder::new()
-        .name("netd-link-watch".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n =
-                    unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
-                if n < 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.raw_os_error() == Some(libc::ENOBUFS) {
-                        debug!("link notifications overran; checking every link");
-                        on_event(LinkEvent::Overrun);
-                        continue;
-                    }
-                    if e.kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    warn!("link watcher stopped: {e}");
-                    WATCHING.store(false, Ordering::Relaxed);
-                    return;
-                }
-                let mut gone = deleted_links(&buf[..n as usize]);
+    super::notify::listen(
+        libc::NETLINK_ROUTE as isize,
+        libc::RTNLGRP_LINK,
+        None,
+        "netd-link-watch",
+        move |notice| match notice {
+            Notice::Batch(batch) => {
+                let mut gone = deleted_links(batch);
                 gone.retain(|name| !was_expected(name));
                 if !gone.is_empty() {
                     on_event(LinkEvent::Deleted(gone));
                 }
             }
-        })
-        .context("start the link watcher")?;
+            Notice::Overrun => {
+                debug!("link notifications overran; checking every link");
+                on_event(LinkEvent::Overrun);
+            }
+            Notice::Stopped(e) => {
+                warn!("link watcher stopped: {e}");
+                WATCHING.store(false, Ordering::Relaxed);
+            }
+        },
+    )?;
+    WATCHING.store(true, Ordering::Relaxed);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod link;
 pub mod link_watch;
 pub mod netns;
 pub mod nft;
+pub mod notify;
 
 use std::path::Path;
 
