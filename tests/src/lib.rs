@@ -543,3 +543,50 @@ pub fn wait_connectable(ns: &str, addr: &str, within: Duration) -> bool {
         false
     })
 }
+
+/// What `dig @127.0.0.11` answered from inside a namespace.
+#[derive(Debug)]
+pub struct Dig {
+    /// The header's status (NOERROR, NXDOMAIN, ...), or "no answer: ..."
+    pub status: String,
+    /// The last field of each answer record, in order (addresses, names).
+    pub answers: Vec<String>,
+    /// dig's whole output.
+    pub text: String,
+    pub took: Duration,
+}
+
+/// `dig @127.0.0.11 ARGS` from inside `ns`, one try of at most 3 s.
+pub fn dig(ns: &str, args: &[&str]) -> Dig {
+    let t = Instant::now();
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .args(["dig", "@127.0.0.11", "+tries=1", "+time=3"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    let took = t.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .lines()
+        .find_map(|l| l.split("status: ").nth(1))
+        .map(|s| s.split(',').next().unwrap_or("").to_string())
+        .unwrap_or_else(|| format!("no answer: {text}"));
+    let mut answers = Vec::new();
+    let mut in_answer = false;
+    for l in text.lines() {
+        if l.starts_with(";; ANSWER SECTION") {
+            in_answer = true;
+        } else if in_answer && l.trim().is_empty() {
+            in_answer = false;
+        } else if in_answer {
+            answers.push(l.split_whitespace().last().unwrap_or("").to_string());
+        }
+    }
+    Dig {
+        status,
+        answers,
+        text,
+        took,
+    }
+}

@@ -5,43 +5,14 @@
 use netd_tests as support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{Child, Daemon, Netns, uplink};
 
 /// `dig` from inside `ns`; (status, answers in order, elapsed).
 fn dig(ns: &str, args: &[&str]) -> (String, Vec<String>, Duration) {
-    let mut full = vec![
-        "netns",
-        "exec",
-        ns,
-        "dig",
-        "@127.0.0.11",
-        "+tries=1",
-        "+time=3",
-    ];
-    full.extend_from_slice(args);
-    let t = Instant::now();
-    let out = Command::new("ip").args(&full).output().expect("run dig");
-    let took = t.elapsed();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let status = text
-        .lines()
-        .find_map(|l| l.split("status: ").nth(1))
-        .map(|s| s.split(',').next().unwrap_or("").to_string())
-        .unwrap_or_else(|| format!("no answer: {text}"));
-    let mut answers = Vec::new();
-    let mut in_answer = false;
-    for l in text.lines() {
-        if l.starts_with(";; ANSWER SECTION") {
-            in_answer = true;
-        } else if in_answer && l.trim().is_empty() {
-            in_answer = false;
-        } else if in_answer {
-            answers.push(l.split_whitespace().last().unwrap_or("").to_string());
-        }
-    }
-    (status, answers, took)
+    let d = support::dig(ns, args);
+    (d.status, d.answers, d.took)
 }
 
 #[test]

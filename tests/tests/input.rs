@@ -404,19 +404,8 @@ fn in_bodies_over_the_limit_are_refused_and_nothing_is_stored() {
 
 /// `dig @127.0.0.11 ARGS` from inside `ns`: the status and the raw output.
 fn dig(ns: &str, args: &[&str]) -> (String, String) {
-    let out = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{ns}"))
-        .args(["dig", "@127.0.0.11", "+tries=1", "+time=3"])
-        .args(args)
-        .output()
-        .expect("run dig");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let status = text
-        .lines()
-        .find_map(|l| l.split("status: ").nth(1))
-        .map(|s| s.split(',').next().unwrap_or("").to_string())
-        .unwrap_or_else(|| format!("no answer: {text}"));
-    (status, text)
+    let d = support::dig(ns, args);
+    (d.status, d.text)
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 use netd_tests as support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{Daemon, Netns, ping, run_ok};
@@ -161,12 +160,7 @@ fn wt_a_host_veth_deleted_by_hand_comes_back() {
 
 /// `dig @127.0.0.11 NAME` from inside a namespace: the answers.
 fn dig(ns: &str, name: &str) -> String {
-    let out = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{ns}"))
-        .args(["dig", "+short", "+tries=1", "+time=2", "@127.0.0.11", name])
-        .output()
-        .expect("run dig");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::dig(ns, &[name]).answers.join("\n")
 }
 
 #[test]
