@@ -89,37 +89,15 @@ const REMOVALS: &[u16] = &[2, 5, 8, 11, 26, 27, 28, 29];
 /// Whether a batch of nftables notifications removes anything from table
 /// `table` on behalf of someone other than `own_portid`.
 pub fn foreign_removal(buf: &[u8], table: &str, own_portid: u32) -> bool {
-    let mut off = 0;
-    while off + 16 <= buf.len() {
-        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-        if len < 16 || off + len > buf.len() {
-            break;
-        }
-        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-        let pid = u32::from_ne_bytes([buf[off + 12], buf[off + 13], buf[off + 14], buf[off + 15]]);
-        if ty >> 8 == NFNL_SUBSYS_NFTABLES && REMOVALS.contains(&(ty & 0xff)) && pid != own_portid {
-            // nlmsghdr (16) + nfgenmsg (4), then attributes; attribute 1 of
-            // every one of these messages is the table name.
-            let mut a = off + 20;
-            while a + 4 <= off + len {
-                let alen = u16::from_ne_bytes([buf[a], buf[a + 1]]) as usize;
-                let atype = u16::from_ne_bytes([buf[a + 2], buf[a + 3]]) & 0x3fff;
-                if alen < 4 || a + alen > off + len {
-                    break;
-                }
-                if atype == 1 {
-                    let name = &buf[a + 4..a + alen];
-                    let name = name.split(|b| *b == 0).next().unwrap_or_default();
-                    if name == table.as_bytes() {
-                        return true;
-                    }
-                }
-                a += (alen + 3) & !3;
-            }
-        }
-        off += (len + 3) & !3;
-    }
-    false
+    super::notify::messages(buf).any(|m| {
+        m.ty >> 8 == NFNL_SUBSYS_NFTABLES
+            && REMOVALS.contains(&(m.ty & 0xff))
+            && m.pid != own_portid
+            // nfgenmsg (4), then attributes; attribute 1 of every one of
+            // these messages is the table name.
+            && m.body.len() >= 4
+            && super::notify::string_attr(&m.body[4..], 1) == Some(table.as_bytes())
+    })
 }
 
 /// The notification socket's receive buffer (the kernel doubles it).

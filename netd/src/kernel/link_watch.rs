@@ -66,35 +66,13 @@ fn was_expected(name: &str) -> bool {
 
 /// The names of the links a batch of rtnetlink notifications deletes.
 pub fn deleted_links(buf: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off + 16 <= buf.len() {
-        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-        if len < 16 || off + len > buf.len() {
-            break;
-        }
-        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-        // nlmsghdr (16), ifinfomsg (16: family, pad, type, index, flags, change).
-        if ty == RTM_DELLINK && len >= 32 && buf[off + 16] != AF_BRIDGE {
-            let mut a = off + 32;
-            while a + 4 <= off + len {
-                let alen = u16::from_ne_bytes([buf[a], buf[a + 1]]) as usize;
-                let atype = u16::from_ne_bytes([buf[a + 2], buf[a + 3]]) & 0x3fff;
-                if alen < 4 || a + alen > off + len {
-                    break;
-                }
-                if atype == IFLA_IFNAME {
-                    let name = &buf[a + 4..a + alen];
-                    let name = name.split(|b| *b == 0).next().unwrap_or_default();
-                    out.push(String::from_utf8_lossy(name).into_owned());
-                    break;
-                }
-                a += (alen + 3) & !3;
-            }
-        }
-        off += (len + 3) & !3;
-    }
-    out
+    super::notify::messages(buf)
+        // The body: ifinfomsg (16: family, pad, type, index, flags, change),
+        // then attributes.
+        .filter(|m| m.ty == RTM_DELLINK && m.body.len() >= 16 && m.body[0] != AF_BRIDGE)
+        .filter_map(|m| super::notify::string_attr(&m.body[16..], IFLA_IFNAME))
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect()
 }
 
 /// Watch link notifications in the calling thread's namespace and call

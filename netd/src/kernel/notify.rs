@@ -80,3 +80,51 @@ fn force_rcvbuf(sock: &Socket, size: usize) {
         );
     }
 }
+
+/// One message of a netlink batch.
+pub struct Message<'a> {
+    pub ty: u16,
+    /// The netlink port id of whoever caused it.
+    pub pid: u32,
+    /// What follows the 16-byte header.
+    pub body: &'a [u8],
+}
+
+/// The messages of a batch, in order; a truncated or malformed one ends it.
+/// (netlink-packet-core parses whole typed messages; the watchers look at
+/// two fields and one attribute, on every notification of a busy host.)
+pub fn messages(buf: &[u8]) -> impl Iterator<Item = Message<'_>> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        let head = buf.get(off..off + 16)?;
+        let len = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if len < 16 || off + len > buf.len() {
+            return None;
+        }
+        let m = Message {
+            ty: u16::from_ne_bytes([head[4], head[5]]),
+            pid: u32::from_ne_bytes([head[12], head[13], head[14], head[15]]),
+            body: &buf[off + 16..off + len],
+        };
+        off += (len + 3) & !3;
+        Some(m)
+    })
+}
+
+/// The first attribute of type `want` among netlink attributes `attrs`,
+/// as a string's bytes (up to its NUL).
+pub fn string_attr(attrs: &[u8], want: u16) -> Option<&[u8]> {
+    let mut a = 0;
+    while a + 4 <= attrs.len() {
+        let alen = u16::from_ne_bytes([attrs[a], attrs[a + 1]]) as usize;
+        let atype = u16::from_ne_bytes([attrs[a + 2], attrs[a + 3]]) & 0x3fff;
+        if alen < 4 || a + alen > attrs.len() {
+            return None;
+        }
+        if atype == want {
+            return attrs[a + 4..a + alen].split(|b| *b == 0).next();
+        }
+        a += (alen + 3) & !3;
+    }
+    None
+}
