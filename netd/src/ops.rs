@@ -342,13 +342,6 @@ impl Netd {
         if elems.is_empty() {
             return Ok(());
         }
-        // Refused before the table changes; the caller's undo removes the
-        // records and links.
-        k::hostport::check(&elems).map_err(|e| match e {
-            k::hostport::HostPortError::NotLocal(_) => Error::Invalid(e.to_string()),
-            k::hostport::HostPortError::InUse { .. } => Error::Conflict(e.to_string()),
-            k::hostport::HostPortError::Io { .. } => Error::Kernel(e.to_string()),
-        })?;
         let fast = {
             let _lock = self.firewall_lock().await?;
             self.firewall.add(elems).await
@@ -360,6 +353,21 @@ impl Netd {
                 self.sync_firewall().await
             }
         }
+    }
+
+    /// Refuse an endpoint's published ports on an address that is not the
+    /// host's or on a host port a host socket holds. Run before any kernel
+    /// work, so a refused attach has no links or elements to take back.
+    fn check_host_ports(&self, net: &Network, ep: &Endpoint) -> Result<()> {
+        let elems = fwplan::port_elements(net, ep);
+        if elems.is_empty() {
+            return Ok(());
+        }
+        k::hostport::check(&elems).map_err(|e| match e {
+            k::hostport::HostPortError::NotLocal(_) => Error::Invalid(e.to_string()),
+            k::hostport::HostPortError::InUse { .. } => Error::Conflict(e.to_string()),
+            k::hostport::HostPortError::Io { .. } => Error::Kernel(e.to_string()),
+        })
     }
 
     /// Withdraw an endpoint's ports (its record must be gone or going).
@@ -739,12 +747,13 @@ impl Netd {
             return Err(kernel(e));
         }
         recorded(&sandbox);
-        if let Err(e) = self
+        if let Err(failed) = self
             .apply_new_sandbox(&sandbox, &net, endpoint.as_ref())
             .await
         {
-            self.undo_sandbox(&sandbox, &net, endpoint.as_ref()).await;
-            return Err(e);
+            self.undo_sandbox(&sandbox, &net, endpoint.as_ref(), failed.published)
+                .await;
+            return Err(failed.error);
         }
         info!(sandbox = %sandbox.name, network = %net.name, "sandbox created");
         self.emit(
@@ -779,7 +788,10 @@ impl Netd {
         sandbox: &Sandbox,
         net: &Network,
         ep: Option<&Endpoint>,
-    ) -> Result<()> {
+    ) -> Result<(), AttachFailed> {
+        if let Some(ep) = ep {
+            self.check_host_ports(net, ep)?;
+        }
         if let SandboxNet::Namespace { path, owned } = &sandbox.net {
             if *owned && ep.is_some() {
                 netns::write_resolv_conf(sandbox.name.as_str()).map_err(kernel)?;
@@ -791,12 +803,22 @@ impl Netd {
         }
         if let Some(ep) = ep {
             self.apply_endpoint(net, sandbox, ep).await?;
-            self.publish(net, ep).await?;
+            self.publish(net, ep)
+                .await
+                .map_err(AttachFailed::published)?;
         }
         Ok(())
     }
 
-    async fn undo_sandbox(&self, sandbox: &Sandbox, net: &Network, ep: Option<&Endpoint>) {
+    /// Take back a sandbox whose creation failed; `published`: the attach
+    /// reached the firewall, so its port elements may be in the table.
+    async fn undo_sandbox(
+        &self,
+        sandbox: &Sandbox,
+        net: &Network,
+        ep: Option<&Endpoint>,
+        published: bool,
+    ) {
         if let Some(ep) = ep
             && let Some(p) = plan::endpoint(net, sandbox, ep)
         {
@@ -809,7 +831,7 @@ impl Netd {
         if let Err(e) = self.store.write(|c| store::delete_sandbox(c, &sandbox.id)) {
             warn!(sandbox = %sandbox.name, "could not undo sandbox record: {e}");
         }
-        if let Some(ep) = ep {
+        if let Some(ep) = ep.filter(|_| published) {
             let _ = self.unpublish(net, ep).await;
         }
     }
@@ -1011,17 +1033,23 @@ impl Netd {
         let ep = self
             .store
             .write(|c| store::insert_endpoint(c, &net, &sb, req))?;
-        let applied = match self.apply_endpoint(&net, &sb, &ep).await {
-            Ok(()) => self.publish(&net, &ep).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = applied {
+        let applied = async {
+            self.check_host_ports(&net, &ep)?;
+            self.apply_endpoint(&net, &sb, &ep).await?;
+            self.publish(&net, &ep)
+                .await
+                .map_err(AttachFailed::published)
+        }
+        .await;
+        if let Err(failed) = applied {
             if let Some(p) = plan::endpoint(&net, &sb, &ep) {
                 let _ = self.remove_links(&p).await;
             }
             self.store.write(|c| store::delete_endpoint(c, &ep.id))?;
-            let _ = self.unpublish(&net, &ep).await;
-            return Err(e);
+            if failed.published {
+                let _ = self.unpublish(&net, &ep).await;
+            }
+            return Err(failed.error);
         }
         info!(network = %net.name, sandbox = %sb.name, ip = %ep.ip, "connected");
         self.emit(
@@ -1182,6 +1210,32 @@ impl Netd {
             }
         }
         Ok(report)
+    }
+}
+
+/// An attach that failed, and whether it had reached the firewall: only
+/// then may its port elements be in the table. Withdrawing elements that
+/// were never added fails the batch and costs a full table rebuild.
+struct AttachFailed {
+    error: Error,
+    published: bool,
+}
+
+impl AttachFailed {
+    fn published(error: Error) -> AttachFailed {
+        AttachFailed {
+            error,
+            published: true,
+        }
+    }
+}
+
+impl From<Error> for AttachFailed {
+    fn from(error: Error) -> AttachFailed {
+        AttachFailed {
+            error,
+            published: false,
+        }
     }
 }
 
