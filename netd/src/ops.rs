@@ -870,6 +870,20 @@ impl Netd {
         self.reapply_endpoint_of(net, &sb, &ep).await
     }
 
+    /// Put an endpoint's existing host veth back on its bridge, nothing
+    /// more (see `kernel::reattach_port`): safe without the sandbox's lock.
+    pub(crate) async fn reattach_port_of(
+        &self,
+        net: &Network,
+        sb: &Sandbox,
+        ep: &Endpoint,
+    ) -> Result<bool> {
+        let Some(p) = plan::endpoint(net, sb, ep) else {
+            return Ok(false);
+        };
+        k::reattach_port(&self.host, &p).await.map_err(kernel)
+    }
+
     /// `reapply_endpoint` for a caller that holds the sandbox's lock.
     pub(crate) async fn reapply_endpoint_of(
         &self,

@@ -100,10 +100,12 @@ impl Netd {
             let applied = match held {
                 None => self.repair_endpoint(net, ep).await,
                 Some(sb) if sb.id == ep.sandbox => self.reapply_endpoint_of(net, sb, ep).await,
-                // Waiting for another sandbox's lock while holding one could
-                // deadlock with an attach doing the same the other way round.
+                // Without its sandbox's lock (waiting for it while holding
+                // ours could deadlock with an attach doing the same the other
+                // way round) another endpoint may be mid-attach in another
+                // process: only put its veth back on the bridge.
                 Some(_) => match self.store().read(|c| store::sandbox_by_id(c, &ep.sandbox)) {
-                    Ok(other) => self.reapply_endpoint_of(net, &other, ep).await,
+                    Ok(other) => self.reattach_port_of(net, &other, ep).await,
                     Err(e) => Err(e),
                 },
             };

@@ -94,6 +94,26 @@ pub async fn apply_endpoint(host: &Netlink, plan: &EndpointPlan) -> Result<bool>
     Ok(created)
 }
 
+/// Put an existing host veth back on its bridge (a bridge made again has
+/// none of its old ports), and nothing more: a pair that is missing or half
+/// made may be an attach in flight in another process, which must not be
+/// rebuilt under it. True when the veth was put back.
+pub async fn reattach_port(host: &Netlink, plan: &EndpointPlan) -> Result<bool> {
+    let (Some(bridge), Some(hv)) = (
+        host.link(&plan.bridge.name).await?,
+        host.link(&plan.host_veth).await?,
+    ) else {
+        return Ok(false);
+    };
+    if hv.controller == Some(bridge.index) && hv.up {
+        return Ok(false);
+    }
+    host.enslave(hv.index, bridge.index)
+        .await
+        .with_context(|| format!("put {} back on {}", plan.host_veth, plan.bridge.name))?;
+    Ok(true)
+}
+
 /// Whether the sandbox's end of an existing pair is as planned.
 async fn sandbox_side_is_complete(sandbox: &Netlink, plan: &EndpointPlan) -> Result<bool> {
     let Some(peer) = sandbox.link(&plan.ifname).await? else {
