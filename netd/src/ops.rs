@@ -23,6 +23,10 @@ use crate::plan;
 use crate::plan::firewall as fwplan;
 use crate::store::{self, Store};
 
+pub mod attachment;
+pub mod check;
+pub mod ensure;
+
 /// Where netd keeps its state, and where its daemon listens.
 #[derive(Debug, Clone)]
 pub struct Paths {

@@ -1,0 +1,73 @@
+//! The commands that touch netd's state: each reads the configuration and
+//! environment into netd's requests, calls netd's operation, and turns its
+//! outcome into a result or an error code. Codes are chosen by the kind of
+//! the operation's error, never by its text.
+
+mod add;
+mod check;
+mod del;
+mod gc;
+mod status;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use netd::Netd;
+use netd::kernel::netns;
+use netd_cni::{CniError, NetConf, code};
+
+use crate::state_dir;
+
+pub use add::add;
+pub use check::check;
+pub use del::del;
+pub use gc::gc;
+pub use status::status;
+
+/// The code for an error of netd's, by its kind.
+fn netd_error(e: netd::Error) -> CniError {
+    let c = match &e {
+        netd::Error::Invalid(_) | netd::Error::NotFound(_) | netd::Error::Forbidden(_) => {
+            code::INVALID_CONFIG
+        }
+        // A lock (the store's, a sandbox's, the firewall's) stayed held past
+        // netd's wait: the runtime may retry.
+        netd::Error::Busy(_) => code::TRY_LATER,
+        netd::Error::Conflict(_) | netd::Error::Store(_) | netd::Error::Kernel(_) => code::GENERIC,
+    };
+    CniError::new(c, e.to_string())
+}
+
+async fn open(conf: &NetConf) -> Result<Netd, CniError> {
+    Netd::open(&state_dir(conf)).await.map_err(netd_error)
+}
+
+/// The delegated IPAM plugin's type, if the configuration names one.
+fn ipam_type(conf: &NetConf) -> Option<&str> {
+    conf.ipam.as_ref().and_then(|i| i["type"].as_str())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// CNI_NETNS must be a live namespace, and not the one the plugin runs in.
+fn check_netns(path: &str) -> Result<(), CniError> {
+    if !netns::is_netns(Path::new(path)) {
+        return Err(CniError::new(
+            code::INVALID_ENV,
+            format!("CNI_NETNS {path} is not a network namespace"),
+        ));
+    }
+    if same_file(Path::new(path), &netns::own_netns_path()) {
+        return Err(CniError::new(
+            code::INVALID_ENV,
+            "the plugin's netns and the netns from CNI_NETNS should not be the same",
+        )
+        .details(path.to_string()));
+    }
+    Ok(())
+}
