@@ -5,6 +5,7 @@
 
 use super::ensure::{EnsureError, NetworkSpec};
 use super::*;
+use crate::store::Ref;
 
 /// Put the namespace at `netns` on a network as sandbox `sandbox`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +147,7 @@ impl Netd {
         let name = req.sandbox.as_str();
         let mut recorded = Some(recorded);
         for _ in 0..3 {
-            match self.inspect_sandbox(name) {
+            match self.inspect_sandbox(Ref::Name(name)) {
                 Ok(sb) if !same_file(Path::new(&sb.netns), Path::new(&req.netns)) => {
                     if netns::is_netns(Path::new(&sb.netns)) {
                         return Err(AttachError::OtherNamespace {
@@ -155,7 +156,7 @@ impl Netd {
                         });
                     }
                     warn!(sandbox = %name, netns = %sb.netns, "removing a stale sandbox: its namespace is gone");
-                    match self.remove_sandbox(name, true).await {
+                    match self.remove_sandbox(Ref::Name(name), true).await {
                         Ok(_) | Err(Error::NotFound(_)) => continue,
                         Err(e) => return Err(e.into()),
                     }
@@ -169,12 +170,17 @@ impl Netd {
                         .iter()
                         .any(|x| x.network_name.as_str() == network)
                     {
-                        match self.disconnect(network, name, true).await {
+                        match self
+                            .disconnect(Ref::Name(network), Ref::Name(name), true)
+                            .await
+                        {
                             Ok(()) | Err(Error::NotFound(_)) => {}
                             Err(e) => return Err(e.into()),
                         }
                     }
-                    return Ok(self.connect(network, name, &req.endpoint).await?);
+                    return Ok(self
+                        .connect(Ref::Name(network), Ref::Name(name), &req.endpoint)
+                        .await?);
                 }
                 Err(Error::NotFound(_)) => {
                     let create = SandboxCreate {
@@ -197,7 +203,11 @@ impl Netd {
                         }),
                         // The same sandbox attached to another network at the
                         // same moment: join that one.
-                        Err(Error::Conflict(_)) if self.inspect_sandbox(name).is_ok() => continue,
+                        Err(Error::Conflict(_))
+                            if self.inspect_sandbox(Ref::Name(name)).is_ok() =>
+                        {
+                            continue;
+                        }
                         Err(e) => Err(e.into()),
                     };
                 }
@@ -245,7 +255,7 @@ impl Netd {
         ifname: &str,
         netns: Option<&str>,
     ) -> Result<Detached> {
-        let sb = match self.inspect_sandbox(sandbox) {
+        let sb = match self.inspect_sandbox(Ref::Name(sandbox)) {
             Ok(sb) => sb,
             Err(Error::NotFound(_)) => return Ok(Detached::NoSandbox),
             Err(e) => return Err(e),
@@ -268,7 +278,10 @@ impl Netd {
             .iter()
             .any(|x| x.network_name.as_str() == network && x.endpoint.ifname.as_str() == ifname)
         {
-            match self.disconnect(network, name, true).await {
+            match self
+                .disconnect(Ref::Name(network), Ref::Name(name), true)
+                .await
+            {
                 Ok(()) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -280,7 +293,7 @@ impl Netd {
                 .inspect_sandbox(name)
                 .is_ok_and(|s| s.endpoints.is_empty())
         {
-            match self.remove_sandbox(name, true).await {
+            match self.remove_sandbox(Ref::Name(name), true).await {
                 // Conflict: attached elsewhere even later; that attach keeps it.
                 Ok(_) | Err(Error::NotFound(_) | Error::Conflict(_)) => {}
                 Err(e) => return Err(e),

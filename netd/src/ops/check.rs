@@ -3,6 +3,7 @@
 //! and the interface, address and routes in the namespace.
 
 use super::*;
+use crate::store::Ref;
 
 /// What the runtime was told about an attachment (a CNI `prevResult`), as
 /// it wrote it: compared as text, the way the runtime will read it again.
@@ -89,7 +90,7 @@ impl Netd {
         if !netns::is_netns(Path::new(netns)) {
             return Err(CheckError::NamespaceGone(netns.to_string()));
         }
-        let sb = match self.inspect_sandbox(sandbox) {
+        let sb = match self.inspect_sandbox(Ref::Name(sandbox)) {
             Ok(sb) => sb,
             Err(Error::NotFound(_)) => {
                 return Err(CheckError::UnknownSandbox(sandbox.to_string()));
@@ -105,7 +106,7 @@ impl Netd {
                 ifname: ifname.to_string(),
                 network: network.to_string(),
             })?;
-        let net = self.network(network)?;
+        let net = self.network(Ref::Name(network))?;
         let b = net
             .bridge()
             .ok_or(CheckError::NotBridge(net.name.clone()))?;

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::*;
+use crate::store::Ref;
 
 /// A bridge network a caller creates when it is missing and otherwise
 /// expects to find as it describes it.
@@ -135,7 +136,7 @@ impl Netd {
         let want = spec.create.validate().map_err(Error::from)?;
         let name = want.name.as_str();
         for _ in 0..3 {
-            match self.network(name) {
+            match self.network(Ref::Name(name)) {
                 Ok(net) => {
                     let b = net
                         .bridge()
@@ -159,7 +160,7 @@ impl Netd {
             if let Some(b) = &want.bridge
                 && self.host.link(b.as_str()).await.map_err(kernel)?.is_some()
             {
-                if self.network(name).is_ok() {
+                if self.network(Ref::Name(name)).is_ok() {
                     continue;
                 }
                 return Err(EnsureError::InterfaceTaken(b.clone()));
@@ -173,7 +174,7 @@ impl Netd {
                 }
                 // Another process created it at the same moment: compare
                 // with that one. Any other conflict stands.
-                Err(Error::Conflict(_)) if self.network(name).is_ok() => continue,
+                Err(Error::Conflict(_)) if self.network(Ref::Name(name)).is_ok() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -186,7 +187,7 @@ impl Netd {
         if self
             .inspect_network(name)
             .is_ok_and(|d| d.endpoints.is_empty())
-            && let Err(e) = self.remove_network(name).await
+            && let Err(e) = self.remove_network(Ref::Name(name)).await
         {
             warn!(network = %name, "undo: could not remove the network: {e}");
         }
