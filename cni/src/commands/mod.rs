@@ -9,7 +9,6 @@ mod del;
 mod gc;
 mod status;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use netd::Netd;
@@ -47,13 +46,6 @@ fn ipam_type(conf: &NetConf) -> Option<&str> {
     conf.ipam.as_ref().and_then(|i| i["type"].as_str())
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
 /// CNI_NETNS must be a live namespace, and not the one the plugin runs in.
 fn check_netns(path: &str) -> Result<(), CniError> {
     if !netns::is_netns(Path::new(path)) {
@@ -62,7 +54,7 @@ fn check_netns(path: &str) -> Result<(), CniError> {
             format!("CNI_NETNS {path} is not a network namespace"),
         ));
     }
-    if same_file(Path::new(path), &netns::own_netns_path()) {
+    if netns::file_id(Path::new(path)) == netns::file_id(&netns::own_netns_path()) {
         return Err(CniError::new(
             code::INVALID_ENV,
             "the plugin's netns and the netns from CNI_NETNS should not be the same",

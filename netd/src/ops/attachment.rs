@@ -63,13 +63,9 @@ pub struct GcReport {
     pub failures: Vec<String>,
 }
 
-/// Two paths to the same file (namespace), compared by device and inode.
+/// Two paths to one namespace (or one file).
 fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
+    matches!((netns::file_id(a), netns::file_id(b)), (Some(x), Some(y)) if x == y)
 }
 
 fn mac_of(bytes: Option<&[u8]>) -> Option<Mac> {
