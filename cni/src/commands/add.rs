@@ -147,3 +147,76 @@ fn attach_error(err: AttachError, conf: &NetConf, e: &Env) -> CniError {
         err @ AttachError::InterfaceExists { .. } => CniError::new(code::GENERIC, err.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use netd::ops::ensure::Difference;
+
+    use super::*;
+
+    fn conf() -> NetConf {
+        NetConf::parse(br#"{"cniVersion":"1.1.0","name":"n","type":"netd-cni"}"#).unwrap()
+    }
+
+    fn env() -> Env {
+        Env::from(|k| match k {
+            "CNI_COMMAND" => Some("ADD".into()),
+            "CNI_CONTAINERID" => Some("ctr".into()),
+            "CNI_NETNS" => Some("/run/netns/x".into()),
+            "CNI_IFNAME" => Some("eth0".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn mapped(err: AttachError) -> CniError {
+        attach_error(err, &conf(), &env())
+    }
+
+    #[test]
+    fn a_taken_bridge_name_is_a_config_error_naming_the_link() {
+        let e = mapped(EnsureError::InterfaceTaken("eth9".parse().unwrap()).into());
+        assert_eq!(e.code, code::INVALID_CONFIG);
+        assert!(e.msg.contains("eth9") && e.msg.contains("network n"), "{e}");
+    }
+
+    #[test]
+    fn differences_are_named_by_their_configuration_keys() {
+        let e = mapped(
+            EnsureError::Differs {
+                network: "n".parse().unwrap(),
+                differences: vec![Difference {
+                    setting: Setting::IpRange,
+                    have: "10.0.0.0/24".into(),
+                    want: "10.0.0.0/25".into(),
+                }],
+            }
+            .into(),
+        );
+        assert_eq!(e.code, code::INVALID_CONFIG);
+        assert_eq!(
+            e.details,
+            "ipRange: the network has 10.0.0.0/24, the configuration 10.0.0.0/25"
+        );
+    }
+
+    #[test]
+    fn codes_follow_the_kind_of_netd_s_error() {
+        let code_of = |e: netd::Error| mapped(e.into()).code;
+        assert_eq!(code_of(netd::Error::Busy("lock".into())), code::TRY_LATER);
+        assert_eq!(
+            code_of(netd::Error::Invalid("x".into())),
+            code::INVALID_CONFIG
+        );
+        assert_eq!(code_of(netd::Error::Conflict("x".into())), code::GENERIC);
+        assert_eq!(code_of(netd::Error::Kernel("x".into())), code::GENERIC);
+        let other = mapped(AttachError::OtherNamespace {
+            sandbox: "ctr".into(),
+            netns: "/run/netns/y".into(),
+        });
+        assert_eq!(other.code, code::INVALID_CONFIG);
+        assert!(other.msg.contains("container ctr"), "{other}");
+        let busy = mapped(EnsureError::Netd(netd::Error::Busy("x".into())).into());
+        assert_eq!(busy.code, code::TRY_LATER);
+    }
+}

@@ -50,3 +50,36 @@ fn check_error(err: CheckError, e: &Env) -> CniError {
         | CheckError::Route { .. }) => CniError::new(code::GENERIC, err.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_sandbox_is_an_unknown_container_and_a_difference_is_generic() {
+        let env = Env::from(|k| match k {
+            "CNI_COMMAND" => Some("CHECK".into()),
+            "CNI_CONTAINERID" => Some("ctr".into()),
+            "CNI_NETNS" => Some("/run/netns/x".into()),
+            "CNI_IFNAME" => Some("eth0".into()),
+            _ => None,
+        })
+        .unwrap();
+        let e = check_error(CheckError::UnknownSandbox("ctr".into()), &env);
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (code::UNKNOWN_CONTAINER, "unknown container ctr")
+        );
+        let e = check_error(
+            CheckError::LacksAddress {
+                ifname: "eth0".into(),
+                address: "10.0.0.2/24".into(),
+            },
+            &env,
+        );
+        assert_eq!(e.code, code::GENERIC);
+        assert_eq!(e.msg, "interface eth0 lacks address 10.0.0.2/24");
+        let e = check_error(CheckError::Netd(netd::Error::Busy("x".into())), &env);
+        assert_eq!(e.code, code::TRY_LATER);
+    }
+}
