@@ -33,6 +33,19 @@ pub fn bridge(net: &Network) -> Option<BridgePlan> {
     })
 }
 
+/// The host sysctls a bridge needs, as (key under /proc/sys, value):
+/// route_localnet on it, since published ports answer on 127.0.0.1 too and
+/// DNAT'ed loopback traffic may then leave through the bridge; forwarding
+/// when the network routes out. Forwarding is never turned off again: it is
+/// the host's, and other networks and tools rely on it.
+pub fn bridge_sysctls(b: &BridgePlan) -> Vec<(String, &'static str)> {
+    let mut out = vec![(format!("net/ipv4/conf/{}/route_localnet", b.name), "1")];
+    if b.forward {
+        out.push(("net/ipv4/ip_forward".to_string(), "1"));
+    }
+    out
+}
+
 /// One endpoint's veth pair and the sandbox side's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointPlan {
