@@ -1,8 +1,6 @@
 //! Endpoints: connect and disconnect, and the attach both sandbox create
 //! and connect share; applying an endpoint again for reconcile and repair.
 
-use std::path::Path;
-
 use tracing::{info, warn};
 
 use super::rollback::{Rollback, Undo};
@@ -11,7 +9,7 @@ use crate::driver::{self, SandboxMode};
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::model::*;
-use crate::plan::EndpointPlan;
+use crate::plan::{self, EndpointPlan};
 use crate::store;
 
 impl<K: Kernel> Netd<K> {
@@ -227,23 +225,15 @@ impl<K: Kernel> Netd<K> {
     }
 
     async fn restore_default_route(&self, sb: &Sandbox) -> Result<()> {
-        let Some(path) = sb.netns_path() else {
-            return Ok(());
-        };
-        let eps = self.store.read(|c| {
-            let mut out = Vec::new();
-            for e in store::endpoints_of_sandbox(c, &sb.id)? {
-                out.push((store::network_by_id(c, &e.network)?, e));
-            }
-            Ok(out)
+        let nets = self.store.read(|c| {
+            store::endpoints_of_sandbox(c, &sb.id)?
+                .iter()
+                .map(|e| store::network_by_id(c, &e.network))
+                .collect::<Result<Vec<_>>>()
         })?;
-        let Some(gw) = eps
-            .iter()
-            .find_map(|(n, _)| n.bridge().filter(|b| !b.internal).map(|b| b.gateway))
-        else {
-            return Ok(());
-        };
-        self.k.ensure_default_route(Path::new(path), gw).await?;
+        if let Some((netns, gw)) = plan::default_route(sb, &nets) {
+            self.k.ensure_default_route(&netns, gw).await?;
+        }
         Ok(())
     }
 }

@@ -1,7 +1,5 @@
 //! Reconcile: make the kernel match the store.
 
-use std::path::Path;
-
 use tracing::warn;
 
 use super::{Netd, detail::ReconcileReport};
@@ -37,25 +35,29 @@ impl<K: Kernel> Netd<K> {
         }
         let by_id = |id: &Id| sandboxes.iter().find(|s| &s.id == id);
         for s in &sandboxes {
-            if let SandboxNet::Namespace { path, owned } = &s.net
-                && !self.k.is_netns(Path::new(path))
-            {
-                if *owned {
-                    // A stale file from before a reboot; the kernel's only.
-                    let _ = std::fs::remove_file(path);
-                    match self.k.create_named(s.name.as_str()) {
-                        Ok(_) => report.namespaces_recreated.push(s.name.to_string()),
-                        Err(e) => report
-                            .failures
-                            .push(format!("namespace of {}: {e}", s.name)),
+            let has_endpoints = eps.iter().any(|e| e.sandbox == s.id);
+            let Some(sp) = plan::sandbox(s, has_endpoints) else {
+                continue;
+            };
+            if !self.k.is_netns(&sp.netns) {
+                match &sp.create {
+                    Some(bound) => {
+                        // A stale file from before a reboot: the kernel's only.
+                        let _ = std::fs::remove_file(&sp.netns);
+                        match self.k.create_named(bound) {
+                            Ok(_) => report.namespaces_recreated.push(s.name.to_string()),
+                            Err(e) => report
+                                .failures
+                                .push(format!("namespace of {}: {e}", s.name)),
+                        }
                     }
-                } else {
-                    warn!(sandbox = %s.name, %path, "the sandbox's namespace is gone; its engine should remove it");
+                    None => {
+                        warn!(sandbox = %s.name, path = %sp.netns.display(), "the sandbox's namespace is gone; its engine should remove it")
+                    }
                 }
             }
-            if let Some(p) = s.netns_path()
-                && self.k.is_netns(Path::new(p))
-                && let Err(e) = self.k.loopback_up(Path::new(p)).await
+            if self.k.is_netns(&sp.netns)
+                && let Err(e) = self.k.loopback_up(&sp.netns).await
             {
                 report.failures.push(format!("lo of {}: {e}", s.name));
             }

@@ -1,6 +1,6 @@
 //! Sandboxes: create (with its first endpoint), list, inspect, remove.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tracing::{info, warn};
 
@@ -10,6 +10,7 @@ use crate::driver::{self, SandboxMode};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, NamespaceOps, netns};
 use crate::model::*;
+use crate::plan;
 use crate::store;
 
 impl<K: Kernel> Netd<K> {
@@ -146,31 +147,30 @@ impl<K: Kernel> Netd<K> {
         if let Some(ep) = &endpoint {
             rb.check(self.check_host_ports(&net, ep)).await?;
         }
-        if let SandboxNet::Namespace { path, owned: true } = &sandbox.net {
-            // Registered only once made: a name someone else took meanwhile
-            // is not ours to delete.
-            let made = self.k.create_named(sandbox.name.as_str());
-            rb.check(made.map_err(Error::from)).await?;
-            rb.push(Undo::Namespace {
-                path: PathBuf::from(path),
-                name: sandbox.name.clone(),
-            });
-            if endpoint.is_some() {
+        let sp = plan::sandbox(&sandbox, endpoint.is_some());
+        if let Some(sp) = &sp {
+            if let Some(bound) = &sp.create {
+                // Registered only once made: a name someone else took
+                // meanwhile is not ours to delete.
+                let made = self.k.create_named(bound);
+                rb.check(made.map_err(Error::from)).await?;
+                rb.push(Undo::Namespace {
+                    path: sp.netns.clone(),
+                    name: sandbox.name.clone(),
+                });
+            }
+            if sp.resolv_conf {
                 let written = self.k.write_resolv_conf(sandbox.name.as_str());
                 rb.check(written.map_err(Error::from)).await?;
             }
         }
         recorded(&sandbox);
-        match (&endpoint, sandbox.netns_path()) {
-            (Some(ep), _) => {
-                self.attach_endpoint(&mut rb, &net, &sandbox, ep).await?;
-            }
-            // An endpoint brings `lo` up with its own interface.
-            (None, Some(path)) => {
-                let up = self.k.loopback_up(Path::new(path)).await;
-                rb.check(up.map_err(Error::from)).await?;
-            }
-            (None, None) => {}
+        if let Some(ep) = &endpoint {
+            self.attach_endpoint(&mut rb, &net, &sandbox, ep).await?;
+        }
+        if let Some(sp) = sp.filter(|p| p.loopback) {
+            let up = self.k.loopback_up(&sp.netns).await;
+            rb.check(up.map_err(Error::from)).await?;
         }
         rb.commit();
         info!(sandbox = %sandbox.name, network = %net.name, "sandbox created");
