@@ -129,7 +129,7 @@ fn attach_error(err: AttachError, conf: &NetConf, e: &Env) -> CniError {
                 .join("; "),
         ),
         // The configuration's `bridge` names a link netd did not make.
-        err @ AttachError::Network(EnsureError::InterfaceTaken(_)) => CniError::new(
+        err @ AttachError::Network(EnsureError::InterfaceTaken { .. }) => CniError::new(
             code::INVALID_CONFIG,
             format!("bridge of network {}: {err}", conf.name),
         ),
@@ -175,7 +175,13 @@ mod tests {
 
     #[test]
     fn a_taken_bridge_name_is_a_config_error_naming_the_link() {
-        let e = mapped(EnsureError::InterfaceTaken("eth9".parse().unwrap()).into());
+        let e = mapped(
+            EnsureError::InterfaceTaken {
+                name: "eth9".into(),
+                kind: "veth".into(),
+            }
+            .into(),
+        );
         assert_eq!(e.code, code::INVALID_CONFIG);
         assert!(e.msg.contains("eth9") && e.msg.contains("network n"), "{e}");
     }
@@ -209,7 +215,10 @@ mod tests {
             code::INVALID_CONFIG
         );
         assert_eq!(code_of(netd::Error::Conflict("x".into())), code::GENERIC);
-        assert_eq!(code_of(netd::Error::Kernel("x".into())), code::GENERIC);
+        assert_eq!(
+            code_of(netd::Error::Kernel(netd::kernel::KernelError::failed("x"))),
+            code::GENERIC
+        );
         let other = mapped(AttachError::OtherNamespace {
             sandbox: "ctr".into(),
             netns: "/run/netns/y".into(),

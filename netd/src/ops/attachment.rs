@@ -3,8 +3,15 @@
 //! endpoint per network and interface name, and the sandbox forgotten with
 //! its last attachment.
 
+use std::path::Path;
+
+use tracing::warn;
+
 use super::ensure::{EnsureError, NetworkSpec};
-use super::*;
+use super::{EndpointDetail, Netd, SandboxDetail};
+use crate::error::{Error, Result, kernel};
+use crate::kernel::{Host, Kernel, KernelError, NamespaceOps, Netlink};
+use crate::model::*;
 use crate::store::Ref;
 
 /// Put the namespace at `netns` on a network as sandbox `sandbox`.
@@ -64,8 +71,8 @@ pub struct GcReport {
 }
 
 /// Two paths to one namespace (or one file).
-fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((netns::file_id(a), netns::file_id(b)), (Some(x), Some(y)) if x == y)
+fn same_file<K: NamespaceOps>(k: &K, a: &Path, b: &Path) -> bool {
+    matches!((k.file_id(a), k.file_id(b)), (Some(x), Some(y)) if x == y)
 }
 
 fn mac_of(bytes: Option<&[u8]>) -> Option<Mac> {
@@ -80,7 +87,11 @@ fn read_failed(what: &'static str) -> impl Fn(anyhow::Error) -> Error {
     move |e| kernel(e.context(what))
 }
 
-impl Netd {
+/// Attaching reads the kernel back (the namespace's interfaces and routes,
+/// the host veth's MAC and MTU) through netlink directly: the kernel seams
+/// have no reads of a namespace's links yet, so this part is the real
+/// kernel's only.
+impl Netd<Host> {
     /// Attach `req`'s namespace to the network `network` describes (made
     /// first if missing). `recorded` runs once a new sandbox is in the store,
     /// before its interfaces are made (not at all when the sandbox existed).
@@ -131,6 +142,39 @@ impl Netd {
         attached
     }
 
+    /// The attachment as the kernel now has it.
+    async fn describe(
+        &self,
+        bridge: &BridgeConfig,
+        ep: &EndpointDetail,
+        inside: &Netlink,
+    ) -> Result<Attached> {
+        let hv = self
+            .host()
+            .link(ep.host_veth.as_str())
+            .await
+            .map_err(read_failed("cannot read the host interface"))?
+            .ok_or_else(|| {
+                Error::Kernel(KernelError::failed(format!(
+                    "host interface {} vanished",
+                    ep.host_veth
+                )))
+            })?;
+        let gw = inside
+            .default_gateway()
+            .await
+            .map_err(read_failed("cannot read the container's routes"))?;
+        Ok(Attached {
+            endpoint: ep.clone(),
+            bridge: bridge.clone(),
+            host_mac: mac_of(hv.mac.as_deref()),
+            mtu: hv.mtu,
+            default_route: !bridge.internal && gw == Some(bridge.gateway),
+        })
+    }
+}
+
+impl<K: Kernel> Netd<K> {
     /// The sandbox named in `req` on `network`: a new one adopting the
     /// namespace, or a further endpoint of the one it has. A sandbox of that
     /// name whose namespace is gone (its DEL never came) is forgotten first.
@@ -144,8 +188,8 @@ impl Netd {
         let mut recorded = Some(recorded);
         for _ in 0..3 {
             match self.inspect_sandbox(Ref::Name(name)) {
-                Ok(sb) if !same_file(Path::new(&sb.netns), Path::new(&req.netns)) => {
-                    if netns::is_netns(Path::new(&sb.netns)) {
+                Ok(sb) if !same_file(&self.k, Path::new(&sb.netns), Path::new(&req.netns)) => {
+                    if self.k.is_netns(Path::new(&sb.netns)) {
                         return Err(AttachError::OtherNamespace {
                             sandbox: name.to_string(),
                             netns: sb.netns,
@@ -194,8 +238,10 @@ impl Netd {
                         .await;
                     return match made {
                         Ok(d) => d.endpoints.into_iter().next().ok_or_else(|| {
-                            Error::Kernel(format!("sandbox {name} was made without an endpoint"))
-                                .into()
+                            Error::Kernel(KernelError::failed(format!(
+                                "sandbox {name} was made without an endpoint"
+                            )))
+                            .into()
                         }),
                         // The same sandbox attached to another network at the
                         // same moment: join that one.
@@ -211,32 +257,6 @@ impl Netd {
             }
         }
         Err(Error::Busy(format!("sandbox {name} changed while attaching")).into())
-    }
-
-    /// The attachment as the kernel now has it.
-    async fn describe(
-        &self,
-        bridge: &BridgeConfig,
-        ep: &EndpointDetail,
-        inside: &Netlink,
-    ) -> Result<Attached> {
-        let hv = self
-            .host
-            .link(ep.host_veth.as_str())
-            .await
-            .map_err(read_failed("cannot read the host interface"))?
-            .ok_or_else(|| Error::Kernel(format!("host interface {} vanished", ep.host_veth)))?;
-        let gw = inside
-            .default_gateway()
-            .await
-            .map_err(read_failed("cannot read the container's routes"))?;
-        Ok(Attached {
-            endpoint: ep.clone(),
-            bridge: bridge.clone(),
-            host_mac: mac_of(hv.mac.as_deref()),
-            mtu: hv.mtu,
-            default_route: !bridge.internal && gw == Some(bridge.gateway),
-        })
     }
 
     /// Take sandbox `sandbox`'s attachment at `ifname` off `network`, and
@@ -257,9 +277,9 @@ impl Netd {
             Err(e) => return Err(e),
         };
         if let Some(ns) = netns
-            && netns::is_netns(Path::new(ns))
-            && netns::is_netns(Path::new(&sb.netns))
-            && !same_file(Path::new(ns), Path::new(&sb.netns))
+            && self.k.is_netns(Path::new(ns))
+            && self.k.is_netns(Path::new(&sb.netns))
+            && !same_file(&self.k, Path::new(ns), Path::new(&sb.netns))
         {
             return Ok(Detached::OtherNamespace { netns: sb.netns });
         }
@@ -325,8 +345,8 @@ impl Netd {
             }
         }
         for link in self.take_deferred_links() {
-            if let Err(e) = self.host.delete_link(&link).await {
-                report.failures.push(format!("{link}: {e:#}"));
+            if let Err(e) = self.k.delete_host_link(&link).await {
+                report.failures.push(format!("{link}: {e}"));
             }
         }
         Ok(report)
@@ -345,12 +365,5 @@ mod tests {
         );
         assert_eq!(mac_of(Some(&[1, 2, 3])), None);
         assert_eq!(mac_of(None), None);
-    }
-
-    #[test]
-    fn a_path_is_its_own_file_and_a_missing_one_is_nobody_s() {
-        let dir = std::env::temp_dir();
-        assert!(same_file(&dir, &dir.join(".")));
-        assert!(!same_file(&dir, Path::new("/nonexistent/netd-test")));
     }
 }

@@ -2,7 +2,12 @@
 //! plugin's CHECK): the store's reservation, the host veth on its bridge,
 //! and the interface, address and routes in the namespace.
 
-use super::*;
+use std::path::Path;
+
+use super::Netd;
+use crate::error::{Error, kernel};
+use crate::kernel::{Host, NamespaceOps, Netlink};
+use crate::model::*;
 use crate::store::Ref;
 
 /// What the runtime was told about an attachment (a CNI `prevResult`), as
@@ -76,7 +81,10 @@ fn read_failed(what: &'static str) -> impl Fn(anyhow::Error) -> CheckError {
     move |e| CheckError::Netd(kernel(e.context(what)))
 }
 
-impl Netd {
+/// The checks read the kernel through netlink directly: the kernel seams
+/// have no reads of a namespace's links, addresses and routes yet, so
+/// CHECK is the real kernel's only.
+impl Netd<Host> {
     /// Check sandbox `sandbox`'s attachment at `ifname` in `netns` on
     /// `network` against `want`: the first difference found is the error.
     pub async fn check_attachment(
@@ -87,7 +95,7 @@ impl Netd {
         netns: &str,
         want: &ExpectedAttachment,
     ) -> Result<(), CheckError> {
-        if !netns::is_netns(Path::new(netns)) {
+        if !self.k.is_netns(Path::new(netns)) {
             return Err(CheckError::NamespaceGone(netns.to_string()));
         }
         let sb = match self.inspect_sandbox(Ref::Name(sandbox)) {
@@ -114,13 +122,13 @@ impl Netd {
         // The host side: the veth, on the network's bridge.
         let read = read_failed("cannot read the host's interfaces");
         let hv = self
-            .host
+            .host()
             .link(ep.host_veth.as_str())
             .await
             .map_err(&read)?
             .ok_or_else(|| CheckError::HostVethMissing(ep.host_veth.clone()))?;
         let bridge = self
-            .host
+            .host()
             .link(b.bridge.as_str())
             .await
             .map_err(&read)?

@@ -4,7 +4,12 @@
 
 use std::fmt;
 
-use super::*;
+use tracing::warn;
+
+use super::Netd;
+use crate::error::{Error, Kind};
+use crate::kernel::{Kernel, KernelError};
+use crate::model::*;
 use crate::store::Ref;
 
 /// A bridge network a caller creates when it is missing and otherwise
@@ -54,10 +59,12 @@ pub enum EnsureError {
         network: Name,
         differences: Vec<Difference>,
     },
-    /// The bridge name asked for is a link of the host's that is not this
-    /// network's bridge (netd never adopts a link it did not make).
-    #[error("interface {0} already exists on the host: the bridge needs a name of its own")]
-    InterfaceTaken(IfName),
+    /// The bridge name asked for is a link of the host's (of `kind`) that
+    /// is not this network's bridge: netd never adopts a link it did not make.
+    #[error(
+        "interface {name} already exists on the host (a {kind}): the bridge needs a name of its own"
+    )]
+    InterfaceTaken { name: String, kind: String },
     #[error(transparent)]
     Netd(#[from] Error),
 }
@@ -125,7 +132,7 @@ pub fn differences(
     out
 }
 
-impl Netd {
+impl<K: Kernel> Netd<K> {
     /// The network `spec` names, created on first use (`true` when this
     /// call created it). An existing one must be a bridge network with the
     /// settings the spec gives.
@@ -158,12 +165,19 @@ impl Netd {
             // network (whose bridge appears once its record is in the store)
             // by reading the record again.
             if let Some(b) = &want.bridge
-                && self.host.link(b.as_str()).await.map_err(kernel)?.is_some()
+                && let Some(kind) = self
+                    .k
+                    .host_link_kind(b.as_str())
+                    .await
+                    .map_err(Error::from)?
             {
                 if self.network(Ref::Name(name)).is_ok() {
                     continue;
                 }
-                return Err(EnsureError::InterfaceTaken(b.clone()));
+                return Err(EnsureError::InterfaceTaken {
+                    name: b.to_string(),
+                    kind,
+                });
             }
             match self.create_network(&spec.create).await {
                 Ok(net) => {
@@ -173,8 +187,14 @@ impl Netd {
                     return Ok((b.clone(), true));
                 }
                 // Another process created it at the same moment: compare
-                // with that one. Any other conflict stands.
-                Err(Error::Conflict(_)) if self.network(Ref::Name(name)).is_ok() => continue,
+                // with that one.
+                Err(e) if e.kind() == Kind::Conflict && self.network(Ref::Name(name)).is_ok() => {
+                    continue;
+                }
+                // The link appeared between the look above and the create.
+                Err(Error::Kernel(KernelError::NotABridge { name, kind })) => {
+                    return Err(EnsureError::InterfaceTaken { name, kind });
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -1,0 +1,66 @@
+//! The host-port probe against a real kernel: it binds sockets, so it
+//! runs in a private namespace and needs root (CAP_SYS_ADMIN to unshare);
+//! `cargo test -p netd --lib` stays free of it.
+
+use std::net::Ipv4Addr;
+
+use netd::kernel::hostport::{HostPortError, check};
+use netd::model::Proto;
+use netd::plan::firewall::PortElement;
+
+fn el(host_ip: Option<Ipv4Addr>, proto: Proto, host_port: u16) -> PortElement {
+    PortElement {
+        host_ip,
+        proto,
+        host_port,
+        addr: Ipv4Addr::new(10, 0, 0, 2),
+        port: 80,
+    }
+}
+
+/// In a private namespace with only `lo`: needs root, like every
+/// kernel test here.
+#[test]
+fn bound_ports_and_foreign_addresses_are_refused() {
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        // A child process inherits this thread's namespace.
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(up.success());
+        let lo = Ipv4Addr::LOCALHOST;
+        let tcp = std::net::TcpListener::bind((lo, 0)).unwrap();
+        let t = tcp.local_addr().unwrap().port();
+        let udp = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        let u = udp.local_addr().unwrap().port();
+        for e in [
+            el(Some(lo), Proto::Tcp, t),
+            el(None, Proto::Tcp, t),
+            el(Some(lo), Proto::Udp, u),
+            el(None, Proto::Udp, u),
+        ] {
+            match check(&[e]) {
+                Err(HostPortError::InUse { port, proto, .. }) => {
+                    assert_eq!((port, proto), (e.host_port, e.proto));
+                }
+                other => panic!("{e:?}: {other:?}"),
+            }
+        }
+        // Another address, another protocol: free.
+        check(&[el(Some(Ipv4Addr::new(127, 0, 0, 2)), Proto::Tcp, t)]).unwrap();
+        check(&[el(Some(lo), Proto::Udp, t)]).unwrap();
+        let far = Ipv4Addr::new(198, 51, 100, 2);
+        let err = check(&[el(Some(far), Proto::Tcp, 7777)]).unwrap_err();
+        assert!(
+            matches!(err, HostPortError::NotLocal(a) if a == far),
+            "{err}"
+        );
+        assert!(err.to_string().contains("198.51.100.2"), "{err}");
+        drop(tcp);
+        check(&[el(None, Proto::Tcp, t)]).unwrap();
+    })
+    .join()
+    .unwrap();
+}
