@@ -294,4 +294,89 @@ mod tests {
         let want = s.create.validate().unwrap();
         assert!(differences(&b, &want, &s).is_empty());
     }
+
+    // ---- over the fake kernel ----
+
+    use crate::ops::tests::{net, world};
+
+    fn cni_spec(name: &str, subnet: &str) -> NetworkSpec {
+        spec(net(name, subnet))
+    }
+
+    #[tokio::test]
+    async fn a_missing_network_is_created_once_and_found_after() {
+        let t = world().await;
+        let s = cni_spec("n1", "10.60.0.0/24");
+        let (b, created) = t.netd.ensure_network(&s).await.unwrap();
+        assert!(created);
+        assert_eq!(b.subnet.to_string(), "10.60.0.0/24");
+        let (again, created) = t.netd.ensure_network(&s).await.unwrap();
+        assert!(!created);
+        assert_eq!(again, b);
+        t.assert_consistent();
+    }
+
+    #[tokio::test]
+    async fn an_existing_network_with_other_settings_is_refused_unchanged() {
+        let t = world().await;
+        t.network("n1", "10.60.0.0/24").await;
+        let before = t.snapshot();
+        let e = t
+            .netd
+            .ensure_network(&cni_spec("n1", "10.61.0.0/24"))
+            .await
+            .unwrap_err();
+        let EnsureError::Differs { differences, .. } = e else {
+            panic!("{e}");
+        };
+        assert_eq!(differences[0].setting, Setting::Subnet);
+        assert_eq!(t.snapshot(), before);
+        let e = t
+            .netd
+            .ensure_network(&cni_spec("host", "10.62.0.0/24"))
+            .await;
+        assert!(matches!(e, Err(EnsureError::NotBridge(_))), "{e:?}");
+    }
+
+    /// The CNI bug: a bridge name a host link already has looped three
+    /// times through "already exists" and ended as "try again later".
+    #[tokio::test]
+    async fn a_bridge_name_a_host_link_has_is_taken_at_once_and_nothing_is_made() {
+        let t = world().await;
+        t.k().add_foreign_link("eth7", "veth");
+        let before = t.snapshot();
+        let calls = t.k().calls().len();
+        let mut c = net("n1", "10.60.0.0/24");
+        c.options.insert(OPT_BRIDGE_NAME.into(), "eth7".into());
+        let e = t.netd.ensure_network(&spec(c)).await.unwrap_err();
+        match &e {
+            EnsureError::InterfaceTaken { name, kind } => {
+                assert_eq!((name.as_str(), kind.as_str()), ("eth7", "veth"));
+            }
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains("eth7"), "{e}");
+        assert_eq!(t.snapshot(), before);
+        // One look at the link, no retries.
+        assert!(t.k().calls().len() - calls <= 1, "{:?}", t.k().calls());
+    }
+
+    #[tokio::test]
+    async fn a_new_network_is_removed_again_only_while_unused() {
+        let t = world().await;
+        let before = t.snapshot();
+        t.netd
+            .ensure_network(&cni_spec("n1", "10.60.0.0/24"))
+            .await
+            .unwrap();
+        t.netd.remove_network_if_unused("n1").await;
+        assert_eq!(t.snapshot(), before);
+        t.netd
+            .ensure_network(&cni_spec("n1", "10.60.0.0/24"))
+            .await
+            .unwrap();
+        t.sandbox("s1", "n1").await;
+        t.netd.remove_network_if_unused("n1").await;
+        assert!(t.netd.network(Ref::Name("n1")).is_ok());
+    }
 }
