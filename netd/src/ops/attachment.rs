@@ -366,4 +366,85 @@ mod tests {
         assert_eq!(mac_of(Some(&[1, 2, 3])), None);
         assert_eq!(mac_of(None), None);
     }
+
+    // ---- over the fake kernel ----
+
+    use crate::ops::tests::{sandbox, world};
+
+    /// Sandbox `name` adopting a namespace of the test's own on `network`.
+    async fn adopted_sandbox(t: &crate::ops::tests::T, name: &str, network: &str) -> String {
+        let path = t.dir().join(format!("{name}-ns"));
+        t.k().add_foreign_namespace(&path);
+        let netns = path.display().to_string();
+        let req = SandboxCreate {
+            netns: Some(netns.clone()),
+            ..sandbox(name, network)
+        };
+        t.netd.create_sandbox(&req).await.unwrap();
+        netns
+    }
+
+    #[tokio::test]
+    async fn detach_forgets_an_adopted_sandbox_with_its_last_attachment() {
+        let t = world().await;
+        t.network("n1", "10.70.0.0/24").await;
+        let ns = adopted_sandbox(&t, "s1", "n1").await;
+        let d = t.netd.detach("n1", "s1", "eth0", Some(&ns)).await.unwrap();
+        assert_eq!(d, Detached::Done);
+        assert!(t.netd.list_sandboxes().unwrap().is_empty());
+        let eps = t.netd.store().read(crate::store::all_endpoints).unwrap();
+        assert!(eps.is_empty(), "{eps:?}");
+        let w = t.k().world();
+        assert!(w.ifaces.is_empty(), "{w:?}");
+        assert!(w.links.values().all(|l| l.kind == "bridge"), "{w:?}");
+        // The namespace is the engine's: netd never removes it.
+        assert!(w.namespaces.contains_key(Path::new(&ns)));
+        assert_eq!(
+            t.netd.detach("n1", "s1", "eth0", None).await.unwrap(),
+            Detached::NoSandbox
+        );
+    }
+
+    #[tokio::test]
+    async fn detach_leaves_a_sandbox_of_that_name_in_another_live_namespace() {
+        let t = world().await;
+        t.network("n1", "10.70.0.0/24").await;
+        adopted_sandbox(&t, "s1", "n1").await;
+        let other = t.dir().join("other-ns");
+        t.k().add_foreign_namespace(&other);
+        let before = t.snapshot();
+        let d = t
+            .netd
+            .detach("n1", "s1", "eth0", Some(&other.display().to_string()))
+            .await
+            .unwrap();
+        assert!(matches!(d, Detached::OtherNamespace { .. }), "{d:?}");
+        assert_eq!(t.snapshot(), before);
+    }
+
+    #[tokio::test]
+    async fn gc_removes_only_unlisted_adopted_attachments_of_its_network() {
+        let t = world().await;
+        t.network("n1", "10.70.0.0/24").await;
+        t.network("n2", "10.71.0.0/24").await;
+        adopted_sandbox(&t, "keep", "n1").await;
+        adopted_sandbox(&t, "stale", "n1").await;
+        adopted_sandbox(&t, "other", "n2").await;
+        // Made by netd itself (no --netns): never GC's.
+        t.sandbox("own", "n1").await;
+        let valid = vec![("keep".to_string(), "eth0".to_string())];
+        let report = t.netd.gc_attachments("n1", &valid).await.unwrap();
+        assert_eq!(report.removed, vec![("stale".into(), "eth0".into())]);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        let names: Vec<String> = t
+            .netd
+            .list_sandboxes()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.sandbox.name.to_string())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(!names.contains(&"stale".to_string()), "{names:?}");
+        t.assert_consistent();
+    }
 }
