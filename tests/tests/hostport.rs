@@ -1,12 +1,14 @@
-//! The host-port probe against a real kernel: it binds sockets, so it
-//! runs in a private namespace and needs root (CAP_SYS_ADMIN to unshare);
-//! `cargo test -p netd --lib` stays free of it.
+//! The host-port probe against the real kernel: a port held by a socket
+//! and an address that is not the host's are refused, what is free is not.
+//! Binds in a namespace of the test's own with only `lo` (CAP_SYS_ADMIN to
+//! join it), which is why this is not one of `netd`'s unit tests.
 
 use std::net::Ipv4Addr;
 
 use netd::kernel::hostport::{HostPortError, check};
 use netd::model::Proto;
 use netd::plan::firewall::PortElement;
+use netd_tests::{Netns, in_ns};
 
 fn el(host_ip: Option<Ipv4Addr>, proto: Proto, host_port: u16) -> PortElement {
     PortElement {
@@ -18,18 +20,10 @@ fn el(host_ip: Option<Ipv4Addr>, proto: Proto, host_port: u16) -> PortElement {
     }
 }
 
-/// In a private namespace with only `lo`: needs root, like every
-/// kernel test here.
 #[test]
 fn bound_ports_and_foreign_addresses_are_refused() {
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        // A child process inherits this thread's namespace.
-        let up = std::process::Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .unwrap();
-        assert!(up.success());
+    let ns = Netns::new(&format!("hp{}", std::process::id()));
+    in_ns(ns.name(), || {
         let lo = Ipv4Addr::LOCALHOST;
         let tcp = std::net::TcpListener::bind((lo, 0)).unwrap();
         let t = tcp.local_addr().unwrap().port();
@@ -60,7 +54,5 @@ fn bound_ports_and_foreign_addresses_are_refused() {
         assert!(err.to_string().contains("198.51.100.2"), "{err}");
         drop(tcp);
         check(&[el(None, Proto::Tcp, t)]).unwrap();
-    })
-    .join()
-    .unwrap();
+    });
 }
