@@ -366,7 +366,7 @@ async fn add_with(
         }
     };
     if let Some(h) = handoff {
-        h.finish(conf);
+        h.finish(conf).await;
     }
     Ok(out)
 }
