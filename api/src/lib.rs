@@ -11,6 +11,7 @@ mod client;
 mod types;
 
 pub use client::{Client, Error, Events};
+pub use http::{Method, StatusCode};
 pub use types::*;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
