@@ -220,3 +220,78 @@ impl Events {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A daemon stand-in on a socket in a fresh directory: answers one
+    /// request with `response`, written a few bytes at a time.
+    async fn serve_once(response: &'static [u8]) -> (PathBuf, tokio::task::JoinHandle<()>) {
+        let dir = std::env::temp_dir().join(format!(
+            "netd-api-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("s");
+        let l = tokio::net::UnixListener::bind(&sock).unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut b).await.unwrap();
+                assert!(n > 0);
+                head.extend_from_slice(&b[..n]);
+            }
+            for piece in response.chunks(3) {
+                s.write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        (sock, task)
+    }
+
+    #[tokio::test]
+    async fn event_lines_split_anywhere_survive_timeouts() {
+        let (sock, task) = serve_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+              c\r\n{\"a\":1}\n{\"b\"\r\n4\r\n:2}\n\r\n0\r\n\r\n",
+        )
+        .await;
+        let mut ev = Client::new(&sock).events("/netd/events").await.unwrap();
+        // A timeout mid-line must not lose data.
+        let mut lines = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_millis(1), ev.next_line()).await {
+                Err(_) => continue,
+                Ok(Ok(Some(l))) => lines.push(l),
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => panic!("{e}"),
+            }
+        }
+        assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}"]);
+        task.await.unwrap();
+        let _ = std::fs::remove_dir_all(sock.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_status_and_message() {
+        let (sock, task) = serve_once(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 24\r\n\r\n{\"message\":\"no such x\"}\n",
+        )
+        .await;
+        let e = Client::new(&sock)
+            .get::<serde_json::Value>("/netd/networks/x")
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(StatusCode::NOT_FOUND));
+        assert_eq!(e.to_string(), "no such x");
+        task.await.unwrap();
+        let _ = std::fs::remove_dir_all(sock.parent().unwrap());
+    }
+}
