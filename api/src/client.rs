@@ -16,7 +16,7 @@ use crate::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot reach the netd daemon at {}: {source}", socket.display())]
+    #[error("cannot reach the netd daemon at {}", socket.display())]
     Connect {
         socket: PathBuf,
         source: std::io::Error,

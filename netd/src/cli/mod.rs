@@ -286,12 +286,13 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
 
 pub fn run(cli: Cli) -> Result<()> {
     let socket = cli.socket.clone();
-    run_command(cli).map_err(|e| match e.downcast_ref::<netd_api::Error>() {
-        Some(netd_api::Error::Connect { .. }) => e.context(format!(
+    run_command(cli).map_err(|e| match e.downcast::<netd_api::Error>() {
+        Ok(netd_api::Error::Connect { source, .. }) => anyhow::Error::new(source).context(format!(
             "cannot reach the netd daemon at {} (is `netd daemon` running? set NETD_SOCKET or --socket if it listens elsewhere)",
             socket.display()
         )),
-        _ => e,
+        Ok(e) => e.into(),
+        Err(e) => e,
     })
 }
 
