@@ -128,14 +128,13 @@ fn run(stdin: &[u8], asked: Option<&str>) -> Result<Option<Value>, CniError> {
 }
 
 fn netd_error(e: netd::Error) -> CniError {
-    let c = match &e {
-        netd::Error::Invalid(_) | netd::Error::NotFound(_) | netd::Error::Forbidden(_) => {
-            code::INVALID_CONFIG
-        }
+    use netd::error::Kind;
+    let c = match e.kind() {
+        Kind::Invalid | Kind::NotFound | Kind::Forbidden => code::INVALID_CONFIG,
         // A lock (the store's, a sandbox's, the firewall's) stayed held past
         // netd's wait: the runtime may retry.
-        netd::Error::Busy(_) => code::TRY_LATER,
-        _ => code::GENERIC,
+        Kind::Busy => code::TRY_LATER,
+        Kind::Conflict | Kind::Internal => code::GENERIC,
     };
     CniError::new(c, e.to_string())
 }

@@ -14,20 +14,20 @@ use netd_api::ErrorBody;
 use serde::de::DeserializeOwned;
 
 use super::{Daemon, docker};
-use crate::error::Error;
+use crate::error::{Error, Kind};
 
 /// An API failure: status plus Docker's `{"message": …}` body.
 pub(super) struct ApiError(StatusCode, String);
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let status = match &e {
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Invalid(_) => StatusCode::BAD_REQUEST,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Store(_) | Error::Kernel(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match e.kind() {
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
     }
