@@ -70,7 +70,7 @@ async fn add_with(
         conf.prev_result.as_ref(),
     );
     if let Some(h) = handoff {
-        h.finish(conf);
+        h.finish(conf).await;
     }
     Ok(out)
 }
