@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hickory_server::proto::op::{Message, Query, ResponseCode};
-use hickory_server::proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::net::UdpSocket;
 
 pub struct Upstreams {
@@ -170,8 +170,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_server::proto::rr::Record;
-    use hickory_server::proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::Record;
+    use hickory_proto::rr::rdata::{A, SOA};
 
     fn msg(code: ResponseCode, answers: Vec<Record>, authorities: Vec<Record>) -> Message {
         let mut m = Message::query();

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use hickory_server::proto::op::{Message, MessageType, Query, ResponseCode};
-use hickory_server::proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 /// The query message for `name` A IN, recursion desired (hickory's codec,
 /// the one netd's DNS server uses).
