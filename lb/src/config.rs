@@ -236,27 +236,26 @@ impl<'de> Deserialize<'de> for HashKey {
     }
 }
 
-/// `250ms`, `2s`, `1m`, `1h`, or a bare number of seconds.
+/// Longer is surely a typo (about 31 years).
+const MAX_SECS: f64 = 1e9;
+
+/// `250ms`, `2s`, `1.5s`, `1m`, `1h` (humantime's units, so also `1h 30m`,
+/// `2min`), or a bare number of seconds, which humantime does not read.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (examples: 500ms, 2s, 1m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
+    let range = || format!("duration {s:?} out of range");
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..=MAX_SECS).contains(&secs) => {
+            Duration::from_secs_f64(secs)
+        }
+        Ok(_) => return Err(range()),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("invalid duration {s:?}: {e} (examples: 500ms, 2s, 1m)"))?,
     };
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("duration {s:?} out of range"));
+    if d.as_secs_f64() > MAX_SECS {
+        return Err(range());
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// A duration in a config file: a string with a unit, or seconds.
@@ -360,15 +359,15 @@ pub fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("invalid DNS server {s:?} (expected IP or IP:PORT)"))
 }
 
-/// The first `nameserver` of /etc/resolv.conf.
+/// The first usable `nameserver` of /etc/resolv.conf, port 53 (lines that
+/// do not parse and scoped IPv6 addresses are skipped).
 pub fn system_resolver() -> Option<SocketAddr> {
-    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
-    text.lines().find_map(|l| {
-        let mut w = l.split_whitespace();
-        (w.next() == Some("nameserver"))
-            .then(|| w.next())
-            .flatten()
-            .and_then(|ip| parse_dns_server(ip).ok())
+    let text = std::fs::read("/etc/resolv.conf").ok()?;
+    let (cfg, _errors) = resolv_conf::Config::parse_with_errors(&text);
+    cfg.nameservers.iter().find_map(|ns| match ns {
+        resolv_conf::ScopedIp::V4(ip) => Some(SocketAddr::new((*ip).into(), 53)),
+        resolv_conf::ScopedIp::V6(ip, None) => Some(SocketAddr::new((*ip).into(), 53)),
+        resolv_conf::ScopedIp::V6(_, Some(_)) => None,
     })
 }
 
@@ -559,6 +558,10 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("2000000000s").is_err());
+        assert_eq!(parse_duration("0.1"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
     }
 
     #[test]
