@@ -24,6 +24,11 @@
 # exec for every tool.
 #
 # usage: bench/cni.sh [SAMPLES]   (default 20 per point; LEVELS="1 50 200")
+#   TOOLS="netd-cni cni-ref netavark"   which tools to run (default all three)
+#   NETD_BASE_BIN=DIR   also run another build of netd-cni (DIR/netd-cni, which
+#                       starts DIR/netd, e.g. target/release of the commit
+#                       before): its rows are "before", this build's "after",
+#                       taking turns with the other tools sample by sample.
 set -euo pipefail
 
 SAMPLES=${1:-20}
@@ -40,11 +45,23 @@ ROWS=$TMP/rows
 NV_NET=ndbcni NV_BRIDGE=ndbnv0 NV_SUBNET=10.181.0.0/16 NV_GW=10.181.0.1 NV_DNS=true
 CNI_BRIDGE=ndbref0 CNI_SUBNET=10.182.0.0/16
 PLUGIN=$TARGET/release/netd-cni
+BASE=${NETD_BASE_BIN:-}
+read -ra TOOLS <<< "${TOOLS:-netd-cni cni-ref netavark}"
+# This build's rows: "netd-cni", or "after" beside a base build's "before".
+ND=netd-cni
+if [ -n "$BASE" ]; then
+  [ -x "$BASE/netd-cni" ] && [ -x "$BASE/netd" ] || { echo "NETD_BASE_BIN=$BASE has no netd-cni and netd" >&2; exit 1; }
+  ND=after
+  t=()
+  for x in "${TOOLS[@]}"; do if [ "$x" = netd-cni ]; then t+=(before after); else t+=("$x"); fi; done
+  TOOLS=("${t[@]}")
+fi
 
 cleanup() {
   set +e
   for l in "${LEVELS[@]}"; do
-    stop_pidfile "$TMP/netd-run$l/netd.pid" netd
+    stop_pidfile "$TMP/nd-run$l/netd.pid" netd
+    stop_pidfile "$TMP/ndb-run$l/netd.pid" netd
     stop_pidfile "$TMP/nv$l/aardvark-dns/aardvark.pid" aardvark-dns
   done
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
@@ -56,22 +73,26 @@ need_pkgs netavark aardvark-dns containernetworking-plugins iptables nftables
 (cd "$ROOT" && cargo build --release -q -p netd -p netd-cni)
 
 # ---------------------------------------------------------------- netd-cni
-netd_cni() { # ADD|DEL container ports_json   (level in $L)
+# Each build in a host namespace of its own per level: nd (this build) and
+# ndb (NETD_BASE_BIN's), with their own state and run dirs.
+netd_cni() { # plugin tag ADD|DEL container ports_json   (level in $L)
+  local plugin=$1 tag=$2
+  shift 2
   local conf='{"cniVersion":"1.0.0","name":"ndbcni","type":"netd-cni","subnet":"10.180.0.0/16","dns":true,
     "capabilities":{"portMappings":true,"aliases":true},
     "runtimeConfig":{"portMappings":'"$3"',"aliases":{"ndbcni":["'"$2"'"]}}}'
   CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$P-$2 CNI_IFNAME=eth0 CNI_PATH=$CNI \
-    NETD_STATE_DIR=$TMP/netd-state$L NETD_SOCKET=$TMP/netd-run$L/netd.sock \
-    in_ns "nd$L" "$PLUGIN" <<<"$conf" >/dev/null
+    NETD_STATE_DIR=$TMP/$tag-state$L NETD_SOCKET=$TMP/$tag-run$L/netd.sock \
+    in_ns "$tag$L" "$plugin" <<<"$conf" >/dev/null
 }
 
 # Every tool gets every level populated with one-port containers, then
 # each sample times ADD and DEL of a probe container on each level of each
 # tool in turn.
-TOOLS=(netd-cni cni-ref netavark)
-declare -A ADD_FN=([netd-cni]=nd_add [cni-ref]=ref_add [netavark]=nv_add)
-declare -A DEL_FN=([netd-cni]=nd_del [cni-ref]=ref_del [netavark]=nv_del)
-declare -A PRE=([netd-cni]=d [cni-ref]=r [netavark]=v)
+declare -A ADD_FN=([netd-cni]=nd_add [after]=nd_add [before]=base_add [cni-ref]=ref_add [netavark]=nv_add)
+declare -A DEL_FN=([netd-cni]=nd_del [after]=nd_del [before]=base_del [cni-ref]=ref_del [netavark]=nv_del)
+declare -A PRE=([netd-cni]=d [after]=d [before]=b [cni-ref]=r [netavark]=v)
+has_tool() { local t; for t in "${TOOLS[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
 at_level() { # level: the namespaces and dirs of that level's instances
   L=$1 CNI_NS=cni$1 CNI_IPAM=$TMP/cni-ipam$1 NV_NS=nv$1 NV_DIR=$TMP/nv$1
 }
@@ -79,6 +100,7 @@ run_all() {
   for level in "${LEVELS[@]}"; do
     at_level "$level"
     hostns "nd$L"; hostns "$CNI_NS"; hostns "$NV_NS"; mkdir -p "$NV_DIR"
+    [ -z "$BASE" ] || hostns "ndb$L"
     for ((i = 0; i < level; i++)); do
       for t in "${TOOLS[@]}"; do
         ip netns add "$P-${PRE[$t]}$L-$i"
@@ -111,8 +133,10 @@ run_all() {
   done
 }
 
-nd_add() { netd_cni ADD "$1" "$(cni_ports "$3" 1 80)"; }
-nd_del() { netd_cni DEL "$1" "$(cni_ports "$3" 1 80)"; }
+nd_add() { netd_cni "$PLUGIN" nd ADD "$1" "$(cni_ports "$3" 1 80)"; }
+nd_del() { netd_cni "$PLUGIN" nd DEL "$1" "$(cni_ports "$3" 1 80)"; }
+base_add() { netd_cni "$BASE/netd-cni" ndb ADD "$1" "$(cni_ports "$3" 1 80)"; }
+base_del() { netd_cni "$BASE/netd-cni" ndb DEL "$1" "$(cni_ports "$3" 1 80)"; }
 ref_add() { cni_chain ADD "$1" "$(cni_ports "$3" 1 80)"; }
 ref_del() { cni_chain DEL "$1" "$(cni_ports "$3" 1 80)"; }
 nv_ip() { [ "$1" = 60000 ] && echo 10.181.250.2 || echo "10.181.$(( $1 / 250 + 1 )).$(( $1 % 250 + 2 ))"; }
@@ -126,15 +150,23 @@ run_all
 
 print_rows | sort -s -k2,2n | awk 'NR == 1 || $1 != "tool"'
 echo
-echo "ADD+DEL p50, reference / netd-cni:"
-for level in "${LEVELS[@]}"; do
-  n=$(p50_of netd-cni "$level" ADD+DEL)
-  for ref in netavark cni-ref; do
-    r=$(p50_of "$ref" "$level" ADD+DEL)
-    printf '  %4s present: %-9s %6.1fx\n' "$level" "$ref" "$(echo "$r / $n" | bc -l)"
+if has_tool "$ND"; then
+  echo "ADD+DEL p50, reference / $ND:"
+  for level in "${LEVELS[@]}"; do
+    n=$(p50_of "$ND" "$level" ADD+DEL)
+    for ref in before netavark cni-ref; do
+      has_tool "$ref" || continue
+      r=$(p50_of "$ref" "$level" ADD+DEL)
+      prec=1
+      [ "$ref" = before ] && prec=2
+      printf '  %4s present: %-9s %6.*fx\n' "$level" "$ref" "$prec" "$(echo "$r / $n" | bc -l)"
+    done
   done
-done
-first=$(p50_of netd-cni "${LEVELS[0]}" ADD+DEL)
-last=$(p50_of netd-cni "${LEVELS[-1]}" ADD+DEL)
-printf '  netd-cni flatness: ADD+DEL at %s present / at %s = %.2f\n' "${LEVELS[-1]}" "${LEVELS[0]}" "$(echo "$last / $first" | bc -l)"
+  for t in before "$ND"; do
+    has_tool "$t" || continue
+    first=$(p50_of "$t" "${LEVELS[0]}" ADD+DEL)
+    last=$(p50_of "$t" "${LEVELS[-1]}" ADD+DEL)
+    printf '  %s flatness: ADD+DEL at %s present / at %s = %.2f\n' "$t" "${LEVELS[-1]}" "${LEVELS[0]}" "$(echo "$last / $first" | bc -l)"
+  done
+fi
 echo "took $(( $(date +%s) - start )) s"

@@ -21,6 +21,10 @@
 # never touched. Only processes this script started are killed, by pid.
 #
 # usage: bench/dns.sh [SECONDS]   (default 10; ROUNDS=N in the environment)
+#   NETD_BASE_BIN=DIR   also serve with another build's engine (DIR/examples/serve,
+#                       e.g. target/release of the commit before) at 127.0.0.11
+#                       of a second sandbox namespace with the same names: its
+#                       row is "before", this build's "after", in the same turns.
 set -euo pipefail
 
 SECS=${1:-10}
@@ -28,6 +32,11 @@ ROUNDS=${ROUNDS:-3}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVE=${SERVE:-$TARGET/release/examples/serve}
+BASE=${NETD_BASE_BIN:-}
+if [ -n "$BASE" ] && [ ! -x "$BASE/examples/serve" ]; then
+  echo "NETD_BASE_BIN=$BASE has no examples/serve (cargo build --release -p netd-dns --example serve)" >&2
+  exit 1
+fi
 P=ndbdns-$$
 TMP=$(mktemp -d /tmp/ndbdns.XXXXXX)
 chmod 755 "$TMP"
@@ -64,6 +73,8 @@ ip netns add "$P-host"; ip -n "$P-host" link set lo up
 ip netns add "$P-sb"; ip -n "$P-sb" link set lo up
 ip -n "$P-sb" addr add 10.187.255.1/32 dev lo
 ip -n "$P-sb" addr add "$CLIENT/32" dev lo
+# The base build's engine answers at 127.0.0.11 too: in a sandbox of its own.
+[ -z "$BASE" ] || { ip netns add "$P-sbb"; ip -n "$P-sbb" link set lo up; }
 
 # 200 names, one address each; the same names as a hosts file, as
 # aardvark's network file, and as dnsperf's queries.
@@ -87,6 +98,12 @@ nsenter --net=/run/netns/$P-host "$SERVE" --netns /run/netns/$P-sb --hosts "$TMP
   >"$TMP/serve.out" 2>"$TMP/serve.err" &
 PIDS+=($!)
 wait_ready "$TMP/serve.out"
+if [ -n "$BASE" ]; then
+  nsenter --net=/run/netns/$P-host "$BASE/examples/serve" --netns /run/netns/$P-sbb --hosts "$TMP/hosts" \
+    --no-forward >"$TMP/serve-base.out" 2>"$TMP/serve-base.err" &
+  PIDS+=($!)
+  wait_ready "$TMP/serve-base.out"
+fi
 
 nsenter --net=/run/netns/$P-sb dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$TMP/hosts" \
   --listen-address=127.0.0.12 --bind-interfaces --port=53 --cache-size=1000 --local-ttl=5 \
@@ -102,27 +119,41 @@ if [ -x "$AARDVARK" ]; then
   fi
 fi
 
-dig_ok() { # server [source]
+dig_ok() { # server [source [namespace]]
   local src=()
   [ -n "${2:-}" ] && src=(-b "$2")
-  nsenter --net=/run/netns/$P-sb dig +short +tries=1 +time=1 "${src[@]}" @"$1" svc7 | grep -q 10.187.0.9
+  nsenter --net=/run/netns/$P-${3:-sb} dig +short +tries=1 +time=1 "${src[@]}" @"$1" svc7 | grep -q 10.187.0.9
 }
 for _ in $(seq 50); do dig_ok 127.0.0.12 && break; sleep 0.1; done
 dig_ok 127.0.0.11 || { echo "netd-dns does not answer" >&2; exit 1; }
 dig_ok 127.0.0.12 || { echo "dnsmasq does not answer" >&2; exit 1; }
+[ -z "$BASE" ] || dig_ok 127.0.0.11 "" sbb || { echo "the base build's netd-dns does not answer" >&2; exit 1; }
 if [ "$HAVE_AARDVARK" = 1 ]; then
   for _ in $(seq 50); do dig_ok 10.187.255.1 "$CLIENT" && break; sleep 0.1; done
   dig_ok 10.187.255.1 "$CLIENT" || { echo "aardvark-dns does not answer" >&2; HAVE_AARDVARK=0; }
 fi
 
-throughput() { # server source -> "qps avg_ms lost"
-  nsenter --net=/run/netns/$P-sb dnsperf -s "$1" -a "$2" -d "$TMP/queries" -l "$SECS" -c 20 -q 200 2>/dev/null |
+# Servers by key: address, source address and namespace of the asker.
+declare -A NAME=([nd]="netd-dns (127.0.0.11)" [dnsmasq]="dnsmasq (127.0.0.12)" [aardvark]="aardvark-dns")
+declare -A ADDR=([nd]=127.0.0.11 [dnsmasq]=127.0.0.12 [aardvark]=10.187.255.1 [base]=127.0.0.11)
+declare -A SRC=([nd]=127.0.0.1 [dnsmasq]=127.0.0.1 [aardvark]=$CLIENT [base]=127.0.0.1)
+declare -A NS=([nd]=sb [dnsmasq]=sb [aardvark]=sb [base]=sbb)
+servers=(nd dnsmasq)
+if [ -n "$BASE" ]; then
+  NAME[nd]="netd-dns after"
+  NAME[base]="netd-dns before"
+  servers=(base nd dnsmasq)
+fi
+[ "$HAVE_AARDVARK" = 1 ] && servers+=(aardvark)
+
+throughput() { # server -> "qps avg_ms lost"
+  nsenter --net=/run/netns/$P-${NS[$1]} dnsperf -s "${ADDR[$1]}" -a "${SRC[$1]}" -d "$TMP/queries" -l "$SECS" -c 20 -q 200 2>/dev/null |
     awk '/Queries per second/ {q=$4} /Average Latency/ {a=$4*1000} /Queries lost/ {l=$3}
          END {printf "%.0f %.3f %s\n", q, a, l}'
 }
 
-latency() { # server source -> "p50_ms p99_ms"
-  nsenter --net=/run/netns/$P-sb dnsperf -v -s "$1" -a "$2" -d "$TMP/queries" -l $(( (SECS + 1) / 2 )) \
+latency() { # server -> "p50_ms p99_ms"
+  nsenter --net=/run/netns/$P-${NS[$1]} dnsperf -v -s "${ADDR[$1]}" -a "${SRC[$1]}" -d "$TMP/queries" -l $(( (SECS + 1) / 2 )) \
     -c 20 -q 200 -Q 10000 2>/dev/null |
     tee "$TMP/lat.raw" | awk '$1 == ">" && $2 == "NOERROR" {print $NF}' | sort -g > "$TMP/lat"
   awk '{v[NR]=$1} END {if (NR == 0) {print "- -"; exit}
@@ -130,20 +161,14 @@ latency() { # server source -> "p50_ms p99_ms"
        printf "%.3f %.3f\n", v[i] * 1000, v[j] * 1000}' "$TMP/lat"
 }
 
-declare -A NAME=([127.0.0.11]="netd-dns (127.0.0.11)" [127.0.0.12]="dnsmasq (127.0.0.12)" [10.187.255.1]="aardvark-dns")
-servers=(127.0.0.11 127.0.0.12)
-[ "$HAVE_AARDVARK" = 1 ] && servers+=(10.187.255.1)
-
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }
 
 declare -A RES
 for r in $(seq 1 "$ROUNDS"); do
   for s in "${servers[@]}"; do
-    src=127.0.0.1
-    [ "$s" = 10.187.255.1 ] && src=$CLIENT
     echo "round $r/$ROUNDS: ${NAME[$s]}..." >&2
-    read -r q a l < <(throughput "$s" "$src")
-    read -r p50 p99 < <(latency "$s" "$src")
+    read -r q a l < <(throughput "$s")
+    read -r p50 p99 < <(latency "$s")
     RES[$s]+="$q $a $l $p50 $p99"$'\n'
     printf '  %s qps, %s ms avg, p50 %s ms, p99 %s ms at 10k/s\n' "$q" "$a" "$p50" "$p99" >&2
   done
@@ -156,9 +181,10 @@ for s in "${servers[@]}"; do
   QPS[$s]=$(col 1)
   printf '%-24s %10s %12s %8s %12s %12s\n' "${NAME[$s]}" "${QPS[$s]}" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)"
 done
-printf '\nnetd-dns / dnsmasq throughput: %.2f\n' "$(echo "${QPS[127.0.0.11]} / ${QPS[127.0.0.12]}" | bc -l)"
+printf '\nnetd-dns / dnsmasq throughput: %.2f\n' "$(echo "${QPS[nd]} / ${QPS[dnsmasq]}" | bc -l)"
+[ -z "$BASE" ] || printf 'netd-dns after / before throughput: %.2f\n' "$(echo "${QPS[nd]} / ${QPS[base]}" | bc -l)"
 if [ "$HAVE_AARDVARK" = 1 ]; then
-  printf 'netd-dns / aardvark-dns throughput: %.2f\n' "$(echo "${QPS[127.0.0.11]} / ${QPS[10.187.255.1]}" | bc -l)"
+  printf 'netd-dns / aardvark-dns throughput: %.2f\n' "$(echo "${QPS[nd]} / ${QPS[aardvark]}" | bc -l)"
 else
   echo "aardvark-dns: not measured"
 fi

@@ -19,6 +19,11 @@
 #                pingora's HTTP proxy instead of netd-lb's own HTTP/1.1 path;
 #                and netd-lb-base: the netd-lb binary in NETD_LB_BASE (another
 #                build, e.g. main's, to compare against in the same run)
+#   NETD_BASE_BIN  a release dir of another build (e.g. the commit before's
+#                  target/release): sets NETD_LB_BASE to its netd-lb and runs
+#                  netd-lb-base just before netd-lb in every round, the rows
+#                  labelled "before" and "after". The base balancer discovers
+#                  its backends through this build's daemon.
 #
 # Setup: `netd daemon` in a host namespace ndFb<pid>-host, a bridge network
 # 10.196.200.0/24 with three sandboxes carrying the alias `web`; in each, an
@@ -56,6 +61,17 @@ if [[ -z "${LOAD_CPUS:-}" ]]; then
     if ((NCPU > 1)); then LOAD_CPUS="1-$((NCPU - 1))"; else LOAD_CPUS=0; fi
 fi
 read -ra TOOLS <<<"${TOOLS:-netd-lb nginx haproxy}"
+if [[ -n "${NETD_BASE_BIN:-}" ]]; then
+    NETD_LB_BASE=${NETD_LB_BASE:-$NETD_BASE_BIN/netd-lb}
+    [[ -x $NETD_LB_BASE ]] || { echo "bench/lb.sh: no netd-lb at $NETD_LB_BASE" >&2; exit 1; }
+    t=()
+    for x in "${TOOLS[@]}"; do
+        [[ $x == netd-lb-base ]] && continue
+        [[ $x == netd-lb ]] && t+=(netd-lb-base)
+        t+=("$x")
+    done
+    TOOLS=("${t[@]}")
+fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 P="ndFb$$"
@@ -328,15 +344,17 @@ median_row() { # tool -> the round with the median req/s
 }
 
 ref=$(median_row nginx 2>/dev/null | awk '{print $1}')
+AFTER="" BEFORE=base
+if [[ -n "${NETD_BASE_BIN:-}" ]]; then AFTER="after " BEFORE=before; fi
 printf '\n| %-22s | %10s | %9s | %9s | %6s | %12s | %10s |\n' "proxy" "req/s" "p50 ms" "p99 ms" "errors" "vs nginx" "CPU us/req"
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------------------" "------------" "-----------" "-----------" "--------" "--------------" "------------"
 for tool in "${TOOLS[@]}" direct; do
     read -r rps p50 p99 errs cpu <<<"$(median_row "$tool")"
     label=$tool
     case $tool in
-    netd-lb) label="netd-lb $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo)" ;;
+    netd-lb) label="netd-lb ${AFTER}$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo)" ;;
     netd-lb-h2c) label="netd-lb h2c (pingora)" ;;
-    netd-lb-base) label="netd-lb base" ;;
+    netd-lb-base) label="netd-lb $BEFORE" ;;
     nginx) label="nginx $(nginx -v 2>&1 | sed 's|.*/||')" ;;
     haproxy) label="haproxy $(haproxy -v | head -1 | awk '{print $3}')" ;;
     direct) label="direct (1 backend)" ;;
@@ -344,3 +362,8 @@ for tool in "${TOOLS[@]}" direct; do
     ratio=$(awk -v a="$rps" -v b="${ref:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
     printf '| %-22s | %10.0f | %9.3f | %9.3f | %6s | %12s | %10s |\n' "$label" "$rps" "$p50" "$p99" "$errs" "$ratio" "$cpu"
 done
+if [[ -n "${NETD_BASE_BIN:-}" ]]; then
+    a=$(median_row netd-lb 2>/dev/null | awk '{print $1}')
+    b=$(median_row netd-lb-base 2>/dev/null | awk '{print $1}')
+    awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN { if (a > 0 && b > 0) printf "\nnetd-lb after / before req/s: %.2f\n", a / b }'
+fi

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::net::UnixListener;
 use tracing::{info, warn};
 
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::lock::{self, FileLock};
 use crate::model::{EndpointRequest, NetworkCreate, SandboxCreate};
 use crate::ops::{Netd, Paths};
@@ -38,13 +38,13 @@ struct ApiError(StatusCode, String);
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let status = match &e {
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Invalid(_) => StatusCode::BAD_REQUEST,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Store(_) | Error::Kernel(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match e.kind() {
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
     }

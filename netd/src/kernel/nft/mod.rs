@@ -1,0 +1,63 @@
+//! netd's nftables table, `inet netd`, programmed over netlink with nftnl.
+//!
+//! ```text
+//! table inet netd {
+//!   set bridges  { type ifname }                          # every netd bridge
+//!   map pub_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }
+//!   map pub_any  { type inet_proto . inet_service : ipv4_addr . inet_service }
+//!   chain publish {                                        # DNAT of published ports, to the host only
+//!     fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
+//!     fib daddr type local dnat ip to meta l4proto . th dport map @pub_any
+//!   }
+//!   chain localnet { type filter hook prerouting priority raw
+//!     ip daddr 127.0.0.0/8 iifname @bridges drop           # no host loopback from sandboxes
+//!     ip6 daddr ::1 iifname @bridges drop
+//!   }
+//!   chain prerouting  { type nat hook prerouting priority dstnat; jump publish }
+//!   chain output      { type nat hook output priority -100; jump publish }
+//!   chain postrouting { type nat hook postrouting priority srcnat
+//!     ip saddr SUBNET oifname != BRIDGE masquerade        # per network, unless off/internal
+//!     ip saddr SUBNET oifname BRIDGE ct status dnat masquerade   # hairpin to a published port
+//!     ip saddr 127.0.0.0/8 ct status dnat masquerade       # localhost publishing
+//!   }
+//!   chain forward { type filter hook forward priority filter
+//!     iifname BRIDGE oifname != BRIDGE drop                # internal networks, both ways,
+//!     oifname BRIDGE iifname != BRIDGE drop                #   even to published ports
+//!     ct status dnat accept                                # published ports cross networks
+//!     iifname BRIDGE oifname @bridges oifname != BRIDGE drop   # isolation between networks
+//!     iifname BRIDGE oifname BRIDGE drop                   # enable_icc=false
+//!     oifname BRIDGE iifname != BRIDGE ct state new drop   # only published ports from outside
+//!   }
+//! }
+//! ```
+//!
+//! Rules exist per network; containers and ports are map elements. A full
+//! apply replaces the whole table in one atomic batch; attaching and
+//! detaching add or remove elements only.
+//!
+//! nftnl's types hold raw pointers, so everything here runs on the calling
+//! (blocking) thread; the socket is created in the namespace of that thread.
+
+mod batch;
+mod expr;
+mod maps;
+mod rules;
+mod socket;
+
+use std::ffi::CStr;
+
+use nftnl::nftnl_sys::libc;
+
+pub use socket::Nft;
+
+pub const TABLE: &CStr = c"netd";
+const SET_BRIDGES: &CStr = c"bridges";
+const MAP_ADDR: &CStr = c"pub_addr";
+const MAP_ANY: &CStr = c"pub_any";
+
+// Registers: the 16-byte NFT_REG_1 overlaps the 4-byte NFT_REG32_00..03.
+const REG1: u32 = libc::NFT_REG_1 as u32;
+const R32_0: u32 = libc::NFT_REG32_00 as u32;
+const R32_1: u32 = libc::NFT_REG32_01 as u32;
+const R32_2: u32 = libc::NFT_REG32_02 as u32;
+const VERDICT_REG: u32 = libc::NFT_REG_VERDICT as u32;

@@ -1,0 +1,78 @@
+//! Model values for other modules' tests.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::*;
+
+/// A bridge network named `name` on `subnet`, gateway .1.
+pub fn network(name: &str, subnet: &str) -> Network {
+    let subnet: Ipv4Net = subnet.parse().expect("fixture subnet");
+    Network {
+        id: Id::random(),
+        name: name.parse().expect("fixture name"),
+        driver: Driver::Bridge(BridgeConfig {
+            subnet,
+            gateway: Ipv4Addr::from(u32::from(subnet.network()) + 1),
+            ip_range: None,
+            bridge: format!("br-{}", &name[..name.len().min(10)])
+                .parse()
+                .expect("fixture bridge"),
+            mtu: None,
+            internal: false,
+            masquerade: true,
+            icc: true,
+        }),
+        options: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        created: now_rfc3339(),
+    }
+}
+
+/// Change a fixture network's bridge settings.
+pub fn with_bridge(mut n: Network, f: impl FnOnce(&mut BridgeConfig)) -> Network {
+    if let Driver::Bridge(b) = &mut n.driver {
+        f(b);
+    }
+    n
+}
+
+/// A sandbox with its own namespace at /run/netns/NAME.
+pub fn sandbox(name: &str) -> Sandbox {
+    Sandbox {
+        id: Id::random(),
+        name: name.parse().expect("fixture name"),
+        net: SandboxNet::Namespace {
+            path: format!("/run/netns/{name}"),
+            owned: true,
+        },
+        isolated: false,
+        created: now_rfc3339(),
+    }
+}
+
+/// `sandbox` on `network` at `ip` as eth0, with aliases and publish specs.
+pub fn endpoint(
+    network: &Network,
+    sandbox: &Sandbox,
+    ip: &str,
+    aliases: &[&str],
+    ports: &[&str],
+) -> Endpoint {
+    let ip: Ipv4Addr = ip.parse().expect("fixture ip");
+    Endpoint {
+        id: Id::random(),
+        network: network.id.clone(),
+        sandbox: sandbox.id.clone(),
+        ifname: "eth0".parse().expect("fixture ifname"),
+        ip,
+        mac: Mac::for_ip(ip),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        ports: ports
+            .iter()
+            .map(|p| p.parse().expect("fixture publish spec"))
+            .collect(),
+    }
+}

@@ -1,0 +1,78 @@
+//! The model: networks, sandboxes, endpoints and port mappings.
+//!
+//! Pure types with validation. Nothing here touches the kernel or the disk;
+//! every request is checked here first so that bad input is refused before
+//! anything changes.
+
+mod names;
+mod network;
+mod ports;
+mod requests;
+mod sandbox;
+
+#[cfg(test)]
+pub mod fixtures;
+
+pub use names::{BRIDGE_PREFIX, HOST_VETH_PREFIX, Id, IfName, Name, RETIRED_PREFIX};
+pub use network::{BridgeConfig, Driver, Network};
+#[doc(hidden)]
+pub use ports::fuzz_port_spec;
+pub use ports::{PortMapping, PortRange, Proto};
+pub use requests::{
+    EndpointRequest, KNOWN_OPTIONS, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS,
+    MAX_PORTS, NetworkCreate, OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQUERADE, OPT_MTU, SandboxCreate,
+    ValidNetworkCreate,
+};
+pub use sandbox::{Endpoint, Mac, Sandbox, SandboxNet};
+
+/// A validation failure: the message names the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(msg.into()))
+}
+
+/// A long value named in an error, shortened so the message stays readable.
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// RFC 3339 timestamp of now, UTC, second precision (`2026-01-02T15:04:05Z`).
+pub fn now_rfc3339() -> String {
+    rfc3339_seconds(time::OffsetDateTime::now_utc())
+}
+
+fn rfc3339_seconds(t: time::OffsetDateTime) -> String {
+    // Whole seconds: the well-known format then writes no fraction, and UTC as `Z`.
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_shape() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 20);
+        let at = |secs: i64, nanos: i128| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(secs) * 1_000_000_000 + nanos,
+            )
+            .unwrap()
+        };
+        assert_eq!(rfc3339_seconds(at(0, 0)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_seconds(at(20_000 * 86_400 + 3_723, 999_999_999)),
+            "2024-10-04T01:02:03Z"
+        );
+    }
+}

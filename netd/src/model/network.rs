@@ -1,0 +1,79 @@
+//! A network as stored: its driver and the bridge settings.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use super::{Id, IfName, Name};
+
+/// What a network is made of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "lowercase")]
+pub enum Driver {
+    /// A Linux bridge with a subnet; sandboxes get a veth into it.
+    Bridge(BridgeConfig),
+    /// Sandboxes share the host's network namespace.
+    Host,
+    /// Sandboxes get only `lo`.
+    Null,
+}
+
+impl Driver {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Driver::Bridge(_) => "bridge",
+            Driver::Host => "host",
+            Driver::Null => "null",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeConfig {
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    /// Dynamic allocations come from here; static `--ip` may be anywhere in the subnet.
+    pub ip_range: Option<Ipv4Net>,
+    pub bridge: IfName,
+    pub mtu: Option<u32>,
+    pub internal: bool,
+    /// Masquerade traffic leaving the host from this subnet.
+    #[serde(default = "yes")]
+    pub masquerade: bool,
+    /// Inter-container communication on this bridge.
+    #[serde(default = "yes")]
+    pub icc: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: Id,
+    pub name: Name,
+    pub driver: Driver,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339, UTC.
+    pub created: String,
+}
+
+impl Network {
+    pub fn bridge(&self) -> Option<&BridgeConfig> {
+        match &self.driver {
+            Driver::Bridge(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The three networks every installation has, like Docker's.
+    pub fn is_predefined(&self) -> bool {
+        matches!(self.name.as_str(), "bridge" | "host" | "none")
+    }
+}
