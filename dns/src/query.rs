@@ -2,8 +2,8 @@
 //! share. Pure (no sockets, no awaiting), so the fuzz target and the
 //! property tests drive exactly what the server runs.
 
-use hickory_server::proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
 use crate::table::{Answer, Table};
 
@@ -186,7 +186,7 @@ pub fn fuzz_one(bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_server::proto::op::Query;
+    use hickory_proto::op::Query;
     use proptest::prelude::*;
 
     fn query(name: &str, t: RecordType, edns: Option<u16>) -> Vec<u8> {

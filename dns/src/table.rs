@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hickory_server::proto::rr::rdata::{A, AAAA, PTR};
-use hickory_server::proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::{Record4, View};
 

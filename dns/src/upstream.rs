@@ -3,12 +3,12 @@
 //! nothing while another one answers, and local names never wait on it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hickory_server::proto::op::{Message, Query, ResponseCode};
-use hickory_server::proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::net::UdpSocket;
 
 pub struct Upstreams {
@@ -41,14 +41,18 @@ fn cache_ttl(m: &Message) -> u32 {
         .unwrap_or(0)
 }
 
-/// `nameserver` lines of a resolv.conf, port 53.
+/// The `nameserver` lines of a resolv.conf, port 53. Lines that do not
+/// parse are skipped, the others kept; a scoped IPv6 address
+/// (`fe80::1%eth0`) is skipped too, as before resolv-conf read the file.
 pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
-    text.lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some("nameserver")).then(|| w.next()).flatten()
+    let (cfg, _errors) = resolv_conf::Config::parse_with_errors(text.as_bytes());
+    cfg.nameservers
+        .iter()
+        .filter_map(|ns| match ns {
+            resolv_conf::ScopedIp::V4(ip) => Some(IpAddr::V4(*ip)),
+            resolv_conf::ScopedIp::V6(ip, None) => Some(IpAddr::V6(*ip)),
+            resolv_conf::ScopedIp::V6(_, Some(_)) => None,
         })
-        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
 }
@@ -170,8 +174,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_server::proto::rr::Record;
-    use hickory_server::proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::Record;
+    use hickory_proto::rr::rdata::{A, SOA};
 
     fn msg(code: ResponseCode, answers: Vec<Record>, authorities: Vec<Record>) -> Message {
         let mut m = Message::query();
@@ -214,7 +218,7 @@ mod tests {
     #[test]
     fn resolv_conf() {
         let v = parse_resolv_conf(
-            "# x\nsearch lan\nnameserver 10.0.0.1\nnameserver ::1\nnameserver bad\n",
+            "# x\nsearch lan\nnameserver 10.0.0.1\nnameserver ::1\nnameserver bad\nnameserver fe80::1%eth0\n",
         );
         assert_eq!(
             v,

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use hickory_server::proto::op::{Message, MessageType, Query, ResponseCode};
-use hickory_server::proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 /// The query message for `name` A IN, recursion desired (hickory's codec,
 /// the one netd's DNS server uses).
@@ -62,16 +62,14 @@ pub fn decode_response(id: u16, msg: &[u8]) -> Result<Answer> {
     Ok(Answer::Addrs(out))
 }
 
+/// A query id nobody off the host can guess: std's RandomState draws its
+/// keys from the OS once per thread and changes them for every new state,
+/// so an empty SipHash under fresh keys is a random number.
 fn query_id() -> u16 {
     use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish() as u16
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u16
 }
 
 /// The A records of `name` from `server`.

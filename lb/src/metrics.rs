@@ -1,7 +1,8 @@
-//! Prometheus metrics: counters kept in atomics, rendered as text on
-//! `GET /metrics` of the metrics listener.
+//! Prometheus metrics: counters kept in atomics (no lock on the request
+//! path), read by a prometheus-client collector and rendered as Prometheus
+//! text on `GET /metrics` of the metrics listener.
 
-use std::fmt::Write;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -9,6 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::service::ServiceState;
 
@@ -34,7 +39,7 @@ const ERROR_KINDS: [(&str, ErrorKind); 3] = [
     ("proxy", ErrorKind::Proxy),
 ];
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Histogram {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
@@ -44,7 +49,7 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
-        // Cumulative buckets are summed at render time: count the first only.
+        // The encoder sums the buckets into cumulative ones: count the first only.
         if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
             self.buckets[i].fetch_add(1, Relaxed);
         }
@@ -52,17 +57,14 @@ impl Histogram {
         self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cum = 0;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            cum += self.buckets[i].load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cum}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    fn encode(&self, m: &mut MetricEncoder) -> fmt::Result {
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(b, n)| (*b, n.load(Relaxed)))
+            .collect();
         let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+        m.encode_histogram::<NoLabelSet>(sum, self.count.load(Relaxed), &buckets, None)
     }
 }
 
@@ -94,214 +96,239 @@ impl ServiceMetrics {
     }
 }
 
-/// Label value escaping per the text exposition format.
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// One metric family with samples per service: each sample is extra
-/// labels (empty, or `key="value"`) and a value.
-fn per_service<F>(
-    o: &mut String,
-    services: &[Arc<ServiceState>],
-    (name, kind, help): (&str, &str, &str),
-    samples: F,
-) where
-    F: Fn(&ServiceState) -> Vec<(String, u64)>,
-{
-    header(o, name, kind, help);
-    for s in services {
-        let svc = format!("service=\"{}\"", esc(&s.name));
-        for (extra, v) in samples(s) {
-            let sep = if extra.is_empty() { "" } else { "," };
-            let _ = writeln!(o, "{name}{{{svc}{sep}{extra}}} {v}");
-        }
-    }
-}
-
-/// The whole exposition.
+/// The whole exposition, in Prometheus text format 0.0.4 (prometheus-client's
+/// encoder; the counters stay in atomics, read once per scrape).
 pub fn render(services: &[Arc<ServiceState>], reloads: u64) -> String {
-    let mut o = String::with_capacity(4096);
-    let svc_label = |s: &ServiceState| format!("service=\"{}\"", esc(&s.name));
-    let one = |v: u64| vec![(String::new(), v)];
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Collect {
+        services: services.to_vec(),
+        reloads,
+    }));
+    let mut out = String::with_capacity(4096);
+    // Writing into a String cannot fail.
+    let _ = prometheus_text::encode(&mut out, &registry);
+    out
+}
 
-    per_service(
-        &mut o,
-        services,
-        (
-            "netd_lb_requests_total",
-            "counter",
-            "HTTP responses sent, by status class.",
-        ),
-        |s| {
-            s.metrics
-                .responses
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (format!("code=\"{}xx\"", i + 1), c.load(Relaxed)))
-                .collect()
-        },
-    );
-    per_service(
-        &mut o,
-        services,
-        (
-            "netd_lb_connections_total",
-            "counter",
-            "TCP connections accepted (tcp mode).",
-        ),
-        |s| one(s.metrics.connections.load(Relaxed)),
-    );
-    per_service(
-        &mut o,
-        services,
-        (
-            "netd_lb_errors_total",
-            "counter",
-            "Failures: connect (to a member, maybe retried), no_backend, proxy (after a member was reached).",
-        ),
-        |s| {
-            ERROR_KINDS
-                .iter()
-                .map(|(name, k)| {
-                    (
-                        format!("kind=\"{name}\""),
-                        s.metrics.errors[*k as usize].load(Relaxed),
-                    )
-                })
-                .collect()
-        },
-    );
-    per_service(
-        &mut o,
-        services,
-        (
-            "netd_lb_retries_total",
-            "counter",
-            "Requests or connections sent to another member after a failure.",
-        ),
-        |s| one(s.metrics.retries.load(Relaxed)),
-    );
-    header(
-        &mut o,
-        "netd_lb_request_duration_seconds",
-        "histogram",
-        "HTTP request latency (tcp mode: connection lifetime).",
-    );
-    for s in services {
-        s.metrics
-            .latency
-            .render(&mut o, "netd_lb_request_duration_seconds", &svc_label(s));
+/// Reads every service's counters when the registry is encoded.
+struct Collect {
+    services: Vec<Arc<ServiceState>>,
+    reloads: u64,
+}
+
+// The registry wants Debug; the services' state is not worth printing.
+impl fmt::Debug for Collect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Collect")
+            .field("services", &self.services.len())
+            .finish()
     }
-    per_service(
-        &mut o,
-        services,
-        (
-            "netd_lb_tcp_bytes_total",
-            "counter",
-            "Bytes carried in tcp mode, by direction.",
-        ),
-        |s| {
-            vec![
-                ("direction=\"in\"".into(), s.metrics.bytes_in.load(Relaxed)),
-                (
-                    "direction=\"out\"".into(),
-                    s.metrics.bytes_out.load(Relaxed),
-                ),
-            ]
-        },
-    );
-    per_service(
-        &mut o,
-        services,
-        (
-            "netd_lb_discovery_updates_total",
-            "counter",
-            "Member lists applied from discovery.",
-        ),
-        |s| one(s.metrics.discovery_updates.load(Relaxed)),
-    );
-    per_service(
-        &mut o,
-        services,
-        (
-            "netd_lb_discovery_errors_total",
-            "counter",
-            "Failed discovery attempts (netd API or DNS unreachable).",
-        ),
-        |s| one(s.metrics.discovery_errors.load(Relaxed)),
-    );
-    let members: Vec<_> = services.iter().map(|s| (s, s.pool.members())).collect();
-    per_service(
-        &mut o,
-        services,
-        ("netd_lb_backends", "gauge", "Members known, by health."),
-        |s| {
-            let ms = s.pool.members();
-            let up = ms.iter().filter(|m| m.healthy()).count() as u64;
-            vec![
-                ("state=\"up\"".into(), up),
-                ("state=\"down\"".into(), ms.len() as u64 - up),
-            ]
-        },
-    );
-    let per_backend: [(&str, &str, &str); 4] = [
-        (
-            "netd_lb_backend_up",
-            "gauge",
-            "1 if the member is in rotation, 0 if health checks or failed connects took it out.",
-        ),
-        (
-            "netd_lb_backend_active",
-            "gauge",
-            "Requests (tcp: connections) in flight to the member.",
-        ),
-        (
-            "netd_lb_backend_requests_total",
-            "counter",
-            "Requests (tcp: connections) sent to the member.",
-        ),
-        (
-            "netd_lb_backend_failures_total",
-            "counter",
-            "Failed connects to the member.",
-        ),
-    ];
-    for (i, (name, kind, help)) in per_backend.iter().enumerate() {
-        header(&mut o, name, kind, help);
-        for (s, ms) in &members {
-            for m in ms {
-                let v = match i {
-                    0 => m.healthy() as u64,
-                    1 => m.active() as u64,
-                    2 => m.requests.load(Relaxed),
-                    _ => m.failures.load(Relaxed),
-                };
-                let _ = writeln!(
-                    o,
-                    "{name}{{{},backend=\"{}\",member=\"{}\"}} {v}",
-                    svc_label(s),
-                    m.addr,
-                    esc(&m.name)
-                );
+}
+
+/// A family's name (without the `_total` the encoder adds to counters),
+/// help and type.
+type Family = (&'static str, &'static str, MetricType);
+
+const COUNTER: MetricType = MetricType::Counter;
+const GAUGE: MetricType = MetricType::Gauge;
+
+impl Collect {
+    /// One family with samples per service: each sample is extra labels
+    /// (none, or one `key="value"`) and a value.
+    fn per_service<F>(
+        &self,
+        e: &mut DescriptorEncoder,
+        (name, help, kind): Family,
+        samples: F,
+    ) -> fmt::Result
+    where
+        F: Fn(&ServiceState) -> Vec<(Option<(&'static str, &'static str)>, u64)>,
+    {
+        let mut m = e.encode_descriptor(name, help, None, kind)?;
+        for s in &self.services {
+            for (extra, v) in samples(s) {
+                let mut labels = vec![("service", s.name.as_str())];
+                labels.extend(extra);
+                let mut f = m.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => f.encode_counter::<NoLabelSet, _, u64>(&v, None)?,
+                    _ => f.encode_gauge(&v)?,
+                }
             }
         }
+        Ok(())
     }
-    header(
-        &mut o,
-        "netd_lb_config_reloads_total",
-        "counter",
-        "Successful SIGHUP reloads of the config file.",
-    );
-    let _ = writeln!(o, "netd_lb_config_reloads_total {reloads}");
-    o
+}
+
+impl Collector for Collect {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let one = |v: u64| vec![(None, v)];
+        self.per_service(
+            &mut e,
+            (
+                "netd_lb_requests",
+                "HTTP responses sent, by status class.",
+                COUNTER,
+            ),
+            |s| {
+                const CODES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+                CODES
+                    .iter()
+                    .zip(&s.metrics.responses)
+                    .map(|(c, n)| (Some(("code", *c)), n.load(Relaxed)))
+                    .collect()
+            },
+        )?;
+        self.per_service(
+            &mut e,
+            (
+                "netd_lb_connections",
+                "TCP connections accepted (tcp mode).",
+                COUNTER,
+            ),
+            |s| one(s.metrics.connections.load(Relaxed)),
+        )?;
+        self.per_service(
+            &mut e,
+            (
+                "netd_lb_errors",
+                "Failures: connect (to a member, maybe retried), no_backend, proxy (after a member was reached).",
+                COUNTER,
+            ),
+            |s| {
+                ERROR_KINDS
+                    .iter()
+                    .map(|(name, k)| (Some(("kind", *name)), s.metrics.errors[*k as usize].load(Relaxed)))
+                    .collect()
+            },
+        )?;
+        self.per_service(
+            &mut e,
+            (
+                "netd_lb_retries",
+                "Requests or connections sent to another member after a failure.",
+                COUNTER,
+            ),
+            |s| one(s.metrics.retries.load(Relaxed)),
+        )?;
+        {
+            let mut m = e.encode_descriptor(
+                "netd_lb_request_duration",
+                "HTTP request latency (tcp mode: connection lifetime).",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for s in &self.services {
+                let labels = [("service", s.name.as_str())];
+                s.metrics.latency.encode(&mut m.encode_family(&labels)?)?;
+            }
+        }
+        self.per_service(
+            &mut e,
+            (
+                "netd_lb_tcp_bytes",
+                "Bytes carried in tcp mode, by direction.",
+                COUNTER,
+            ),
+            |s| {
+                vec![
+                    (Some(("direction", "in")), s.metrics.bytes_in.load(Relaxed)),
+                    (
+                        Some(("direction", "out")),
+                        s.metrics.bytes_out.load(Relaxed),
+                    ),
+                ]
+            },
+        )?;
+        self.per_service(
+            &mut e,
+            (
+                "netd_lb_discovery_updates",
+                "Member lists applied from discovery.",
+                COUNTER,
+            ),
+            |s| one(s.metrics.discovery_updates.load(Relaxed)),
+        )?;
+        self.per_service(
+            &mut e,
+            (
+                "netd_lb_discovery_errors",
+                "Failed discovery attempts (netd API or DNS unreachable).",
+                COUNTER,
+            ),
+            |s| one(s.metrics.discovery_errors.load(Relaxed)),
+        )?;
+        let members: Vec<_> = self
+            .services
+            .iter()
+            .map(|s| (s, s.pool.members()))
+            .collect();
+        self.per_service(
+            &mut e,
+            ("netd_lb_backends", "Members known, by health.", GAUGE),
+            |s| {
+                let ms = s.pool.members();
+                let up = ms.iter().filter(|m| m.healthy()).count() as u64;
+                vec![
+                    (Some(("state", "up")), up),
+                    (Some(("state", "down")), ms.len() as u64 - up),
+                ]
+            },
+        )?;
+        let per_backend: [Family; 4] = [
+            (
+                "netd_lb_backend_up",
+                "1 if the member is in rotation, 0 if health checks or failed connects took it out.",
+                GAUGE,
+            ),
+            (
+                "netd_lb_backend_active",
+                "Requests (tcp: connections) in flight to the member.",
+                GAUGE,
+            ),
+            (
+                "netd_lb_backend_requests",
+                "Requests (tcp: connections) sent to the member.",
+                COUNTER,
+            ),
+            (
+                "netd_lb_backend_failures",
+                "Failed connects to the member.",
+                COUNTER,
+            ),
+        ];
+        for (i, (name, help, kind)) in per_backend.into_iter().enumerate() {
+            let mut m = e.encode_descriptor(name, help, None, kind)?;
+            for (s, ms) in &members {
+                for b in ms {
+                    let addr = b.addr.to_string();
+                    let labels = [
+                        ("service", s.name.as_str()),
+                        ("backend", addr.as_str()),
+                        ("member", b.name.as_str()),
+                    ];
+                    let mut f = m.encode_family(&labels)?;
+                    match i {
+                        0 => f.encode_gauge(&(b.healthy() as u64))?,
+                        1 => f.encode_gauge(&(b.active() as u64))?,
+                        2 => {
+                            f.encode_counter::<NoLabelSet, _, u64>(&b.requests.load(Relaxed), None)?
+                        }
+                        _ => {
+                            f.encode_counter::<NoLabelSet, _, u64>(&b.failures.load(Relaxed), None)?
+                        }
+                    }
+                }
+            }
+        }
+        e.encode_descriptor(
+            "netd_lb_config_reloads",
+            "Successful SIGHUP reloads of the config file.",
+            None,
+            COUNTER,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&self.reloads, None)
+    }
 }
 
 /// The metrics listener's HTTP app.
@@ -315,11 +342,7 @@ impl ServeHttp for MetricsApp {
         let path = session.req_header().uri.path();
         let (status, ctype, body) = if path == "/metrics" {
             let text = render(&self.services, crate::reloads());
-            (
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                text.into_bytes(),
-            )
+            (200, prometheus_text::CONTENT_TYPE, text.into_bytes())
         } else {
             (404, "text/plain", b"not found: try /metrics\n".to_vec())
         };
@@ -342,8 +365,18 @@ mod tests {
         h.observe(Duration::from_micros(300));
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(30));
+        let mut registry = Registry::default();
+        #[derive(Debug)]
+        struct One(Arc<Histogram>);
+        impl Collector for One {
+            fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+                let mut m = e.encode_descriptor("x", "h", None, MetricType::Histogram)?;
+                self.0.encode(&mut m.encode_family(&[("a", "b")])?)
+            }
+        }
+        registry.register_collector(Box::new(One(Arc::new(h))));
         let mut s = String::new();
-        h.render(&mut s, "x", "a=\"b\"");
+        prometheus_text::encode(&mut s, &registry).unwrap();
         assert!(s.contains("x_bucket{a=\"b\",le=\"0.0005\"} 1\n"), "{s}");
         assert!(s.contains("x_bucket{a=\"b\",le=\"0.005\"} 2\n"), "{s}");
         assert!(s.contains("x_bucket{a=\"b\",le=\"10\"} 2\n"), "{s}");
@@ -352,7 +385,14 @@ mod tests {
     }
 
     #[test]
-    fn escaping() {
-        assert_eq!(esc("a\"b\\c"), "a\\\"b\\\\c");
+    fn names_and_types() {
+        let s = render(&[], 2);
+        assert!(s.contains("# TYPE netd_lb_requests_total counter\n"), "{s}");
+        assert!(
+            s.contains("# TYPE netd_lb_request_duration_seconds histogram\n"),
+            "{s}"
+        );
+        assert!(s.contains("# TYPE netd_lb_backend_up gauge\n"), "{s}");
+        assert!(s.ends_with("netd_lb_config_reloads_total 2\n"), "{s}");
     }
 }

@@ -5,6 +5,13 @@
 //! user can open it, let alone `flock` it and stall netd. Waits are bounded:
 //! a lock still held after the deadline is an [`Error::Busy`] that names the
 //! file, never a hang.
+//!
+//! The bounded wait is our own loop over a non-blocking `flock`: fs4,
+//! fd-lock and std's `File::try_lock` (Rust 1.89, above our MSRV) offer
+//! only a blocking lock and a single try, so with any of them the loop
+//! would stay; the other way to bound a blocking `flock` is a timer signal
+//! interrupting it, which a multi-threaded process cannot aim at one
+//! thread. nix's `Flock` already unlocks on drop, so no crate is added.
 
 use std::fs::{File, Permissions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};

@@ -360,11 +360,7 @@ pub fn until_nanos(s: &str, now: std::time::SystemTime) -> Result<i128, String> 
     if s != "0"
         && let Some(d) = go_duration_nanos(s)
     {
-        let now = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        return Ok(now - d);
+        return Ok(time::OffsetDateTime::from(now).unix_timestamp_nanos() - d);
     }
     if s.contains('-') || s.contains(':') {
         return rfc3339_nanos(s).ok_or_else(bad);
@@ -375,6 +371,10 @@ pub fn until_nanos(s: &str, now: std::time::SystemTime) -> Result<i128, String> 
 /// A Go `time.ParseDuration` string in nanoseconds: an optional sign, then
 /// one or more decimal numbers (fractions allowed) each with a unit of ns,
 /// us (µs), ms, s, m or h. Like Go, larger than ~292 years is an error.
+///
+/// Kept rather than go-parse-duration, the one crate for this: a 0.1 port
+/// by one author, where this parser reads untrusted query strings and its
+/// tests below pin what Docker's daemon accepts and refuses.
 pub fn go_duration_nanos(s: &str) -> Option<i128> {
     let (neg, mut rest) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
@@ -510,8 +510,10 @@ mod tests {
 
     const SEC: i128 = 1_000_000_000;
 
-    fn at(secs: u64) -> std::time::SystemTime {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    fn at(secs: i64) -> std::time::SystemTime {
+        time::OffsetDateTime::from_unix_timestamp(secs)
+            .unwrap()
+            .into()
     }
 
     #[test]

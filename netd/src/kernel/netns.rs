@@ -223,25 +223,52 @@ pub fn etc_dir(name: &str) -> PathBuf {
 /// search domains (`ndots:0`, as Docker does, so single names are tried as is).
 pub fn write_resolv_conf(name: &str) -> Result<()> {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let search: Vec<&str> = host
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("search ")
-                .or_else(|| l.strip_prefix("domain "))
-        })
-        .flat_map(str::split_whitespace)
-        .collect();
-    let mut text = String::from("# written by netd\nnameserver 127.0.0.11\n");
-    if !search.is_empty() {
-        text.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    text.push_str("options ndots:0\n");
+    let text = sandbox_resolv_conf(&host);
     let dir = etc_dir(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     std::fs::write(dir.join("resolv.conf"), text)
         .with_context(|| format!("write {}/resolv.conf", dir.display()))
 }
 
+/// A sandbox's resolv.conf given the host's. The search list is the one the
+/// host's resolver uses: the last `search` or `domain` line (resolv.conf(5)).
+fn sandbox_resolv_conf(host: &str) -> String {
+    // Lines that do not parse are skipped: the search list is all we take.
+    let (cfg, _errors) = resolv_conf::Config::parse_with_errors(host.as_bytes());
+    let search: Vec<&str> = cfg
+        .get_last_search_or_domain()
+        .map(String::as_str)
+        .collect();
+    let mut text = String::from("# written by netd\nnameserver 127.0.0.11\n");
+    if !search.is_empty() {
+        text.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    text.push_str("options ndots:0\n");
+    text
+}
+
 pub fn remove_etc(name: &str) {
     let _ = std::fs::remove_dir_all(etc_dir(name));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sandbox_resolv_conf;
+
+    #[test]
+    fn sandbox_resolv_conf_keeps_the_hosts_search_list() {
+        let host = "# host\nnameserver 10.0.0.1\nsearch lan corp.example\noptions rotate\n";
+        assert_eq!(
+            sandbox_resolv_conf(host),
+            "# written by netd\nnameserver 127.0.0.11\nsearch lan corp.example\noptions ndots:0\n"
+        );
+        assert_eq!(
+            sandbox_resolv_conf("domain home.arpa\nnameserver bad\n"),
+            "# written by netd\nnameserver 127.0.0.11\nsearch home.arpa\noptions ndots:0\n"
+        );
+        assert_eq!(
+            sandbox_resolv_conf(""),
+            "# written by netd\nnameserver 127.0.0.11\noptions ndots:0\n"
+        );
+    }
 }

@@ -42,35 +42,17 @@ fn cut(s: &str) -> String {
     }
 }
 
-/// RFC 3339 timestamp of now, UTC, second precision.
+/// RFC 3339 timestamp of now, UTC, second precision (`2026-01-02T15:04:05Z`).
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    rfc3339_seconds(time::OffsetDateTime::now_utc())
 }
 
-// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+fn rfc3339_seconds(t: time::OffsetDateTime) -> String {
+    // Whole seconds: the well-known format then writes no fraction, and UTC as `Z`.
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -81,7 +63,16 @@ mod tests {
     fn timestamp_shape() {
         let t = now_rfc3339();
         assert_eq!(t.len(), 20);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
+        let at = |secs: i64, nanos: i128| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(secs) * 1_000_000_000 + nanos,
+            )
+            .unwrap()
+        };
+        assert_eq!(rfc3339_seconds(at(0, 0)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_seconds(at(20_000 * 86_400 + 3_723, 999_999_999)),
+            "2024-10-04T01:02:03Z"
+        );
     }
 }

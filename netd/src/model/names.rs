@@ -119,10 +119,7 @@ impl Id {
         // fall back to time+pid entropy rather than panic if it somehow does.
         let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n != buf.len() as isize {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
+            let t = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u128;
             let seed = t ^ (std::process::id() as u128) << 64;
             for (i, b) in buf.iter_mut().enumerate() {
                 *b = (seed >> ((i % 16) * 8)) as u8 ^ i as u8;
