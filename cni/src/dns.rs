@@ -6,17 +6,20 @@
 //! after a DEL, the reaper asks for a full re-read (`POST /netd/dns/sync`).
 //! Failing to do so never fails the attach.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use netd_api::{Client, DnsSync};
 use netd_cni::NetConf;
 
 use crate::{socket, state_dir};
 
-/// The hand-off on its way: sent, its answer not read yet, so the caller
-/// can do other work while the daemon does its part.
-pub struct Handoff(Option<UnixStream>);
+/// How long an answer may take before the daemon counts as absent.
+const ANSWER: Duration = Duration::from_secs(2);
+
+/// The hand-off on its way: a task sending it beside the rest of the ADD,
+/// its answer not waited for yet.
+pub struct Handoff(tokio::task::JoinHandle<bool>);
 
 /// Make sure a daemon serves DNS for the new sandbox (with
 /// [`Handoff::finish`]): tell a running one,
@@ -24,14 +27,18 @@ pub struct Handoff(Option<UnixStream>);
 /// wait for it briefly, so the names answer as soon as ADD returns. Failing
 /// to do so never fails the attach: the network works.
 pub fn begin(conf: &NetConf, sandbox: &str) -> Handoff {
-    Handoff(send_sync(&socket(conf), Some(sandbox)))
+    let sock = socket(conf);
+    let sandbox = sandbox.to_string();
+    Handoff(tokio::spawn(async move {
+        dns_sync_of(&sock, Some(sandbox)).await
+    }))
 }
 
 impl Handoff {
     /// Wait for the daemon's answer; without one, start a daemon and wait
     /// for it briefly (a daemon that has just started reads everything).
-    pub fn finish(self, conf: &NetConf) {
-        if self.0.is_some_and(answered) {
+    pub async fn finish(self, conf: &NetConf) {
+        if let Ok(Ok(true)) = tokio::time::timeout(ANSWER, self.0).await {
             return;
         }
         let sock = socket(conf);
@@ -39,12 +46,12 @@ impl Handoff {
             eprintln!("netd-cni: could not start the netd daemon for DNS: {e}");
             return;
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        while std::time::Instant::now() < deadline {
-            if dns_sync(&sock) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while tokio::time::Instant::now() < deadline {
+            if dns_sync(&sock).await {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         eprintln!(
             "netd-cni: the netd daemon did not answer on {} in time",
@@ -54,28 +61,21 @@ impl Handoff {
 }
 
 /// `POST /netd/dns/sync`: re-read everything; true when the daemon answered.
-pub fn dns_sync(socket: &Path) -> bool {
-    send_sync(socket, None).is_some_and(answered)
+pub async fn dns_sync(socket: &Path) -> bool {
+    dns_sync_of(socket, None).await
 }
 
-/// Send `POST /netd/dns/sync[?sandbox=NAME]`; the connection to read the
-/// answer from, if the daemon took the request. Sandbox names are
-/// `[A-Za-z0-9_.-]`: nothing to escape.
-fn send_sync(socket: &Path, sandbox: Option<&str>) -> Option<UnixStream> {
-    let mut s = UnixStream::connect(socket).ok()?;
-    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-    let query = sandbox.map(|n| format!("?sandbox={n}")).unwrap_or_default();
-    let req = format!(
-        "POST /netd/dns/sync{query} HTTP/1.1\r\nHost: netd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    Some(s)
-}
-
-/// Whether the daemon answered 200.
-fn answered(mut s: UnixStream) -> bool {
-    let mut head = [0u8; 16];
-    matches!(s.read(&mut head), Ok(n) if n >= 12 && &head[9..12] == b"200")
+/// `POST /netd/dns/sync[?sandbox=NAME]`; true when the daemon answered 2xx
+/// in time.
+async fn dns_sync_of(socket: &Path, sandbox: Option<String>) -> bool {
+    let query = match serde_urlencoded::to_string(DnsSync { sandbox }) {
+        Ok(q) if !q.is_empty() => format!("?{q}"),
+        _ => String::new(),
+    };
+    let path = format!("/netd/dns/sync{query}");
+    let client = Client::new(socket);
+    let sent = client.post_empty(&path);
+    matches!(tokio::time::timeout(ANSWER, sent).await, Ok(Ok(())))
 }
 
 fn start_daemon(conf: &NetConf, sock: &Path) -> std::io::Result<()> {

@@ -96,15 +96,8 @@ fn fork_exec(links: &[String], dns: Option<&Path>, hold: Option<&OwnedFd>) -> st
     forked
 }
 
+/// The DNS re-read, then delete `links` in this process, waiting for each.
 fn finish(links: &[String], dns: Option<&Path>) {
-    if let Some(sock) = dns {
-        crate::dns::dns_sync(sock);
-    }
-    delete_now(links);
-}
-
-/// Delete `links` in this process, waiting for each.
-fn delete_now(links: &[String]) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -112,6 +105,9 @@ fn delete_now(links: &[String]) {
         return;
     };
     rt.block_on(async {
+        if let Some(sock) = dns {
+            crate::dns::dns_sync(sock).await;
+        }
         let Ok(host) = Netlink::current() else {
             return;
         };

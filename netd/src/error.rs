@@ -1,6 +1,8 @@
 //! One error type for the operations, shaped by what the caller can do about
 //! it: the API maps each kind to an HTTP status, the CLI to its message.
 
+use crate::kernel::KernelError;
+use crate::kernel::hostport::HostPortError;
 use crate::model::Invalid;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,9 +27,47 @@ pub enum Error {
     /// The state database failed.
     #[error("state store: {0}")]
     Store(String),
+    /// A published port would take the host's address or port.
+    #[error(transparent)]
+    HostPort(#[from] HostPortError),
     /// The kernel refused or failed an operation.
     #[error("kernel: {0}")]
-    Kernel(String),
+    Kernel(#[from] KernelError),
+}
+
+/// What a caller can do about an error: the one classification that the
+/// API's statuses and the CNI plugin's codes are chosen from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    NotFound,
+    Conflict,
+    Invalid,
+    Forbidden,
+    Busy,
+    /// netd's own failure (store, kernel): nothing the request can change.
+    Internal,
+}
+
+impl Error {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::NotFound(_) => Kind::NotFound,
+            Error::Conflict(_) => Kind::Conflict,
+            Error::Invalid(_) => Kind::Invalid,
+            Error::Forbidden(_) => Kind::Forbidden,
+            Error::Busy(_) => Kind::Busy,
+            Error::HostPort(e) | Error::Kernel(KernelError::HostPort(e)) => match e {
+                HostPortError::NotLocal(_) => Kind::Invalid,
+                HostPortError::InUse { .. } => Kind::Conflict,
+                HostPortError::Io { .. } => Kind::Internal,
+            },
+            // A name the request chose is taken by something netd did not make.
+            Error::Kernel(KernelError::NotABridge { .. } | KernelError::NamespaceExists { .. }) => {
+                Kind::Conflict
+            }
+            Error::Store(_) | Error::Kernel(KernelError::Failed { .. }) => Kind::Internal,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -67,10 +107,10 @@ impl From<serde_json::Error> for Error {
     }
 }
 
-/// Kernel adapters speak anyhow internally (netlink, setns, mounts); the
-/// operation layer turns that into a kernel error with the full chain.
+/// Kernel adapters speak anyhow internally (netlink, setns, mounts); at
+/// the seam that becomes a kernel error with the full chain as its message.
 pub fn kernel(e: anyhow::Error) -> Error {
-    Error::Kernel(format!("{e:#}"))
+    Error::Kernel(e.into())
 }
 
 #[cfg(test)]
@@ -88,5 +128,28 @@ mod tests {
             None,
         );
         assert!(matches!(Error::from(e), Error::Store(_)));
+    }
+
+    #[test]
+    fn a_taken_bridge_name_is_a_conflict_that_names_it() {
+        let e = Error::from(KernelError::NotABridge {
+            name: "br-x".into(),
+            kind: "dummy".into(),
+        });
+        assert_eq!(e.kind(), Kind::Conflict);
+        assert!(e.to_string().contains("br-x") && e.to_string().contains("dummy"));
+    }
+
+    #[test]
+    fn host_port_problems_are_the_callers_and_keep_their_source() {
+        let e = Error::from(HostPortError::NotLocal("198.51.100.2".parse().unwrap()));
+        assert_eq!(e.kind(), Kind::Invalid);
+        let e = Error::from(KernelError::HostPort(HostPortError::InUse {
+            addr: None,
+            port: 80,
+            proto: crate::model::Proto::Tcp,
+        }));
+        assert_eq!(e.kind(), Kind::Conflict);
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

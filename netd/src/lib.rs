@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod driver;
 pub mod error;
 pub mod ipam;
 pub mod kernel;

@@ -9,11 +9,11 @@ use std::collections::HashSet;
 use serde::Serialize;
 use tracing::warn;
 
+use crate::driver;
 use crate::error::Result;
-use crate::kernel as k;
+use crate::kernel::Kernel;
 use crate::model::{Endpoint, Network, Sandbox};
 use crate::ops::Netd;
-use crate::plan;
 use crate::store;
 
 /// What a repair put back.
@@ -30,7 +30,7 @@ impl RepairReport {
     }
 }
 
-impl Netd {
+impl<K: Kernel> Netd<K> {
     /// Repair after the host links `deleted` went: bridges of networks the
     /// store has, host veths of endpoints it has. Other names are ignored.
     pub async fn repair_links(&self, deleted: &HashSet<String>) -> Result<RepairReport> {
@@ -80,10 +80,11 @@ impl Netd {
         held: Option<&Sandbox>,
     ) -> RepairReport {
         let mut report = RepairReport::default();
-        if let Some(bp) = plan::bridge(net)
-            && let Err(e) = k::apply_bridge(self.host(), &bp).await
+        if let Err(e) = driver::of::<K>(&net.driver)
+            .create(self.kernel(), net)
+            .await
         {
-            report.failures.push(format!("bridge {}: {e:#}", bp.name));
+            report.failures.push(format!("network {}: {e}", net.name));
             return report;
         }
         let eps = match self

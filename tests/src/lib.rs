@@ -371,27 +371,15 @@ impl Daemon {
     }
 
     /// `METHOD PATH` with an optional JSON body on the daemon's API socket
-    /// (curl over the socket: the same bytes any client sends): the status
-    /// and the response body.
+    /// (netd-api's client, which every client of netd uses): the status and
+    /// the response body.
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let sock = self.socket().to_string_lossy().into_owned();
-        let url = format!("http://netd{path}");
-        let mut args = vec![
-            "-sS",
-            "-X",
-            method,
-            "--unix-socket",
-            &sock,
-            "-w",
-            "\n%{http_code}",
-        ];
-        if let Some(b) = body {
-            args.extend(["-H", "Content-Type: application/json", "--data", b]);
-        }
-        args.push(&url);
-        let out = run_ok("curl", &args);
-        let (text, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
-        (code.parse().unwrap_or(0), text.to_string())
+        let client = netd_api::blocking::Client::new(self.socket()).expect("client runtime");
+        let method = netd_api::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let (status, body) = client
+            .raw(method, path, body.map(|b| b.to_string().into()))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        (status.as_u16(), String::from_utf8_lossy(&body).into_owned())
     }
 
     /// `GET PATH`, which must succeed, parsed.

@@ -313,7 +313,9 @@ fn in_prune_filters_that_are_not_filters_remove_nothing() {
     assert_eq!(removed["removed"].as_array().unwrap().len(), 2, "{text}");
 }
 
-/// POST a body from a file (too big for an argument) with curl.
+/// POST a body from a file (too big for an argument) with curl: the daemon
+/// answers 413 and closes before reading it all, and curl reports that
+/// early answer where hyper's client (netd-api) reports the failed write.
 fn post_file(d: &Daemon, path: &str, body: &[u8]) -> (u16, String) {
     let file = std::env::temp_dir().join(format!("hin-body-{}", std::process::id()));
     std::fs::write(&file, body).unwrap();

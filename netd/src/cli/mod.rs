@@ -2,8 +2,6 @@
 //! json`, names or id prefixes everywhere). Every command except `daemon` and
 //! `sandbox exec` is one request to the daemon's API.
 
-pub mod client;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -16,7 +14,8 @@ use crate::model::{EndpointRequest, Mac, NetworkCreate, PortMapping, SandboxCrea
 use crate::ops::{
     DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail, NetworkDetail, Paths, SandboxDetail,
 };
-use client::Client;
+use netd_api::blocking::Client;
+use netd_api::{Disconnect, Prune, Pruned, RemoveSandbox, seg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -256,19 +255,6 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
     })
 }
 
-/// Path segment escaping: names are [a-zA-Z0-9_.-], but ids and user typos may not be.
-fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
@@ -299,7 +285,18 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    let c = Client::new(&cli.socket);
+    let socket = cli.socket.clone();
+    run_command(cli).map_err(|e| match e.downcast::<netd_api::Error>() {
+        Ok(netd_api::Error::Connect { source, .. }) => anyhow::Error::new(source).context(format!(
+            "cannot reach the netd daemon at {} (is `netd daemon` running? set NETD_SOCKET or --socket if it listens elsewhere)",
+            socket.display()
+        )),
+        Ok(e) => e.into(),
+        Err(e) => e,
+    })
+}
+
+fn run_command(cli: Cli) -> Result<()> {
     match cli.cmd {
         Command::Daemon(a) => {
             let paths = Paths {
@@ -319,10 +316,10 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             rt.block_on(crate::daemon::run(&paths, dns))
         }
-        Command::Network(n) => network(&c, n),
-        Command::Sandbox(s) => sandbox(&c, s),
+        Command::Network(n) => network(&Client::new(&cli.socket)?, n),
+        Command::Sandbox(s) => sandbox(&Client::new(&cli.socket)?, s),
         Command::Events => {
-            c.stream_lines("/netd/events", |l| {
+            Client::new(&cli.socket)?.stream_lines("/netd/events", |l| -> Result<()> {
                 println!("{l}");
                 std::io::stdout().flush()?;
                 Ok(())
@@ -356,11 +353,11 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             };
             // Refuse bad input before it reaches the daemon, with the same message.
             req.validate()?;
-            let d: NetworkDetail = c.call("POST", "/netd/networks", Some(&req))?;
+            let d: NetworkDetail = c.post("/netd/networks", &req)?;
             println!("{}", d.network.id);
         }
         NetworkCmd::Ls(ListArgs { format, quiet }) => {
-            let list: Vec<NetworkDetail> = c.call("GET", "/netd/networks", None::<&()>)?;
+            let list: Vec<NetworkDetail> = c.get("/netd/networks")?;
             if quiet {
                 list.iter()
                     .for_each(|d| println!("{}", d.network.id.short()));
@@ -413,16 +410,16 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             {
                 bail!("prune cancelled");
             }
-            let r: Value = c.call(
-                "POST",
+            let r: Pruned = c.post(
                 "/netd/networks/prune",
-                Some(&json!({ "filters": f })),
+                &Prune {
+                    filters: Some(serde_json::to_value(f)?),
+                },
             )?;
-            let removed = r["removed"].as_array().cloned().unwrap_or_default();
-            if !removed.is_empty() {
+            if !r.removed.is_empty() {
                 println!("Deleted Networks:");
-                for n in removed {
-                    println!("{}", n.as_str().unwrap_or_default());
+                for n in r.removed {
+                    println!("{n}");
                 }
             }
         }
@@ -432,10 +429,9 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             sandbox,
         } => {
             let endpoint = endpoint_request(endpoint)?;
-            let _: EndpointDetail = c.call(
-                "POST",
+            let _: EndpointDetail = c.post(
                 &format!("/netd/networks/{}/connect", seg(&network)),
-                Some(&json!({ "sandbox": sandbox, "endpoint": endpoint })),
+                &json!({ "sandbox": sandbox, "endpoint": endpoint }),
             )?;
         }
         NetworkCmd::Disconnect {
@@ -443,10 +439,9 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             network,
             sandbox,
         } => {
-            let _: Value = c.call(
-                "POST",
+            let _: Value = c.post(
                 &format!("/netd/networks/{}/disconnect", seg(&network)),
-                Some(&json!({ "sandbox": sandbox, "force": force })),
+                &Disconnect { sandbox, force },
             )?;
         }
     }
@@ -463,7 +458,7 @@ fn inspect<T: serde::de::DeserializeOwned + serde::Serialize>(
     let mut out: Vec<T> = Vec::new();
     let mut missing = Vec::new();
     for n in names {
-        match c.call::<T>("GET", &format!("/netd/{kind}/{}", seg(n)), None::<&()>) {
+        match c.get::<T>(&format!("/netd/{kind}/{}", seg(n))) {
             Ok(d) => out.push(d),
             Err(e) => missing.push(e.to_string()),
         }
@@ -479,11 +474,7 @@ fn inspect<T: serde::de::DeserializeOwned + serde::Serialize>(
 fn remove(c: &Client, kind: &str, names: &[String], query: &str) -> Result<()> {
     let mut failed = Vec::new();
     for n in names {
-        match c.call::<Value>(
-            "DELETE",
-            &format!("/netd/{kind}/{}{query}", seg(n)),
-            None::<&()>,
-        ) {
+        match c.delete::<Value>(&format!("/netd/{kind}/{}{query}", seg(n))) {
             Ok(_) => println!("{n}"),
             Err(e) => failed.push(e.to_string()),
         }
@@ -517,11 +508,11 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
                 netns,
                 endpoint: endpoint_request(endpoint)?,
             };
-            let d: SandboxDetail = c.call("POST", "/netd/sandboxes", Some(&req))?;
+            let d: SandboxDetail = c.post("/netd/sandboxes", &req)?;
             println!("{}", d.sandbox.id);
         }
         SandboxCmd::Ls(ListArgs { format, quiet }) => {
-            let list: Vec<SandboxDetail> = c.call("GET", "/netd/sandboxes", None::<&()>)?;
+            let list: Vec<SandboxDetail> = c.get("/netd/sandboxes")?;
             if quiet {
                 list.iter()
                     .for_each(|d| println!("{}", d.sandbox.id.short()));
@@ -563,14 +554,15 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
         }
         SandboxCmd::Inspect { names } => inspect::<SandboxDetail>(c, "sandboxes", &names)?,
         SandboxCmd::Rm { force, names } => {
-            remove(c, "sandboxes", &names, if force { "?force=1" } else { "" })?
+            let query = if force {
+                format!("?{}", serde_urlencoded::to_string(RemoveSandbox { force })?)
+            } else {
+                String::new()
+            };
+            remove(c, "sandboxes", &names, &query)?
         }
         SandboxCmd::Exec { name, cmd } => {
-            let d: SandboxDetail = c.call(
-                "GET",
-                &format!("/netd/sandboxes/{}", seg(&name)),
-                None::<&()>,
-            )?;
+            let d: SandboxDetail = c.get(&format!("/netd/sandboxes/{}", seg(&name)))?;
             exec_in(&d.netns, d.sandbox.name.as_str(), &cmd)?;
         }
     }

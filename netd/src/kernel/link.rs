@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow};
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkInfo as NlLinkInfo};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::sys::{Socket, TokioSocket, protocols::NETLINK_ROUTE};
@@ -61,6 +61,8 @@ pub struct LinkInfo {
     pub mac: Option<Vec<u8>>,
     /// Administratively up (IFF_UP).
     pub up: bool,
+    /// The link's kind ("bridge", "veth", "dummy"…); none for a plain device.
+    pub kind: Option<String>,
 }
 
 fn link_info(m: &LinkMessage) -> LinkInfo {
@@ -71,6 +73,7 @@ fn link_info(m: &LinkMessage) -> LinkInfo {
         mtu: None,
         mac: None,
         up: m.header.flags.contains(LinkFlags::Up),
+        kind: None,
     };
     for a in &m.attributes {
         match a {
@@ -78,6 +81,12 @@ fn link_info(m: &LinkMessage) -> LinkInfo {
             LinkAttribute::Controller(c) => info.controller = Some(*c),
             LinkAttribute::Mtu(v) => info.mtu = Some(*v),
             LinkAttribute::Address(b) => info.mac = Some(b.clone()),
+            LinkAttribute::LinkInfo(infos) => {
+                info.kind = infos.iter().find_map(|i| match i {
+                    NlLinkInfo::Kind(k) => Some(k.to_string()),
+                    _ => None,
+                })
+            }
             _ => {}
         }
     }
@@ -307,6 +316,16 @@ impl Netlink {
         mtu: Option<u32>,
     ) -> Result<(u32, bool)> {
         let (index, up, created) = match self.link(name).await? {
+            // Someone else's link under the bridge's name: adding the
+            // gateway to it and enslaving veths to it would fail later, or
+            // worse, work.
+            Some(l) if l.kind.as_deref() != Some("bridge") => {
+                return Err(super::KernelError::NotABridge {
+                    name: name.to_string(),
+                    kind: l.kind.unwrap_or_else(|| "device".into()),
+                }
+                .into());
+            }
             Some(l) => (l.index, l.up, false),
             None => {
                 let mut b = LinkBridge::new(name).up();

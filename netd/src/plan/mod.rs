@@ -11,7 +11,7 @@ use ipnet::Ipv4Net;
 pub mod dns;
 pub mod firewall;
 
-use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox};
+use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox, SandboxNet};
 
 /// A network's bridge: its name, the gateway address on it, MTU, and whether
 /// the host must forward for it (every network that is not internal).
@@ -31,6 +31,19 @@ pub fn bridge(net: &Network) -> Option<BridgePlan> {
         mtu: b.mtu,
         forward: !b.internal,
     })
+}
+
+/// The host sysctls a bridge needs, as (key under /proc/sys, value):
+/// route_localnet on it, since published ports answer on 127.0.0.1 too and
+/// DNAT'ed loopback traffic may then leave through the bridge; forwarding
+/// when the network routes out. Forwarding is never turned off again: it is
+/// the host's, and other networks and tools rely on it.
+pub fn bridge_sysctls(b: &BridgePlan) -> Vec<(String, &'static str)> {
+    let mut out = vec![(format!("net/ipv4/conf/{}/route_localnet", b.name), "1")];
+    if b.forward {
+        out.push(("net/ipv4/ip_forward".to_string(), "1"));
+    }
+    out
 }
 
 /// One endpoint's veth pair and the sandbox side's configuration.
@@ -63,6 +76,44 @@ pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<Endpo
         gateway: (!b.internal).then_some(b.gateway),
         netns,
     })
+}
+
+/// A sandbox's namespace and what netd puts there besides endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxPlan {
+    pub netns: PathBuf,
+    /// netd makes the namespace, bound under this name, and deletes it
+    /// with the sandbox; None for a namespace adopted from an engine.
+    pub create: Option<String>,
+    /// Point the sandbox's resolver at 127.0.0.11: a namespace netd made
+    /// that has an endpoint (an engine writes its own containers' file).
+    pub resolv_conf: bool,
+    /// Bring `lo` up: a sandbox without endpoints (an endpoint brings it
+    /// up with its own interface).
+    pub loopback: bool,
+}
+
+/// The plan of a sandbox with or without endpoints; None in host mode.
+pub fn sandbox(sb: &Sandbox, has_endpoints: bool) -> Option<SandboxPlan> {
+    let SandboxNet::Namespace { path, owned } = &sb.net else {
+        return None;
+    };
+    Some(SandboxPlan {
+        netns: PathBuf::from(path),
+        create: owned.then(|| sb.name.to_string()),
+        resolv_conf: *owned && has_endpoints,
+        loopback: !has_endpoints,
+    })
+}
+
+/// The default route a sandbox should have: via the gateway of the first
+/// of its networks that routes out (an internal network has none).
+pub fn default_route(sb: &Sandbox, networks: &[Network]) -> Option<(PathBuf, Ipv4Addr)> {
+    let netns = PathBuf::from(sb.netns_path()?);
+    networks
+        .iter()
+        .find_map(|n| n.bridge().filter(|b| !b.internal).map(|b| b.gateway))
+        .map(|gw| (netns, gw))
 }
 
 /// Links in the host namespace that carry netd's naming but belong to no
@@ -144,6 +195,37 @@ mod tests {
         let mut s = sandbox();
         s.net = SandboxNet::Host;
         assert!(endpoint(&n, &s, &ep(&n, &s)).is_none());
+    }
+
+    #[test]
+    fn a_sandbox_plan_makes_and_configures_only_netds_own_namespaces() {
+        let s = sandbox();
+        let p = super::sandbox(&s, true).unwrap();
+        assert_eq!(p.create.as_deref(), Some("s"));
+        assert!(p.resolv_conf && !p.loopback);
+        let mut adopted = sandbox();
+        adopted.net = SandboxNet::Namespace {
+            path: "/proc/7/ns/net".into(),
+            owned: false,
+        };
+        let p = super::sandbox(&adopted, false).unwrap();
+        assert_eq!(p.create, None);
+        assert!(!p.resolv_conf && p.loopback);
+        adopted.net = SandboxNet::Host;
+        assert!(super::sandbox(&adopted, true).is_none());
+    }
+
+    #[test]
+    fn the_default_route_comes_from_the_first_network_that_routes_out() {
+        let s = sandbox();
+        let internal = net(true);
+        let out = fixtures::network("o", "10.9.0.0/24");
+        assert_eq!(default_route(&s, std::slice::from_ref(&internal)), None);
+        let (ns, gw) = default_route(&s, &[internal, out]).unwrap();
+        assert_eq!(
+            (ns, gw.to_string()),
+            (PathBuf::from("/run/netns/s"), "10.9.0.1".into())
+        );
     }
 
     #[test]

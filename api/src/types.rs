@@ -1,0 +1,99 @@
+//! Wire types shared by the daemon and its clients.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// Every refused request's body (Docker's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub message: String,
+}
+
+/// The part of an endpoint a load balancer needs, from
+/// `GET /netd/networks/{network}/members/{alias}` (the daemon answers with
+/// whole endpoints; the rest is ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub sandbox_name: String,
+    pub ip: Ipv4Addr,
+}
+
+/// `POST /netd/dns/sync[?sandbox=NAME]`: serve one new sandbox's names, or
+/// (without `sandbox`) re-read them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsSync {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+}
+
+/// `DELETE /netd/sandboxes/{id}[?force=1]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveSandbox {
+    #[serde(default, deserialize_with = "flag")]
+    pub force: bool,
+}
+
+/// Docker's spellings of a true query flag; anything else is false.
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(matches!(s.as_str(), "1" | "true" | "True" | "yes"))
+}
+
+/// The query of Docker's `GET /networks` and `POST /networks/prune`:
+/// `filters` is JSON, parsed by the route.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiltersQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<String>,
+}
+
+/// `POST /netd/networks/{id}/disconnect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disconnect {
+    pub sandbox: String,
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /netd/networks/prune`: Docker's filters as a JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prune {
+    #[serde(default)]
+    pub filters: Option<Value>,
+}
+
+/// The answer to `POST /netd/networks/prune`: the names removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub removed: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_flags() {
+        let q: RemoveSandbox = serde_urlencoded::from_str("force=1").unwrap();
+        assert!(q.force);
+        let q: RemoveSandbox = serde_urlencoded::from_str("force=no").unwrap();
+        assert!(!q.force);
+        let q: RemoveSandbox = serde_urlencoded::from_str("").unwrap();
+        assert!(!q.force);
+        let q: FiltersQuery =
+            serde_urlencoded::from_str("filters=%7B%22name%22%3A%7B%22a%22%3Atrue%7D%7D&x=1")
+                .unwrap();
+        assert_eq!(q.filters.as_deref(), Some(r#"{"name":{"a":true}}"#));
+        assert_eq!(
+            serde_urlencoded::to_string(DnsSync {
+                sandbox: Some("a b".into())
+            })
+            .unwrap(),
+            "sandbox=a+b"
+        );
+    }
+}

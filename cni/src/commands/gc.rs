@@ -1,0 +1,33 @@
+//! GC: forget the attachments of this network the runtime no longer lists.
+
+use netd_cni::{CniError, NetConf, code, sandbox_name, valid_attachments};
+use serde_json::Value;
+
+use super::{netd_error, open};
+
+/// Remove every attachment of this network that the runtime no longer
+/// lists; keep going past failures and report them at the end.
+pub async fn gc(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
+    let valid: Vec<(String, String)> = valid_attachments(raw)?
+        .into_iter()
+        .map(|(c, i)| (sandbox_name(&c), i))
+        .collect();
+    // Links go after their records, so a daemon watching links never takes
+    // one of these deletions for someone else's and puts the link back.
+    let netd = open(conf).await?.defer_link_removal();
+    let report = netd
+        .gc_attachments(&conf.name, &valid)
+        .await
+        .map_err(netd_error)?;
+    for (sandbox, ifname) in &report.removed {
+        eprintln!("netd-cni: GC removed {sandbox}/{ifname} from {}", conf.name);
+    }
+    if report.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(
+            CniError::new(code::GENERIC, "GC could not remove every stale attachment")
+                .details(report.failures.join("; ")),
+        )
+    }
+}

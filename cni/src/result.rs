@@ -1,0 +1,134 @@
+//! The ADD result, written in the version the configuration asks for.
+
+use serde_json::{Map, Value, json};
+
+use crate::version::at_least;
+
+/// The nameserver netd's DNS answers on inside every sandbox.
+pub const NAMESERVER: &str = "127.0.0.11";
+
+/// What an ADD produced, in netd's terms, before it is written in a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub host_ifname: String,
+    pub host_mac: String,
+    pub ifname: String,
+    pub mac: String,
+    pub mtu: Option<u32>,
+    pub netns: String,
+    /// CIDR: `10.88.0.2/16`.
+    pub address: String,
+    pub gateway: String,
+    /// The default route via `gateway` is this attachment's.
+    pub default_route: bool,
+    pub dns: bool,
+}
+
+/// The ADD result in the version the configuration asks for, appended to
+/// `prev` (a previous plugin's result in a chain) when there is one.
+pub fn result(version: &str, a: &Attachment, prev: Option<&Value>) -> Value {
+    let legacy = !at_least(version, "1.0.0");
+    let mut out = Map::new();
+    out.insert("cniVersion".into(), json!(version));
+    let mut interfaces: Vec<Value> = prev
+        .and_then(|p| p["interfaces"].as_array().cloned())
+        .unwrap_or_default();
+    let mut ips: Vec<Value> = prev
+        .and_then(|p| p["ips"].as_array().cloned())
+        .unwrap_or_default();
+    let mut routes: Vec<Value> = prev
+        .and_then(|p| p["routes"].as_array().cloned())
+        .unwrap_or_default();
+    let with_mtu = |mut v: Value| {
+        // `mtu` in interfaces is new in 1.1.0.
+        if let Some(m) = a.mtu.filter(|_| at_least(version, "1.1.0")) {
+            v["mtu"] = json!(m);
+        }
+        v
+    };
+    interfaces.push(with_mtu(
+        json!({ "name": a.host_ifname, "mac": a.host_mac }),
+    ));
+    interfaces.push(with_mtu(
+        json!({ "name": a.ifname, "mac": a.mac, "sandbox": a.netns }),
+    ));
+    let index = interfaces.len() - 1;
+    ips.push(json!({ "address": a.address, "gateway": a.gateway, "interface": index }));
+    for ip in &mut ips {
+        if let Some(o) = ip.as_object_mut() {
+            if legacy {
+                let v6 = o
+                    .get("address")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.contains(':'));
+                o.entry("version")
+                    .or_insert_with(|| json!(if v6 { "6" } else { "4" }));
+            } else {
+                o.remove("version");
+            }
+        }
+    }
+    if a.default_route {
+        routes.push(json!({ "dst": "0.0.0.0/0", "gw": a.gateway }));
+    }
+    out.insert("interfaces".into(), json!(interfaces));
+    out.insert("ips".into(), json!(ips));
+    out.insert("routes".into(), json!(routes));
+    let dns = match (a.dns, prev.map(|p| &p["dns"])) {
+        (true, _) => json!({ "nameservers": [NAMESERVER] }),
+        (false, Some(d)) if d.is_object() => d.clone(),
+        _ => json!({}),
+    };
+    out.insert("dns".into(), dns);
+    Value::Object(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn attachment() -> Attachment {
+        Attachment {
+            host_ifname: "nd-1".into(),
+            host_mac: "aa:bb:cc:dd:ee:ff".into(),
+            ifname: "eth0".into(),
+            mac: "02:42:0a:00:00:02".into(),
+            mtu: Some(1500),
+            netns: "/run/netns/x".into(),
+            address: "10.0.0.2/24".into(),
+            gateway: "10.0.0.1".into(),
+            default_route: true,
+            dns: true,
+        }
+    }
+
+    #[test]
+    fn results_by_version() {
+        let a = attachment();
+        let old = result("0.3.1", &a, None);
+        assert_eq!(old["ips"][0]["version"], "4");
+        assert!(old["interfaces"][0].get("mtu").is_none());
+        let v1 = result("1.0.0", &a, None);
+        assert!(v1["ips"][0].get("version").is_none());
+        assert!(v1["interfaces"][1].get("mtu").is_none());
+        let new = result("1.1.0", &a, None);
+        assert!(new["ips"][0].get("version").is_none());
+        assert_eq!(new["interfaces"][0]["mac"], "aa:bb:cc:dd:ee:ff");
+        assert_eq!(new["interfaces"][1]["sandbox"], "/run/netns/x");
+        assert_eq!(new["interfaces"][1]["mtu"], 1500);
+        assert_eq!(new["ips"][0]["interface"], 1);
+        assert_eq!(new["dns"]["nameservers"][0], "127.0.0.11");
+        assert_eq!(new["routes"][0]["dst"], "0.0.0.0/0");
+        let quiet = result(
+            "1.1.0",
+            &Attachment {
+                dns: false,
+                default_route: false,
+                ..a
+            },
+            None,
+        );
+        assert_eq!(quiet["dns"], json!({}));
+        assert_eq!(quiet["routes"], json!([]));
+    }
+}

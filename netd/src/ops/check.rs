@@ -1,0 +1,278 @@
+//! Checking an attachment against what its runtime was told (the CNI
+//! plugin's CHECK): the store's reservation, the host veth on its bridge,
+//! and the interface, address and routes in the namespace.
+
+use std::path::Path;
+
+use super::Netd;
+use crate::error::{Error, kernel};
+use crate::kernel::{Host, NamespaceOps, Netlink};
+use crate::model::*;
+use crate::store::Ref;
+
+/// What the runtime was told about an attachment (a CNI `prevResult`), as
+/// it wrote it: compared as text, the way the runtime will read it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectedAttachment {
+    pub mac: Option<String>,
+    /// CIDRs on the interface.
+    pub addresses: Vec<String>,
+    /// `(dst, gateway)`: routes through the attachment's gateways.
+    pub routes: Vec<(String, Option<String>)>,
+}
+
+/// How an attachment differs from what was expected, or why it could not
+/// be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("namespace {0} is gone")]
+    NamespaceGone(String),
+    #[error("sandbox {0} not found")]
+    UnknownSandbox(String),
+    #[error("sandbox {sandbox} has no {ifname} on network {network}")]
+    NoEndpoint {
+        sandbox: String,
+        ifname: String,
+        network: String,
+    },
+    #[error("network {0} is not a bridge network")]
+    NotBridge(Name),
+    #[error("address {} of prevResult is not reserved: the store has {reserved} for {sandbox}", .expected.join(", "))]
+    NotReserved {
+        expected: Vec<String>,
+        reserved: String,
+        sandbox: String,
+    },
+    #[error("host interface {0} is missing")]
+    HostVethMissing(IfName),
+    #[error("bridge {0} is missing")]
+    BridgeMissing(IfName),
+    #[error("host interface {veth} is not on bridge {bridge}")]
+    NotOnBridge { veth: IfName, bridge: IfName },
+    #[error("interface {ifname} is missing in {netns}")]
+    InterfaceMissing { ifname: String, netns: String },
+    #[error("interface {ifname} has MAC {have}, prevResult says {want}")]
+    Mac {
+        ifname: String,
+        have: String,
+        want: String,
+    },
+    #[error("interface {ifname} lacks address {address}")]
+    LacksAddress { ifname: String, address: String },
+    #[error("the default route via {} is missing in {netns}", .gateway.as_deref().unwrap_or("?"))]
+    DefaultRoute {
+        gateway: Option<String>,
+        netns: String,
+    },
+    #[error("the route to {dst} is missing in {netns}")]
+    Route { dst: String, netns: String },
+    #[error(transparent)]
+    Netd(#[from] Error),
+}
+
+fn mac_text(bytes: Option<&[u8]>) -> String {
+    match bytes.and_then(|b| <[u8; 6]>::try_from(b).ok()) {
+        Some(m) => Mac(m).to_string(),
+        None => String::new(),
+    }
+}
+
+fn read_failed(what: &'static str) -> impl Fn(anyhow::Error) -> CheckError {
+    move |e| CheckError::Netd(kernel(e.context(what)))
+}
+
+/// The checks read the kernel through netlink directly: the kernel seams
+/// have no reads of a namespace's links, addresses and routes yet, so
+/// CHECK is the real kernel's only.
+impl Netd<Host> {
+    /// Check sandbox `sandbox`'s attachment at `ifname` in `netns` on
+    /// `network` against `want`: the first difference found is the error.
+    pub async fn check_attachment(
+        &self,
+        network: &str,
+        sandbox: &str,
+        ifname: &str,
+        netns: &str,
+        want: &ExpectedAttachment,
+    ) -> Result<(), CheckError> {
+        if !self.k.is_netns(Path::new(netns)) {
+            return Err(CheckError::NamespaceGone(netns.to_string()));
+        }
+        let sb = match self.inspect_sandbox(Ref::Name(sandbox)) {
+            Ok(sb) => sb,
+            Err(Error::NotFound(_)) => {
+                return Err(CheckError::UnknownSandbox(sandbox.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ep = sb
+            .endpoints
+            .iter()
+            .find(|x| x.network_name.as_str() == network && x.endpoint.ifname.as_str() == ifname)
+            .ok_or_else(|| CheckError::NoEndpoint {
+                sandbox: sandbox.to_string(),
+                ifname: ifname.to_string(),
+                network: network.to_string(),
+            })?;
+        let net = self.network(Ref::Name(network))?;
+        let b = net
+            .bridge()
+            .ok_or(CheckError::NotBridge(net.name.clone()))?;
+        check_reserved(&ep.endpoint, b, want, sandbox)?;
+        // The host side: the veth, on the network's bridge.
+        let read = read_failed("cannot read the host's interfaces");
+        let hv = self
+            .host()
+            .link(ep.host_veth.as_str())
+            .await
+            .map_err(&read)?
+            .ok_or_else(|| CheckError::HostVethMissing(ep.host_veth.clone()))?;
+        let bridge = self
+            .host()
+            .link(b.bridge.as_str())
+            .await
+            .map_err(&read)?
+            .ok_or_else(|| CheckError::BridgeMissing(b.bridge.clone()))?;
+        if hv.controller != Some(bridge.index) {
+            return Err(CheckError::NotOnBridge {
+                veth: ep.host_veth.clone(),
+                bridge: b.bridge.clone(),
+            });
+        }
+        // The namespace's side: the interface, its MAC and address, the routes.
+        let inside = Netlink::in_netns(Path::new(netns))
+            .map_err(read_failed("cannot open the container's namespace"))?;
+        let read = read_failed("cannot read the container's network");
+        let link = inside.link(ifname).await.map_err(&read)?.ok_or_else(|| {
+            CheckError::InterfaceMissing {
+                ifname: ifname.to_string(),
+                netns: netns.to_string(),
+            }
+        })?;
+        let mac = mac_text(link.mac.as_deref());
+        if let Some(m) = &want.mac
+            && !m.eq_ignore_ascii_case(&mac)
+        {
+            return Err(CheckError::Mac {
+                ifname: ifname.to_string(),
+                have: mac,
+                want: m.clone(),
+            });
+        }
+        let addrs = inside.addresses(link.index).await.map_err(&read)?;
+        if let Some(a) = want
+            .addresses
+            .iter()
+            .find(|a| !addrs.iter().any(|x| x.to_string() == **a))
+        {
+            return Err(CheckError::LacksAddress {
+                ifname: ifname.to_string(),
+                address: a.clone(),
+            });
+        }
+        for (dst, gw) in &want.routes {
+            if dst == "0.0.0.0/0" {
+                let have = inside.default_gateway().await.map_err(&read)?;
+                if have.map(|g| g.to_string()) != *gw {
+                    return Err(CheckError::DefaultRoute {
+                        gateway: gw.clone(),
+                        netns: netns.to_string(),
+                    });
+                }
+            } else {
+                let dsts = inside.route_destinations().await.map_err(&read)?;
+                if !dsts.iter().any(|d| d.to_string() == *dst) {
+                    return Err(CheckError::Route {
+                        dst: dst.clone(),
+                        netns: netns.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The store's reservation for `ep` must be among the expected addresses.
+fn check_reserved(
+    ep: &Endpoint,
+    b: &BridgeConfig,
+    want: &ExpectedAttachment,
+    sandbox: &str,
+) -> Result<(), CheckError> {
+    let reserved = format!("{}/{}", ep.ip, b.subnet.prefix_len());
+    if want.addresses.contains(&reserved) {
+        return Ok(());
+    }
+    Err(CheckError::NotReserved {
+        expected: want.addresses.clone(),
+        reserved,
+        sandbox: sandbox.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            id: Id::random(),
+            network: Id::random(),
+            sandbox: Id::random(),
+            ifname: "eth0".parse().unwrap(),
+            ip: "10.1.0.2".parse().unwrap(),
+            mac: Mac::for_ip("10.1.0.2".parse().unwrap()),
+            aliases: Vec::new(),
+            ports: Vec::new(),
+        }
+    }
+
+    fn bridge() -> BridgeConfig {
+        BridgeConfig {
+            subnet: "10.1.0.0/24".parse().unwrap(),
+            gateway: "10.1.0.1".parse().unwrap(),
+            ip_range: None,
+            bridge: "br-x".parse().unwrap(),
+            mtu: None,
+            internal: false,
+            masquerade: true,
+            icc: true,
+        }
+    }
+
+    #[test]
+    fn the_reservation_must_be_expected_with_its_prefix() {
+        let want = |a: &str| ExpectedAttachment {
+            addresses: vec![a.to_string()],
+            ..Default::default()
+        };
+        assert!(check_reserved(&endpoint(), &bridge(), &want("10.1.0.2/24"), "s").is_ok());
+        let e = check_reserved(&endpoint(), &bridge(), &want("10.1.0.9/24"), "s").unwrap_err();
+        assert!(matches!(e, CheckError::NotReserved { .. }));
+        assert!(
+            e.to_string()
+                .contains("not reserved: the store has 10.1.0.2/24"),
+            "{e}"
+        );
+        assert!(check_reserved(&endpoint(), &bridge(), &want("10.1.0.2/16"), "s").is_err());
+    }
+
+    #[test]
+    fn mismatches_name_what_is_missing() {
+        let e = CheckError::DefaultRoute {
+            gateway: None,
+            netns: "/run/netns/x".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the default route via ? is missing in /run/netns/x"
+        );
+        assert_eq!(
+            CheckError::HostVethMissing("nd-1".parse().unwrap()).to_string(),
+            "host interface nd-1 is missing"
+        );
+        assert_eq!(mac_text(Some(&[2, 0x42, 10, 1, 0, 2])), "02:42:0a:01:00:02");
+        assert_eq!(mac_text(Some(&[1])), "");
+    }
+}

@@ -1,0 +1,262 @@
+//! Networks: create, list, inspect, members, remove, prune, and the
+//! predefined `bridge`, `host` and `none`.
+
+use std::collections::BTreeMap;
+
+use tracing::info;
+
+use super::rollback::{Rollback, Undo};
+use super::{DEFAULT_BRIDGE, Netd, detail};
+use crate::driver;
+use crate::error::{Error, Result};
+use crate::ipam;
+use crate::kernel::{Kernel, KernelError};
+use crate::model::*;
+use crate::store;
+
+impl<K: Kernel> Netd<K> {
+    pub(crate) async fn ensure_predefined(&self) -> Result<()> {
+        // Every process opens the store, most of them with the networks
+        // there: check the names without parsing every network's spec.
+        const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+        if self
+            .store
+            .read(|c| store::network_names_present(c, &PREDEFINED))?
+            == PREDEFINED.len()
+        {
+            return Ok(());
+        }
+        let routes = self.k.route_destinations().await?;
+        self.store.write(|c| {
+            for (name, driver) in [("host", Driver::Host), ("none", Driver::Null)] {
+                if store::network(c, name).is_err() {
+                    store::insert_network(c, &new_network(name, driver)?)?;
+                }
+            }
+            if store::network(c, "bridge").is_err() {
+                let subnet = ipam::pick_subnet(&store::subnets(c)?, &routes).ok_or_else(|| {
+                    Error::Conflict("no free private range for the default bridge network".into())
+                })?;
+                let cfg = BridgeConfig {
+                    subnet,
+                    gateway: ipam::default_gateway(subnet),
+                    ip_range: None,
+                    bridge: DEFAULT_BRIDGE.parse()?,
+                    mtu: None,
+                    internal: false,
+                    masquerade: true,
+                    icc: true,
+                };
+                store::insert_network(c, &new_network("bridge", Driver::Bridge(cfg))?)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
+        let v = req.validate()?;
+        if let Some(b) = &v.bridge
+            && self.k.host_link_kind(b.as_str()).await?.is_some()
+        {
+            // netd deletes the bridge with the network: never adopt a link it did not make.
+            return Err(Error::Conflict(format!(
+                "interface {b} already exists on the host"
+            )));
+        }
+        // Both a picked and a given subnet must stay clear of the host's own
+        // links: a given one on a host link would make the gateway the
+        // host's own address.
+        let routes = self.k.route_destinations().await?;
+        let id = Id::random();
+        let net = self.store.write(|c| {
+            let subnet = match v.subnet {
+                Some(s) => {
+                    if let Some(r) = ipam::host_route_overlap(&s, &store::subnets(c)?, &routes) {
+                        return Err(Error::Conflict(format!(
+                            "subnet {s} overlaps {r}, a route of the host's own links"
+                        )));
+                    }
+                    s
+                }
+                None => ipam::pick_subnet(&store::subnets(c)?, &routes).ok_or_else(|| {
+                    Error::Conflict(
+                        "no free private range left for a new network; pass --subnet".into(),
+                    )
+                })?,
+            };
+            let bridge = match &v.bridge {
+                Some(b) => b.clone(),
+                None => format!("{BRIDGE_PREFIX}{}", &id.as_str()[..10]).parse()?,
+            };
+            let net = Network {
+                id: id.clone(),
+                name: v.name.clone(),
+                driver: Driver::Bridge(BridgeConfig {
+                    subnet,
+                    gateway: v.gateway.unwrap_or_else(|| ipam::default_gateway(subnet)),
+                    ip_range: v.ip_range,
+                    bridge,
+                    mtu: v.mtu,
+                    internal: v.internal,
+                    masquerade: v.masquerade,
+                    icc: v.icc,
+                }),
+                options: v.options.clone(),
+                labels: v.labels.clone(),
+                created: now_rfc3339(),
+            };
+            store::insert_network(c, &net)?;
+            Ok(net)
+        })?;
+        let mut rb = Rollback::new(self);
+        rb.push(Undo::NetworkRecord(net.id.clone()));
+        let drv = driver::of::<K>(&net.driver);
+        let made = drv.create(&self.k, &net).await;
+        // A name taken by a link netd did not make stays the owner's.
+        if !made.as_ref().is_err_and(KernelError::is_taken) {
+            for link in drv.own_links(&net) {
+                rb.push(Undo::Link(link));
+            }
+        }
+        rb.check(made.map_err(Error::from)).await?;
+        rb.push(Undo::Firewall);
+        rb.check(self.sync_firewall().await).await?;
+        rb.commit();
+        info!(network = %net.name, id = %net.id.short(), "network created");
+        self.emit(
+            "network",
+            "create",
+            &net.id,
+            &net.name,
+            &[("driver", net.driver.name())],
+        );
+        Ok(net)
+    }
+
+    pub fn list_networks(&self) -> Result<Vec<detail::NetworkDetail>> {
+        self.store.read(|c| {
+            store::networks(c)?
+                .into_iter()
+                .map(|n| detail::network_detail(c, n))
+                .collect()
+        })
+    }
+
+    /// A network's record alone, without reading its endpoints.
+    pub fn network<'a>(&self, reference: impl Into<store::Ref<'a>>) -> Result<Network> {
+        let reference = reference.into();
+        self.store.read(|c| store::network(c, reference))
+    }
+
+    pub fn inspect_network<'a>(
+        &self,
+        reference: impl Into<store::Ref<'a>>,
+    ) -> Result<detail::NetworkDetail> {
+        let reference = reference.into();
+        self.store
+            .read(|c| detail::network_detail(c, store::network(c, reference)?))
+    }
+
+    /// The endpoints of a network that answer to `name` in its DNS (the
+    /// sandbox name, `NAME.NETWORK`, the short id or an alias, any case):
+    /// the members of a service alias, for the load balancer.
+    pub fn members<'a>(
+        &self,
+        network: impl Into<store::Ref<'a>>,
+        name: &str,
+    ) -> Result<Vec<detail::EndpointDetail>> {
+        let network = network.into();
+        let want = name.trim_end_matches('.').to_ascii_lowercase();
+        self.store.read(|c| {
+            let n = store::network(c, network)?;
+            detail::network_endpoints(c, &n, |s, e| {
+                crate::plan::dns::endpoint_names(n.name.as_str(), s, e).contains(&want)
+            })
+        })
+    }
+
+    pub async fn remove_network<'a>(
+        &self,
+        reference: impl Into<store::Ref<'a>>,
+    ) -> Result<Network> {
+        let reference = reference.into();
+        let (net, eps) = self.store.read(|c| {
+            let n = store::network(c, reference)?;
+            let eps = store::endpoints_of_network(c, &n.id)?;
+            let names: Vec<String> = eps
+                .iter()
+                .map(|e| store::sandbox_by_id(c, &e.sandbox).map(|s| s.name.to_string()))
+                .collect::<Result<_>>()?;
+            Ok((n, names))
+        })?;
+        if net.is_predefined() {
+            return Err(Error::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        if !eps.is_empty() {
+            return Err(Error::Conflict(format!(
+                "network {} has active endpoints ({})",
+                net.name,
+                eps.join(", ")
+            )));
+        }
+        // The store decides first, with the endpoint check repeated inside
+        // the transaction (a connect may have raced us); only a committed
+        // removal touches the kernel, so a refused rm changes nothing. A
+        // bridge left by a failure here is an orphan the reconcile removes.
+        self.store.write(|c| {
+            if !store::endpoints_of_network(c, &net.id)?.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "network {} has active endpoints",
+                    net.name
+                )));
+            }
+            store::delete_network(c, &net.id)
+        })?;
+        driver::of::<K>(&net.driver).remove(&self.k, &net).await?;
+        self.sync_firewall().await?;
+        info!(network = %net.name, "network removed");
+        self.emit("network", "destroy", &net.id, &net.name, &[]);
+        Ok(net)
+    }
+
+    /// Remove every user-defined network with no endpoints that matches
+    /// `keep`. Returns the names removed.
+    pub async fn prune_networks(&self, matches: impl Fn(&Network) -> bool) -> Result<Vec<String>> {
+        let candidates: Vec<Network> = self.store.read(|c| {
+            let mut out = Vec::new();
+            for n in store::networks(c)? {
+                if !n.is_predefined()
+                    && matches(&n)
+                    && store::endpoints_of_network(c, &n.id)?.is_empty()
+                {
+                    out.push(n);
+                }
+            }
+            Ok(out)
+        })?;
+        let mut removed = Vec::new();
+        for n in candidates {
+            match self.remove_network(n.id.as_str()).await {
+                Ok(n) => removed.push(n.name.to_string()),
+                // Raced with an attach: that network is in use again.
+                Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn new_network(name: &str, driver: Driver) -> Result<Network> {
+    Ok(Network {
+        id: Id::random(),
+        name: name.parse()?,
+        driver,
+        options: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        created: now_rfc3339(),
+    })
+}
