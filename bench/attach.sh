@@ -5,6 +5,7 @@
 #   sudo bench/attach.sh                      # points 1 100 1000, 30 samples each
 #   sudo SAMPLES=50 POINTS="1 100" bench/attach.sh
 #   sudo NETD=/path/to/netd bench/attach.sh   # skip the build, use this binary
+#   sudo LIB_BIN=/path/to/examples/attach_latency ...   # and this example
 #   sudo NETD_BASE_BIN=/work/before/target/release bench/attach.sh
 #                                             # and another build, side by side
 #
@@ -68,8 +69,11 @@ if [ -z "${NETD:-}" ]; then
     NETD="$TARGET/release/netd"
 fi
 [ -x "$NETD" ] || die "no netd binary at $NETD"
-LIB_BIN=""
-if [ "$LIBRARY" != 0 ] && [ -f "$REPO/netd/examples/attach_latency.rs" ]; then
+LIB_BIN=${LIB_BIN:-}
+[ "$LIBRARY" != 0 ] || LIB_BIN=""
+if [ "$LIBRARY" != 0 ] && [ -n "$LIB_BIN" ]; then
+    [ -x "$LIB_BIN" ] || die "no example binary at $LIB_BIN"
+elif [ "$LIBRARY" != 0 ] && [ -f "$REPO/netd/examples/attach_latency.rs" ]; then
     note "building the library-call example (cargo build --release -p netd --example attach_latency)"
     (cd "$REPO" && cargo build --release -p netd --example attach_latency --quiet)
     LIB_BIN="$TARGET/release/examples/attach_latency"
@@ -189,7 +193,7 @@ for B in "${BUILDS[@]}"; do
     ip -n "$ns" link set lo up
     SOCK[$B]="$dir/run/netd.sock"
     mkdir -p "$dir"
-    nsenter --net="/run/netns/$ns" "${BIN[$B]}" daemon \
+    NETD_SOCKET=${SOCK[$B]} nsenter --net="/run/netns/$ns" "${BIN[$B]}" daemon \
         --state-dir "$dir/state" --run-dir "$dir/run" >"$dir/daemon.log" 2>&1 &
     DAEMON_PID[$B]=$!
     for _ in $(seq 100); do

@@ -25,6 +25,7 @@
 #
 # usage: bench/cni.sh [SAMPLES]   (default 20 per point; LEVELS="1 50 200")
 #   TOOLS="netd-cni cni-ref netavark"   which tools to run (default all three)
+#   PLUGIN=PATH         this build's netd-cni (netd beside it): skip the build
 #   NETD_BASE_BIN=DIR   also run another build of netd-cni (DIR/netd-cni, which
 #                       starts DIR/netd, e.g. target/release of the commit
 #                       before): its rows are "before", this build's "after",
@@ -44,7 +45,8 @@ ROWS=$TMP/rows
 . "$ROOT/bench/lib.sh"
 NV_NET=ndbcni NV_BRIDGE=ndbnv0 NV_SUBNET=10.181.0.0/16 NV_GW=10.181.0.1 NV_DNS=true
 CNI_BRIDGE=ndbref0 CNI_SUBNET=10.182.0.0/16
-PLUGIN=$TARGET/release/netd-cni
+PREBUILT=${PLUGIN:+1}
+PLUGIN=${PLUGIN:-$TARGET/release/netd-cni}
 BASE=${NETD_BASE_BIN:-}
 read -ra TOOLS <<< "${TOOLS:-netd-cni cni-ref netavark}"
 # This build's rows: "netd-cni", or "after" beside a base build's "before".
@@ -70,7 +72,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 need_pkgs netavark aardvark-dns containernetworking-plugins iptables nftables
-(cd "$ROOT" && cargo build --release -q -p netd -p netd-cni)
+[ -n "$PREBUILT" ] || (cd "$ROOT" && cargo build --release -q -p netd -p netd-cni)
 
 # ---------------------------------------------------------------- netd-cni
 # Each build in a host namespace of its own per level: nd (this build) and
