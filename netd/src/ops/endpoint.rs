@@ -13,6 +13,16 @@ use crate::plan::{self, EndpointPlan};
 use crate::store;
 
 impl<K: Kernel> Netd<K> {
+    /// The endpoint plan of `ep` by its network's driver.
+    pub(crate) fn endpoint_plan(
+        &self,
+        net: &Network,
+        sb: &Sandbox,
+        ep: &Endpoint,
+    ) -> Option<EndpointPlan> {
+        driver::of::<K>(&net.driver).endpoint_plan(net, sb, ep)
+    }
+
     /// Make a recorded endpoint real: its links, then its published ports,
     /// each registered with `rb` as it is made. The caller has checked the
     /// host ports and holds the sandbox's lock.
@@ -23,7 +33,7 @@ impl<K: Kernel> Netd<K> {
         sandbox: &Sandbox,
         ep: &Endpoint,
     ) -> Result<()> {
-        if let Some(p) = driver::of::<K>(&net.driver).endpoint_plan(net, sandbox, ep) {
+        if let Some(p) = self.endpoint_plan(net, sandbox, ep) {
             // Before the step: a pair half made must go too.
             rb.push(Undo::Endpoint(p.clone()));
             let applied = self.apply_endpoint(net, Some(sandbox), &p).await;
@@ -99,7 +109,7 @@ impl<K: Kernel> Netd<K> {
         sb: &Sandbox,
         ep: &Endpoint,
     ) -> Result<bool> {
-        let Some(p) = driver::of::<K>(&net.driver).endpoint_plan(net, sb, ep) else {
+        let Some(p) = self.endpoint_plan(net, sb, ep) else {
             return Ok(false);
         };
         Ok(self.k.reattach_port(&p).await?)
@@ -112,7 +122,7 @@ impl<K: Kernel> Netd<K> {
         sb: &Sandbox,
         ep: &Endpoint,
     ) -> Result<bool> {
-        let Some(p) = driver::of::<K>(&net.driver).endpoint_plan(net, sb, ep) else {
+        let Some(p) = self.endpoint_plan(net, sb, ep) else {
             return Ok(false);
         };
         // A namespace that went took the pair with it; reconcile (or the
@@ -196,7 +206,7 @@ impl<K: Kernel> Netd<K> {
             })?;
             Ok((n, e))
         })?;
-        if let Some(p) = driver::of::<K>(&net.driver).endpoint_plan(&net, &sb, &ep)
+        if let Some(p) = self.endpoint_plan(&net, &sb, &ep)
             && let Err(e) = self.remove_links(&p).await
         {
             if !force {

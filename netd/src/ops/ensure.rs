@@ -219,16 +219,8 @@ mod tests {
     use super::*;
 
     fn bridge() -> BridgeConfig {
-        BridgeConfig {
-            subnet: "10.1.0.0/24".parse().unwrap(),
-            gateway: "10.1.0.1".parse().unwrap(),
-            ip_range: None,
-            bridge: "br-x".parse().unwrap(),
-            mtu: None,
-            internal: false,
-            masquerade: true,
-            icc: true,
-        }
+        let n = crate::model::fixtures::network("x", "10.1.0.0/24");
+        n.bridge().cloned().expect("a bridge network")
     }
 
     fn spec(create: NetworkCreate) -> NetworkSpec {

@@ -252,7 +252,7 @@ impl<K: Kernel> Netd<K> {
         })?;
         let ids: Vec<Id> = eps.iter().map(|(_, e)| e.id.clone()).collect();
         for (net, ep) in &eps {
-            if let Some(p) = driver::of::<K>(&net.driver).endpoint_plan(net, &sandbox, ep)
+            if let Some(p) = self.endpoint_plan(net, &sandbox, ep)
                 && let Err(e) = self.remove_links(&p).await
             {
                 if !force {

@@ -63,7 +63,29 @@ pub(super) async fn world() -> T {
     T { netd, dir }
 }
 
+/// Every network, sandbox and endpoint record.
+type Records = (Vec<Network>, Vec<Sandbox>, Vec<Endpoint>);
+
 impl T {
+    pub fn records(&self) -> Records {
+        self.netd
+            .store()
+            .read(|c| {
+                Ok((
+                    store::networks(c)?,
+                    store::sandboxes(c)?,
+                    store::all_endpoints(c)?,
+                ))
+            })
+            .expect("read store")
+    }
+
+    /// The bridge name of network `name`.
+    pub fn bridge_of(&self, name: &str) -> String {
+        let n = self.netd.network(name).expect("network");
+        n.bridge().expect("a bridge network").bridge.to_string()
+    }
+
     pub fn k(&self) -> &FakeKernel {
         self.netd.kernel()
     }
@@ -73,17 +95,7 @@ impl T {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let (n, s, e) = self
-            .netd
-            .store()
-            .read(|c| {
-                Ok((
-                    store::networks(c)?,
-                    store::sandboxes(c)?,
-                    store::all_endpoints(c)?,
-                ))
-            })
-            .expect("read store");
+        let (n, s, e) = self.records();
         let json = |v: Vec<String>| {
             let mut v = v;
             v.sort();
@@ -116,17 +128,7 @@ impl T {
     /// every endpoint its pair and address, the table its plan, and no
     /// netd-named link lacks a record.
     pub fn assert_consistent(&self) {
-        let (nets, sbs, eps) = self
-            .netd
-            .store()
-            .read(|c| {
-                Ok((
-                    store::networks(c)?,
-                    store::sandboxes(c)?,
-                    store::all_endpoints(c)?,
-                ))
-            })
-            .unwrap();
+        let (nets, sbs, eps) = self.records();
         let w = self.k().world();
         for n in &nets {
             // The default network's bridge is made by its first attach.

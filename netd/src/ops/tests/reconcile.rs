@@ -18,8 +18,7 @@ async fn populated() -> T {
 #[tokio::test]
 async fn reconcile_makes_a_deleted_bridge_and_its_veths_again() {
     let t = populated().await;
-    let n = t.netd.network("n1").unwrap();
-    let b = n.bridge().unwrap().bridge.to_string();
+    let b = t.bridge_of("n1");
     t.k().delete_behind(&b);
     let a = t.netd.inspect_sandbox("a").unwrap().endpoints[0]
         .host_veth
