@@ -5,6 +5,7 @@
 
 use netd_tests as support;
 
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use support::{Daemon, Netns, ping, run_ok};
@@ -47,7 +48,18 @@ fn wt_the_daemons_own_namespace_cannot_be_adopted() {
     // The same namespace under another path, through the API.
     let sleeper = support::spawn_in(host.name(), "sleep", &["30"]);
     let proc_path = format!("/proc/{}/ns/net", sleeper.0.id());
-    // nsenter execs sleep in place: its pid is sleep's, in the host namespace.
+    // nsenter execs sleep in place: its pid is sleep's, in the host
+    // namespace once nsenter has joined it. Until then the pid is in this
+    // process's namespace, and the request would be a different one.
+    let inode = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while inode(&proc_path) != inode(&own) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{proc_path} never joined {own}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let body = format!(r#"{{"name":"{tag}-t","netns":"{proc_path}"}}"#);
     let (code, text) = daemon.api("POST", "/netd/sandboxes", Some(&body));
     assert_eq!(code, 400, "{text}");
