@@ -68,14 +68,7 @@ async fn reconcile_puts_the_firewall_table_back() {
 #[tokio::test]
 async fn reconcile_reports_failures_and_goes_on() {
     let t = populated().await;
-    let b = t
-        .netd
-        .network("n1")
-        .unwrap()
-        .bridge()
-        .unwrap()
-        .bridge
-        .to_string();
+    let b = t.bridge_of("n1");
     t.k().delete_behind(&b);
     t.k().fail_after(1);
     let r = t.netd.reconcile().await.unwrap();
@@ -102,14 +95,7 @@ async fn repair_puts_back_known_links_only() {
 #[tokio::test]
 async fn repairing_a_deleted_bridge_puts_every_veth_back() {
     let t = populated().await;
-    let b = t
-        .netd
-        .network("n1")
-        .unwrap()
-        .bridge()
-        .unwrap()
-        .bridge
-        .to_string();
+    let b = t.bridge_of("n1");
     t.k().delete_behind(&b);
     let r = t.netd.repair_links(&[b.clone()].into()).await.unwrap();
     assert_eq!(r.bridges, vec![b]);
