@@ -29,6 +29,7 @@ pub fn network_request(
         internal: conf.internal.unwrap_or(false),
         options: conf.options(),
         labels: [("org.netd.cni".to_string(), "true".to_string())].into(),
+        ..Default::default()
     }
 }
 
@@ -92,6 +93,7 @@ pub fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniE
         .map_err(|err: netd::model::Invalid| CniError::new(code::INVALID_ENV, err.0))?;
     let req = EndpointRequest {
         ip,
+        ip6: None,
         aliases: conf.names(&e.args),
         ports,
         mac,

@@ -4,22 +4,22 @@
 //! free address.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::model::BridgeConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IpamError {
     #[error("address {ip} is outside subnet {subnet}")]
-    OutsideSubnet { ip: Ipv4Addr, subnet: Ipv4Net },
+    OutsideSubnet { ip: IpAddr, subnet: IpNet },
     #[error("address {ip} is reserved in subnet {subnet} (network, broadcast or gateway)")]
-    Reserved { ip: Ipv4Addr, subnet: Ipv4Net },
+    Reserved { ip: IpAddr, subnet: IpNet },
     #[error("address {ip} is already in use on this network")]
-    Taken { ip: Ipv4Addr },
+    Taken { ip: IpAddr },
     #[error("no free address left in {range}")]
-    Exhausted { range: Ipv4Net },
+    Exhausted { range: IpNet },
 }
 
 fn reserved(cfg: &BridgeConfig, ip: Ipv4Addr) -> bool {
@@ -37,18 +37,18 @@ pub fn allocate(
     if let Some(ip) = request {
         if !cfg.subnet.contains(&ip) {
             return Err(IpamError::OutsideSubnet {
-                ip,
-                subnet: cfg.subnet,
+                ip: ip.into(),
+                subnet: cfg.subnet.into(),
             });
         }
         if reserved(cfg, ip) {
             return Err(IpamError::Reserved {
-                ip,
-                subnet: cfg.subnet,
+                ip: ip.into(),
+                subnet: cfg.subnet.into(),
             });
         }
         if used.contains(&ip) {
-            return Err(IpamError::Taken { ip });
+            return Err(IpamError::Taken { ip: ip.into() });
         }
         return Ok(ip);
     }
@@ -71,7 +71,9 @@ pub fn allocate(
             return Ok(ip);
         }
         if n == end {
-            return Err(IpamError::Exhausted { range });
+            return Err(IpamError::Exhausted {
+                range: range.into(),
+            });
         }
         n += 1;
     }
@@ -139,6 +141,7 @@ mod tests {
             subnet,
             gateway: default_gateway(subnet),
             ip_range: range.map(|r| r.parse().unwrap()),
+            ipv6: None,
             bridge: "br-test".parse::<IfName>().unwrap(),
             mtu: None,
             internal: false,
@@ -270,9 +273,10 @@ mod tests {
                             used.insert(ip);
                         }
                         Err(IpamError::Exhausted { .. }) => prop_assert_eq!(used.len(), 61),
-                        Err(IpamError::Taken { ip }) => prop_assert!(used.contains(&ip)),
-                        Err(IpamError::Reserved { ip, .. }) => prop_assert!(reserved(&c, ip)),
-                        Err(IpamError::OutsideSubnet { ip, .. }) => prop_assert!(!c.subnet.contains(&ip)),
+                        Err(IpamError::Taken { ip: IpAddr::V4(ip) }) => prop_assert!(used.contains(&ip)),
+                        Err(IpamError::Reserved { ip: IpAddr::V4(ip), .. }) => prop_assert!(reserved(&c, ip)),
+                        Err(IpamError::OutsideSubnet { ip: IpAddr::V4(ip), .. }) => prop_assert!(!c.subnet.contains(&ip)),
+                        Err(e) => prop_assert!(false, "an IPv6 error from IPv4 allocation: {e}"),
                     }
                 } else {
                     let victim = *used.iter().nth(idx % used.len()).unwrap();

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod driver;
 pub mod error;
 pub mod ipam;
+pub mod ipam6;
 pub mod kernel;
 pub mod lock;
 pub mod model;

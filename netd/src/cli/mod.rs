@@ -97,15 +97,19 @@ pub enum NetworkCmd {
     Create {
         #[arg(long, short = 'd', default_value = "bridge")]
         driver: String,
-        /// IPv4 subnet in CIDR form; a free private range when omitted.
+        /// Subnet in CIDR form, at most one per family (an IPv6 one needs
+        /// --ipv6); a free private range when omitted.
         #[arg(long)]
-        subnet: Option<String>,
-        /// Gateway address (default: the subnet's first address).
+        subnet: Vec<String>,
+        /// Gateway address per family (default: the subnet's first address).
         #[arg(long)]
-        gateway: Option<String>,
-        /// Allocate dynamic addresses from this sub-range.
+        gateway: Vec<String>,
+        /// Allocate dynamic addresses from this sub-range (one per family).
         #[arg(long)]
-        ip_range: Option<String>,
+        ip_range: Vec<String>,
+        /// Dual-stack: an IPv6 subnet too (a ULA /64 when none is given).
+        #[arg(long)]
+        ipv6: bool,
         /// No route out, no masquerade.
         #[arg(long)]
         internal: bool,
@@ -202,6 +206,9 @@ pub struct EndpointArgs {
     /// A static IPv4 address in the network's subnet.
     #[arg(long)]
     ip: Option<String>,
+    /// A static IPv6 address in the network's IPv6 subnet.
+    #[arg(long)]
+    ip6: Option<String>,
     /// Another DNS name for the sandbox on this network.
     #[arg(long = "alias")]
     aliases: Vec<String>,
@@ -211,6 +218,22 @@ pub struct EndpointArgs {
     /// The interface's MAC address (default 02:42 followed by the IPv4 address).
     #[arg(long)]
     mac: Option<String>,
+}
+
+/// A repeatable flag's values as (IPv4, IPv6), as Docker takes `--subnet`
+/// once per family.
+fn by_family(flag: &str, values: Vec<String>) -> Result<(Option<String>, Option<String>)> {
+    let (v6, v4): (Vec<String>, Vec<String>) = values.into_iter().partition(|v| v.contains(':'));
+    for (family, vs) in [("IPv4", &v4), ("IPv6", &v6)] {
+        if vs.len() > 1 {
+            bail!(
+                "{} {family} {flag} values ({}): give at most one per family",
+                vs.len(),
+                vs.join(", ")
+            );
+        }
+    }
+    Ok((v4.into_iter().next(), v6.into_iter().next()))
 }
 
 fn label(s: &str) -> Result<(String, String), String> {
@@ -231,6 +254,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
     let EndpointArgs {
         ip,
+        ip6,
         aliases,
         publish,
         mac,
@@ -241,6 +265,12 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
                 .with_context(|| format!("invalid --ip {s:?}: expected an IPv4 address"))
         })
         .transpose()?;
+    let ip6 = ip6
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("invalid --ip6 {s:?}: expected an IPv6 address"))
+        })
+        .transpose()?;
     let ports = publish
         .iter()
         .map(|p| p.parse::<PortMapping>().map_err(anyhow::Error::from))
@@ -248,6 +278,7 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
     let mac = mac.map(|m| m.parse::<Mac>()).transpose()?;
     Ok(EndpointRequest {
         ip,
+        ip6,
         aliases,
         ports,
         mac,
@@ -336,17 +367,25 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             subnet,
             gateway,
             ip_range,
+            ipv6,
             internal,
             opts,
             labels,
             name,
         } => {
+            let (subnet, subnet6) = by_family("--subnet", subnet)?;
+            let (gateway, gateway6) = by_family("--gateway", gateway)?;
+            let (ip_range, ip_range6) = by_family("--ip-range", ip_range)?;
             let req = NetworkCreate {
                 name,
                 driver,
                 subnet,
                 gateway,
                 ip_range,
+                ipv6,
+                subnet6,
+                gateway6,
+                ip_range6,
                 internal,
                 options: opts.into_iter().collect(),
                 labels: labels.into_iter().collect(),

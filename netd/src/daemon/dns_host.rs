@@ -11,7 +11,6 @@
 //! the caller's path, and settles anything the shortcut did not cover.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -243,18 +242,20 @@ impl DnsHost {
         for (key, (names, table)) in served.tables.iter_mut() {
             let mut added = Vec::new();
             for (n, ep) in named.iter().filter(|(n, _)| key.0.contains(&n.id)) {
-                let ip = IpAddr::V4(ep.ip);
+                let ips = ep.addrs();
                 for name in endpoint_names(n.name.as_str(), &sb, ep) {
                     let v = names.names.entry(name.clone()).or_default();
-                    if !v.contains(&ip) {
-                        v.push(ip);
-                        if key.0.len() == 1 {
-                            v.sort();
+                    for ip in &ips {
+                        if !v.contains(ip) {
+                            v.push(*ip);
+                            if key.0.len() == 1 {
+                                v.sort();
+                            }
                         }
                     }
                     added.push(Record4 {
                         name,
-                        addrs: vec![ip],
+                        addrs: ips.clone(),
                     });
                 }
             }

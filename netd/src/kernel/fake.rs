@@ -5,11 +5,11 @@
 //! against a kernel that works).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::hostport::HostPortError;
 use super::netns::NsId;
@@ -35,15 +35,18 @@ pub struct World {
     pub links: BTreeMap<String, FakeLink>,
     /// Interfaces inside namespaces: (namespace, name) → address.
     pub ifaces: BTreeMap<(PathBuf, String), Ipv4Net>,
-    /// Default routes per namespace: (gateway, via interface).
+    /// IPv6 addresses of interfaces inside namespaces.
+    pub ifaces6: BTreeMap<(PathBuf, String), Ipv6Net>,
+    /// Default routes per namespace and family: (gateway, via interface).
     pub default_routes: BTreeMap<PathBuf, (Ipv4Addr, String)>,
+    pub default_routes6: BTreeMap<PathBuf, (IpAddr, String)>,
     pub namespaces: BTreeMap<PathBuf, NsId>,
     pub lo_up: BTreeSet<PathBuf>,
     pub resolv_confs: BTreeSet<String>,
     /// None until the first full apply, as a host before netd ran.
     pub table: Option<FirewallPlan>,
     pub sysctls: BTreeMap<String, String>,
-    pub routes: Vec<Ipv4Net>,
+    pub routes: Vec<IpNet>,
 }
 
 #[derive(Debug, Default)]
@@ -117,8 +120,8 @@ impl FakeKernel {
         self.st().foreign.insert(ip);
     }
 
-    pub fn add_route(&self, net: Ipv4Net) {
-        self.st().world.routes.push(net);
+    pub fn add_route(&self, net: impl Into<IpNet>) {
+        self.st().world.routes.push(net.into());
     }
 
     /// A link made by someone else.
@@ -196,18 +199,27 @@ fn remove_link(w: &mut World, name: &str) {
             }
         }
         // The kernel drops a link's conf/ sysctls with it.
-        let prefix = format!("net/ipv4/conf/{name}/");
-        w.sysctls.retain(|k, _| !k.starts_with(&prefix));
+        let v4 = format!("net/ipv4/conf/{name}/");
+        let v6 = format!("net/ipv6/conf/{name}/");
+        w.sysctls
+            .retain(|k, _| !k.starts_with(&v4) && !k.starts_with(&v6));
     }
 }
 
 fn drop_iface(w: &mut World, ns: &Path, ifname: &str) {
     w.ifaces.remove(&(ns.to_path_buf(), ifname.to_string()));
+    w.ifaces6.remove(&(ns.to_path_buf(), ifname.to_string()));
     if w.default_routes
         .get(ns)
         .is_some_and(|(_, via)| via == ifname)
     {
         w.default_routes.remove(ns);
+    }
+    if w.default_routes6
+        .get(ns)
+        .is_some_and(|(_, via)| via == ifname)
+    {
+        w.default_routes6.remove(ns);
     }
 }
 
@@ -215,7 +227,9 @@ fn remove_namespace(w: &mut World, path: &Path) {
     w.namespaces.remove(path);
     w.lo_up.remove(path);
     w.default_routes.remove(path);
+    w.default_routes6.remove(path);
     w.ifaces.retain(|(ns, _), _| ns != path);
+    w.ifaces6.retain(|(ns, _), _| ns != path);
     // A veth dies with its peer's namespace.
     let gone: Vec<String> = w
         .links
@@ -239,7 +253,7 @@ impl LinkOps for FakeKernel {
         Ok(s.world.links.keys().cloned().collect())
     }
 
-    async fn route_destinations(&self) -> KResult<Vec<Ipv4Net>> {
+    async fn route_destinations(&self) -> KResult<Vec<IpNet>> {
         let s = self.call("route_destinations".into())?;
         Ok(s.world.routes.clone())
     }
@@ -297,7 +311,9 @@ impl LinkOps for FakeKernel {
         let key = (plan.netns.clone(), plan.ifname.clone());
         let complete = w.links.contains_key(&plan.host_veth)
             && w.ifaces.get(&key) == Some(&plan.address)
-            && (plan.gateway.is_none() || w.default_routes.contains_key(&plan.netns));
+            && w.ifaces6.get(&key).copied() == plan.address6
+            && (plan.gateway.is_none() || w.default_routes.contains_key(&plan.netns))
+            && (plan.gateway6.is_none() || w.default_routes6.contains_key(&plan.netns));
         if complete {
             if let Some(l) = w.links.get_mut(&plan.host_veth) {
                 l.controller = Some(bname);
@@ -318,12 +334,20 @@ impl LinkOps for FakeKernel {
                 peer: Some(key.clone()),
             },
         );
-        w.ifaces.insert(key, plan.address);
+        w.ifaces.insert(key.clone(), plan.address);
+        if let Some(a6) = plan.address6 {
+            w.ifaces6.insert(key, a6);
+        }
         w.lo_up.insert(plan.netns.clone());
         if let Some(gw) = plan.gateway {
             w.default_routes
                 .entry(plan.netns.clone())
                 .or_insert((gw, plan.ifname.clone()));
+        }
+        if let Some(gw) = plan.gateway6 {
+            w.default_routes6
+                .entry(plan.netns.clone())
+                .or_insert((gw.into(), plan.ifname.clone()));
         }
         Ok(())
     }
@@ -348,10 +372,14 @@ impl LinkOps for FakeKernel {
         let w = &mut s.world;
         let key = (plan.netns.clone(), plan.ifname.clone());
         if let Some(addr) = w.ifaces.get(&key).copied() {
+            let addr6 = w.ifaces6.get(&key).copied();
             drop_iface(w, &plan.netns, &plan.ifname);
             // Down: the address stays on the retired link, the route goes.
-            w.ifaces
-                .insert((plan.netns.clone(), plan.retired_ifname.clone()), addr);
+            let retired = (plan.netns.clone(), plan.retired_ifname.clone());
+            if let Some(a6) = addr6 {
+                w.ifaces6.insert(retired.clone(), a6);
+            }
+            w.ifaces.insert(retired, addr);
             if let Some(l) = w.links.get_mut(&plan.host_veth) {
                 l.peer = Some((plan.netns.clone(), plan.retired_ifname.clone()));
             }
@@ -371,24 +399,41 @@ impl LinkOps for FakeKernel {
         Ok(())
     }
 
-    async fn ensure_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> KResult<bool> {
+    async fn ensure_default_route(&self, netns: &Path, gateway: IpAddr) -> KResult<bool> {
         let mut s = self.call(format!(
             "ensure_default_route {} {gateway}",
             netns.display()
         ))?;
         let w = &mut s.world;
-        if w.default_routes.contains_key(netns) {
-            return Ok(false);
-        }
-        let Some(((_, via), _)) = w
-            .ifaces
-            .iter()
-            .find(|((ns, _), a)| ns == netns && a.contains(&gateway))
-        else {
+        let via = match gateway {
+            IpAddr::V4(gw) => {
+                if w.default_routes.contains_key(netns) {
+                    return Ok(false);
+                }
+                w.ifaces
+                    .iter()
+                    .find(|((ns, _), a)| ns == netns && a.contains(&gw))
+                    .map(|((_, via), _)| via.clone())
+            }
+            IpAddr::V6(gw) => {
+                if w.default_routes6.contains_key(netns) {
+                    return Ok(false);
+                }
+                w.ifaces6
+                    .iter()
+                    .find(|((ns, _), a)| ns == netns && a.contains(&gw))
+                    .map(|((_, via), _)| via.clone())
+            }
+        };
+        let Some(via) = via else {
             return Err(KernelError::failed(format!("no route to {gateway}")));
         };
-        let via = via.clone();
-        w.default_routes.insert(netns.to_path_buf(), (gateway, via));
+        if let IpAddr::V4(gw) = gateway {
+            w.default_routes.insert(netns.to_path_buf(), (gw, via));
+        } else {
+            w.default_routes6
+                .insert(netns.to_path_buf(), (gateway, via));
+        }
         Ok(true)
     }
 }

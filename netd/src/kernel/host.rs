@@ -2,11 +2,11 @@
 //! routes, nftnl for the firewall, bind mounts for namespaces, /proc/sys
 //! for sysctls. Idempotent throughout, so any plan can be applied again.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use super::firewall::Firewall;
 use super::hostport::{self, HostPortError};
@@ -63,7 +63,7 @@ impl LinkOps for Host {
             .collect())
     }
 
-    async fn route_destinations(&self) -> KResult<Vec<Ipv4Net>> {
+    async fn route_destinations(&self) -> KResult<Vec<IpNet>> {
         Ok(self.netlink.route_destinations().await?)
     }
 
@@ -74,7 +74,7 @@ impl LinkOps for Host {
     async fn apply_bridge(&self, plan: &BridgePlan) -> KResult<BridgeState> {
         let (index, created) = self
             .netlink
-            .ensure_bridge(&plan.name, plan.address, plan.mtu)
+            .ensure_bridge(&plan.name, plan.address, plan.address6, plan.mtu)
             .await
             .with_context(|| format!("bridge {}", plan.name))?;
         Ok(BridgeState { index, created })
@@ -114,8 +114,28 @@ impl LinkOps for Host {
         host.create_veth_into(&spec, bridge.index, &plan.netns)
             .await
             .with_context(|| format!("endpoint {}", plan.host_veth))?;
+        if plan.address6.is_some() {
+            // Before it comes up: a router advertisement from another
+            // container on the bridge must not give it routes or addresses.
+            netns::in_netns(&plan.netns, || {
+                let conf = format!("/proc/sys/net/ipv6/conf/{}", plan.ifname);
+                std::fs::write(format!("{conf}/accept_ra"), "0")?;
+                std::fs::write(format!("{conf}/disable_ipv6"), "0")?;
+                Ok(())
+            })
+            .with_context(|| format!("IPv6 settings of {}", plan.ifname))?;
+        }
+        let addrs: Vec<IpNet> = std::iter::once(plan.address.into())
+            .chain(plan.address6.map(IpNet::from))
+            .collect();
+        let gateways: Vec<IpAddr> = plan
+            .gateway
+            .map(IpAddr::from)
+            .into_iter()
+            .chain(plan.gateway6.map(IpAddr::from))
+            .collect();
         sandbox
-            .configure_peer(&spec, plan.address, plan.gateway)
+            .configure_peer(&spec, &addrs, &gateways)
             .await
             .with_context(|| format!("configure {} in {}", plan.ifname, plan.netns.display()))?;
         Ok(())
@@ -153,9 +173,9 @@ impl LinkOps for Host {
         Ok(Netlink::in_netns(netns)?.ensure_lo_up().await?)
     }
 
-    async fn ensure_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> KResult<bool> {
+    async fn ensure_default_route(&self, netns: &Path, gateway: IpAddr) -> KResult<bool> {
         let nl = Netlink::in_netns(netns)?;
-        if nl.has_default_route().await? {
+        if nl.has_default_route_for(gateway).await? {
             return Ok(false);
         }
         nl.add_default_route(gateway).await?;
@@ -168,12 +188,19 @@ async fn sandbox_side_is_complete(sandbox: &Netlink, plan: &EndpointPlan) -> any
     let Some(peer) = sandbox.link(&plan.ifname).await? else {
         return Ok(false);
     };
-    if !peer.up || !sandbox.addresses(peer.index).await?.contains(&plan.address) {
+    let addrs = sandbox.addresses(peer.index).await?;
+    if !peer.up
+        || !addrs.contains(&plan.address.into())
+        || plan.address6.is_some_and(|a| !addrs.contains(&a.into()))
+    {
         return Ok(false);
     }
     // A sandbox that should leave through this network but has no default
     // route at all lost it (another network's route is as good).
-    Ok(plan.gateway.is_none() || sandbox.has_default_route().await?)
+    Ok(
+        (plan.gateway.is_none() || sandbox.has_default_route().await?)
+            && (plan.gateway6.is_none() || sandbox.default_gateway6().await?.is_some()),
+    )
 }
 
 impl NamespaceOps for Host {

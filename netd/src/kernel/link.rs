@@ -2,14 +2,14 @@
 //! applying what already exists changes nothing, deleting what is gone is
 //! not an error.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use futures::TryStreamExt;
-use ipnet::Ipv4Net;
-use rtnetlink::packet_route::address::AddressAttribute;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkInfo as NlLinkInfo};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
@@ -93,7 +93,8 @@ fn link_info(m: &LinkMessage) -> LinkInfo {
     info
 }
 
-/// netd's networks are IPv4. A host-side veth with IPv6 on would get a
+/// A host-side veth is only a bridge port: it bridges IPv6 frames whether
+/// or not it has IPv6 itself, so it never needs it. With IPv6 on it would get a
 /// link-local address and routes, and the kernel walks the whole IPv6 route
 /// table whenever a link goes down (`fib6_ifdown`): with a thousand
 /// containers that walk, and the addrconf work holding the RTNL lock, made
@@ -204,8 +205,8 @@ impl Netlink {
         Ok(true)
     }
 
-    /// Addresses (IPv4 with prefix) on a link.
-    pub async fn addresses(&self, index: u32) -> Result<Vec<Ipv4Net>> {
+    /// Addresses (with prefix, both families) on a link.
+    pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>> {
         let s = self
             .h
             .address()
@@ -219,8 +220,8 @@ impl Netlink {
                 continue;
             }
             for a in &m.attributes {
-                if let AddressAttribute::Address(IpAddr::V4(ip)) = a
-                    && let Ok(n) = Ipv4Net::new(*ip, m.header.prefix_len)
+                if let AddressAttribute::Address(ip) = a
+                    && let Ok(n) = IpNet::new(*ip, m.header.prefix_len)
                 {
                     out.push(n);
                 }
@@ -231,23 +232,32 @@ impl Netlink {
 
     /// Add an address; already there is fine. No dump first: in a host
     /// namespace with thousands of veths the dump would cost O(links).
-    pub async fn ensure_address(&self, index: u32, addr: Ipv4Net) -> Result<()> {
-        match self
-            .h
-            .address()
-            .add(index, addr.addr().into(), addr.prefix_len())
-            .execute()
-            .await
-        {
+    /// An IPv6 address skips duplicate address detection: netd's IPAM is
+    /// what keeps addresses unique, and with DAD the address would stay
+    /// tentative (unusable) for a second or more after attach.
+    pub async fn ensure_address(&self, index: u32, addr: impl Into<IpNet>) -> Result<()> {
+        let addr: IpNet = addr.into();
+        let mut req = self.h.address().add(index, addr.addr(), addr.prefix_len());
+        if addr.addr().is_ipv6() {
+            let m = req.message_mut();
+            m.header.flags = AddressHeaderFlags::Nodad;
+            m.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match req.execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_exists(&e) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("add address {addr}")),
         }
     }
 
-    /// Every IPv4 route, in every table.
-    async fn routes4(&self) -> Result<Vec<RouteMessage>> {
-        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+    /// Every route of one family, in every table.
+    async fn routes(&self, v6: bool) -> Result<Vec<RouteMessage>> {
+        let req = if v6 {
+            RouteMessageBuilder::<Ipv6Addr>::new().build()
+        } else {
+            RouteMessageBuilder::<Ipv4Addr>::new().build()
+        };
         self.h
             .route()
             .get(req)
@@ -257,18 +267,26 @@ impl Netlink {
             .context("dump routes")
     }
 
-    /// IPv4 route destinations in every table, for picking a free subnet.
-    pub async fn route_destinations(&self) -> Result<Vec<Ipv4Net>> {
+    /// Route destinations of both families in every table, for picking a
+    /// free subnet.
+    pub async fn route_destinations(&self) -> Result<Vec<IpNet>> {
         let mut out = Vec::new();
-        for m in self.routes4().await? {
-            let len = m.header.destination_prefix_length;
-            let dst = m.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
-                _ => None,
-            });
-            let dst = dst.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            if let Ok(n) = Ipv4Net::new(dst, len) {
-                out.push(n.trunc());
+        for v6 in [false, true] {
+            for m in self.routes(v6).await? {
+                let len = m.header.destination_prefix_length;
+                let dst = m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(IpAddr::V4(*ip)),
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
+                    _ => None,
+                });
+                let dst = dst.unwrap_or(if v6 {
+                    Ipv6Addr::UNSPECIFIED.into()
+                } else {
+                    Ipv4Addr::UNSPECIFIED.into()
+                });
+                if let Ok(n) = IpNet::new(dst, len) {
+                    out.push(n.trunc());
+                }
             }
         }
         Ok(out)
@@ -282,23 +300,46 @@ impl Netlink {
     /// The gateway of the default IPv4 route in the main table, if there is
     /// one (the CNI plugin reports and checks the route it made).
     pub async fn default_gateway(&self) -> Result<Option<Ipv4Addr>> {
+        Ok(match self.default_gateway_of(false).await? {
+            Some(IpAddr::V4(gw)) => Some(gw),
+            _ => None,
+        })
+    }
+
+    /// The gateway of the default IPv6 route in the main table.
+    pub async fn default_gateway6(&self) -> Result<Option<Ipv6Addr>> {
+        Ok(match self.default_gateway_of(true).await? {
+            Some(IpAddr::V6(gw)) => Some(gw),
+            _ => None,
+        })
+    }
+
+    async fn default_gateway_of(&self, v6: bool) -> Result<Option<IpAddr>> {
         Ok(self
-            .routes4()
+            .routes(v6)
             .await?
             .iter()
             .filter(|m| m.header.destination_prefix_length == 0 && m.header.table == 254)
             .find_map(|m| {
                 m.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
+                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(IpAddr::V4(*ip)),
+                    RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
                     _ => None,
                 })
             }))
     }
 
-    pub async fn add_default_route(&self, gateway: Ipv4Addr) -> Result<()> {
-        let r = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(gateway)
-            .build();
+    /// Whether the main table has a default route of `gateway`'s family.
+    pub async fn has_default_route_for(&self, gateway: IpAddr) -> Result<bool> {
+        Ok(self.default_gateway_of(gateway.is_ipv6()).await?.is_some())
+    }
+
+    pub async fn add_default_route(&self, gateway: impl Into<IpAddr>) -> Result<()> {
+        let gateway: IpAddr = gateway.into();
+        let r = match gateway {
+            IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build(),
+            IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).build(),
+        };
         match self.h.route().add(r).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_exists(&e) => Ok(()),
@@ -313,6 +354,7 @@ impl Netlink {
         &self,
         name: &str,
         gateway: Ipv4Net,
+        gateway6: Option<Ipv6Net>,
         mtu: Option<u32>,
     ) -> Result<(u32, bool)> {
         let (index, up, created) = match self.link(name).await? {
@@ -341,6 +383,9 @@ impl Netlink {
             }
         };
         self.ensure_address(index, gateway).await?;
+        if let Some(g6) = gateway6 {
+            self.ensure_address(index, g6).await?;
+        }
         if !up {
             self.set_up(index).await?;
         }
@@ -422,17 +467,19 @@ impl Netlink {
     pub async fn configure_peer(
         &self,
         v: &VethSpec<'_>,
-        addr: Ipv4Net,
-        gateway: Option<Ipv4Addr>,
+        addrs: &[IpNet],
+        gateways: &[IpAddr],
     ) -> Result<()> {
         self.ensure_lo_up().await?;
         let index = self.index(v.ifname).await?;
-        self.ensure_address(index, addr).await?;
+        for a in addrs {
+            self.ensure_address(index, *a).await?;
+        }
         self.set_up(index).await?;
-        if let Some(gw) = gateway
-            && !self.has_default_route().await?
-        {
-            self.add_default_route(gw).await?;
+        for gw in gateways {
+            if !self.has_default_route_for(*gw).await? {
+                self.add_default_route(*gw).await?;
+            }
         }
         Ok(())
     }

@@ -10,10 +10,10 @@
 //! are direct, not through a vtable.
 
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 pub use super::error::{KResult, KernelError};
 use super::hostport::HostPortError;
@@ -38,7 +38,7 @@ pub trait LinkOps: Send + Sync {
     /// The names of every link in the host namespace.
     fn host_link_names(&self) -> impl Future<Output = KResult<Vec<String>>> + Send;
     /// The destinations of the host's routes (subnets to stay clear of).
-    fn route_destinations(&self) -> impl Future<Output = KResult<Vec<Ipv4Net>>> + Send;
+    fn route_destinations(&self) -> impl Future<Output = KResult<Vec<IpNet>>> + Send;
     /// Delete a host link; gone already is fine.
     fn delete_host_link(&self, name: &str) -> impl Future<Output = KResult<()>> + Send;
     /// Make a bridge exist, addressed and up. A link of that name that is
@@ -65,7 +65,7 @@ pub trait LinkOps: Send + Sync {
     fn ensure_default_route(
         &self,
         netns: &Path,
-        gateway: Ipv4Addr,
+        gateway: IpAddr,
     ) -> impl Future<Output = KResult<bool>> + Send;
 }
 

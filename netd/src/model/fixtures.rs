@@ -17,6 +17,7 @@ pub fn network(name: &str, subnet: &str) -> Network {
             subnet,
             gateway: Ipv4Addr::from(u32::from(subnet.network()) + 1),
             ip_range: None,
+            ipv6: None,
             bridge: format!("br-{}", &name[..name.len().min(10)])
                 .parse()
                 .expect("fixture bridge"),
@@ -68,6 +69,7 @@ pub fn endpoint(
         sandbox: sandbox.id.clone(),
         ifname: "eth0".parse().expect("fixture ifname"),
         ip,
+        ip6: None,
         mac: Mac::for_ip(ip),
         aliases: aliases.iter().map(|a| a.to_string()).collect(),
         ports: ports
@@ -75,4 +77,17 @@ pub fn endpoint(
             .map(|p| p.parse().expect("fixture publish spec"))
             .collect(),
     }
+}
+
+/// Make a fixture network dual-stack on `subnet6`, gateway ::1.
+pub fn with_ipv6(n: Network, subnet6: &str) -> Network {
+    let subnet: ipnet::Ipv6Net = subnet6.parse().expect("fixture subnet6");
+    with_bridge(n, |b| {
+        b.ipv6 = Some(Ipv6Config {
+            subnet,
+            gateway: crate::ipam6::default_gateway6(subnet),
+            ip_range: None,
+            masquerade: true,
+        })
+    })
 }

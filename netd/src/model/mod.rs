@@ -14,14 +14,14 @@ mod sandbox;
 pub mod fixtures;
 
 pub use names::{BRIDGE_PREFIX, HOST_VETH_PREFIX, Id, IfName, Name, RETIRED_PREFIX};
-pub use network::{BridgeConfig, Driver, Network};
+pub use network::{BridgeConfig, Driver, Ipv6Config, Network};
 #[doc(hidden)]
 pub use ports::fuzz_port_spec;
 pub use ports::{PortMapping, PortRange, Proto};
 pub use requests::{
     EndpointRequest, KNOWN_OPTIONS, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS,
-    MAX_PORTS, NetworkCreate, OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQUERADE, OPT_MTU, SandboxCreate,
-    ValidNetworkCreate,
+    MAX_PORTS, MAX_PREFIX6, NetworkCreate, OPT_BRIDGE_NAME, OPT_GATEWAY_MODE_V6, OPT_ICC,
+    OPT_MASQUERADE, OPT_MTU, SandboxCreate, ValidIpv6, ValidNetworkCreate,
 };
 pub use sandbox::{Endpoint, Mac, Sandbox, SandboxNet};
 

@@ -1,9 +1,9 @@
 //! A network as stored: its driver and the bridge settings.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use super::{Id, IfName, Name};
@@ -36,6 +36,9 @@ pub struct BridgeConfig {
     pub gateway: Ipv4Addr,
     /// Dynamic allocations come from here; static `--ip` may be anywhere in the subnet.
     pub ip_range: Option<Ipv4Net>,
+    /// The network's IPv6 side, when it is dual-stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Config>,
     pub bridge: IfName,
     pub mtu: Option<u32>,
     pub internal: bool,
@@ -45,6 +48,21 @@ pub struct BridgeConfig {
     /// Inter-container communication on this bridge.
     #[serde(default = "yes")]
     pub icc: bool,
+}
+
+/// The IPv6 side of a dual-stack bridge network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv6Config {
+    pub subnet: Ipv6Net,
+    pub gateway: Ipv6Addr,
+    /// Dynamic allocations come from here; static `--ip6` may be anywhere in the subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Ipv6Net>,
+    /// NAT66 (masquerade) what leaves the host, as Docker and netavark do
+    /// by default; false is routed mode: the subnet is reachable as is and
+    /// the operator routes it to this host.
+    #[serde(default = "yes")]
+    pub masquerade: bool,
 }
 
 fn yes() -> bool {

@@ -1,9 +1,9 @@
 //! Requests as the CLI and the API receive them, and their validation.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use super::{IfName, Invalid, Mac, Name, PortMapping, cut, invalid};
@@ -13,7 +13,15 @@ pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
-pub const KNOWN_OPTIONS: &[&str] = &[OPT_BRIDGE_NAME, OPT_MTU, OPT_MASQUERADE, OPT_ICC];
+/// Docker's name for NAT66 (`nat`, the default) or routed IPv6 (`routed`).
+pub const OPT_GATEWAY_MODE_V6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
+pub const KNOWN_OPTIONS: &[&str] = &[
+    OPT_BRIDGE_NAME,
+    OPT_MTU,
+    OPT_MASQUERADE,
+    OPT_ICC,
+    OPT_GATEWAY_MODE_V6,
+];
 
 fn bool_option(options: &BTreeMap<String, String>, key: &str) -> Result<bool, Invalid> {
     match options.get(key).map(String::as_str) {
@@ -36,10 +44,31 @@ pub struct NetworkCreate {
     pub ip_range: Option<String>,
     #[serde(default)]
     pub internal: bool,
+    /// Dual-stack: an IPv6 subnet beside the IPv4 one (`subnet6`, or a
+    /// ULA /64 from netd's pool when absent).
+    #[serde(default)]
+    pub ipv6: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range6: Option<String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+/// The IPv6 side of a validated create: the subnet may still have to be
+/// picked from the ULA pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidIpv6 {
+    pub subnet: Option<Ipv6Net>,
+    pub gateway: Option<Ipv6Addr>,
+    pub ip_range: Option<Ipv6Net>,
+    /// NAT66; false in routed mode.
+    pub masquerade: bool,
 }
 
 /// A create request after validation: everything except the subnet, which
@@ -50,6 +79,7 @@ pub struct ValidNetworkCreate {
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Ipv4Net>,
+    pub ipv6: Option<ValidIpv6>,
     pub bridge: Option<IfName>,
     pub mtu: Option<u32>,
     pub internal: bool,
@@ -101,6 +131,135 @@ fn special_range(net: &Ipv4Net) -> Option<(Ipv4Net, &'static str)> {
         let r = Ipv4Net::new(Ipv4Addr::from(*a), *len).ok()?;
         (r.contains(&net.network()) || net.contains(&r.network())).then_some((r, *why))
     })
+}
+
+/// IPv6 ranges that can never be a bridge subnet, with a word on why.
+const SPECIAL_RANGES6: &[(&str, &str)] = &[
+    (
+        "::/96",
+        "the unspecified, loopback and IPv4-compatible addresses",
+    ),
+    ("::ffff:0:0/96", "IPv4-mapped addresses"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// The longest IPv6 prefix a network may have: a /120 leaves 255 sandboxes.
+pub const MAX_PREFIX6: u8 = 120;
+
+fn parse_net6(what: &str, s: &str) -> Result<Ipv6Net, Invalid> {
+    let net: Ipv6Net = s.parse().map_err(|_| {
+        Invalid(format!(
+            "invalid {what} {s:?}: expected an IPv6 CIDR such as fd00:1::/64"
+        ))
+    })?;
+    if net.network() != net.addr() {
+        return invalid(format!(
+            "invalid {what} {s:?}: host bits are set (did you mean {}?)",
+            net.trunc()
+        ));
+    }
+    if net.prefix_len() > MAX_PREFIX6 {
+        return invalid(format!(
+            "invalid {what} {s:?}: a prefix longer than /{MAX_PREFIX6} is refused"
+        ));
+    }
+    for (range, why) in SPECIAL_RANGES6 {
+        let r: Ipv6Net = range.parse().expect("valid special range");
+        if r.contains(&net.network()) || net.contains(&r.network()) {
+            return invalid(format!(
+                "invalid {what} {s:?}: it overlaps {range}, {why}, which cannot be a container network"
+            ));
+        }
+    }
+    Ok(net)
+}
+
+fn is_v6(s: &str) -> bool {
+    s.contains(':')
+}
+
+impl NetworkCreate {
+    fn validate_ipv6(&self) -> Result<Option<ValidIpv6>, Invalid> {
+        // An IPv6 value in an IPv4 field: name the flag that was missing
+        // rather than fail to parse it as IPv4.
+        for (what, v) in [
+            ("subnet", &self.subnet),
+            ("gateway", &self.gateway),
+            ("ip-range", &self.ip_range),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| is_v6(v)) {
+                return invalid(format!(
+                    "{what} {v} is IPv6: give it as the IPv6 {what} of a network created with --ipv6"
+                ));
+            }
+        }
+        if !self.ipv6 {
+            if let Some(v) = self
+                .subnet6
+                .as_ref()
+                .or(self.gateway6.as_ref())
+                .or(self.ip_range6.as_ref())
+            {
+                return invalid(format!("{v} is IPv6, but the network is not: pass --ipv6"));
+            }
+            if self.options.contains_key(OPT_GATEWAY_MODE_V6) {
+                return invalid(format!("{OPT_GATEWAY_MODE_V6} needs --ipv6"));
+            }
+            return Ok(None);
+        }
+        let subnet = self
+            .subnet6
+            .as_deref()
+            .map(|s| parse_net6("IPv6 subnet", s))
+            .transpose()?;
+        let gateway = self
+            .gateway6
+            .as_deref()
+            .map(|g| {
+                g.parse::<Ipv6Addr>().map_err(|_| {
+                    Invalid(format!(
+                        "invalid IPv6 gateway {g:?}: expected an IPv6 address"
+                    ))
+                })
+            })
+            .transpose()?;
+        let ip_range = self
+            .ip_range6
+            .as_deref()
+            .map(|s| parse_net6("IPv6 ip-range", s))
+            .transpose()?;
+        if subnet.is_none() && (gateway.is_some() || ip_range.is_some()) {
+            return invalid("an IPv6 gateway or ip-range needs an IPv6 subnet");
+        }
+        if let (Some(net), Some(gw)) = (subnet, gateway)
+            && (!net.contains(&gw) || gw == net.network())
+        {
+            return invalid(format!(
+                "IPv6 gateway {gw} is not a usable address of subnet {net}"
+            ));
+        }
+        if let (Some(net), Some(r)) = (subnet, ip_range)
+            && !net.contains(&r)
+        {
+            return invalid(format!("IPv6 ip-range {r} is not inside subnet {net}"));
+        }
+        let nat = match self.options.get(OPT_GATEWAY_MODE_V6).map(String::as_str) {
+            None | Some("nat") => true,
+            Some("routed") => false,
+            Some(v) => {
+                return invalid(format!(
+                    "invalid {OPT_GATEWAY_MODE_V6} {v:?}: expected nat or routed"
+                ));
+            }
+        };
+        Ok(Some(ValidIpv6 {
+            subnet,
+            gateway,
+            ip_range,
+            masquerade: nat && bool_option(&self.options, OPT_MASQUERADE)? && !self.internal,
+        }))
+    }
 }
 
 /// Limits on what a request may store: labels are kept with the network
@@ -155,6 +314,7 @@ impl NetworkCreate {
                 ));
             }
         }
+        let ipv6 = self.validate_ipv6()?;
         let subnet = self
             .subnet
             .as_deref()
@@ -209,6 +369,7 @@ impl NetworkCreate {
             subnet,
             gateway,
             ip_range,
+            ipv6,
             bridge,
             mtu,
             internal: self.internal,
@@ -225,6 +386,9 @@ impl NetworkCreate {
 #[serde(deny_unknown_fields)]
 pub struct EndpointRequest {
     pub ip: Option<Ipv4Addr>,
+    /// A static IPv6 address, on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     #[serde(default)]
     pub aliases: Vec<String>,
     #[serde(default)]
@@ -325,6 +489,61 @@ mod tests {
         c.options.remove(OPT_MASQUERADE);
         c.driver = "overlay".into();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn ipv6_sides_are_validated_naming_the_value() {
+        let base = NetworkCreate {
+            name: "n".into(),
+            ipv6: true,
+            subnet6: Some("fd00:1::/64".into()),
+            ..Default::default()
+        };
+        let v = base.validate().unwrap().ipv6.unwrap();
+        assert_eq!(v.subnet.unwrap().to_string(), "fd00:1::/64");
+        assert!(v.masquerade);
+        let err = |f: &dyn Fn(&mut NetworkCreate)| {
+            let mut c = base.clone();
+            f(&mut c);
+            c.validate().unwrap_err().0
+        };
+        let e = err(&|c| c.ipv6 = false);
+        assert!(e.contains("fd00:1::/64") && e.contains("--ipv6"), "{e}");
+        let e = err(&|c| c.subnet = Some("fd00:2::/64".into()));
+        assert!(e.contains("fd00:2::/64") && e.contains("IPv6"), "{e}");
+        let e = err(&|c| c.subnet6 = Some("fd00:1::/121".into()));
+        assert!(e.contains("/121") && e.contains("/120"), "{e}");
+        let e = err(&|c| c.subnet6 = Some("ff02::/64".into()));
+        assert!(e.contains("multicast"), "{e}");
+        let e = err(&|c| c.subnet6 = Some("::ffff:10.0.0.0/120".into()));
+        assert!(e.contains("IPv4-mapped"), "{e}");
+        let e = err(&|c| c.subnet6 = Some("10.0.0.0/24".into()));
+        assert!(e.contains("IPv6 CIDR"), "{e}");
+        let e = err(&|c| c.gateway6 = Some("fd00:1::".into()));
+        assert!(e.contains("fd00:1::") && e.contains("usable"), "{e}");
+        let e = err(&|c| c.ip_range6 = Some("fd00:2::/80".into()));
+        assert!(e.contains("not inside"), "{e}");
+        let e = err(&|c| {
+            c.subnet6 = None;
+            c.gateway6 = Some("fd00:1::1".into());
+        });
+        assert!(e.contains("needs an IPv6 subnet"), "{e}");
+        let mut routed = base.clone();
+        routed
+            .options
+            .insert(OPT_GATEWAY_MODE_V6.into(), "routed".into());
+        assert!(!routed.validate().unwrap().ipv6.unwrap().masquerade);
+        let mut internal = base.clone();
+        internal.internal = true;
+        assert!(!internal.validate().unwrap().ipv6.unwrap().masquerade);
+        let mut v4only = NetworkCreate {
+            name: "n".into(),
+            ..Default::default()
+        };
+        v4only
+            .options
+            .insert(OPT_GATEWAY_MODE_V6.into(), "nat".into());
+        assert!(v4only.validate().unwrap_err().0.contains("needs --ipv6"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Sandboxes and their endpoints on networks.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,9 @@ pub struct Endpoint {
     pub sandbox: Id,
     pub ifname: IfName,
     pub ip: Ipv4Addr,
+    /// The IPv6 address, on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     pub mac: Mac,
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -54,6 +57,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Its addresses, IPv4 first.
+    pub fn addrs(&self) -> Vec<std::net::IpAddr> {
+        std::iter::once(self.ip.into())
+            .chain(self.ip6.map(Into::into))
+            .collect()
+    }
+
     /// The host side of the veth pair: derived from the endpoint id, so a
     /// leftover link can always be traced to its endpoint (or found orphaned).
     pub fn host_veth(&self) -> IfName {

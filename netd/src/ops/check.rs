@@ -222,6 +222,7 @@ mod tests {
             sandbox: Id::random(),
             ifname: "eth0".parse().unwrap(),
             ip: "10.1.0.2".parse().unwrap(),
+            ip6: None,
             mac: Mac::for_ip("10.1.0.2".parse().unwrap()),
             aliases: Vec::new(),
             ports: Vec::new(),

@@ -241,7 +241,7 @@ impl<K: Kernel> Netd<K> {
                 .map(|e| store::network_by_id(c, &e.network))
                 .collect::<Result<Vec<_>>>()
         })?;
-        if let Some((netns, gw)) = plan::default_route(sb, &nets) {
+        for (netns, gw) in plan::default_routes(sb, &nets) {
             self.k.ensure_default_route(&netns, gw).await?;
         }
         Ok(())

@@ -9,10 +9,52 @@ use super::rollback::{Rollback, Undo};
 use super::{DEFAULT_BRIDGE, Netd, detail};
 use crate::driver;
 use crate::error::{Error, Result};
-use crate::ipam;
 use crate::kernel::{Kernel, KernelError};
 use crate::model::*;
 use crate::store;
+use crate::{ipam, ipam6};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// Host routes by family.
+fn split_routes(routes: Vec<IpNet>) -> (Vec<Ipv4Net>, Vec<Ipv6Net>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for r in routes {
+        match r {
+            IpNet::V4(n) => v4.push(n),
+            IpNet::V6(n) => v6.push(n),
+        }
+    }
+    (v4, v6)
+}
+
+/// The IPv6 side of a new network: the given subnet, clear of the host's
+/// routes, or the first free /64 of the ULA pool.
+fn ipv6_side(c: &rusqlite::Connection, r: &ValidIpv6, routes6: &[Ipv6Net]) -> Result<Ipv6Config> {
+    let existing = store::subnets6(c)?;
+    let subnet = match r.subnet {
+        Some(s) => {
+            if let Some(route) = ipam6::host_route_overlap6(&s, &existing, routes6) {
+                return Err(Error::Conflict(format!(
+                    "IPv6 subnet {s} overlaps {route}, a route of the host's own links"
+                )));
+            }
+            s
+        }
+        None => ipam6::pick_subnet6(&existing, routes6).ok_or_else(|| {
+            Error::Conflict(format!(
+                "no free /64 left in {}; pass an IPv6 --subnet",
+                ipam6::POOL6
+            ))
+        })?,
+    };
+    Ok(Ipv6Config {
+        subnet,
+        gateway: r.gateway.unwrap_or_else(|| ipam6::default_gateway6(subnet)),
+        ip_range: r.ip_range,
+        masquerade: r.masquerade,
+    })
+}
 
 impl<K: Kernel> Netd<K> {
     pub(crate) async fn ensure_predefined(&self) -> Result<()> {
@@ -26,7 +68,7 @@ impl<K: Kernel> Netd<K> {
         {
             return Ok(());
         }
-        let routes = self.k.route_destinations().await?;
+        let (routes, _) = split_routes(self.k.route_destinations().await?);
         self.store.write(|c| {
             for (name, driver) in [("host", Driver::Host), ("none", Driver::Null)] {
                 if store::network(c, name).is_err() {
@@ -41,6 +83,7 @@ impl<K: Kernel> Netd<K> {
                     subnet,
                     gateway: ipam::default_gateway(subnet),
                     ip_range: None,
+                    ipv6: None,
                     bridge: DEFAULT_BRIDGE.parse()?,
                     mtu: None,
                     internal: false,
@@ -66,7 +109,7 @@ impl<K: Kernel> Netd<K> {
         // Both a picked and a given subnet must stay clear of the host's own
         // links: a given one on a host link would make the gateway the
         // host's own address.
-        let routes = self.k.route_destinations().await?;
+        let (routes, routes6) = split_routes(self.k.route_destinations().await?);
         let id = Id::random();
         let net = self.store.write(|c| {
             let subnet = match v.subnet {
@@ -84,6 +127,11 @@ impl<K: Kernel> Netd<K> {
                     )
                 })?,
             };
+            let ipv6 = v
+                .ipv6
+                .as_ref()
+                .map(|r| ipv6_side(c, r, &routes6))
+                .transpose()?;
             let bridge = match &v.bridge {
                 Some(b) => b.clone(),
                 None => format!("{BRIDGE_PREFIX}{}", &id.as_str()[..10]).parse()?,
@@ -95,6 +143,7 @@ impl<K: Kernel> Netd<K> {
                     subnet,
                     gateway: v.gateway.unwrap_or_else(|| ipam::default_gateway(subnet)),
                     ip_range: v.ip_range,
+                    ipv6,
                     bridge,
                     mtu: v.mtu,
                     internal: v.internal,

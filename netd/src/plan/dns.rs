@@ -46,11 +46,13 @@ fn network_names(
     let mut names: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
     let net = network.name.as_str().to_ascii_lowercase();
     for (s, ep) in members {
-        let ip = IpAddr::V4(ep.ip);
+        let ips = ep.addrs();
         for n in endpoint_names(&net, s, ep) {
             let v = names.entry(n).or_default();
-            if !v.contains(&ip) {
-                v.push(ip);
+            for ip in &ips {
+                if !v.contains(ip) {
+                    v.push(*ip);
+                }
             }
         }
     }

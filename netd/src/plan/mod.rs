@@ -3,10 +3,10 @@
 //! what the kernel reports.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 pub mod dns;
 pub mod firewall;
@@ -19,6 +19,8 @@ use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox, 
 pub struct BridgePlan {
     pub name: String,
     pub address: Ipv4Net,
+    /// The IPv6 gateway address, on a dual-stack network.
+    pub address6: Option<Ipv6Net>,
     pub mtu: Option<u32>,
     pub forward: bool,
 }
@@ -28,6 +30,10 @@ pub fn bridge(net: &Network) -> Option<BridgePlan> {
     Some(BridgePlan {
         name: b.bridge.to_string(),
         address: Ipv4Net::new(b.gateway, b.subnet.prefix_len()).ok()?,
+        address6: match &b.ipv6 {
+            Some(v6) => Some(Ipv6Net::new(v6.gateway, v6.subnet.prefix_len()).ok()?),
+            None => None,
+        },
         mtu: b.mtu,
         forward: !b.internal,
     })
@@ -38,10 +44,24 @@ pub fn bridge(net: &Network) -> Option<BridgePlan> {
 /// DNAT'ed loopback traffic may then leave through the bridge; forwarding
 /// when the network routes out. Forwarding is never turned off again: it is
 /// the host's, and other networks and tools rely on it.
+///
+/// A dual-stack bridge needs IPv6 on (a host with `default.disable_ipv6`
+/// would leave it off), takes no router advertisements from its ports (a
+/// container must not configure the host), and IPv6 forwarding when it
+/// routes out. `all.forwarding` makes the host's own interfaces ignore
+/// router advertisements unless their `accept_ra` is 2: docs/datapath.md
+/// says so, as Docker's docs do.
 pub fn bridge_sysctls(b: &BridgePlan) -> Vec<(String, &'static str)> {
     let mut out = vec![(format!("net/ipv4/conf/{}/route_localnet", b.name), "1")];
     if b.forward {
         out.push(("net/ipv4/ip_forward".to_string(), "1"));
+    }
+    if b.address6.is_some() {
+        out.push((format!("net/ipv6/conf/{}/disable_ipv6", b.name), "0"));
+        out.push((format!("net/ipv6/conf/{}/accept_ra", b.name), "0"));
+        if b.forward {
+            out.push(("net/ipv6/conf/all/forwarding".to_string(), "1"));
+        }
     }
     out
 }
@@ -60,6 +80,9 @@ pub struct EndpointPlan {
     /// The default route goes via this gateway unless the network is internal
     /// (no route out) or the sandbox already has a default route.
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 address and default route, on a dual-stack network.
+    pub address6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
     pub netns: PathBuf,
 }
 
@@ -74,6 +97,15 @@ pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<Endpo
         mac: ep.mac.0,
         address: Ipv4Net::new(ep.ip, b.subnet.prefix_len()).ok()?,
         gateway: (!b.internal).then_some(b.gateway),
+        address6: match (&b.ipv6, ep.ip6) {
+            (Some(v6), Some(ip6)) => Some(Ipv6Net::new(ip6, v6.subnet.prefix_len()).ok()?),
+            _ => None,
+        },
+        gateway6: b
+            .ipv6
+            .as_ref()
+            .filter(|_| !b.internal && ep.ip6.is_some())
+            .map(|v6| v6.gateway),
         netns,
     })
 }
@@ -106,14 +138,27 @@ pub fn sandbox(sb: &Sandbox, has_endpoints: bool) -> Option<SandboxPlan> {
     })
 }
 
-/// The default route a sandbox should have: via the gateway of the first
-/// of its networks that routes out (an internal network has none).
-pub fn default_route(sb: &Sandbox, networks: &[Network]) -> Option<(PathBuf, Ipv4Addr)> {
-    let netns = PathBuf::from(sb.netns_path()?);
-    networks
-        .iter()
-        .find_map(|n| n.bridge().filter(|b| !b.internal).map(|b| b.gateway))
-        .map(|gw| (netns, gw))
+/// The default routes a sandbox should have, one per family: via the
+/// gateway of the first of its networks that routes out in that family (an
+/// internal network has none).
+pub fn default_routes(sb: &Sandbox, networks: &[Network]) -> Vec<(PathBuf, IpAddr)> {
+    let Some(netns) = sb.netns_path().map(PathBuf::from) else {
+        return vec![];
+    };
+    let out = || {
+        networks
+            .iter()
+            .filter_map(|n| n.bridge())
+            .filter(|b| !b.internal)
+    };
+    let v4 = out().map(|b| IpAddr::V4(b.gateway)).next();
+    let v6 = out()
+        .find_map(|b| b.ipv6.as_ref())
+        .map(|v6| IpAddr::V6(v6.gateway));
+    v4.into_iter()
+        .chain(v6)
+        .map(|gw| (netns.clone(), gw))
+        .collect()
 }
 
 /// Links in the host namespace that carry netd's naming but belong to no
@@ -181,6 +226,33 @@ mod tests {
     }
 
     #[test]
+    fn dual_stack_endpoints_get_both_addresses_and_routes() {
+        let n = fixtures::with_ipv6(net(false), "fd00:3::/64");
+        let s = sandbox();
+        let mut e = ep(&n, &s);
+        e.ip6 = Some("fd00:3::7".parse().unwrap());
+        let p = endpoint(&n, &s, &e).unwrap();
+        assert_eq!(p.bridge.address6.unwrap().to_string(), "fd00:3::1/64");
+        assert_eq!(p.address6.unwrap().to_string(), "fd00:3::7/64");
+        assert_eq!(p.gateway6.unwrap().to_string(), "fd00:3::1");
+        let sys = bridge_sysctls(&p.bridge);
+        assert!(sys.contains(&("net/ipv6/conf/all/forwarding".into(), "1")));
+        assert!(sys.contains(&(format!("net/ipv6/conf/{}/accept_ra", p.bridge.name), "0")));
+        // IPv4-only: no IPv6 sysctl at all.
+        let v4 = endpoint(&net(false), &s, &ep(&net(false), &s)).unwrap();
+        assert!(
+            bridge_sysctls(&v4.bridge)
+                .iter()
+                .all(|(k, _)| !k.contains("ipv6"))
+        );
+        assert_eq!((v4.address6, v4.gateway6), (None, None));
+        // Internal: the address, no route.
+        let i = fixtures::with_ipv6(net(true), "fd00:3::/64");
+        let p = endpoint(&i, &s, &e).unwrap();
+        assert!(p.address6.is_some() && p.gateway6.is_none());
+    }
+
+    #[test]
     fn internal_networks_get_no_route_out() {
         let n = net(true);
         let s = sandbox();
@@ -220,12 +292,19 @@ mod tests {
         let s = sandbox();
         let internal = net(true);
         let out = fixtures::network("o", "10.9.0.0/24");
-        assert_eq!(default_route(&s, std::slice::from_ref(&internal)), None);
-        let (ns, gw) = default_route(&s, &[internal, out]).unwrap();
+        assert!(default_routes(&s, std::slice::from_ref(&internal)).is_empty());
+        let (ns, gw) = default_routes(&s, &[internal.clone(), out.clone()])[0].clone();
         assert_eq!(
             (ns, gw.to_string()),
             (PathBuf::from("/run/netns/s"), "10.9.0.1".into())
         );
+        // IPv6 from the first dual-stack network that routes out.
+        let dual = fixtures::with_ipv6(fixtures::network("d", "10.8.0.0/24"), "fd00:8::/64");
+        let gws: Vec<String> = default_routes(&s, &[internal, out, dual])
+            .into_iter()
+            .map(|(_, gw)| gw.to_string())
+            .collect();
+        assert_eq!(gws, ["10.9.0.1", "fd00:8::1"]);
     }
 
     #[test]

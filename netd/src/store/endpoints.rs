@@ -109,6 +109,19 @@ pub fn insert_endpoint(
         )));
     }
     let ip = ipam::allocate(cfg, &used, req.ip)?;
+    let (ip6, ip6_off) = match (&cfg.ipv6, req.ip6) {
+        (Some(v6), request) => {
+            let (ip6, off) = super::ipam6::allocate6(c, &network.id, v6, request)?;
+            (Some(ip6), off)
+        }
+        (None, Some(ip6)) => {
+            return Err(Error::Invalid(format!(
+                "network {} has no IPv6 subnet: cannot give {ip6} (create it with --ipv6)",
+                network.name
+            )));
+        }
+        (None, None) => (None, None),
+    };
     let taken_ifs: BTreeSet<String> = {
         let mut st = c.prepare_cached("SELECT ifname FROM endpoints WHERE sandbox_id = ?1")?;
         let rows = st.query_map([sandbox.id.as_str()], |r| r.get::<_, String>(0))?;
@@ -134,19 +147,23 @@ pub fn insert_endpoint(
         sandbox: sandbox.id.clone(),
         ifname: IfName::try_from(ifname)?,
         ip,
+        ip6,
         mac: req.mac.unwrap_or_else(|| Mac::for_ip(ip)),
         aliases: req.aliases.clone(),
         ports,
     };
     c.execute(
-        "INSERT INTO endpoints (id, network_id, sandbox_id, ip, ifname, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO endpoints (id, network_id, sandbox_id, ip, ifname, spec, ip6, ip6_off)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             ep.id.as_str(),
             ep.network.as_str(),
             ep.sandbox.as_str(),
             ep.ip.to_string(),
             ep.ifname.as_str(),
-            serde_json::to_string(&ep)?
+            serde_json::to_string(&ep)?,
+            ep.ip6.map(|a| a.to_string()),
+            ip6_off,
         ],
     )?;
     let mut st = c.prepare_cached(
@@ -167,6 +184,7 @@ pub fn insert_endpoint(
 }
 
 pub fn delete_endpoint(c: &Connection, id: &Id) -> Result<()> {
+    // The schema's trigger gives an IPv6 offset back to the free list.
     c.execute("DELETE FROM endpoints WHERE id = ?1", [id.as_str()])?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! inside [`Store::read`] or [`Store::write`], mutations inside `write` only.
 
 mod endpoints;
+mod ipam6;
 mod networks;
 mod ports;
 mod refs;
@@ -31,7 +32,7 @@ pub use endpoints::{
 };
 pub use networks::{
     delete_network, insert_network, network, network_by_id, network_names_present, networks,
-    subnets,
+    subnets, subnets6,
 };
 pub use ports::EPHEMERAL_PORTS;
 pub use refs::Ref;
@@ -42,7 +43,7 @@ pub use sandboxes::{
 };
 
 /// Bumped with every schema change; `migrate` upgrades older databases.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE networks (
@@ -78,6 +79,33 @@ CREATE TABLE published (
     PRIMARY KEY (host_ip, proto, port)
 );
 CREATE INDEX published_by_port ON published(proto, port);
+";
+
+/// Dual-stack: each endpoint's IPv6 address, and its offset in the
+/// network's dynamic range, indexed, with a per-network high-water mark and
+/// a free list of released offsets below it: the lowest free address is
+/// one index lookup (`ipam6`), never a scan of the network's addresses.
+const SCHEMA_V2: &str = "
+ALTER TABLE networks ADD COLUMN subnet6 TEXT;
+ALTER TABLE networks ADD COLUMN ip6_next INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN ip6 TEXT;
+ALTER TABLE endpoints ADD COLUMN ip6_off INTEGER;
+CREATE UNIQUE INDEX endpoints_ip6 ON endpoints(network_id, ip6);
+CREATE UNIQUE INDEX endpoints_ip6_off ON endpoints(network_id, ip6_off);
+CREATE TABLE ip6_free (
+    network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+    off        INTEGER NOT NULL,
+    PRIMARY KEY (network_id, off)
+) WITHOUT ROWID;
+-- However an endpoint goes (alone, with its sandbox), its offset below the
+-- mark joins the free list.
+CREATE TRIGGER endpoints_release6 AFTER DELETE ON endpoints
+WHEN OLD.ip6_off IS NOT NULL
+BEGIN
+    INSERT OR IGNORE INTO ip6_free (network_id, off)
+    SELECT OLD.network_id, OLD.ip6_off FROM networks
+    WHERE id = OLD.network_id AND ip6_next > OLD.ip6_off;
+END;
 ";
 
 pub struct Store {
@@ -146,6 +174,9 @@ impl Store {
             }
             if v < 1 {
                 tx.execute_batch(SCHEMA_V1)?;
+            }
+            if v < 2 {
+                tx.execute_batch(SCHEMA_V2)?;
             }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             Ok(())
@@ -254,6 +285,41 @@ mod tests {
         let mut s = fixtures::sandbox(name);
         s.net = SandboxNet::Host;
         s
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_keeping_its_records() {
+        let dir = tmpdir("migrate");
+        crate::lock::private_dir(&dir, 0o700).unwrap();
+        let n = net("old", "10.77.0.0/24");
+        {
+            let c = Connection::open(dir.join("netd.db")).unwrap();
+            c.execute_batch(SCHEMA_V1).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO networks (id, name, subnet, spec) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![
+                    n.id.as_str(),
+                    n.name.as_str(),
+                    "10.77.0.0/24",
+                    serde_json::to_string(&n).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&dir).unwrap();
+        let v: i64 = s
+            .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(s.read(|c| network(c, "old")).unwrap(), n);
+        let dual = fixtures::with_ipv6(net("new", "10.78.0.0/24"), "fd00:78::/64");
+        s.write(|c| insert_network(c, &dual)).unwrap();
+        assert_eq!(
+            s.read(subnets6).unwrap(),
+            vec!["fd00:78::/64".parse::<ipnet::Ipv6Net>().unwrap()]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Networks: lookups, and creation with its overlap and name checks.
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::from_json;
@@ -61,6 +61,17 @@ pub fn subnets(c: &Connection) -> Result<Vec<Ipv4Net>> {
     .collect()
 }
 
+/// IPv6 subnets of every dual-stack network.
+pub fn subnets6(c: &Connection) -> Result<Vec<Ipv6Net>> {
+    let mut st = c.prepare_cached("SELECT subnet6 FROM networks WHERE subnet6 IS NOT NULL")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| {
+        r?.parse()
+            .map_err(|_| Error::Store("corrupt IPv6 subnet".into()))
+    })
+    .collect()
+}
+
 pub fn insert_network(c: &Connection, n: &Network) -> Result<()> {
     if c.query_row(
         "SELECT 1 FROM networks WHERE name = ?1",
@@ -84,6 +95,14 @@ pub fn insert_network(c: &Connection, n: &Network) -> Result<()> {
                         b.subnet, ob.subnet, other.name
                     )));
                 }
+                if let (Some(v6), Some(o6)) = (&b.ipv6, &ob.ipv6)
+                    && crate::ipam6::overlaps6(&v6.subnet, &o6.subnet)
+                {
+                    return Err(Error::Conflict(format!(
+                        "IPv6 subnet {} overlaps subnet {} of network {}",
+                        v6.subnet, o6.subnet, other.name
+                    )));
+                }
                 if ob.bridge == b.bridge {
                     return Err(Error::Conflict(format!(
                         "bridge {} is already used by network {}",
@@ -94,11 +113,14 @@ pub fn insert_network(c: &Connection, n: &Network) -> Result<()> {
         }
     }
     c.execute(
-        "INSERT INTO networks (id, name, subnet, spec) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO networks (id, name, subnet, subnet6, spec) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             n.id.as_str(),
             n.name.as_str(),
             n.bridge().map(|b| b.subnet.to_string()),
+            n.bridge()
+                .and_then(|b| b.ipv6.as_ref())
+                .map(|v| v.subnet.to_string()),
             serde_json::to_string(n)?
         ],
     )?;

@@ -115,6 +115,8 @@ pub struct CreateRequest {
     pub internal: bool,
     #[serde(default, rename = "EnableIPv6")]
     pub enable_ipv6: Option<bool>,
+    #[serde(default, rename = "EnableIPv4")]
+    pub enable_ipv4: Option<bool>,
     #[serde(default)]
     pub options: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -123,8 +125,8 @@ pub struct CreateRequest {
 
 impl CreateRequest {
     pub fn into_netd(self) -> Result<NetworkCreate, String> {
-        if self.enable_ipv6 == Some(true) {
-            return Err("IPv6 networks are not supported yet".into());
+        if self.enable_ipv4 == Some(false) {
+            return Err("IPv6-only networks (EnableIPv4: false) are not supported yet".into());
         }
         let ipam = self.ipam.unwrap_or_default();
         if let Some(d) = ipam.driver.as_deref()
@@ -135,17 +137,34 @@ impl CreateRequest {
                 "IPAM driver {d:?} is not supported: only \"default\""
             ));
         }
-        let mut configs = ipam.config.unwrap_or_default();
-        if configs.len() > 1 {
-            return Err("only one IPAM config (one IPv4 subnet) per network is supported".into());
+        // One config per family, told apart by what it holds (Docker's
+        // own rule): an IPv6 subnet, or an IPv6 gateway without a subnet.
+        let (mut v4, mut v6) = (None, None);
+        for c in ipam.config.unwrap_or_default() {
+            let is_v6 = [&c.subnet, &c.gateway, &c.ip_range]
+                .iter()
+                .any(|v| v.as_deref().is_some_and(|v| v.contains(':')));
+            let slot = if is_v6 { &mut v6 } else { &mut v4 };
+            if slot.is_some() {
+                let family = if is_v6 { "IPv6" } else { "IPv4" };
+                return Err(format!(
+                    "two {family} IPAM configs: give at most one per family"
+                ));
+            }
+            *slot = Some(c);
         }
-        let c = configs.pop().unwrap_or_default();
+        let c: IpamConfig = v4.unwrap_or_default();
+        let c6: IpamConfig = v6.unwrap_or_default();
         Ok(NetworkCreate {
             name: self.name,
             driver: self.driver.unwrap_or_default(),
             subnet: c.subnet,
             gateway: c.gateway,
             ip_range: c.ip_range,
+            ipv6: self.enable_ipv6.unwrap_or(false),
+            subnet6: c6.subnet,
+            gateway6: c6.gateway,
+            ip_range6: c6.ip_range,
             internal: self.internal,
             options: self.options.unwrap_or_default(),
             labels: self.labels.unwrap_or_default(),
@@ -158,6 +177,8 @@ impl CreateRequest {
 pub struct EndpointIpam {
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: Option<String>,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -189,6 +210,13 @@ impl ConnectRequest {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse().map_err(|_| format!("invalid IPv4 address {s:?}")))
             .transpose()?;
+        let ip6 = ec
+            .ipam_config
+            .as_ref()
+            .and_then(|c| c.ipv6_address.as_deref())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| format!("invalid IPv6 address {s:?}")))
+            .transpose()?;
         let mac = ec
             .mac_address
             .as_deref()
@@ -197,6 +225,7 @@ impl ConnectRequest {
             .transpose()?;
         Ok(EndpointRequest {
             ip,
+            ip6,
             aliases: ec.aliases.clone().unwrap_or_default(),
             ports: vec![],
             mac,

@@ -76,7 +76,8 @@ async fn a_link_that_appears_between_the_check_and_the_create_is_never_taken() {
 #[tokio::test]
 async fn a_subnet_on_a_host_route_is_refused_and_a_picked_one_avoids_it() {
     let t = world().await;
-    t.k().add_route("10.60.0.0/16".parse().unwrap());
+    t.k()
+        .add_route("10.60.0.0/16".parse::<ipnet::Ipv4Net>().unwrap());
     let before = t.snapshot();
     let e = t
         .netd
