@@ -1,21 +1,25 @@
 //! The batch that builds the whole table.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use nftnl::nftnl_sys::libc;
 use nftnl::{Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, ProtoFamily, Table};
 
-use super::expr::{dnat4, lookup, masquerade, meta, payload, verdict};
+use super::expr::{dnat4, dnat6, lookup, masquerade, meta, payload, verdict};
 use super::maps::{ElemsMsg, RawSet, SetMsg, element_sets};
 use super::rules::{
     add_rule, base_chain, ct_dnat, daddr_is_local, ifname_key, internal_rules, ipv4_only,
-    loopback_from_bridges, network_rules, saddr_in,
+    ipv6_only, loopback_from_bridges, network_rules, saddr_in, saddr6_in,
 };
-use super::{MAP_ADDR, MAP_ANY, R32_0, R32_1, R32_2, REG1, SET_BRIDGES, TABLE};
+use super::{
+    MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, R32_0, R32_1, R32_2, R32_4, R32_5, REG1, SET_BRIDGES,
+    SET_DIRECT6, TABLE,
+};
 use crate::plan::firewall::FirewallPlan;
 
 // Data types of set keys (nftables' datatype ids), concatenated 6 bits apart.
 const TYPE_IPADDR: u32 = 7;
+const TYPE_IP6ADDR: u32 = 8;
 const TYPE_INET_PROTO: u32 = 12;
 const TYPE_INET_SERVICE: u32 = 13;
 const TYPE_IFNAME: u32 = 41;
@@ -51,12 +55,36 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
         8,
         Some((concat(TYPE_IPADDR, TYPE_INET_SERVICE), 8)),
     );
+    let addr6_map = RawSet::new(
+        MAP_ADDR6,
+        4,
+        concat(concat(TYPE_IP6ADDR, TYPE_INET_PROTO), TYPE_INET_SERVICE),
+        24,
+        Some((concat(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20)),
+    );
+    let any6_map = RawSet::new(
+        MAP_ANY6,
+        5,
+        concat(TYPE_INET_PROTO, TYPE_INET_SERVICE),
+        8,
+        Some((concat(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20)),
+    );
+    let direct6 = RawSet::new(
+        SET_DIRECT6,
+        6,
+        concat(concat(TYPE_IP6ADDR, TYPE_INET_PROTO), TYPE_INET_SERVICE),
+        24,
+        None,
+    );
     batch.add(&SetMsg(&bridges), MsgType::Add);
     if !plan.networks.is_empty() {
         batch.add(&ElemsMsg(&bridges), MsgType::Add);
     }
     batch.add(&SetMsg(&addr_map), MsgType::Add);
     batch.add(&SetMsg(&any_map), MsgType::Add);
+    batch.add(&SetMsg(&addr6_map), MsgType::Add);
+    batch.add(&SetMsg(&any6_map), MsgType::Add);
+    batch.add(&SetMsg(&direct6), MsgType::Add);
     let elems = element_sets(&plan.ports);
     for s in &elems {
         batch.add(&ElemsMsg(s), MsgType::Add);
@@ -113,6 +141,24 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
     e.push(lookup(MAP_ANY, R32_0, Some(REG1)));
     e.push(dnat4(REG1, R32_1));
     add_rule(&mut batch, &publish, e);
+    // The same for IPv6: the destination address is 16 bytes (R32_0..3),
+    // so protocol and port follow in R32_4 and R32_5, and the looked-up
+    // address . port lands in REG1 with the port in R32_4.
+    let mut e = ipv6_only();
+    e.extend(daddr_is_local());
+    e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 24, 16, R32_0));
+    e.push(meta(libc::NFT_META_L4PROTO, R32_4));
+    e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_5));
+    e.push(lookup(MAP_ADDR6, R32_0, Some(REG1)));
+    e.push(dnat6(REG1, R32_4));
+    add_rule(&mut batch, &publish, e);
+    let mut e = ipv6_only();
+    e.extend(daddr_is_local());
+    e.push(meta(libc::NFT_META_L4PROTO, R32_0));
+    e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_1));
+    e.push(lookup(MAP_ANY6, R32_0, Some(REG1)));
+    e.push(dnat6(REG1, R32_4));
+    add_rule(&mut batch, &publish, e);
     add_rule(
         &mut batch,
         &pre,
@@ -139,6 +185,17 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
     let mut e = ipv4_only();
     e.extend(saddr_in(
         ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).expect("valid /8"),
+    ));
+    e.extend(ct_dnat());
+    e.push(masquerade());
+    add_rule(&mut batch, &post, e);
+    // And on [::1]. IPv6 has no route_localnet: the kernel only drops ::1
+    // as a source on *receive* from a non-loopback device, and the output
+    // path re-routes a DNAT'ed packet, so masquerading it to the bridge's
+    // address before it leaves is all that is needed.
+    let mut e = ipv6_only();
+    e.extend(saddr6_in(
+        ipnet::Ipv6Net::new(Ipv6Addr::LOCALHOST, 128).expect("valid /128"),
     ));
     e.extend(ct_dnat());
     e.push(masquerade());
