@@ -438,6 +438,31 @@ pub fn ping(ns: &str, ip: &str) -> bool {
 /// Join a host namespace to an "outside" one by a veth: host `PREFIX.1/24`,
 /// outside `PREFIX.2/24` (PREFIX like "10.202.1").
 pub fn uplink(host: &Netns, outside: &Netns, prefix: &str) {
+    uplink_links(host, outside, prefix);
+}
+
+/// `uplink`, plus IPv6: host `PREFIX6::1/64`, outside `PREFIX6::2/64`
+/// (PREFIX6 like "2001:db8:207:1"), without DAD so both answer at once.
+pub fn uplink6(host: &Netns, outside: &Netns, prefix: &str, prefix6: &str) {
+    let (up, upo) = uplink_links(host, outside, prefix);
+    for (ns, dev, me) in [(host, &up, 1), (outside, &upo, 2)] {
+        ns.run_ok(
+            "ip",
+            &[
+                "-6",
+                "addr",
+                "add",
+                &format!("{prefix6}::{me}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ],
+        );
+    }
+}
+
+/// The uplink's veth pair, addressed and up: (host end, outside end).
+fn uplink_links(host: &Netns, outside: &Netns, prefix: &str) -> (String, String) {
     let up = format!(
         "ndup{}{}",
         std::process::id() % 100_000,
@@ -469,6 +494,7 @@ pub fn uplink(host: &Netns, outside: &Netns, prefix: &str) {
         &["addr", "add", &format!("{prefix}.2/24"), "dev", &upo],
     );
     outside.run_ok("ip", &["link", "set", &upo, "up"]);
+    (up.to_string(), upo)
 }
 
 /// A daemon something else started (netd-cni does, for DNS), stopped by the

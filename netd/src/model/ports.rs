@@ -189,6 +189,17 @@ impl FromStr for PortMapping {
                     "invalid publish spec {spec:?}: {ip} is an IPv4-mapped address; write it as {v4}"
                 ));
             }
+            // Measured: with bridge netfilter on (netd needs it for ICC and
+            // hairpin), the reply to a connection DNAT'ed from [::1] is
+            // turned back to ::1 on the bridge, and the IPv6 input path
+            // drops any packet for ::1 that did not arrive on `lo` (RFC
+            // 4291 2.5.3; IPv6 has no `route_localnet`). Such a port could
+            // never answer, so it is refused rather than left to hang.
+            if ip.is_loopback() {
+                return invalid(format!(
+                    "invalid publish spec {spec:?}: cannot publish on [::1]: the kernel drops replies to ::1 that come from a bridge (IPv6 has no route_localnet); publish on 127.0.0.1, on [::] or on one of the host's IPv6 addresses"
+                ));
+            }
             if ip.is_multicast() {
                 return invalid(format!(
                     "invalid publish spec {spec:?}: {ip} is a multicast address"
@@ -275,8 +286,6 @@ mod tests {
         let p: PortMapping = "10.0.0.1::53/sctp".parse().unwrap();
         assert_eq!(p.host_port, None);
         assert_eq!(p.proto, Proto::Sctp);
-        let p: PortMapping = "[::1]:8080:80".parse().unwrap();
-        assert_eq!(p.host_ip, Some("::1".parse().unwrap()));
         let p: PortMapping = "[2001:db8::1]::53/udp".parse().unwrap();
         assert_eq!(p.host_ip, Some("2001:db8::1".parse().unwrap()));
         assert_eq!(p.host_port, None);
@@ -323,7 +332,7 @@ mod tests {
             "127.0.0.1:9000-9002:8000-8002/udp",
             "80/tcp",
             "10.0.0.1::53/sctp",
-            "[::1]:8080:80/tcp",
+            "[fd00::1]:8080:80/tcp",
             "[2001:db8::1]::53/udp",
             "[::]:9000-9001:90-91/tcp",
         ] {

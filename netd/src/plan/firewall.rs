@@ -239,7 +239,7 @@ mod tests {
                 "8080:80",
                 "0.0.0.0:81:81",
                 "[::]:82:82",
-                "[::1]:83:83",
+                "[2001:db8::2]:83:83",
                 "127.0.0.1:84:84",
                 "[2001:db8::1]:85-86:85-86/udp",
             ],
@@ -266,7 +266,7 @@ mod tests {
                 (None, 8080, v6),
                 (None, 81, v4),
                 (None, 82, v6),
-                (s("::1"), 83, v6),
+                (s("2001:db8::2"), 83, v6),
                 (s("127.0.0.1"), 84, v4),
                 (s("2001:db8::1"), 85, v6),
                 (s("2001:db8::1"), 86, v6),
@@ -300,9 +300,12 @@ mod tests {
     #[test]
     fn ipv6_host_addresses_need_an_ipv6_network() {
         let n = net(false, true);
-        let e = ep(&n, &["8080:80", "[::1]:8081:80"]);
+        let e = ep(&n, &["8080:80", "[2001:db8::1]:8081:80"]);
         let why = unpublishable(&n, &e.ports).unwrap();
-        assert!(why.contains("[::1]") && why.contains("no IPv6"), "{why}");
+        assert!(
+            why.contains("[2001:db8::1]") && why.contains("no IPv6"),
+            "{why}"
+        );
         // Every address on an IPv4-only network is every IPv4 address.
         let e = ep(&n, &["8080:80"]);
         assert_eq!(port_elements(&n, &e).len(), 1);

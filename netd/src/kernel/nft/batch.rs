@@ -5,11 +5,11 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use nftnl::nftnl_sys::libc;
 use nftnl::{Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, ProtoFamily, Table};
 
-use super::expr::{dnat4, dnat6, lookup, masquerade, meta, payload, verdict};
+use super::expr::{cmp, dnat4, dnat6, lookup, masquerade, meta, payload, verdict};
 use super::maps::{ElemsMsg, RawSet, SetMsg, element_sets};
 use super::rules::{
     add_rule, base_chain, ct_dnat, daddr_is_local, ifname_key, internal_rules, ipv4_only,
-    ipv6_only, loopback_from_bridges, network_rules, saddr_in, saddr6_in,
+    ipv6_only, loopback_from_bridges, network_rules, saddr_in,
 };
 use super::{
     MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, R32_0, R32_1, R32_2, R32_4, R32_5, REG1, SET_BRIDGES,
@@ -152,7 +152,11 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
     e.push(lookup(MAP_ADDR6, R32_0, Some(REG1)));
     e.push(dnat6(REG1, R32_4));
     add_rule(&mut batch, &publish, e);
+    // Not ::1: a reply to it from a bridge never arrives (see
+    // model::ports), so the connection is better refused at once.
     let mut e = ipv6_only();
+    e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 24, 16, REG1));
+    e.push(cmp(libc::NFT_CMP_NEQ, REG1, &Ipv6Addr::LOCALHOST.octets()));
     e.extend(daddr_is_local());
     e.push(meta(libc::NFT_META_L4PROTO, R32_0));
     e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_1));
@@ -185,17 +189,6 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
     let mut e = ipv4_only();
     e.extend(saddr_in(
         ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).expect("valid /8"),
-    ));
-    e.extend(ct_dnat());
-    e.push(masquerade());
-    add_rule(&mut batch, &post, e);
-    // And on [::1]. IPv6 has no route_localnet: the kernel only drops ::1
-    // as a source on *receive* from a non-loopback device, and the output
-    // path re-routes a DNAT'ed packet, so masquerading it to the bridge's
-    // address before it leaves is all that is needed.
-    let mut e = ipv6_only();
-    e.extend(saddr6_in(
-        ipnet::Ipv6Net::new(Ipv6Addr::LOCALHOST, 128).expect("valid /128"),
     ));
     e.extend(ct_dnat());
     e.push(masquerade());

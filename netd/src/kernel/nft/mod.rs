@@ -12,7 +12,7 @@
 //!     meta nfproto ipv4 fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
 //!     meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @pub_any
 //!     meta nfproto ipv6 fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub_addr6
-//!     meta nfproto ipv6 fib daddr type local dnat ip6 to meta l4proto . th dport map @pub_any6
+//!     meta nfproto ipv6 ip6 daddr != ::1 fib daddr type local dnat ip6 to meta l4proto . th dport map @pub_any6
 //!   }
 //!   chain localnet { type filter hook prerouting priority raw
 //!     ip daddr 127.0.0.0/8 iifname @bridges drop           # no host loopback from sandboxes
@@ -26,7 +26,6 @@
 //!     ip6 saddr SUBNET6 oifname != BRIDGE masquerade      # NAT66, unless routed/off/internal
 //!     ip6 saddr SUBNET6 oifname BRIDGE ct status dnat masquerade # hairpin over IPv6
 //!     ip saddr 127.0.0.0/8 ct status dnat masquerade       # localhost publishing
-//!     ip6 saddr ::1 ct status dnat masquerade              #   and on [::1]
 //!   }
 //!   chain forward { type filter hook forward priority filter
 //!     iifname BRIDGE oifname != BRIDGE drop                # internal networks, both ways,
