@@ -1,0 +1,539 @@
+//! netd-lb over IPv6: members at IPv6 addresses found by AAAA lookups or by
+//! the `ip6` of netd's member list, IPv6 and dual-stack listeners, IPv6
+//! clients in the forwarding headers. Everything runs in a namespace of the
+//! test's own (`lb6x<pid><tag>`), whose `lo` carries the members' addresses;
+//! the netd API is a small stand-in serving a fixed member list (this
+//! branch's daemon has no IPv6 endpoints yet), the DNS server a small
+//! responder on `[::1]`. Needs root (namespaces) and python3.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv6Addr, UdpSocket};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, Metadata};
+use hickory_proto::rr::rdata::AAAA;
+use hickory_proto::rr::{RData, Record, RecordType};
+
+use support::*;
+
+/// The members: name and IPv6 address, each serving its name on :8000.
+const MEMBERS: [(&str, &str); 3] = [("m1", "fd6b::11"), ("m2", "fd6b::12"), ("m3", "fd6b::13")];
+
+/// Run `f` on a thread that has joined namespace `ns` and keeps running
+/// there (unlike `in_ns`, which waits for `f`).
+fn spawn_in_ns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: setns on a valid namespace fd; only this thread moves.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+}
+
+/// The namespace with the members' addresses on `lo` and a backend on each.
+struct V6World {
+    // Drop order: backends first, then the namespace, then the directory.
+    _backends: Vec<Child>,
+    ns: Netns,
+    dir: TempDir,
+}
+
+impl V6World {
+    fn new(tag: &str) -> V6World {
+        let name = format!("lb6x{}{tag}", std::process::id());
+        let dir = TempDir::new(&format!("netd-lb-{name}"));
+        let ns = Netns::new(&name);
+        let script = dir.0.join("backend.py");
+        std::fs::write(&script, BACKEND_PY).unwrap();
+        let mut backends = Vec::new();
+        for (member, ip) in MEMBERS {
+            // nodad: usable at once, not after duplicate address detection.
+            ns.run_ok(
+                "ip",
+                &[
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{ip}/128"),
+                    "dev",
+                    "lo",
+                    "nodad",
+                ],
+            );
+            backends.push(spawn_in(
+                &name,
+                "python3",
+                &[script.to_str().unwrap(), "http", member, "8000", ip],
+            ));
+        }
+        for (member, ip) in MEMBERS {
+            assert!(
+                wait_connectable(&name, &format!("[{ip}]:8000"), Duration::from_secs(10)),
+                "backend {member} does not answer on [{ip}]:8000"
+            );
+        }
+        V6World {
+            _backends: backends,
+            ns,
+            dir,
+        }
+    }
+
+    fn ns(&self) -> &str {
+        self.ns.name()
+    }
+}
+
+/// A DNS responder on `[::1]` in the world's namespace: AAAA for `web.`
+/// answers every member (rotated), any other question about `web.` is
+/// NODATA, anything else NXDOMAIN. Counts the questions by type.
+struct Dns6 {
+    port: u16,
+    asked: Arc<Mutex<HashMap<RecordType, usize>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Dns6 {
+    fn start(ns: &str) -> Dns6 {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asked = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, s) = (Arc::clone(&asked), Arc::clone(&stop));
+        let thread = spawn_in_ns(ns, move || {
+            let sock = UdpSocket::bind("[::1]:0").expect("bind [::1]");
+            sock.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            tx.send(sock.local_addr().unwrap().port()).unwrap();
+            let mut turn = 0usize;
+            let mut buf = [0u8; 1500];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(req) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let Some(q) = req.queries.first() else {
+                    continue;
+                };
+                *a.lock().unwrap().entry(q.query_type()).or_insert(0) += 1;
+                let mut resp =
+                    Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+                resp.metadata = Metadata::response_from_request(&req.metadata);
+                resp.queries = req.queries.clone();
+                let ours = q.name().to_ascii().eq_ignore_ascii_case("web.");
+                if !ours {
+                    resp.metadata.response_code = hickory_proto::op::ResponseCode::NXDomain;
+                } else if q.query_type() == RecordType::AAAA {
+                    turn += 1;
+                    for i in 0..MEMBERS.len() {
+                        let ip: Ipv6Addr = MEMBERS[(turn + i) % MEMBERS.len()].1.parse().unwrap();
+                        resp.answers.push(Record::from_rdata(
+                            q.name().clone(),
+                            5,
+                            RData::AAAA(AAAA(ip)),
+                        ));
+                    }
+                }
+                let _ = sock.send_to(&resp.to_vec().unwrap(), peer);
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("responder up");
+        Dns6 {
+            port,
+            asked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn asked(&self, t: RecordType) -> usize {
+        self.asked.lock().unwrap().get(&t).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Dns6 {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A stand-in for netd's API socket: the member list of `net`/`web` with
+/// `ip6` (plus one endpoint without, which an ipv6 service must skip), and
+/// an event stream that stays open and quiet.
+struct FakeNetd {
+    socket: PathBuf,
+    lists: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeNetd {
+    fn start(dir: &Path) -> FakeNetd {
+        let socket = dir.join("netd.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let mut members: Vec<serde_json::Value> = MEMBERS
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ip6))| {
+                serde_json::json!({
+                    "sandbox_name": name, "ip": format!("10.9.0.{}", i + 2), "ip6": ip6,
+                    "aliases": ["web"],
+                })
+            })
+            .collect();
+        members.push(serde_json::json!({
+            "sandbox_name": "v4only", "ip": "10.9.0.9", "aliases": ["web"],
+        }));
+        let body = serde_json::to_string(&members).unwrap();
+        let lists = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, s) = (Arc::clone(&lists), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((mut c, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let (body, l, s) = (body.clone(), Arc::clone(&l), Arc::clone(&s));
+                std::thread::spawn(move || {
+                    c.set_nonblocking(false).unwrap();
+                    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if c.read(&mut b).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(b[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    let path = head.split_whitespace().nth(1).unwrap_or("");
+                    if path == "/netd/events" {
+                        let _ = c.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\
+                              Transfer-Encoding: chunked\r\n\r\n",
+                        );
+                        while !s.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    } else if path == "/netd/networks/net/members/web" {
+                        l.fetch_add(1, Ordering::Relaxed);
+                        let _ = c.write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        );
+                    } else {
+                        let msg = r#"{"message":"not found"}"#;
+                        let _ = c.write_all(
+                            format!(
+                                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\
+                                 Content-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+                                msg.len()
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                });
+            }
+        });
+        FakeNetd {
+            socket,
+            lists,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakeNetd {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// netd-lb in the world's namespace, killed (by pid) on drop.
+struct LbProc {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl LbProc {
+    /// Start with `args`; wait until every address of `reach` accepts.
+    fn start(w: &V6World, tag: &str, args: &[&str], reach: &[&str]) -> LbProc {
+        let log = w.dir.0.join(format!("{tag}.log"));
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", w.ns()))
+            .arg(lb_bin())
+            .args(args)
+            .env("RUST_LOG", "info,netd_lb=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn netd-lb");
+        let lb = LbProc {
+            child: Some(Child(child)),
+            log,
+        };
+        for addr in reach {
+            assert!(
+                wait_connectable(w.ns(), addr, Duration::from_secs(10)),
+                "netd-lb does not accept on {addr}:\n{}",
+                lb.log_text()
+            );
+        }
+        lb
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LbProc {
+    fn drop(&mut self) {
+        drop(self.child.take());
+        if std::thread::panicking() {
+            eprintln!("--- netd-lb log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// `n` GETs of `/` on fresh connections to `addr` from the namespace; how
+/// often each body came back, and the failures.
+fn spread(ns: &str, addr: &str, n: usize) -> (HashMap<String, usize>, Vec<String>) {
+    let addr = addr.to_string();
+    let res: Vec<Result<String, String>> = in_ns(ns, move || {
+        (0..n)
+            .map(|_| match http_get(&addr, "/", &[]) {
+                Ok(r) if r.status == 200 => Ok(r.body.trim().to_string()),
+                Ok(r) => Err(format!("status {}: {}", r.status, r.body.trim())),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect()
+    });
+    (tally(&res), failures(&res))
+}
+
+/// Until every member has answered through `addr`.
+fn wait_all_members(ns: &str, addr: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let (t, _) = spread(ns, addr, 6);
+        if MEMBERS.iter().all(|(m, _)| t.contains_key(*m)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("not every member answers through {addr}");
+}
+
+/// Round-robin over three members: 30 requests, 10 each, none failed.
+fn assert_even(ns: &str, addr: &str) {
+    let (t, failed) = spread(ns, addr, 30);
+    assert!(failed.is_empty(), "{failed:?}");
+    for (m, _) in MEMBERS {
+        assert_eq!(t.get(m).copied(), Some(10), "{addr}: {t:?}");
+    }
+}
+
+/// The forwarding headers a member saw for a request to `addr`.
+fn forwarded_headers(ns: &str, addr: &str) -> (String, String) {
+    let addr = addr.to_string();
+    let r = in_ns(ns, move || http_get(&addr, "/headers", &[])).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let get = |name: &str| {
+        r.body
+            .lines()
+            .find_map(|l| {
+                l.split_once(": ")
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| panic!("no {name} in {}", r.body))
+    };
+    (get("x-forwarded-for"), get("forwarded"))
+}
+
+#[test]
+fn aaaa_discovery_spreads_over_ipv6_members_behind_an_ipv6_listener() {
+    let w = V6World::new("dn");
+    let dns = Dns6::start(w.ns());
+    let server = format!("[::1]:{}", dns.port);
+    let lb = LbProc::start(
+        &w,
+        "dns",
+        &[
+            "--listen",
+            "[::1]:8080",
+            "--alias",
+            "web",
+            "--port",
+            "8000",
+            "--discover",
+            "dns",
+            "--dns-server",
+            &server,
+            "--dns-interval",
+            "200ms",
+            "--ip-family",
+            "ipv6",
+            "--threads",
+            "2",
+        ],
+        &["[::1]:8080"],
+    );
+    wait_all_members(w.ns(), "[::1]:8080");
+    assert_even(w.ns(), "[::1]:8080");
+    // AAAA questions only: an ipv6 service never asks for A records.
+    assert!(dns.asked(RecordType::AAAA) >= 1);
+    assert_eq!(dns.asked(RecordType::A), 0);
+    // DNS members are named by address.
+    let log = lb.log_text();
+    assert!(log.contains("member=fd6b::11"), "{log}");
+    // An IPv6 client, in both forwarding headers.
+    let (xff, fwd) = forwarded_headers(w.ns(), "[::1]:8080");
+    assert_eq!(xff, "::1");
+    assert!(fwd.starts_with("for=\"[::1]\";proto=http"), "{fwd}");
+}
+
+#[test]
+fn api_discovery_uses_ip6_and_a_dual_stack_listener_takes_both_families() {
+    let w = V6World::new("ap");
+    let netd = FakeNetd::start(&w.dir.0);
+    let socket = netd.socket.to_str().unwrap().to_string();
+    let lb = LbProc::start(
+        &w,
+        "api",
+        &[
+            "--listen",
+            "[::]:8081",
+            "--network",
+            "net",
+            "--alias",
+            "web",
+            "--port",
+            "8000",
+            "--ip-family",
+            "ipv6",
+            "--socket",
+            &socket,
+            "--threads",
+            "2",
+        ],
+        &["[::1]:8081", "127.0.0.1:8081"],
+    );
+    assert!(netd.lists.load(Ordering::Relaxed) >= 1);
+    wait_all_members(w.ns(), "[::1]:8081");
+    // Members are the listed endpoints at their ip6; the one without an
+    // IPv6 address is skipped, so nothing fails.
+    assert_even(w.ns(), "[::1]:8081");
+    assert_even(w.ns(), "127.0.0.1:8081");
+    assert!(
+        lb.log_text().contains("no IPv6 address: skipped"),
+        "{}",
+        lb.log_text()
+    );
+    // An IPv4 client of the dual-stack listener is shown as IPv4, not as
+    // ::ffff:127.0.0.1; an IPv6 one in brackets.
+    let (xff, fwd) = forwarded_headers(w.ns(), "127.0.0.1:8081");
+    assert_eq!(xff, "127.0.0.1");
+    assert!(fwd.starts_with("for=127.0.0.1;proto=http"), "{fwd}");
+    let (xff, fwd) = forwarded_headers(w.ns(), "[::1]:8081");
+    assert_eq!(xff, "::1");
+    assert!(fwd.starts_with("for=\"[::1]\";proto=http"), "{fwd}");
+}
+
+/// Run netd-lb to its exit in the namespace; status code and stderr.
+fn run_to_exit(w: &V6World, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", w.ns()))
+        .arg(lb_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run netd-lb");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_ip_family_and_clashing_listeners_are_refused() {
+    let w = V6World::new("bad");
+    let (code, err) = run_to_exit(
+        &w,
+        &[
+            "--listen",
+            "[::1]:8082",
+            "--network",
+            "net",
+            "--alias",
+            "web",
+            "--port",
+            "8000",
+            "--ip-family",
+            "inet6",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("unknown IP family \"inet6\"") && err.contains("ipv4, ipv6"),
+        "{err}"
+    );
+    let file = w.dir.0.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[[service]]\nlisten = \"[::1]:8082\"\nnetwork = \"net\"\nalias = \"web\"\nport = 8000\n\
+         ip_family = \"IPv6\"\n",
+    )
+    .unwrap();
+    let (code, err) = run_to_exit(&w, &["--config", file.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("unknown IP family \"IPv6\""), "{err}");
+    // [::]:PORT takes IPv4 too, so it cannot share a port with an IPv4
+    // listener: refused up front (exit 1), not a pingora panic.
+    std::fs::write(
+        &file,
+        "[[service]]\nname = \"a\"\nlisten = \"127.0.0.1:8083\"\nnetwork = \"net\"\nalias = \"web\"\n\
+         port = 8000\n\n[[service]]\nname = \"b\"\nlisten = \"[::]:8083\"\nnetwork = \"net\"\n\
+         alias = \"web\"\nport = 8000\n",
+    )
+    .unwrap();
+    let (code, err) = run_to_exit(&w, &["--config", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("service b: cannot listen on [::]:8083"),
+        "{err}"
+    );
+}
