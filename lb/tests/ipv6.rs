@@ -25,7 +25,8 @@ use hickory_proto::rr::{RData, Record, RecordType};
 
 use support::*;
 
-/// The members: name and IPv6 address, each serving its name on :8000.
+/// The members: name and IPv6 address, each serving its name over HTTP on
+/// :8000 and as the greeting of a TCP echo on :8001.
 const MEMBERS: [(&str, &str); 3] = [("m1", "fd6b::11"), ("m2", "fd6b::12"), ("m3", "fd6b::13")];
 
 /// Run `f` on a thread that has joined namespace `ns` and keeps running
@@ -75,17 +76,21 @@ impl V6World {
                     "nodad",
                 ],
             );
-            backends.push(spawn_in(
-                &name,
-                "python3",
-                &[script.to_str().unwrap(), "http", member, "8000", ip],
-            ));
+            for (mode, port) in [("http", "8000"), ("echo", "8001")] {
+                backends.push(spawn_in(
+                    &name,
+                    "python3",
+                    &[script.to_str().unwrap(), mode, member, port, ip],
+                ));
+            }
         }
         for (member, ip) in MEMBERS {
-            assert!(
-                wait_connectable(&name, &format!("[{ip}]:8000"), Duration::from_secs(10)),
-                "backend {member} does not answer on [{ip}]:8000"
-            );
+            for port in [8000, 8001] {
+                assert!(
+                    wait_connectable(&name, &format!("[{ip}]:{port}"), Duration::from_secs(10)),
+                    "backend {member} does not answer on [{ip}]:{port}"
+                );
+            }
         }
         V6World {
             _backends: backends,
@@ -384,34 +389,35 @@ fn forwarded_headers(ns: &str, addr: &str) -> (String, String) {
     (get("x-forwarded-for"), get("forwarded"))
 }
 
+/// netd-lb on `listen` over the AAAA records of `web` at `server`, with
+/// `extra` flags.
+fn start_aaaa(w: &V6World, tag: &str, listen: &str, server: &str, extra: &[&str]) -> LbProc {
+    let mut args = vec![
+        "--listen",
+        listen,
+        "--alias",
+        "web",
+        "--discover",
+        "dns",
+        "--dns-server",
+        server,
+        "--dns-interval",
+        "200ms",
+        "--ip-family",
+        "ipv6",
+        "--threads",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    LbProc::start(w, tag, &args, &[listen])
+}
+
 #[test]
 fn aaaa_discovery_spreads_over_ipv6_members_behind_an_ipv6_listener() {
     let w = V6World::new("dn");
     let dns = Dns6::start(w.ns());
     let server = format!("[::1]:{}", dns.port);
-    let lb = LbProc::start(
-        &w,
-        "dns",
-        &[
-            "--listen",
-            "[::1]:8080",
-            "--alias",
-            "web",
-            "--port",
-            "8000",
-            "--discover",
-            "dns",
-            "--dns-server",
-            &server,
-            "--dns-interval",
-            "200ms",
-            "--ip-family",
-            "ipv6",
-            "--threads",
-            "2",
-        ],
-        &["[::1]:8080"],
-    );
+    let lb = start_aaaa(&w, "dns", "[::1]:8080", &server, &["--port", "8000"]);
     wait_all_members(w.ns(), "[::1]:8080");
     assert_even(w.ns(), "[::1]:8080");
     // AAAA questions only: an ipv6 service never asks for A records.
@@ -424,6 +430,37 @@ fn aaaa_discovery_spreads_over_ipv6_members_behind_an_ipv6_listener() {
     let (xff, fwd) = forwarded_headers(w.ns(), "[::1]:8080");
     assert_eq!(xff, "::1");
     assert!(fwd.starts_with("for=\"[::1]\";proto=http"), "{fwd}");
+
+    // The same over pingora's proxy (the h2c path) and in TCP mode.
+    let _h2c = start_aaaa(
+        &w,
+        "h2c",
+        "[::1]:8084",
+        &server,
+        &["--port", "8000", "--h2c"],
+    );
+    wait_all_members(w.ns(), "[::1]:8084");
+    assert_even(w.ns(), "[::1]:8084");
+    let (xff, fwd) = forwarded_headers(w.ns(), "[::1]:8084");
+    assert_eq!(xff, "::1");
+    assert!(fwd.starts_with("for=\"[::1]\";proto=http"), "{fwd}");
+    let _tcp = start_aaaa(
+        &w,
+        "tcp",
+        "[::1]:8090",
+        &server,
+        &["--port", "8001", "--mode", "tcp"],
+    );
+    let start = Instant::now();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    while seen.len() < MEMBERS.len() && start.elapsed() < Duration::from_secs(10) {
+        let out = tcp_roundtrip(w.ns(), "[::1]:8090", b"ping".to_vec()).unwrap_or_default();
+        let out = String::from_utf8_lossy(&out).into_owned();
+        if let Some(member) = out.strip_suffix("\nping") {
+            *seen.entry(member.to_string()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), MEMBERS.len(), "TCP streams reached {seen:?}");
 }
 
 #[test]
@@ -452,8 +489,8 @@ fn api_discovery_uses_ip6_and_a_dual_stack_listener_takes_both_families() {
         ],
         &["[::1]:8081", "127.0.0.1:8081"],
     );
-    assert!(netd.lists.load(Ordering::Relaxed) >= 1);
     wait_all_members(w.ns(), "[::1]:8081");
+    assert!(netd.lists.load(Ordering::Relaxed) >= 1);
     // Members are the listed endpoints at their ip6; the one without an
     // IPv6 address is skipped, so nothing fails.
     assert_even(w.ns(), "[::1]:8081");
