@@ -409,7 +409,9 @@ fn start_aaaa(w: &V6World, tag: &str, listen: &str, server: &str, extra: &[&str]
         "2",
     ];
     args.extend_from_slice(extra);
-    LbProc::start(w, tag, &args, &[listen])
+    // A wildcard listener is reached on loopback.
+    let reach = listen.replace("[::]", "[::1]");
+    LbProc::start(w, tag, &args, &[&reach])
 }
 
 #[test]
@@ -431,19 +433,24 @@ fn aaaa_discovery_spreads_over_ipv6_members_behind_an_ipv6_listener() {
     assert_eq!(xff, "::1");
     assert!(fwd.starts_with("for=\"[::1]\";proto=http"), "{fwd}");
 
-    // The same over pingora's proxy (the h2c path) and in TCP mode.
+    // The same over pingora's proxy (the h2c path), dual-stack, and in TCP
+    // mode.
     let _h2c = start_aaaa(
         &w,
         "h2c",
-        "[::1]:8084",
+        "[::]:8084",
         &server,
         &["--port", "8000", "--h2c"],
     );
     wait_all_members(w.ns(), "[::1]:8084");
     assert_even(w.ns(), "[::1]:8084");
+    assert_even(w.ns(), "127.0.0.1:8084");
     let (xff, fwd) = forwarded_headers(w.ns(), "[::1]:8084");
     assert_eq!(xff, "::1");
     assert!(fwd.starts_with("for=\"[::1]\";proto=http"), "{fwd}");
+    let (xff, fwd) = forwarded_headers(w.ns(), "127.0.0.1:8084");
+    assert_eq!(xff, "127.0.0.1");
+    assert!(fwd.starts_with("for=127.0.0.1;proto=http"), "{fwd}");
     let _tcp = start_aaaa(
         &w,
         "tcp",
