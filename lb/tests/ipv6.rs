@@ -2,49 +2,26 @@
 //! the `ip6` of netd's member list, IPv6 and dual-stack listeners, IPv6
 //! clients in the forwarding headers. Everything runs in a namespace of the
 //! test's own (`lb6x<pid><tag>`), whose `lo` carries the members' addresses;
-//! the netd API is a small stand-in serving a fixed member list (this
-//! branch's daemon has no IPv6 endpoints yet), the DNS server a small
-//! responder on `[::1]`. Needs root (namespaces) and python3.
+//! the netd API is a stand-in serving a fixed member list (this branch's
+//! daemon has no IPv6 endpoints yet), the DNS server a small responder on
+//! `[::1]` (`support/standins.rs`). Needs root (namespaces) and python3.
 
 mod support;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Ipv6Addr, UdpSocket};
-use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, MessageType, Metadata};
-use hickory_proto::rr::rdata::AAAA;
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::rr::RecordType;
 
+use support::standins::{Dns6, FakeNetd};
 use support::*;
 
 /// The members: name and IPv6 address, each serving its name over HTTP on
 /// :8000 and as the greeting of a TCP echo on :8001.
 const MEMBERS: [(&str, &str); 3] = [("m1", "fd6b::11"), ("m2", "fd6b::12"), ("m3", "fd6b::13")];
-
-/// Run `f` on a thread that has joined namespace `ns` and keeps running
-/// there (unlike `in_ns`, which waits for `f`).
-fn spawn_in_ns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> JoinHandle<T> {
-    use std::os::fd::AsRawFd;
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns on a valid namespace fd; only this thread moves.
-        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-}
 
 /// The namespace with the members' addresses on `lo` and a backend on each.
 struct V6World {
@@ -101,188 +78,6 @@ impl V6World {
 
     fn ns(&self) -> &str {
         self.ns.name()
-    }
-}
-
-/// A DNS responder on `[::1]` in the world's namespace: AAAA for `web.`
-/// answers every member (rotated), any other question about `web.` is
-/// NODATA, anything else NXDOMAIN. Counts the questions by type.
-struct Dns6 {
-    port: u16,
-    asked: Arc<Mutex<HashMap<RecordType, usize>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Dns6 {
-    fn start(ns: &str) -> Dns6 {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let asked = Arc::new(Mutex::new(HashMap::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, s) = (Arc::clone(&asked), Arc::clone(&stop));
-        let thread = spawn_in_ns(ns, move || {
-            let sock = UdpSocket::bind("[::1]:0").expect("bind [::1]");
-            sock.set_read_timeout(Some(Duration::from_millis(50)))
-                .unwrap();
-            tx.send(sock.local_addr().unwrap().port()).unwrap();
-            let mut turn = 0usize;
-            let mut buf = [0u8; 1500];
-            while !s.load(Ordering::Relaxed) {
-                let Ok((n, peer)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                let Ok(req) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                let Some(q) = req.queries.first() else {
-                    continue;
-                };
-                *a.lock().unwrap().entry(q.query_type()).or_insert(0) += 1;
-                let mut resp =
-                    Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
-                resp.metadata = Metadata::response_from_request(&req.metadata);
-                resp.queries = req.queries.clone();
-                let ours = q.name().to_ascii().eq_ignore_ascii_case("web.");
-                if !ours {
-                    resp.metadata.response_code = hickory_proto::op::ResponseCode::NXDomain;
-                } else if q.query_type() == RecordType::AAAA {
-                    turn += 1;
-                    for i in 0..MEMBERS.len() {
-                        let ip: Ipv6Addr = MEMBERS[(turn + i) % MEMBERS.len()].1.parse().unwrap();
-                        resp.answers.push(Record::from_rdata(
-                            q.name().clone(),
-                            5,
-                            RData::AAAA(AAAA(ip)),
-                        ));
-                    }
-                }
-                let _ = sock.send_to(&resp.to_vec().unwrap(), peer);
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("responder up");
-        Dns6 {
-            port,
-            asked,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn asked(&self, t: RecordType) -> usize {
-        self.asked.lock().unwrap().get(&t).copied().unwrap_or(0)
-    }
-}
-
-impl Drop for Dns6 {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A stand-in for netd's API socket: the member list of `net`/`web` with
-/// `ip6` (plus one endpoint without, which an ipv6 service must skip), and
-/// an event stream that stays open and quiet.
-struct FakeNetd {
-    socket: PathBuf,
-    lists: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeNetd {
-    fn start(dir: &Path) -> FakeNetd {
-        let socket = dir.join("netd.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let mut members: Vec<serde_json::Value> = MEMBERS
-            .iter()
-            .enumerate()
-            .map(|(i, (name, ip6))| {
-                serde_json::json!({
-                    "sandbox_name": name, "ip": format!("10.9.0.{}", i + 2), "ip6": ip6,
-                    "aliases": ["web"],
-                })
-            })
-            .collect();
-        members.push(serde_json::json!({
-            "sandbox_name": "v4only", "ip": "10.9.0.9", "aliases": ["web"],
-        }));
-        let body = serde_json::to_string(&members).unwrap();
-        let lists = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (l, s) = (Arc::clone(&lists), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok((mut c, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                let (body, l, s) = (body.clone(), Arc::clone(&l), Arc::clone(&s));
-                std::thread::spawn(move || {
-                    c.set_nonblocking(false).unwrap();
-                    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    let mut head = Vec::new();
-                    let mut b = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if c.read(&mut b).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push(b[0]);
-                    }
-                    let head = String::from_utf8_lossy(&head);
-                    let path = head.split_whitespace().nth(1).unwrap_or("");
-                    if path == "/netd/events" {
-                        let _ = c.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\
-                              Transfer-Encoding: chunked\r\n\r\n",
-                        );
-                        while !s.load(Ordering::Relaxed) {
-                            std::thread::sleep(Duration::from_millis(50));
-                        }
-                    } else if path == "/netd/networks/net/members/web" {
-                        l.fetch_add(1, Ordering::Relaxed);
-                        let _ = c.write_all(
-                            format!(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                                body.len()
-                            )
-                            .as_bytes(),
-                        );
-                    } else {
-                        let msg = r#"{"message":"not found"}"#;
-                        let _ = c.write_all(
-                            format!(
-                                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\
-                                 Content-Length: {}\r\nConnection: close\r\n\r\n{msg}",
-                                msg.len()
-                            )
-                            .as_bytes(),
-                        );
-                    }
-                });
-            }
-        });
-        FakeNetd {
-            socket,
-            lists,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for FakeNetd {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -417,7 +212,8 @@ fn start_aaaa(w: &V6World, tag: &str, listen: &str, server: &str, extra: &[&str]
 #[test]
 fn aaaa_discovery_spreads_over_ipv6_members_behind_an_ipv6_listener() {
     let w = V6World::new("dn");
-    let dns = Dns6::start(w.ns());
+    let addrs = MEMBERS.iter().map(|(_, ip)| ip.parse().unwrap()).collect();
+    let dns = Dns6::start(w.ns(), "web", addrs);
     let server = format!("[::1]:{}", dns.port);
     let lb = start_aaaa(&w, "dns", "[::1]:8080", &server, &["--port", "8000"]);
     wait_all_members(w.ns(), "[::1]:8080");
@@ -473,7 +269,22 @@ fn aaaa_discovery_spreads_over_ipv6_members_behind_an_ipv6_listener() {
 #[test]
 fn api_discovery_uses_ip6_and_a_dual_stack_listener_takes_both_families() {
     let w = V6World::new("ap");
-    let netd = FakeNetd::start(&w.dir.0);
+    // Every member with its ip6, plus an endpoint without one, which an
+    // ipv6 service must skip.
+    let mut members: Vec<serde_json::Value> = MEMBERS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ip6))| {
+            serde_json::json!({
+                "sandbox_name": name, "ip": format!("10.9.0.{}", i + 2), "ip6": ip6,
+                "aliases": ["web"],
+            })
+        })
+        .collect();
+    members.push(serde_json::json!({
+        "sandbox_name": "v4only", "ip": "10.9.0.9", "aliases": ["web"],
+    }));
+    let netd = FakeNetd::start(&w.dir.0, "net", "web", &members.into());
     let socket = netd.socket.to_str().unwrap().to_string();
     let lb = LbProc::start(
         &w,
