@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use netd_tests::{Child, Daemon, Netns, TempDir, in_ns, run_ok, spawn_in, wait_connectable};
 
+pub mod standins;
+
 pub const BACKEND_PY: &str = include_str!("backend.py");
 pub const RECORDER_PY: &str = include_str!("recorder.py");
 
