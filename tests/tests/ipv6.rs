@@ -338,3 +338,47 @@ fn names_resolve_to_aaaa_and_ipv6_addresses_back_to_names() {
     assert_eq!(d.status, "NOERROR", "{}", d.text);
     assert_eq!(d.answers, vec![format!("{c}.{net}.")]);
 }
+
+#[test]
+fn reconcile_restores_lost_ipv6_addresses_and_routes() {
+    let w = world("rec");
+    let net = w.name("net");
+    w.cli(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.206.5.0/24",
+        "--subnet",
+        "fd00:206:5::/64",
+        &net,
+    ]);
+    let (a, b) = (w.name("a"), w.name("b"));
+    w.cli(&["sandbox", "create", "--network", &net, &a]);
+    w.cli(&["sandbox", "create", "--network", &net, &b]);
+    assert!(ping6(&a, "fd00:206:5::3"));
+    let bridge = w.daemon.cli_json(&["network", "inspect", &net])[0]["driver"]["bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The gateway's IPv6 address, one sandbox's IPv6 address and route gone.
+    w.host.run_ok(
+        "ip",
+        &["-6", "addr", "flush", "dev", &bridge, "scope", "global"],
+    );
+    run_ok("ip", &["-n", &b, "-6", "route", "del", "default"]);
+    run_ok(
+        "ip",
+        &[
+            "-n", &b, "-6", "addr", "flush", "dev", "eth0", "scope", "global",
+        ],
+    );
+    assert!(!ping6(&a, "fd00:206:5::3"), "damage should break something");
+    let (code, text) = w.daemon.api("POST", "/netd/reconcile", None);
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(addrs6(w.host.name(), &bridge)[0].0, "fd00:206:5::1/64");
+    assert_eq!(addrs6(&b, "eth0")[0].0, "fd00:206:5::3/64");
+    assert_eq!(default_gw6(&b).as_deref(), Some("fd00:206:5::1"));
+    assert!(ping6(&a, "fd00:206:5::3"), "a -> b after reconcile");
+    assert!(ping6(&b, "fd00:206:5::1"), "b -> gateway after reconcile");
+}
