@@ -134,3 +134,38 @@ async fn disconnecting_the_network_with_the_ipv6_route_moves_it_to_the_next() {
     assert_eq!(w.default_routes[&ns].0.to_string(), "10.62.0.1");
     t.assert_consistent();
 }
+
+#[tokio::test]
+async fn a_dual_stack_network_with_released_addresses_is_removed_whole() {
+    let t = world().await;
+    create_d1(&t).await.unwrap();
+    for s in ["s1", "s2", "s3"] {
+        t.netd.create_sandbox(&sandbox(s, "d1")).await.unwrap();
+    }
+    // s2's address joins the free list, then the network goes with it.
+    t.netd.remove_sandbox("s2", false).await.unwrap();
+    let again = t.netd.create_sandbox(&sandbox("s4", "d1")).await.unwrap();
+    assert_eq!(
+        again.endpoints[0].endpoint.ip6.unwrap().to_string(),
+        "fd00:60::3"
+    );
+    t.netd.remove_sandbox("s4", false).await.unwrap();
+    for s in ["s1", "s3"] {
+        t.netd.remove_sandbox(s, false).await.unwrap();
+    }
+    t.netd.remove_network("d1").await.unwrap();
+    let free: i64 = t
+        .netd
+        .store
+        .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM ip6_free", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(free, 0, "the free list goes with its network");
+    // The same subnet is free again, starting from its first address.
+    create_d1(&t).await.unwrap();
+    let d = t.netd.create_sandbox(&sandbox("s5", "d1")).await.unwrap();
+    assert_eq!(
+        d.endpoints[0].endpoint.ip6.unwrap().to_string(),
+        "fd00:60::2"
+    );
+    t.assert_consistent();
+}
