@@ -68,13 +68,18 @@ pub struct DaemonArgs {
     pub dns_ttl: u32,
 }
 
+/// `IP`, `[IPV6]` or `IP:PORT` / `[IPV6]:PORT`; port 53 when none is given.
 fn upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
     s.parse()
         .or_else(|_| {
-            s.parse::<std::net::IpAddr>()
+            bare.parse::<std::net::IpAddr>()
                 .map(|ip| std::net::SocketAddr::new(ip, 53))
         })
-        .map_err(|_| format!("expected IP or IP:PORT, got {s:?}"))
+        .map_err(|_| format!("expected IP, [IPV6], IP:PORT or [IPV6]:PORT, got {s:?}"))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,4 +435,22 @@ fn exec_in(netns: &str, name: &str, cmd: &[String]) -> Result<()> {
     }
     let err = std::process::Command::new(&cmd[0]).args(&cmd[1..]).exec();
     Err(err).with_context(|| format!("exec {}", cmd[0]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn upstreams_take_both_families_with_or_without_a_port() {
+        for (given, want) in [
+            ("1.1.1.1", "1.1.1.1:53"),
+            ("1.1.1.1:5353", "1.1.1.1:5353"),
+            ("::1", "[::1]:53"),
+            ("[::1]", "[::1]:53"),
+            ("[fd00::53]:5353", "[fd00::53]:5353"),
+        ] {
+            assert_eq!(super::upstream(given).unwrap().to_string(), want);
+        }
+        let e = super::upstream("[::1").unwrap_err();
+        assert!(e.contains("[::1"), "{e}");
+    }
 }
