@@ -7,41 +7,21 @@ use netd_tests as support;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::{Daemon, Netns, run_ok};
-
-struct World {
-    host: Netns,
-    daemon: Daemon,
-    tag: String,
-}
+use support::{World, addrs6, ping6};
 
 fn world(tag: &str) -> World {
-    // Tests run in parallel in one process: two with the same tag would
-    // share namespaces and state.
-    static TAGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut tags = TAGS.lock().unwrap_or_else(|p| p.into_inner());
-    assert!(
-        !tags.iter().any(|t| t == tag),
-        "world tag {tag:?} used twice"
-    );
-    tags.push(tag.to_string());
-    drop(tags);
-    let tag = format!("api6x{}{tag}", std::process::id());
-    let host = Netns::new(&format!("{tag}-host"));
-    let daemon = Daemon::start(&host);
-    World { host, daemon, tag }
+    World::new("api6x", tag)
 }
 
-impl World {
-    fn name(&self, s: &str) -> String {
-        format!("{}-{s}", self.tag)
-    }
+/// The stock docker CLI, pointed at the world's daemon.
+trait Docker {
+    fn docker_out(&self, args: &[&str]) -> Output;
+    fn docker(&self, args: &[&str]) -> String;
+    fn docker_err(&self, args: &[&str]) -> String;
+    fn docker_inspect(&self, net: &str) -> Value;
+}
 
-    fn cli(&self, args: &[&str]) -> String {
-        self.daemon.cli_ok(args)
-    }
-
-    /// The stock docker CLI pointed at netd's socket.
+impl Docker for World {
     fn docker_out(&self, args: &[&str]) -> Output {
         Command::new("docker")
             .env(
@@ -79,37 +59,6 @@ impl World {
             .expect("docker network inspect JSON");
         v[0].clone()
     }
-
-    /// Every network and sandbox as netd reports them, and the host's
-    /// links and addresses, for "nothing changed" checks.
-    fn snapshot(&self) -> (Value, Value, String) {
-        (
-            self.daemon.cli_json(&["network", "ls", "--format", "json"]),
-            self.daemon.cli_json(&["sandbox", "ls", "--format", "json"]),
-            run_ok("ip", &["-n", self.host.name(), "-br", "addr"]),
-        )
-    }
-}
-
-/// Global IPv6 addresses (address/prefix) on `dev` in `ns`.
-fn addrs6(ns: &str, dev: &str) -> Vec<String> {
-    let out = run_ok("ip", &["-j", "-n", ns, "-6", "addr", "show", "dev", dev]);
-    let v: Value = serde_json::from_str(&out).expect("ip -j");
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["scope"] == "global")
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]))
-        .collect()
-}
-
-fn ping6(ns: &str, ip: &str) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "2", ip])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 #[test]
