@@ -4,11 +4,10 @@
 //! route to the container subnets unless a test adds one), and sandboxes
 //! on dual-stack networks.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netd_tests as support;
-use support::{Child, Daemon, Netns, uplink6};
+use support::{Child, Daemon, Netns, ping6, uplink6};
 
 struct World {
     host: Netns,
@@ -92,14 +91,6 @@ fn tcp(ns: &str, addr: &str) -> Option<String> {
 /// Who answered (the greeting's first word).
 fn who(ns: &str, addr: &str) -> Option<String> {
     tcp(ns, addr).map(|s| s.split(' ').next().unwrap_or("").to_string())
-}
-
-fn ping6(ns: &str, ip: &str) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "2", ip])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 /// A refused request left no sandbox, namespace or element behind.
