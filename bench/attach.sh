@@ -8,6 +8,10 @@
 #   sudo LIB_BIN=/path/to/examples/attach_latency ...   # and this example
 #   sudo NETD_BASE_BIN=/work/before/target/release bench/attach.sh
 #                                             # and another build, side by side
+#   sudo NETD_BASE_BIN=$PWD/target/release NETWORK_ARGS="--ipv6 --subnet fd00:198::/64" \
+#        LABELS="ipv4 dual" LIBRARY=0 bench/attach.sh
+#                                             # one build, an IPv4 network (base) beside
+#                                             # a dual-stack one (this), side by side
 #
 # Two builds in one run: with NETD_BASE_BIN=DIR (the release dir of another
 # build, e.g. the commit before: DIR/netd, and DIR/examples/attach_latency
@@ -94,7 +98,8 @@ if [ -n "$BASE" ]; then
     BIN[base]=$BASE/netd
     HOSTNS[base]="$PREFIX-bhost"
     SP[base]="$PREFIX-b"
-    LABEL=([base]=before [cur]=after)
+    read -r -a labels <<<"${LABELS:-before after}"
+    LABEL=([base]=${labels[0]:-before} [cur]=${labels[1]:-after})
     LIB[base]=""
     if [ -n "$LIB_BIN" ] && [ -x "$BASE/examples/attach_latency" ]; then
         LIB[base]=$BASE/examples/attach_latency
@@ -215,8 +220,12 @@ new_sandbox() { # name [args...]: create, recording the name first so cleanup kn
 
 # The probe joins and leaves the network; it starts on it (so it is a
 # sandbox with a namespace) and is disconnected before measuring.
+# NETWORK_ARGS (BASE_NETWORK_ARGS for the base build): more `network
+# create` flags, e.g. a dual-stack network for this build only.
+declare -A NETARGS=([cur]="${NETWORK_ARGS:-}" [base]="${BASE_NETWORK_ARGS:-}")
 for B in "${BUILDS[@]}"; do
-    netd network create --subnet "$SUBNET" "$NET" >/dev/null
+    # shellcheck disable=SC2086 # the flags are words on purpose
+    netd network create --subnet "$SUBNET" ${NETARGS[$B]} "$NET" >/dev/null
     new_sandbox "${SP[$B]}probe" --network "$NET"
     netd network disconnect "$NET" "${SP[$B]}probe"
 done

@@ -9,6 +9,7 @@ mod network;
 mod ports;
 mod requests;
 mod sandbox;
+mod subnets;
 
 #[cfg(test)]
 pub mod fixtures;
@@ -20,10 +21,11 @@ pub use ports::fuzz_port_spec;
 pub use ports::{PortMapping, PortRange, Proto};
 pub use requests::{
     EndpointRequest, KNOWN_OPTIONS, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS,
-    MAX_PORTS, MAX_PREFIX6, NetworkCreate, OPT_BRIDGE_NAME, OPT_GATEWAY_MODE_V6, OPT_ICC,
-    OPT_MASQUERADE, OPT_MTU, SandboxCreate, ValidIpv6, ValidNetworkCreate,
+    MAX_PORTS, NetworkCreate, OPT_BRIDGE_NAME, OPT_GATEWAY_MODE_V6, OPT_ICC, OPT_MASQUERADE,
+    OPT_MTU, SandboxCreate, ValidIpv6, ValidNetworkCreate,
 };
 pub use sandbox::{Endpoint, Mac, Sandbox, SandboxNet};
+pub use subnets::MAX_PREFIX6;
 
 /// A validation failure: the message names the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

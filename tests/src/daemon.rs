@@ -1,0 +1,251 @@
+//! netd daemons the tests start (and the ones the plugin starts), and the
+//! world most tests build on.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::*;
+
+/// What most integration tests start from: a daemon in a host namespace of
+/// the test's own, and names for what the test creates.
+pub struct World {
+    pub host: Netns,
+    pub daemon: Daemon,
+    /// `PREFIX<pid>TAG`: every namespace and object the test names starts so.
+    pub tag: String,
+}
+
+impl World {
+    /// `prefix` is the test file's (a few letters), `tag` the test's.
+    /// Tests run in parallel in one process: a (prefix, tag) used twice
+    /// would share namespaces and state, so it panics.
+    pub fn new(prefix: &str, tag: &str) -> World {
+        static TAGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let tag = format!("{prefix}{}{tag}", std::process::id());
+        let mut tags = TAGS.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(!tags.contains(&tag), "world tag {tag:?} used twice");
+        tags.push(tag.clone());
+        drop(tags);
+        let host = Netns::new(&format!("{tag}-host"));
+        let daemon = Daemon::start(&host);
+        World { host, daemon, tag }
+    }
+
+    /// A name of the test's: `TAG-s`.
+    pub fn name(&self, s: &str) -> String {
+        format!("{}-{s}", self.tag)
+    }
+
+    /// `netd ARGS`, which must succeed: its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.daemon.cli_ok(args)
+    }
+
+    /// Networks and sandboxes as the CLI lists them, and the host's links
+    /// with their addresses: for "a refused request changed nothing".
+    pub fn snapshot(&self) -> (serde_json::Value, serde_json::Value, String) {
+        (
+            self.daemon.cli_json(&["network", "ls", "--format", "json"]),
+            self.daemon.cli_json(&["sandbox", "ls", "--format", "json"]),
+            run_ok("ip", &["-n", self.host.name(), "-br", "addr"]),
+        )
+    }
+}
+
+/// `netd daemon` in a host namespace, with its own state, run dir and
+/// socket; killed and reaped on drop. Sandboxes it created are removed first.
+pub struct Daemon {
+    child: Option<std::process::Child>,
+    dir: PathBuf,
+    host: String,
+    extra: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start(host: &Netns) -> Daemon {
+        Daemon::start_with(host, &[])
+    }
+
+    /// Start with extra `netd daemon` flags.
+    pub fn start_with(host: &Netns, extra: &[&str]) -> Daemon {
+        let dir =
+            std::env::temp_dir().join(format!("netd-test-{}-{}", host.name(), std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Daemon {
+            child: None,
+            dir,
+            host: host.name().to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("netd.sock")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.host))
+            .arg(netd_bin())
+            .args(["--socket"])
+            .arg(self.socket())
+            .args(["daemon", "--state-dir"])
+            .arg(self.dir.join("state"))
+            .arg("--run-dir")
+            .arg(self.dir.join("run"))
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn netd daemon");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            // The socket is bound before the start-up reconcile; a request
+            // answered means the daemon is serving.
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok()
+                && self.cli(&["network", "ls"]).status.success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "daemon did not come up: {}",
+            std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        );
+    }
+
+    /// What the daemon wrote to stderr so far (for failure reports).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL the daemon, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same state dir and socket.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(netd_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run netd")
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        check("netd", args, &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn cli_err(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "netd {} should have failed",
+            args.join(" ")
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `METHOD PATH` with an optional JSON body on the daemon's API socket
+    /// (netd-api's client, which every client of netd uses): the status and
+    /// the response body.
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let client = netd_api::blocking::Client::new(self.socket()).expect("client runtime");
+        let method = netd_api::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let (status, body) = client
+            .raw(method, path, body.map(|b| b.to_string().into()))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        (status.as_u16(), String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// `GET PATH`, which must succeed, parsed.
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        let (code, text) = self.api("GET", path, None);
+        assert_eq!(code, 200, "GET {path}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+    }
+
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(args)).expect("JSON output")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Sandboxes' namespaces live under /run/netns: remove them through netd.
+        // Never panic here (a panic while unwinding aborts every test).
+        let ls = Command::new(netd_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(["sandbox", "ls", "--quiet"])
+            .output();
+        if let Ok(out) = ls {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let mut args = vec!["sandbox", "rm", "--force"];
+                args.extend(ids.iter().map(String::as_str));
+                let _ = Command::new(netd_bin())
+                    .arg("--socket")
+                    .arg(self.socket())
+                    .args(&args)
+                    .output();
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A daemon something else started (netd-cni does, for DNS), stopped by the
+/// pid it wrote when the test ends.
+pub struct StartedDaemon(pub PathBuf);
+
+impl Drop for StartedDaemon {
+    fn drop(&mut self) {
+        let Ok(pid) = std::fs::read_to_string(&self.0) else {
+            return;
+        };
+        let Ok(pid) = pid.trim().parse::<i32>() else {
+            return;
+        };
+        // Only a netd process: the pid file may be stale.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "netd" {
+            return;
+        }
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..100 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.is_empty() || stat.contains(") Z ") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
