@@ -43,12 +43,14 @@ impl World {
     }
 
     /// Networks and sandboxes as the CLI lists them, and the host's links
-    /// with their addresses: for "a refused request changed nothing".
+    /// with their addresses (not their operational state, which a bridge
+    /// changes on its own when a port's carrier comes up): for "a refused
+    /// request changed nothing".
     pub fn snapshot(&self) -> (serde_json::Value, serde_json::Value, String) {
         (
             self.daemon.cli_json(&["network", "ls", "--format", "json"]),
             self.daemon.cli_json(&["sandbox", "ls", "--format", "json"]),
-            run_ok("ip", &["-n", self.host.name(), "-br", "addr"]),
+            links_and_addresses(&self.host),
         )
     }
 }
@@ -248,4 +250,25 @@ impl Drop for StartedDaemon {
         }
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
+}
+
+/// `NAME ADDR/PREFIX...` per link in `ns`, one line each, without
+/// link-local addresses.
+fn links_and_addresses(ns: &Netns) -> String {
+    let mut out = String::new();
+    for l in ns.json(&["addr"]).as_array().into_iter().flatten() {
+        out.push_str(l["ifname"].as_str().unwrap_or("?"));
+        // Link-local addresses are the kernel's, made when a link first
+        // gets a carrier, whatever netd does.
+        let addrs = l["addr_info"].as_array().into_iter().flatten();
+        for a in addrs.filter(|a| a["scope"] != "link") {
+            out.push_str(&format!(
+                " {}/{}",
+                a["local"].as_str().unwrap_or("?"),
+                a["prefixlen"]
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -339,6 +339,21 @@ pub fn uplink6(host: &Netns, outside: &Netns, prefix: &str, prefix6: &str) {
             ],
         );
     }
+    // The first packets to a fresh veth's IPv6 addresses can go unanswered
+    // until the kernel has the link ready (its solicited-node groups
+    // joined): a test's first connection would then wait out neighbour
+    // discovery. Until the outside answers the host, it is not an uplink.
+    let outside6 = format!("{prefix6}::2");
+    let ready = (0..50).any(|_| {
+        host.output("ping", &["-6", "-c", "1", "-W", "1", &outside6])
+            .status
+            .success()
+            || {
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+    });
+    assert!(ready, "the IPv6 uplink to {outside6} never answered");
 }
 
 /// The uplink's veth pair, addressed and up: (host end, outside end).
