@@ -33,6 +33,8 @@ pub struct Attached {
     pub mtu: Option<u32>,
     /// The namespace's default route is via this network's gateway.
     pub default_route: bool,
+    /// The same for IPv6, on a dual-stack network.
+    pub default_route6: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,16 +162,24 @@ impl Netd<Host> {
                     ep.host_veth
                 )))
             })?;
-        let gw = inside
-            .default_gateway()
-            .await
-            .map_err(read_failed("cannot read the container's routes"))?;
+        let routes = read_failed("cannot read the container's routes");
+        let gw = inside.default_gateway().await.map_err(&routes)?;
+        // An IPv4-only attachment does not pay for a dump of IPv6 routes.
+        let gw6 = match (&bridge.ipv6, ep.endpoint.ip6) {
+            (Some(v6), Some(_)) if !bridge.internal => inside
+                .default_gateway6()
+                .await
+                .map_err(&routes)?
+                .filter(|g| *g == v6.gateway),
+            _ => None,
+        };
         Ok(Attached {
             endpoint: ep.clone(),
             bridge: bridge.clone(),
             host_mac: mac_of(hv.mac.as_deref()),
             mtu: hv.mtu,
             default_route: !bridge.internal && gw == Some(bridge.gateway),
+            default_route6: gw6.is_some(),
         })
     }
 }
