@@ -281,7 +281,7 @@ fn cni6x_ips_with_ipv6_and_bad_ipv6_input() {
         (
             "IPv6 asked of an existing IPv4-only network",
             with(&v4, &|c| c["subnet6"] = json!("fd00:cb6:4::/64")),
-            "ipv6: the network has IPv4 only, the configuration dual-stack",
+            "ipv6: the network has IPv4 only, the configuration IPv4 and IPv6",
         ),
         (
             "ipv6 false of an existing dual-stack network",
@@ -289,7 +289,7 @@ fn cni6x_ips_with_ipv6_and_bad_ipv6_input() {
                 c.as_object_mut().unwrap().remove("subnet6");
                 c["ipv6"] = json!(false);
             }),
-            "ipv6: the network has dual-stack, the configuration IPv4 only",
+            "ipv6: the network has IPv4 and IPv6, the configuration IPv4 only",
         ),
         (
             "another subnet6 than the network's",

@@ -138,7 +138,7 @@ pub fn differences(
         spec.masquerade.map(|v| s(&v)),
     );
     cmp(Setting::Isolate, s(&!b.icc), spec.isolate.map(|v| s(&v)));
-    let family = |dual: bool| if dual { "dual-stack" } else { "IPv4 only" }.to_string();
+    let family = |dual: bool| if dual { "IPv4 and IPv6" } else { "IPv4 only" }.to_string();
     cmp(
         Setting::Ipv6,
         family(b.ipv6.is_some()),
@@ -358,7 +358,7 @@ mod tests {
         let d = dual(&v4_only);
         assert_eq!(
             (d[0].setting, d[0].have.as_str(), d[0].want.as_str()),
-            (Setting::Ipv6, "dual-stack", "IPv4 only")
+            (Setting::Ipv6, "IPv4 and IPv6", "IPv4 only")
         );
         let mut c = named();
         c.ipv6 = true;
