@@ -262,14 +262,14 @@ fn cni6x_ips_with_ipv6_and_bad_ipv6_input() {
             with(&v4, &|c| {
                 c["runtimeConfig"] = json!({ "ips": ["fd00:cb6:2::8/64"] })
             }),
-            "fd00:cb6:2::8",
+            "fd00:cb6:2::8 is IPv6, but network cni6xv4 has no IPv6 subnet",
         ),
         (
             "an IPv6 address in ips on a new network without IPv6",
             with(&conf("1.0.0", "cni6xnew", "10.235.0.0/24"), &|c| {
                 c["runtimeConfig"] = json!({ "ips": ["fd00:cb6:2::8"] })
             }),
-            "fd00:cb6:2::8",
+            "fd00:cb6:2::8 is IPv6, but network cni6xnew has no IPv6 subnet",
         ),
         (
             "an IPv6 address in ips outside subnet6",

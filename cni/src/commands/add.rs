@@ -171,6 +171,12 @@ fn attach_error(err: AttachError, conf: &NetConf, e: &Env) -> CniError {
             ),
         ),
         err @ AttachError::InterfaceExists { .. } => CniError::new(code::GENERIC, err.to_string()),
+        AttachError::NoIpv6 { network, ip6 } => CniError::new(
+            code::INVALID_CONFIG,
+            format!(
+                "{ip6} is IPv6, but network {network} has no IPv6 subnet: give the configuration subnet6 (or \"ipv6\": true) for a dual-stack network"
+            ),
+        ),
     }
 }
 
@@ -251,6 +257,15 @@ mod tests {
         });
         assert_eq!(other.code, code::INVALID_CONFIG);
         assert!(other.msg.contains("container ctr"), "{other}");
+        let v6 = mapped(AttachError::NoIpv6 {
+            network: "n".into(),
+            ip6: "fd00::8".parse().unwrap(),
+        });
+        assert_eq!(v6.code, code::INVALID_CONFIG);
+        assert!(
+            v6.msg.contains("fd00::8") && v6.msg.contains("subnet6"),
+            "{v6}"
+        );
         let busy = mapped(EnsureError::Netd(netd::Error::Busy("x".into())).into());
         assert_eq!(busy.code, code::TRY_LATER);
     }

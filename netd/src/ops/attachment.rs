@@ -47,6 +47,13 @@ pub enum AttachError {
     /// The interface name is in use in the namespace.
     #[error("interface {ifname} already exists in {netns}")]
     InterfaceExists { ifname: IfName, netns: String },
+    /// A static IPv6 address asked of a network without an IPv6 side:
+    /// refused before anything of the attachment is made.
+    #[error("network {network} has no IPv6 subnet: cannot give {ip6}")]
+    NoIpv6 {
+        network: String,
+        ip6: std::net::Ipv6Addr,
+    },
     #[error(transparent)]
     Netd(#[from] Error),
 }
@@ -107,6 +114,12 @@ impl Netd<Host> {
         let (bridge, created) = self.ensure_network(network).await?;
         let name = network.create.name.as_str();
         let attached = async {
+            if let (Some(ip6), None) = (req.endpoint.ip6, &bridge.ipv6) {
+                return Err(AttachError::NoIpv6 {
+                    network: name.to_string(),
+                    ip6,
+                });
+            }
             let inside = Netlink::in_netns(Path::new(&req.netns))
                 .map_err(read_failed("cannot open the container's namespace"))?;
             if let Some(ifname) = &req.endpoint.ifname
