@@ -341,3 +341,62 @@ fn cni6x_pool_subnet_and_published_ports_on_a_dual_stack_network() {
     let maps = w.host.run_ok("nft", &["list", "table", "inet", "netd"]);
     assert!(!maps.contains("8086"), "{maps}");
 }
+
+/// A burst of ADDs on one dual-stack network: every container gets IPv6
+/// and IPv4 addresses of its own (the indexed IPv6 IPAM under the store's
+/// write lock), as its namespace has them; a burst of DELs frees them all,
+/// and the next ADD gets the lowest IPv6 address again.
+#[test]
+fn cni6x_concurrent_adds_get_distinct_ipv6_addresses() {
+    const N: usize = 32;
+    let w = World::new("cni6x-par");
+    let cf = dual("1.1.0", "cni6xpar", "10.237.0.0/24", "fd00:cb6:9::/64");
+    let nss: Vec<Netns> = (0..N).map(|i| w.container(&format!("p{i}"))).collect();
+    let barrier = std::sync::Barrier::new(N);
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = nss
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let (w, cf, barrier) = (&w, &cf, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    w.cmd("ADD", &format!("cni6xp{i}"), Some(ns), "eth0", cf)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().ok())
+            .collect()
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    for (r, ns) in results.iter().zip(&nss) {
+        let a6 = r["ips"][1]["address"].as_str().unwrap().to_string();
+        assert_eq!(addresses6(ns, "eth0"), vec![a6.clone()], "{}", ns.name());
+        assert!(seen.insert(a6.clone()), "{a6} was handed out twice");
+        assert!(seen.insert(r["ips"][0]["address"].to_string()));
+    }
+    assert_eq!(seen.len(), 2 * N);
+    let last = results[N - 1]["ips"][1]["address"].as_str().unwrap();
+    assert!(ping6(&nss[0], last.split('/').next().unwrap()));
+
+    let barrier = std::sync::Barrier::new(N);
+    std::thread::scope(|s| {
+        for (i, ns) in nss.iter().enumerate() {
+            let (w, cf, barrier) = (&w, &cf, &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                w.cmd("DEL", &format!("cni6xp{i}"), Some(ns), "eth0", cf)
+                    .silent();
+            });
+        }
+    });
+    assert!(w.endpoints().is_empty());
+    assert!(w.sandboxes().is_empty());
+    let r = w.add("cni6xagain", &nss[0], &cf);
+    assert_eq!(r["ips"][1]["address"], "fd00:cb6:9::2/64", "{r}");
+    w.cmd("DEL", "cni6xagain", Some(&nss[0]), "eth0", &cf)
+        .silent();
+    assert!(w.veths_after_reaping(0).is_empty());
+}
