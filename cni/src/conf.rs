@@ -92,6 +92,10 @@ pub struct NetConf {
     pub gateway6: Option<String>,
     #[serde(default)]
     pub ip_range6: Option<String>,
+    /// NAT66 of what leaves the host (default: as `ipMasq`); false is
+    /// routed IPv6: the subnet is reachable as is, the operator routes it.
+    #[serde(default)]
+    pub ip_masq6: Option<bool>,
     #[serde(default)]
     pub bridge: Option<String>,
     #[serde(default)]
@@ -238,6 +242,16 @@ impl NetConf {
             if want_v6 && self.ipv6 == Some(false) {
                 return bad(format!("{key} {v:?} asks for IPv6, but ipv6 is false"));
             }
+        }
+        match (self.ip_masq6, self.ip_masq, self.ipv6) {
+            (Some(_), _, Some(false)) => {
+                return bad("ipMasq6 is set, but ipv6 is false".into());
+            }
+            // netd's NAT66 is part of masquerading: off whenever it is.
+            (Some(true), Some(false), _) => {
+                return bad("ipMasq6 true needs ipMasq: NAT66 is off when masquerading is".into());
+            }
+            _ => {}
         }
         Ok(())
     }

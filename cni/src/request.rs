@@ -15,6 +15,14 @@ use crate::lease::Lease;
 /// plugin's addresses and gateways, used where the configuration has none.
 pub fn network_request(conf: &NetConf, lease: Option<&Lease>) -> NetworkCreate {
     let lease6 = lease.and_then(|l| l.address6);
+    let ipv6 = conf.ipv6.unwrap_or(conf.wants_ipv6() || lease6.is_some());
+    let mut options = conf.options();
+    if ipv6 && conf.ip_masq6 == Some(false) {
+        options.insert(
+            netd::model::OPT_GATEWAY_MODE_V6.to_string(),
+            "routed".to_string(),
+        );
+    }
     NetworkCreate {
         name: conf.name.clone(),
         driver: "bridge".into(),
@@ -27,7 +35,7 @@ pub fn network_request(conf: &NetConf, lease: Option<&Lease>) -> NetworkCreate {
             .clone()
             .or_else(|| lease.and_then(|l| l.gateway).map(|g| g.to_string())),
         ip_range: conf.ip_range.clone(),
-        ipv6: conf.ipv6.unwrap_or(conf.wants_ipv6() || lease6.is_some()),
+        ipv6,
         subnet6: conf
             .subnet6
             .clone()
@@ -38,7 +46,7 @@ pub fn network_request(conf: &NetConf, lease: Option<&Lease>) -> NetworkCreate {
             .or_else(|| lease.and_then(|l| l.gateway6).map(|g| g.to_string())),
         ip_range6: conf.ip_range6.clone(),
         internal: conf.internal.unwrap_or(false),
-        options: conf.options(),
+        options,
         labels: [("org.netd.cni".to_string(), "true".to_string())].into(),
     }
 }
@@ -60,6 +68,7 @@ pub fn network_spec(conf: &NetConf, lease: Option<&Lease>) -> NetworkSpec {
         masquerade: conf.ip_masq,
         isolate: conf.isolate,
         ipv6,
+        masquerade6: conf.ip_masq6,
     }
 }
 
@@ -167,6 +176,25 @@ mod tests {
         assert_eq!((unsaid.create.ipv6, unsaid.ipv6), (false, None));
         let v4 = network_spec(&conf(r#","ipv6":false"#), None);
         assert_eq!((v4.create.ipv6, v4.ipv6), (false, Some(false)));
+        let routed = network_spec(&conf(r#","ipv6":true,"ipMasq6":false"#), None);
+        assert_eq!(routed.masquerade6, Some(false));
+        assert!(!routed.create.validate().unwrap().ipv6.unwrap().masquerade);
+        let nat = network_spec(&conf(r#","ipv6":true"#), None);
+        assert!(nat.create.validate().unwrap().ipv6.unwrap().masquerade);
+        // Without IPv6 the key makes nothing (and no invalid option).
+        let none = network_spec(&conf(r#","ipMasq6":false"#), None);
+        assert!(none.create.validate().unwrap().ipv6.is_none());
+        for bad in [
+            r#","ipv6":false,"ipMasq6":false"#,
+            r#","ipMasq":false,"ipMasq6":true"#,
+        ] {
+            let e = NetConf::parse(
+                format!(r#"{{"cniVersion":"1.1.0","name":"n","type":"netd-cni"{bad}}}"#).as_bytes(),
+            )
+            .unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG, "{bad}");
+            assert!(e.msg.contains("ipMasq6"), "{bad}: {e}");
+        }
     }
 
     #[test]

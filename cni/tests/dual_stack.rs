@@ -340,6 +340,29 @@ fn cni6x_pool_subnet_and_published_ports_on_a_dual_stack_network() {
     w.cmd("DEL", "cni6xp", Some(&c), "eth0", &cf).silent();
     let maps = w.host.run_ok("nft", &["list", "table", "inet", "netd"]);
     assert!(!maps.contains("8086"), "{maps}");
+    // `ipMasq6: false`: routed IPv6 (no NAT66), kept in the record and
+    // compared like the other keys.
+    let mut routed = dual("1.1.0", "cni6xrouted", "10.238.0.0/24", "fd00:cb6:a::/64");
+    routed["ipMasq6"] = json!(false);
+    let c2 = w.container("c2");
+    w.add("cni6xr", &c2, &routed);
+    let store = netd::store::Store::open(&w.state.0).unwrap();
+    let net = store
+        .read(|c| netd::store::network(c, "cni6xrouted"))
+        .unwrap();
+    let b = net.bridge().unwrap();
+    assert!(b.masquerade, "IPv4 still masquerades");
+    assert!(!b.ipv6.as_ref().unwrap().masquerade, "NAT66 is off");
+    let mut nat = routed.clone();
+    nat["ipMasq6"] = json!(true);
+    let c3 = w.container("c3");
+    let e = w.cmd("ADD", "cni6xn", Some(&c3), "eth0", &nat).error();
+    assert_eq!(e["code"], 7, "{e}");
+    assert_eq!(
+        e["details"], "ipMasq6: the network has false, the configuration true",
+        "{e}"
+    );
+    w.cmd("DEL", "cni6xr", Some(&c2), "eth0", &routed).silent();
 }
 
 /// A burst of ADDs on one dual-stack network: every container gets IPv6

@@ -128,6 +128,7 @@ fn key(s: Setting) -> &'static str {
         Setting::Subnet6 => "subnet6",
         Setting::Gateway6 => "gateway6",
         Setting::IpRange6 => "ipRange6",
+        Setting::Masquerade6 => "ipMasq6",
     }
 }
 

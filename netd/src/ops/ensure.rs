@@ -29,6 +29,8 @@ pub struct NetworkSpec {
     /// `create.ipv6` says what to create; this what an existing network
     /// must be (a caller that did not say accepts either).
     pub ipv6: Option<bool>,
+    /// NAT66 (false: routed IPv6), compared on a dual-stack network only.
+    pub masquerade6: Option<bool>,
 }
 
 /// A setting of a bridge network that a [`NetworkSpec`] can disagree on.
@@ -47,6 +49,7 @@ pub enum Setting {
     Subnet6,
     Gateway6,
     IpRange6,
+    Masquerade6,
 }
 
 /// One setting an existing network has otherwise than asked.
@@ -164,6 +167,12 @@ pub fn differences(
                 .unwrap_or_else(|| s(&have.subnet)),
             want.ip_range.map(|v| s(&v)),
         );
+        // As for IPv4: an internal network's record has NAT66 off.
+        cmp(
+            Setting::Masquerade6,
+            s(&(have.masquerade || b.internal)),
+            spec.masquerade6.map(|v| s(&v)),
+        );
     }
     out
 }
@@ -266,6 +275,7 @@ mod tests {
             masquerade: None,
             isolate: None,
             ipv6: None,
+            masquerade6: None,
         }
     }
 
@@ -369,10 +379,19 @@ mod tests {
             ipv6: Some(true),
             ..spec(c)
         };
+        let other = NetworkSpec {
+            masquerade6: Some(false),
+            ..other
+        };
         let d: Vec<Setting> = dual(&other).into_iter().map(|d| d.setting).collect();
         assert_eq!(
             d,
-            vec![Setting::Subnet6, Setting::Gateway6, Setting::IpRange6]
+            vec![
+                Setting::Subnet6,
+                Setting::Gateway6,
+                Setting::IpRange6,
+                Setting::Masquerade6
+            ]
         );
     }
 
