@@ -10,7 +10,13 @@
 # there; containers are namespaces of their own. Nothing touches the root
 # namespace. Needs root, iproute2, nftables, iptables, python3.
 #
+# netd runs twice: on an IPv4 network (`netd`) and on a dual-stack one
+# (`netd-dual`: every port is published on both families, so two map
+# elements per port).
+#
 # usage: bench/ports.sh [SAMPLES]   (default 10 per point)
+# NDPORTS_ONLY_NETD=1 skips the references (netd and netd-dual only);
+# NDPORTS_PREFIX (default ndports) starts every namespace's name.
 # NDPORTS_LEVELS (default "1 1000 5000") sets netd's levels; the references
 # get NDPORTS_REF_LEVELS (default "1 1000"): netavark 1.4 and portmap write one
 # iptables rule per port, and filling them with 5,000 ports took longer than
@@ -23,7 +29,7 @@ read -ra REF_LEVELS <<< "${NDPORTS_REF_LEVELS:-1 1000}"
 REF_SAMPLES=${NDPORTS_REF_SAMPLES:-$SAMPLES}
 PER=100                      # ports per pre-populated container
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-P=ndports-$$
+P=${NDPORTS_PREFIX:-ndports}-$$
 TMP=$(mktemp -d /tmp/ndports.XXXXXX)
 NETD=$ROOT/target/release/netd
 DAEMON_PID=""
@@ -40,20 +46,24 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-need_pkgs netavark containernetworking-plugins iptables nftables
+if [ -z "${NDPORTS_ONLY_NETD:-}" ]; then
+  need_pkgs netavark containernetworking-plugins iptables nftables
+fi
 [ -x "$NETD" ] || (cd "$ROOT" && cargo build --release -q -p netd)
 
 ROWS=$TMP/rows
 : > "$ROWS"
 
 # ---------------------------------------------------------------- netd
+#   $1 tool name in the table   $2... `network create` arguments
 bench_netd() {
-  hostns netd
-  export NETD_SOCKET=$TMP/netd.sock
-  nsenter --net=/run/netns/$P-netd "$NETD" daemon --state-dir "$TMP/netd-state" --run-dir "$TMP/netd-run" 2>"$TMP/netd.log" &
+  local tool=$1; shift
+  hostns "$tool"
+  export NETD_SOCKET=$TMP/$tool.sock
+  nsenter --net="/run/netns/$P-$tool" "$NETD" daemon --state-dir "$TMP/$tool-state" --run-dir "$TMP/$tool-run" 2>"$TMP/$tool.log" &
   DAEMON_PID=$!
   for _ in $(seq 100); do "$NETD" network ls >/dev/null 2>&1 && break; sleep 0.1; done
-  "$NETD" network create --subnet 10.197.0.0/16 "$P-n" >/dev/null
+  "$NETD" network create "$@" "$P-n" >/dev/null
   local present=0 c=0
   for level in "${LEVELS[@]}"; do
     while [ $present -lt "$level" ]; do
@@ -75,7 +85,7 @@ bench_netd() {
       elapsed "$t" >> "$TMP/del"
       ip netns del "$P-probe"
     done
-    row netd "$level" attach+port "$TMP/add"; row netd "$level" detach "$TMP/del"
+    row "$tool" "$level" attach+port "$TMP/add"; row "$tool" "$level" detach "$TMP/del"
   done
   for i in $(seq 0 $(( c - 1 ))); do "$NETD" sandbox rm "$P-nc$i" >/dev/null; done
   kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=""
@@ -130,9 +140,12 @@ bench_cni() {
 }
 
 start=$(date +%s)
-bench_netd
-bench_netavark
-bench_cni
+bench_netd netd --subnet 10.197.0.0/16
+bench_netd netd-dual --ipv6 --subnet 10.196.0.0/16 --subnet fd00:196::/64
+if [ -z "${NDPORTS_ONLY_NETD:-}" ]; then
+  bench_netavark
+  bench_cni
+fi
 
 print_rows
 echo
@@ -146,7 +159,12 @@ for level in "${REF_LEVELS[@]}"; do
     done
   done
 done
-first=$(awk '$1=="netd" && $2==1 && $3=="attach+port" {print $4}' "$ROWS")
-last=$(awk '$1=="netd" && $2==5000 && $3=="attach+port" {print $4}' "$ROWS")
-[ -n "$last" ] && printf '  netd flatness: attach+port at 5000 ports / at 1 port = %.2f\n' "$(echo "$last / $first" | bc -l)"
+for tool in netd netd-dual; do
+  first=$(awk -v t="$tool" '$1==t && $2==1 && $3=="attach+port" {print $4}' "$ROWS")
+  last=$(awk -v t="$tool" '$1==t && $2==5000 && $3=="attach+port" {print $4}' "$ROWS")
+  [ -n "$last" ] && printf '  %s flatness: attach+port at 5000 ports / at 1 port = %.2f\n' "$tool" "$(echo "$last / $first" | bc -l)"
+done
+d=$(awk '$1=="netd-dual" && $2==5000 && $3=="attach+port" {print $4}' "$ROWS")
+v=$(awk '$1=="netd" && $2==5000 && $3=="attach+port" {print $4}' "$ROWS")
+[ -n "$d" ] && [ -n "$v" ] && printf '  dual-stack / IPv4 attach+port at 5000 ports = %.2f\n' "$(echo "$d / $v" | bc -l)"
 echo "took $(( $(date +%s) - start )) s"

@@ -1,6 +1,6 @@
 //! Wire types shared by the daemon and its clients.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -18,6 +18,10 @@ pub struct ErrorBody {
 pub struct Member {
     pub sandbox_name: String,
     pub ip: Ipv4Addr,
+    /// The endpoint's IPv6 address, on a dual-stack network. Absent from
+    /// older daemons and IPv4-only networks alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// `POST /netd/dns/sync[?sandbox=NAME]`: serve one new sandbox's names, or
@@ -94,6 +98,25 @@ mod tests {
             })
             .unwrap(),
             "sandbox=a+b"
+        );
+    }
+
+    #[test]
+    fn member_ip6_is_optional_both_ways() {
+        let m: Member =
+            serde_json::from_str(r#"{"sandbox_name":"a","ip":"10.0.0.2","aliases":[]}"#).unwrap();
+        assert_eq!(m.ip6, None);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"sandbox_name":"a","ip":"10.0.0.2"}"#
+        );
+        let m: Member =
+            serde_json::from_str(r#"{"sandbox_name":"a","ip":"10.0.0.2","ip6":"fd00::2"}"#)
+                .unwrap();
+        assert_eq!(m.ip6, Some("fd00::2".parse().unwrap()));
+        assert_eq!(
+            serde_json::from_str::<Member>(&serde_json::to_string(&m).unwrap()).unwrap(),
+            m
         );
     }
 }

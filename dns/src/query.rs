@@ -276,6 +276,47 @@ mod tests {
     }
 
     #[test]
+    fn a_and_aaaa_of_a_single_family_name_is_nodata_not_nxdomain() {
+        let t = Table::new(
+            &crate::View {
+                records: vec![
+                    crate::Record4 {
+                        name: "v6only".into(),
+                        addrs: vec!["fd00::2".parse().unwrap(), "fd00::3".parse().unwrap()],
+                    },
+                    crate::Record4 {
+                        name: "v4only".into(),
+                        addrs: vec!["10.0.0.2".parse().unwrap()],
+                    },
+                ],
+                forward: true,
+            },
+            5,
+        );
+        for (name, qtype) in [("v6only.", RecordType::A), ("v4only.", RecordType::AAAA)] {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                // NODATA: ours, so answered here (never forwarded), NOERROR,
+                // authoritative, no records.
+                let m = parse(step(&query(name, qtype, None), Some(&t), transport));
+                assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name}");
+                assert!(m.metadata.authoritative, "{name}");
+                assert!(m.answers.is_empty(), "{name}");
+            }
+        }
+        let m = parse(step(
+            &query("V6ONLY.", RecordType::AAAA, None),
+            Some(&t),
+            Transport::Udp,
+        ));
+        assert_eq!(m.answers.len(), 2);
+        assert!(
+            m.answers
+                .iter()
+                .all(|r| r.record_type() == RecordType::AAAA)
+        );
+    }
+
+    #[test]
     fn in_class_other_than_in_is_refused() {
         let t = table(true);
         for class in [DNSClass::ANY, DNSClass::CH, DNSClass::HS] {

@@ -22,7 +22,20 @@ pub enum Answer {
 
 struct Entry {
     addrs: Vec<IpAddr>,
-    next: AtomicUsize,
+    /// Where the next answer starts, one position per question type (A,
+    /// AAAA, ANY): a resolver asks A and AAAA together, and one shared
+    /// position would advance twice per lookup, so with an even number of
+    /// members every A answer would start with the same one.
+    next: [AtomicUsize; 3],
+}
+
+/// The rotation position of an [`Entry`] that `qtype` uses.
+fn slot(qtype: RecordType) -> usize {
+    match qtype {
+        RecordType::A => 0,
+        RecordType::AAAA => 1,
+        _ => 2,
+    }
 }
 
 /// Records can be added in place ([`Table::insert`]): a new member of a
@@ -45,7 +58,7 @@ impl Records {
         let k = r.name.trim_end_matches('.').to_ascii_lowercase();
         let e = self.names.entry(k.clone()).or_insert_with(|| Entry {
             addrs: vec![],
-            next: AtomicUsize::new(0),
+            next: Default::default(),
         });
         for a in &r.addrs {
             if !e.addrs.contains(a) {
@@ -166,7 +179,7 @@ impl Table {
         if want.is_empty() {
             return Answer::NoData;
         }
-        let start = e.next.fetch_add(1, Ordering::Relaxed) % want.len();
+        let start = e.next[slot(qtype)].fetch_add(1, Ordering::Relaxed) % want.len();
         let records = (0..want.len())
             .map(|i| {
                 let rdata = match want[(start + i) % want.len()] {
@@ -200,9 +213,13 @@ mod tests {
     }
 
     fn firsts(t: &Table, name: &str, n: usize) -> Vec<String> {
+        firsts_of(t, name, RecordType::A, n)
+    }
+
+    fn firsts_of(t: &Table, name: &str, qtype: RecordType, n: usize) -> Vec<String> {
         (0..n)
             .map(
-                |_| match t.answer(&Name::from_ascii(name).unwrap(), RecordType::A) {
+                |_| match t.answer(&Name::from_ascii(name).unwrap(), qtype) {
                     Answer::Records(r) => r[0].data.to_string(),
                     other => panic!("{other:?}"),
                 },
@@ -283,6 +300,79 @@ mod tests {
             Answer::Records(r) => assert_eq!(r[0].data.to_string(), "web1.front."),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn aaaa_rotates_like_a_and_each_type_on_its_own() {
+        let t = Table::new(
+            &view(&[(
+                "web",
+                &["10.0.0.2", "fd00::2", "10.0.0.3", "fd00::3", "fd00::4"],
+            )]),
+            5,
+        );
+        assert_eq!(
+            firsts_of(&t, "web", RecordType::AAAA, 4),
+            vec!["fd00::2", "fd00::3", "fd00::4", "fd00::2"]
+        );
+        match t.answer(&Name::from_ascii("web").unwrap(), RecordType::AAAA) {
+            Answer::Records(r) => {
+                assert_eq!(r.len(), 3, "every answer carries all IPv6 members");
+                assert!(r.iter().all(|r| r.record_type() == RecordType::AAAA));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A resolver asks A and AAAA for each lookup: each type still walks
+        // its members in turn (one shared position would give the two IPv4
+        // members' first one every time).
+        let (mut a, mut aaaa) = (vec![], vec![]);
+        for _ in 0..4 {
+            a.extend(firsts_of(&t, "web", RecordType::A, 1));
+            aaaa.extend(firsts_of(&t, "web", RecordType::AAAA, 1));
+        }
+        assert_eq!(a, ["10.0.0.2", "10.0.0.3", "10.0.0.2", "10.0.0.3"]);
+        assert_eq!(aaaa, ["fd00::4", "fd00::2", "fd00::3", "fd00::4"]);
+    }
+
+    #[test]
+    fn nodata_for_the_other_family_nxdomain_only_for_unknown_names() {
+        let t = Table::new(&view(&[("v4", &["10.0.0.2"]), ("v6", &["fd00::2"])]), 5);
+        let ask = |n: &str, ty| t.answer(&Name::from_ascii(n).unwrap(), ty);
+        assert_eq!(ask("v6", RecordType::A), Answer::NoData);
+        assert_eq!(ask("v4", RecordType::AAAA), Answer::NoData);
+        assert!(matches!(ask("V6.", RecordType::AAAA), Answer::Records(r) if r.len() == 1));
+        assert_eq!(ask("v5", RecordType::AAAA), Answer::NotLocal);
+    }
+
+    #[test]
+    fn ipv6_ptr_by_nibbles_in_any_case() {
+        let t = Table::new(
+            &view(&[
+                ("web1", &["10.0.0.2", "fd00:0:0:1::a2"]),
+                ("web1.front", &["10.0.0.2", "fd00:0:0:1::a2"]),
+            ]),
+            5,
+        );
+        // `dig -x fd00:0:0:1::a2` asks this name.
+        let name = "2.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
+        for n in [name.to_string(), name.to_ascii_uppercase()] {
+            let qname = Name::from_ascii(&n).unwrap();
+            match t.answer(&qname, RecordType::PTR) {
+                Answer::Records(r) => {
+                    assert_eq!(r.len(), 1);
+                    assert_eq!(r[0].data.to_string(), "web1.front.");
+                    assert_eq!(r[0].name, qname, "the answer names the question");
+                }
+                other => panic!("{n}: {other:?}"),
+            }
+            assert!(t.answer_peek(&qname, RecordType::PTR));
+        }
+        // Another address of the prefix is not ours.
+        let other = name.replacen("2.a.", "3.a.", 1);
+        assert_eq!(
+            t.answer(&Name::from_ascii(&other).unwrap(), RecordType::PTR),
+            Answer::NotLocal
+        );
     }
 
     proptest! {

@@ -175,7 +175,7 @@ where
 mod tests {
     use super::*;
     use hickory_proto::rr::Record;
-    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::rdata::{A, AAAA, SOA};
 
     fn msg(code: ResponseCode, answers: Vec<Record>, authorities: Vec<Record>) -> Message {
         let mut m = Message::query();
@@ -213,6 +213,93 @@ mod tests {
             cache_ttl(&msg(ResponseCode::ServFail, vec![a(30)], vec![])),
             0
         );
+    }
+
+    /// A nameserver on `[::1]` (any port: a unit test cannot bind 53)
+    /// answering every question with one AAAA record, TTL 30, until
+    /// dropped; counts the questions.
+    struct V6Nameserver {
+        addr: SocketAddr,
+        asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl V6Nameserver {
+        fn start() -> V6Nameserver {
+            use std::sync::atomic::Ordering::Relaxed;
+            let sock = std::net::UdpSocket::bind("[::1]:0").expect("bind [::1]");
+            sock.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let addr = sock.local_addr().unwrap();
+            let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (a, s) = (asked.clone(), stop.clone());
+            let thread = std::thread::spawn(move || {
+                let mut buf = [0u8; 1500];
+                while !s.load(Relaxed) {
+                    let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let Ok(req) = Message::from_vec(&buf[..n]) else {
+                        continue;
+                    };
+                    a.fetch_add(1, Relaxed);
+                    let mut m = msg(ResponseCode::NoError, vec![], vec![]);
+                    m.metadata.id = req.metadata.id;
+                    m.metadata.message_type = hickory_proto::op::MessageType::Response;
+                    m.queries = req.queries.clone();
+                    m.answers = vec![Record::from_rdata(
+                        req.queries[0].name().clone(),
+                        30,
+                        RData::AAAA(AAAA("2001:db8::7".parse().unwrap())),
+                    )];
+                    let _ = sock.send_to(&m.to_vec().unwrap(), peer);
+                }
+            });
+            V6Nameserver {
+                addr,
+                asked,
+                stop,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for V6Nameserver {
+        fn drop(&mut self) {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn forwards_to_an_ipv6_nameserver() {
+        use std::sync::atomic::Ordering::Relaxed;
+        // `nameserver ::1` names [::1]:53 ...
+        let conf = parse_resolv_conf("nameserver ::1\n");
+        assert_eq!(conf, vec!["[::1]:53".parse().unwrap()]);
+        // ... asked as any other upstream: here on the responder's port.
+        let ns = V6Nameserver::start();
+        let server = SocketAddr::new(conf[0].ip(), ns.addr.port());
+        // A silent IPv4 upstream beside it costs nothing: first answer wins.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let up = Upstreams::new(
+            vec![silent.local_addr().unwrap(), server],
+            Duration::from_secs(2),
+        );
+        let name = Name::from_ascii("v6.example.").unwrap();
+        let started = Instant::now();
+        let m = up.resolve(&name, RecordType::AAAA).await.expect("answer");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(m.answers[0].data.to_string(), "2001:db8::7");
+        // Cached for its TTL: the next question does not reach upstream.
+        up.resolve(&name, RecordType::AAAA).await.expect("cached");
+        assert_eq!(ns.asked.load(Relaxed), 1);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Where members come from: the netd API (listed, then followed through
-//! `/netd/events`), or periodic DNS A lookups of the alias.
+//! `/netd/events`), or periodic DNS A (or AAAA) lookups of the alias.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,7 +12,7 @@ use http::StatusCode;
 use netd_api::{Client, Events, Member};
 use tracing::{debug, info, warn};
 
-use crate::config::{Discover, ServiceConfig};
+use crate::config::{Discover, IpFamily, ServiceConfig};
 use crate::service::ServiceState;
 
 /// Re-list this often even without events, in case some were missed.
@@ -33,13 +33,27 @@ pub async fn run(svc: Arc<ServiceState>, cfg: Arc<ServiceConfig>) {
 
 // ---- netd API -------------------------------------------------------------
 
-/// Members as (name, address:port), in address order. Which endpoints are
-/// members is netd's answer: the same rule as its DNS (alias, sandbox
-/// name, NAME.NETWORK, short id, any case).
-pub fn member_addrs(eps: &[Member], port: u16) -> Vec<(String, SocketAddr)> {
+/// Members as (name, address:port), in address order, at their address of
+/// `family`. Which endpoints are members is netd's answer: the same rule as
+/// its DNS (alias, sandbox name, NAME.NETWORK, short id, any case). With
+/// ipv6, an endpoint without an IPv6 address (an IPv4-only network, an
+/// older daemon) is no member: its IPv4 address would mix families.
+pub fn member_addrs(eps: &[Member], port: u16, family: IpFamily) -> Vec<(String, SocketAddr)> {
     let mut v: Vec<(String, SocketAddr)> = eps
         .iter()
-        .map(|e| (e.sandbox_name.clone(), SocketAddr::from((e.ip, port))))
+        .filter_map(|e| {
+            let ip: IpAddr = match family {
+                IpFamily::Ipv4 => e.ip.into(),
+                IpFamily::Ipv6 => match e.ip6 {
+                    Some(ip6) => ip6.into(),
+                    None => {
+                        debug!(member = %e.sandbox_name, ip = %e.ip, "no IPv6 address: skipped (ip_family ipv6)");
+                        return None;
+                    }
+                },
+            };
+            Some((e.sandbox_name.clone(), SocketAddr::new(ip, port)))
+        })
         .collect();
     v.sort_by_key(|(_, a)| *a);
     v
@@ -78,7 +92,7 @@ async fn open_events(socket: &Path) -> Result<Events> {
 async fn relist(svc: &ServiceState, cfg: &ServiceConfig) -> Result<()> {
     let network = cfg.network.as_deref().unwrap_or_default();
     let list = match list_members(&cfg.socket, network, &cfg.alias).await? {
-        Some(eps) => member_addrs(&eps, cfg.port),
+        Some(eps) => member_addrs(&eps, cfg.port, cfg.ip_family),
         None => {
             if svc.pool.members().is_empty() && !svc.pool.discovered() {
                 warn!(service = %svc.name, network, "netd has no such network (yet)");
@@ -164,7 +178,7 @@ async fn run_dns(svc: &ServiceState, cfg: &ServiceConfig) {
     };
     let mut failing = false;
     loop {
-        match crate::dns::lookup_a(server, &cfg.alias, Duration::from_secs(2)).await {
+        match crate::dns::lookup(server, &cfg.alias, cfg.ip_family, Duration::from_secs(2)).await {
             Ok(ips) => {
                 if failing {
                     info!(service = %svc.name, %server, "DNS answers again");
@@ -172,14 +186,14 @@ async fn run_dns(svc: &ServiceState, cfg: &ServiceConfig) {
                 }
                 let list: Vec<(String, SocketAddr)> = ips
                     .into_iter()
-                    .map(|ip| (ip.to_string(), SocketAddr::from((ip, cfg.port))))
+                    .map(|ip| (ip.to_string(), SocketAddr::new(ip, cfg.port)))
                     .collect();
                 svc.apply_members(&list);
             }
             Err(e) => {
                 svc.metrics.discovery_errors.fetch_add(1, Relaxed);
                 if !failing {
-                    warn!(service = %svc.name, %server, "DNS lookup of {:?}: {e:#}; keeping the known members", cfg.alias);
+                    warn!(service = %svc.name, %server, "DNS {} lookup of {:?}: {e:#}; keeping the known members", crate::dns::record_type(cfg.ip_family), cfg.alias);
                     failing = true;
                 }
             }
@@ -202,9 +216,31 @@ mod tests {
         ]"#,
         )
         .unwrap();
-        let m = member_addrs(&eps, 80);
+        let m = member_addrs(&eps, 80, IpFamily::Ipv4);
         let names: Vec<_> = m.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["c", "a", "web"]);
         assert_eq!(m[0].1, "10.0.0.2:80".parse().unwrap());
+    }
+
+    #[test]
+    fn ipv6_members_by_their_ip6_and_without_one_skipped() {
+        let eps: Vec<Member> = serde_json::from_str(
+            r#"[
+            {"sandbox_name":"a","ip":"10.0.0.3","ip6":"fd00::3"},
+            {"sandbox_name":"old","ip":"10.0.0.4"},
+            {"sandbox_name":"c","ip":"10.0.0.2","ip6":"fd00::10"}
+        ]"#,
+        )
+        .unwrap();
+        let m = member_addrs(&eps, 80, IpFamily::Ipv6);
+        assert_eq!(
+            m,
+            [
+                ("a".to_string(), "[fd00::3]:80".parse().unwrap()),
+                ("c".to_string(), "[fd00::10]:80".parse().unwrap()),
+            ]
+        );
+        // ipv4 ignores ip6.
+        assert_eq!(member_addrs(&eps, 80, IpFamily::Ipv4).len(), 3);
     }
 }

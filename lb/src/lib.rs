@@ -2,7 +2,7 @@
 //!
 //! `netd-lb` proxies HTTP/1.1 (its own keep-alive proxy, [`h1`]; with h2c,
 //! pingora's) or plain TCP (on tokio) to the members of a service alias on a netd network. Members come from the netd
-//! API (listed, then followed through its event stream) or from DNS A
+//! API (listed, then followed through its event stream) or from DNS A/AAAA
 //! records of the alias. Selection is round-robin, least-connections or
 //! consistent hashing; active health checks and failed connects take members
 //! out, health checks put them back.
@@ -30,6 +30,7 @@ pub use h1::fuzz::{
     chunked as fuzz_chunked, request_head as fuzz_request_head, response_head as fuzz_response_head,
 };
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::TcpSocketOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::background::background_service;
@@ -76,14 +78,21 @@ pub fn reloads() -> u64 {
 /// Must not be called inside a tokio runtime: pingora builds its own.
 pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
     // pingora panics on a listener it cannot bind; say so clearly first.
+    // Every trial socket is held until all are bound, so listeners that
+    // clash with each other (`[::]:80` takes 0.0.0.0:80 too) are caught.
+    let mut trial = Vec::new();
     for s in &cfg.services {
-        std::net::TcpListener::bind(s.listen)
-            .with_context(|| format!("service {}: cannot listen on {}", s.name, s.listen))?;
+        trial.push(
+            bind_like_pingora(s.listen)
+                .with_context(|| format!("service {}: cannot listen on {}", s.name, s.listen))?,
+        );
     }
     if let Some(m) = cfg.metrics {
-        std::net::TcpListener::bind(m)
-            .with_context(|| format!("cannot listen on {m} for metrics"))?;
+        trial.push(
+            bind_like_pingora(m).with_context(|| format!("cannot listen on {m} for metrics"))?,
+        );
     }
+    drop(trial);
     // SIGHUP's default action is to exit: ignore it until the handler is in.
     // SAFETY: setting a signal disposition to SIG_IGN.
     unsafe {
@@ -122,7 +131,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
                     format!("http {}", c.name),
                     h1::Http1Lb::new(Arc::clone(svc)),
                 );
-                s.add_tcp(&listen);
+                s.add_tcp_with_settings(&listen, tcp_options(c.listen));
                 server.add_service(s);
             }
             // h2c needs pingora's HTTP/2 server, so its proxy.
@@ -139,13 +148,13 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
                     o.h2c = true;
                     app.server_options = Some(o);
                 }
-                p.add_tcp(&listen);
+                p.add_tcp_with_settings(&listen, tcp_options(c.listen));
                 server.add_service(p);
             }
             Mode::Tcp => {
                 let mut s =
                     Service::new(format!("tcp {}", c.name), tcp::TcpLb::new(Arc::clone(svc)));
-                s.add_tcp(&listen);
+                s.add_tcp_with_settings(&listen, tcp_options(c.listen));
                 server.add_service(s);
             }
         }
@@ -159,7 +168,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
             },
         );
         s.threads = Some(1);
-        s.add_tcp(&m.to_string());
+        s.add_tcp_with_settings(&m.to_string(), tcp_options(m));
         server.add_service(s);
         info!(listen = %m, "metrics on /metrics");
     }
@@ -179,6 +188,40 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         shutdown_signal: Box::new(signals),
     });
     std::process::exit(0)
+}
+
+/// Whether `addr` is `[::]:PORT`: it takes IPv4 clients too (below).
+fn dual_stack(addr: SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(a) if a.ip().is_unspecified())
+}
+
+/// Listener socket options. `[::]:PORT` is dual-stack (IPV6_V6ONLY off,
+/// IPv4 clients arrive as `::ffff:a.b.c.d` and are shown as IPv4): one
+/// service, one pool, one set of health checks for both families, and the
+/// same on every host whatever its `net.ipv6.bindv6only` (the kernel's
+/// default for an unset option, 1 on some systems). A service that wants
+/// IPv6 only listens on a specific IPv6 address. Other addresses keep
+/// pingora's defaults.
+fn tcp_options(addr: SocketAddr) -> TcpSocketOptions {
+    let mut o = TcpSocketOptions::default();
+    if dual_stack(addr) {
+        o.ipv6_only = Some(false);
+    }
+    o
+}
+
+/// A listening socket made as pingora makes it (SO_REUSEADDR, the options
+/// of [`tcp_options`]), to find out whether pingora's bind would fail.
+fn bind_like_pingora(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if dual_stack(addr) {
+        s.set_only_v6(false)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(1)?;
+    Ok(s)
 }
 
 /// The signals pingora waits on, plus SIGHUP for reloads.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use netd_lb::config::{
-    self, Algorithm, Discover, Globals, HashKey, HealthCheck, Mode, ServiceSpec, parse_duration,
+    self, Algorithm, Discover, Globals, HashKey, HealthCheck, IpFamily, Mode, ServiceSpec,
+    parse_duration,
 };
 
 /// Load-balance the members of a netd service alias.
@@ -14,21 +15,23 @@ use netd_lb::config::{
 /// One service from flags, or several from a TOML file with --config
 /// (SIGHUP reloads it). Members are the endpoints on NETWORK whose aliases
 /// include ALIAS (or the sandbox named ALIAS), found through the netd API and
-/// followed as they join and leave; or, with --discover dns, the A records of
-/// ALIAS.
+/// followed as they join and leave; or, with --discover dns, the A (with
+/// --ip-family ipv6, AAAA) records of ALIAS.
 #[derive(Parser, Debug)]
 #[command(name = "netd-lb", version)]
 struct Args {
     /// A TOML file with one or more [[service]] tables (see docs/lb.md).
     #[arg(long, short = 'c', conflicts_with_all = [
         "listen", "network", "alias", "port", "mode", "algorithm", "hash_key", "health_check",
-        "health_interval", "health_timeout", "rise", "fall", "socket", "discover", "dns_server",
+        "health_interval", "health_timeout", "rise", "fall", "socket", "discover", "ip_family",
+        "dns_server",
         "dns_interval", "metrics", "connect_timeout", "request_timeout", "idle_timeout",
         "retries", "dead_peer_timeout", "h2c", "drain_timeout", "threads", "name",
     ])]
     config: Option<PathBuf>,
 
-    /// Address to listen on (ADDR:PORT, or :PORT for all addresses).
+    /// Address to listen on (ADDR:PORT, [IPV6]:PORT, or :PORT for all IPv4
+    /// addresses; [::]:PORT takes IPv4 and IPv6).
     #[arg(long, short = 'l', required_unless_present = "config")]
     listen: Option<String>,
     /// The netd network the members are on (API discovery).
@@ -67,9 +70,13 @@ struct Args {
     /// netd's API socket [env: NETD_SOCKET] (default /run/netd/netd.sock).
     #[arg(long)]
     socket: Option<PathBuf>,
-    /// Where members come from: the netd API, or DNS A records of the alias.
+    /// Where members come from: the netd API, or DNS A/AAAA records of the alias.
     #[arg(long, value_parser = parse::<Discover>)]
     discover: Option<Discover>,
+    /// Address family of the members: ipv4 (the endpoints' IPv4 address, A
+    /// records) or ipv6 (their IPv6 address, AAAA records). Default ipv4.
+    #[arg(long, value_parser = parse::<IpFamily>)]
+    ip_family: Option<IpFamily>,
     /// Resolver for --discover dns, IP[:PORT] (default: /etc/resolv.conf's first).
     #[arg(long)]
     dns_server: Option<String>,
@@ -137,6 +144,7 @@ fn main() -> ExitCode {
                 algorithm: args.algorithm,
                 hash_key: args.hash_key.clone(),
                 discover: args.discover,
+                ip_family: args.ip_family,
                 dns_server: args.dns_server.clone(),
                 dns_interval: args.dns_interval,
                 health_check: args.health_check.clone(),

@@ -49,7 +49,8 @@ pub struct Ctx {
 
 fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
     match session.client_addr()? {
-        PSocketAddr::Inet(a) => Some(a.ip()),
+        // An IPv4 client of a dual-stack `[::]` listener is IPv4.
+        PSocketAddr::Inet(a) => Some(a.ip().to_canonical()),
         _ => None,
     }
 }

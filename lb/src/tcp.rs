@@ -42,7 +42,8 @@ impl ServerApp for TcpLb {
         let key = client
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().map(|a| a.ip())))
-            .map(|ip| ip.to_string().into_bytes())
+            // An IPv4 client of a dual-stack `[::]` listener hashes as IPv4.
+            .map(|ip| ip.to_canonical().to_string().into_bytes())
             .unwrap_or_default();
         let mut tried = Vec::new();
         let (guard, upstream) = loop {

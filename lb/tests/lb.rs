@@ -872,3 +872,67 @@ fn http_bodies_framing_and_keep_alive() {
             >= 2.0
     );
 }
+
+/// The real daemon's dual-stack network: members found through the API by
+/// their IPv6 addresses, served behind an IPv6 listener.
+#[test]
+fn ipv6_members_of_a_dual_stack_network_behind_an_ipv6_listener() {
+    let w = World::new("v6", 31);
+    w.netd_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.196.131.0/24",
+        "--subnet",
+        "fd00:196:131::/64",
+        "net6",
+    ]);
+    let mut names = Vec::new();
+    for i in 1..=3 {
+        let short = format!("s{i}");
+        let name = w.name(&short);
+        w.netd_ok(&[
+            "sandbox",
+            "create",
+            "--network",
+            "net6",
+            "--alias",
+            "web",
+            &name,
+        ]);
+        w.spawn_server_on(&short, "http", 8000, "::");
+        let addr = format!("[fd00:196:131::{}]:8000", i + 1);
+        assert!(
+            wait_connectable(w.host_ns(), &addr, Duration::from_secs(10)),
+            "backend {name} does not answer on {addr}"
+        );
+        names.push(name);
+    }
+    let listen = "[::1]:8081";
+    let lb = Lb::start(
+        &w,
+        listen,
+        &[
+            "--listen",
+            listen,
+            "--network",
+            "net6",
+            "--alias",
+            "web",
+            "--port",
+            "8000",
+            "--ip-family",
+            "ipv6",
+        ],
+    );
+    wait_all_seen(&lb, &names);
+    let res = lb.get_n("/", 30);
+    assert!(failures(&res).is_empty(), "{:?}", failures(&res));
+    let t = tally(&res);
+    for n in &names {
+        assert_eq!(t.get(n), Some(&10), "{t:?}");
+    }
+    let h = lb.get("/headers").unwrap().body.to_ascii_lowercase();
+    assert!(h.contains("x-forwarded-for: ::1"), "{h}");
+}

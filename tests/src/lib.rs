@@ -258,6 +258,52 @@ pub fn wait_listening(netns: &str, port: u16) {
     panic!("nothing listens on {port} in {netns}");
 }
 
+/// What most integration tests start from: a daemon in a host namespace of
+/// the test's own, and names for what the test creates.
+pub struct World {
+    pub host: Netns,
+    pub daemon: Daemon,
+    /// `PREFIX<pid>TAG`: every namespace and object the test names starts so.
+    pub tag: String,
+}
+
+impl World {
+    /// `prefix` is the test file's (a few letters), `tag` the test's.
+    /// Tests run in parallel in one process: a (prefix, tag) used twice
+    /// would share namespaces and state, so it panics.
+    pub fn new(prefix: &str, tag: &str) -> World {
+        static TAGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let tag = format!("{prefix}{}{tag}", std::process::id());
+        let mut tags = TAGS.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(!tags.contains(&tag), "world tag {tag:?} used twice");
+        tags.push(tag.clone());
+        drop(tags);
+        let host = Netns::new(&format!("{tag}-host"));
+        let daemon = Daemon::start(&host);
+        World { host, daemon, tag }
+    }
+
+    /// A name of the test's: `TAG-s`.
+    pub fn name(&self, s: &str) -> String {
+        format!("{}-{s}", self.tag)
+    }
+
+    /// `netd ARGS`, which must succeed: its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.daemon.cli_ok(args)
+    }
+
+    /// Networks and sandboxes as the CLI lists them, and the host's links
+    /// with their addresses: for "a refused request changed nothing".
+    pub fn snapshot(&self) -> (serde_json::Value, serde_json::Value, String) {
+        (
+            self.daemon.cli_json(&["network", "ls", "--format", "json"]),
+            self.daemon.cli_json(&["sandbox", "ls", "--format", "json"]),
+            run_ok("ip", &["-n", self.host.name(), "-br", "addr"]),
+        )
+    }
+}
+
 /// `netd daemon` in a host namespace, with its own state, run dir and
 /// socket; killed and reaped on drop. Sandboxes it created are removed first.
 pub struct Daemon {
@@ -435,9 +481,79 @@ pub fn ping(ns: &str, ip: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether one ping over IPv6 from `ns` to `ip` is answered (within 2 s).
+pub fn ping6(ns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "2", ip])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The global IPv6 addresses on `dev` in `ns` (`ADDR/PREFIX`), each with
+/// those of its flags that say whether it is usable (tentative, dadfailed,
+/// nodad).
+pub fn addrs6_flags(ns: &str, dev: &str) -> Vec<(String, Vec<String>)> {
+    let out = run_ok("ip", &["-j", "-n", ns, "-6", "addr", "show", "dev", dev]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j");
+    let mut res = Vec::new();
+    for l in v.as_array().into_iter().flatten() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            if a["scope"] != "global" {
+                continue;
+            }
+            let flags = ["tentative", "dadfailed", "nodad"]
+                .iter()
+                .filter(|f| a[**f] == serde_json::Value::Bool(true))
+                .map(|f| f.to_string())
+                .collect();
+            let addr = format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]);
+            res.push((addr, flags));
+        }
+    }
+    res
+}
+
+/// The global IPv6 addresses on `dev` in `ns` (`ADDR/PREFIX`).
+pub fn addrs6(ns: &str, dev: &str) -> Vec<String> {
+    addrs6_flags(ns, dev).into_iter().map(|(a, _)| a).collect()
+}
+
+/// The gateway of the IPv6 default route in `ns`, if there is one.
+pub fn default_gateway6(ns: &str) -> Option<String> {
+    let out = run_ok("ip", &["-j", "-n", ns, "-6", "route", "show", "default"]);
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    v.get(0)?.get("gateway")?.as_str().map(str::to_string)
+}
+
 /// Join a host namespace to an "outside" one by a veth: host `PREFIX.1/24`,
 /// outside `PREFIX.2/24` (PREFIX like "10.202.1").
 pub fn uplink(host: &Netns, outside: &Netns, prefix: &str) {
+    uplink_links(host, outside, prefix);
+}
+
+/// `uplink`, plus IPv6: host `PREFIX6::1/64`, outside `PREFIX6::2/64`
+/// (PREFIX6 like "2001:db8:207:1"), without DAD so both answer at once.
+pub fn uplink6(host: &Netns, outside: &Netns, prefix: &str, prefix6: &str) {
+    let (up, upo) = uplink_links(host, outside, prefix);
+    for (ns, dev, me) in [(host, &up, 1), (outside, &upo, 2)] {
+        ns.run_ok(
+            "ip",
+            &[
+                "-6",
+                "addr",
+                "add",
+                &format!("{prefix6}::{me}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ],
+        );
+    }
+}
+
+/// The uplink's veth pair, addressed and up: (host end, outside end).
+fn uplink_links(host: &Netns, outside: &Netns, prefix: &str) -> (String, String) {
     let up = format!(
         "ndup{}{}",
         std::process::id() % 100_000,
@@ -469,6 +585,7 @@ pub fn uplink(host: &Netns, outside: &Netns, prefix: &str) {
         &["addr", "add", &format!("{prefix}.2/24"), "dev", &upo],
     );
     outside.run_ok("ip", &["link", "set", &upo, "up"]);
+    (up.to_string(), upo)
 }
 
 /// A daemon something else started (netd-cni does, for DNS), stopped by the

@@ -6,7 +6,7 @@ use netd_tests as support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Daemon, Netns, ping, run_ok};
+use support::{Netns, World, ping, run_ok};
 
 /// `ip -j` output of a command run in namespace `ns`.
 fn ip_json(ns: &str, args: &[&str]) -> Value {
@@ -30,34 +30,16 @@ fn addr_of(ns: &str, dev: &str) -> Option<String> {
     Some(format!("{}/{}", a["local"].as_str()?, a["prefixlen"]))
 }
 
-struct World {
-    host: Netns,
-    daemon: Daemon,
-    tag: String,
-}
-
 fn world(tag: &str) -> World {
-    // Tests run in parallel in one process: two with the same tag would
-    // share namespaces and state.
-    static TAGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut tags = TAGS.lock().unwrap_or_else(|p| p.into_inner());
-    assert!(
-        !tags.iter().any(|t| t == tag),
-        "world tag {tag:?} used twice"
-    );
-    tags.push(tag.to_string());
-    drop(tags);
-    let tag = format!("ndA{}{tag}", std::process::id());
-    let host = Netns::new(&format!("{tag}-host"));
-    let daemon = Daemon::start(&host);
-    World { host, daemon, tag }
+    World::new("ndA", tag)
 }
 
-impl World {
-    fn name(&self, s: &str) -> String {
-        format!("{}-{s}", self.tag)
-    }
+/// Worlds this file's tests build on.
+trait Bridged {
+    fn network_with_two(&self, subnet: &str) -> (String, String, String);
+}
 
+impl Bridged for World {
     /// A network on `subnet` with two sandboxes, `a` (.2) and `b` (.3).
     fn network_with_two(&self, subnet: &str) -> (String, String, String) {
         let (net, a, b) = (self.name("net"), self.name("a"), self.name("b"));
@@ -68,15 +50,6 @@ impl World {
         self.daemon
             .cli_ok(&["sandbox", "create", "--network", &net, &b]);
         (net, a, b)
-    }
-
-    /// Every network and sandbox as the CLI reports them, for "nothing changed" checks.
-    fn snapshot(&self) -> (Value, Value, Vec<String>) {
-        (
-            self.daemon.cli_json(&["network", "ls", "--format", "json"]),
-            self.daemon.cli_json(&["sandbox", "ls", "--format", "json"]),
-            links(self.host.name()),
-        )
     }
 }
 

@@ -8,42 +8,18 @@ use netd_tests as support;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{Daemon, Netns};
-
-struct World {
-    host: Netns,
-    daemon: Daemon,
-    tag: String,
-}
+use support::{Daemon, Netns, World};
 
 fn world(tag: &str) -> World {
-    let tag = format!("in{}{tag}", std::process::id());
-    let host = Netns::new(&format!("{tag}-host"));
-    let daemon = Daemon::start(&host);
-    World { host, daemon, tag }
+    World::new("in", tag)
 }
 
-impl World {
-    fn name(&self, s: &str) -> String {
-        format!("{}-{s}", self.tag)
-    }
+/// Refusals, checked in one place.
+trait Refuses {
+    fn refused(&self, method: &str, path: &str, body: &str, status: u16, want: &str);
+}
 
-    /// Networks and sandboxes as the API lists them, and the host's links.
-    fn snapshot(&self) -> (Value, Value, Vec<String>) {
-        let links = self.host.json(&["link"]);
-        let links = links
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["ifname"].as_str().unwrap().to_string())
-            .collect();
-        (
-            self.daemon.api_get("/netd/networks"),
-            self.daemon.api_get("/netd/sandboxes"),
-            links,
-        )
-    }
-
+impl Refuses for World {
     /// Send `body` and check the status and that the message names `want`.
     fn refused(&self, method: &str, path: &str, body: &str, status: u16, want: &str) {
         let (got, text) = self

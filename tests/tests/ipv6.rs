@@ -3,79 +3,14 @@
 
 use netd_tests as support;
 
-use std::process::Command;
+use support::{World, addrs6, addrs6_flags, dig, ping6, run_ok};
 
-use serde_json::Value;
-use support::{Daemon, Netns, dig, run_ok};
-
-struct World {
-    host: Netns,
-    daemon: Daemon,
-    tag: String,
+fn default_gw6(ns: &str) -> Option<String> {
+    support::default_gateway6(ns)
 }
 
 fn world(tag: &str) -> World {
-    let tag = format!("nd6{}{tag}", std::process::id());
-    let host = Netns::new(&format!("{tag}-host"));
-    let daemon = Daemon::start(&host);
-    World { host, daemon, tag }
-}
-
-impl World {
-    fn name(&self, s: &str) -> String {
-        format!("{}-{s}", self.tag)
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        self.daemon.cli_ok(args)
-    }
-
-    fn snapshot(&self) -> (Value, Value, String) {
-        (
-            self.daemon.cli_json(&["network", "ls", "--format", "json"]),
-            self.daemon.cli_json(&["sandbox", "ls", "--format", "json"]),
-            run_ok("ip", &["-n", self.host.name(), "-br", "addr"]),
-        )
-    }
-}
-
-/// `ip -6 -j addr show dev DEV` in `ns`: (address/prefix, flags) of each
-/// global address.
-fn addrs6(ns: &str, dev: &str) -> Vec<(String, Vec<String>)> {
-    let out = run_ok("ip", &["-j", "-n", ns, "-6", "addr", "show", "dev", dev]);
-    let v: Value = serde_json::from_str(&out).expect("ip -j");
-    let mut res = Vec::new();
-    for l in v.as_array().into_iter().flatten() {
-        for a in l["addr_info"].as_array().into_iter().flatten() {
-            if a["scope"] != "global" {
-                continue;
-            }
-            let flags = ["tentative", "dadfailed", "nodad"]
-                .iter()
-                .filter(|f| a[**f] == Value::Bool(true))
-                .map(|f| f.to_string())
-                .collect();
-            res.push((
-                format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]),
-                flags,
-            ));
-        }
-    }
-    res
-}
-
-fn ping6(ns: &str, ip: &str) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "2", ip])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn default_gw6(ns: &str) -> Option<String> {
-    let out = run_ok("ip", &["-j", "-n", ns, "-6", "route", "show", "default"]);
-    let v: Value = serde_json::from_str(&out).ok()?;
-    v.get(0)?.get("gateway")?.as_str().map(str::to_string)
+    World::new("nd6", tag)
 }
 
 #[test]
@@ -110,15 +45,15 @@ fn dual_stack_sandboxes_get_both_families_at_once_and_talk_over_ipv6() {
     assert_eq!(ins[0]["driver"]["ipv6"]["subnet"], "fd00:206:1::/64");
     let gw = addrs6(w.host.name(), &bridge);
     assert_eq!(gw.len(), 1, "{gw:?}");
-    assert_eq!(gw[0].0, "fd00:206:1::1/64");
-    let ea = addrs6(&a, "eth0");
+    assert_eq!(gw[0], "fd00:206:1::1/64");
+    let ea = addrs6_flags(&a, "eth0");
     assert_eq!(ea.len(), 1, "{ea:?}");
     assert_eq!(ea[0].0, "fd00:206:1::2/64", "lowest free address");
     assert!(
         ea[0].1.contains(&"nodad".to_string()) && !ea[0].1.contains(&"tentative".to_string()),
         "{ea:?}"
     );
-    assert_eq!(addrs6(&b, "eth0")[0].0, "fd00:206:1::99/64");
+    assert_eq!(addrs6(&b, "eth0")[0], "fd00:206:1::99/64");
     assert!(ping6(&a, "fd00:206:1::99"), "first ping6 a -> b");
     assert!(ping6(&b, "fd00:206:1::2"), "ping6 b -> a");
     assert!(ping6(&a, "fd00:206:1::1"), "ping6 to the gateway");
@@ -155,10 +90,10 @@ fn dual_stack_sandboxes_get_both_families_at_once_and_talk_over_ipv6() {
     w.cli(&["sandbox", "rm", &a]);
     let c = w.name("c");
     w.cli(&["sandbox", "create", "--network", &net, &c]);
-    assert_eq!(addrs6(&c, "eth0")[0].0, "fd00:206:1::2/64");
+    assert_eq!(addrs6(&c, "eth0")[0], "fd00:206:1::2/64");
     let d = w.name("d");
     w.cli(&["sandbox", "create", "--network", &net, &d]);
-    assert_eq!(addrs6(&d, "eth0")[0].0, "fd00:206:1::3/64");
+    assert_eq!(addrs6(&d, "eth0")[0], "fd00:206:1::3/64");
 }
 
 #[test]
@@ -184,7 +119,7 @@ fn a_sandbox_on_two_dual_stack_networks_reaches_both_and_the_pool_gives_ula_subn
         &n2,
         &both,
     ]);
-    assert_eq!(addrs6(&both, "eth1")[0].0, "fd6e:6574:6400:1::42/64");
+    assert_eq!(addrs6(&both, "eth1")[0], "fd6e:6574:6400:1::42/64");
     assert!(ping6(&both, "fd6e:6574:6400::2"), "both -> a on n1");
     assert!(ping6(&both, "fd6e:6574:6400:1::2"), "both -> b on n2");
     assert!(ping6(&a, "fd6e:6574:6400::3"));
@@ -337,4 +272,48 @@ fn names_resolve_to_aaaa_and_ipv6_addresses_back_to_names() {
     let d = dig(&a, &["-x", "fd00:206:3::4"]);
     assert_eq!(d.status, "NOERROR", "{}", d.text);
     assert_eq!(d.answers, vec![format!("{c}.{net}.")]);
+}
+
+#[test]
+fn reconcile_restores_lost_ipv6_addresses_and_routes() {
+    let w = world("rec");
+    let net = w.name("net");
+    w.cli(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.206.5.0/24",
+        "--subnet",
+        "fd00:206:5::/64",
+        &net,
+    ]);
+    let (a, b) = (w.name("a"), w.name("b"));
+    w.cli(&["sandbox", "create", "--network", &net, &a]);
+    w.cli(&["sandbox", "create", "--network", &net, &b]);
+    assert!(ping6(&a, "fd00:206:5::3"));
+    let bridge = w.daemon.cli_json(&["network", "inspect", &net])[0]["driver"]["bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The gateway's IPv6 address, one sandbox's IPv6 address and route gone.
+    w.host.run_ok(
+        "ip",
+        &["-6", "addr", "flush", "dev", &bridge, "scope", "global"],
+    );
+    run_ok("ip", &["-n", &b, "-6", "route", "del", "default"]);
+    run_ok(
+        "ip",
+        &[
+            "-n", &b, "-6", "addr", "flush", "dev", "eth0", "scope", "global",
+        ],
+    );
+    assert!(!ping6(&a, "fd00:206:5::3"), "damage should break something");
+    let (code, text) = w.daemon.api("POST", "/netd/reconcile", None);
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(addrs6(w.host.name(), &bridge)[0], "fd00:206:5::1/64");
+    assert_eq!(addrs6(&b, "eth0")[0], "fd00:206:5::3/64");
+    assert_eq!(default_gw6(&b).as_deref(), Some("fd00:206:5::1"));
+    assert!(ping6(&a, "fd00:206:5::3"), "a -> b after reconcile");
+    assert!(ping6(&b, "fd00:206:5::1"), "b -> gateway after reconcile");
 }

@@ -7,7 +7,7 @@
 //! root namespace. These need CAP_NET_ADMIN, which is why they live here and
 //! not in `netd`'s unit tests.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -32,8 +32,9 @@ fn apply_add_and_remove_elements_in_a_private_namespace() {
             host_ip: None,
             proto: Proto::Tcp,
             host_port: 8080,
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: Ipv4Addr::new(10, 0, 0, 2).into(),
             port: 80,
+            direct: false,
         };
         let err = nft.elements(&[e], MsgType::Del).unwrap_err();
         assert!(format!("{err:#}").contains("No such file"), "{err:#}");
@@ -68,11 +69,12 @@ fn batches_of_any_size_in_a_private_namespace() {
         let nft = Nft::open().unwrap();
         let ports: Vec<PortElement> = (0..20_000u16)
             .map(|i| PortElement {
-                host_ip: (i % 2 == 0).then_some(Ipv4Addr::LOCALHOST),
+                host_ip: (i % 2 == 0).then_some(Ipv4Addr::LOCALHOST.into()),
                 proto: Proto::Tcp,
                 host_port: 10_000 + i,
-                addr: Ipv4Addr::new(10, 0, 0, 2),
+                addr: Ipv4Addr::new(10, 0, 0, 2).into(),
                 port: 80,
+                direct: false,
             })
             .collect();
         nft.apply(&FirewallPlan {
@@ -85,6 +87,63 @@ fn batches_of_any_size_in_a_private_namespace() {
         nft.elements(&ports, MsgType::Add).unwrap();
         nft.elements(&ports, MsgType::Del).unwrap();
         assert!(nft.elements(&ports[..1], MsgType::Del).is_err());
+        nft.remove().unwrap();
+    });
+}
+
+/// IPv6 elements in their own maps, and the routed set, next to IPv4 ones:
+/// applied, withdrawn and added again, listed by `nft` as they were meant.
+#[test]
+fn ipv6_elements_and_routed_set_in_a_private_namespace() {
+    let ns = Netns::new(&format!("fw6xnftk{}", std::process::id()));
+    let name = ns.name().to_string();
+    in_ns(ns.name(), move || {
+        let nft = Nft::open().unwrap();
+        let c6: IpAddr = "fd00:9::2".parse().unwrap();
+        let v4 = PortElement {
+            host_ip: None,
+            proto: Proto::Tcp,
+            host_port: 8080,
+            addr: Ipv4Addr::new(10, 0, 0, 2).into(),
+            port: 80,
+            direct: false,
+        };
+        let any6 = PortElement {
+            addr: c6,
+            direct: true,
+            ..v4
+        };
+        let one6 = PortElement {
+            host_ip: Some("2001:db8::1".parse::<Ipv6Addr>().unwrap().into()),
+            proto: Proto::Udp,
+            host_port: 5353,
+            port: 53,
+            ..any6
+        };
+        let all = [v4, any6, one6];
+        nft.apply(&FirewallPlan {
+            networks: vec![],
+            ports: all.to_vec(),
+        })
+        .unwrap();
+        let list = |what: &str| {
+            let out = std::process::Command::new("nft")
+                .args(["list", "table", "inet", "netd"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(text.contains(what), "{what} missing in {name}:\n{text}");
+            text
+        };
+        list("tcp . 8080 : fd00:9::2 . 80");
+        list("2001:db8::1 . udp . 5353 : fd00:9::2 . 53");
+        list("fd00:9::2 . tcp . 80");
+        list("fd00:9::2 . udp . 53");
+        list("tcp . 8080 : 10.0.0.2 . 80");
+        nft.elements(&all, MsgType::Del).unwrap();
+        assert!(nft.elements(&[one6], MsgType::Del).is_err());
+        nft.elements(&all, MsgType::Add).unwrap();
+        list("2001:db8::1 . udp . 5353 : fd00:9::2 . 53");
         nft.remove().unwrap();
     });
 }

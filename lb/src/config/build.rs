@@ -88,6 +88,7 @@ impl ServiceSpec {
             algorithm: self.algorithm.unwrap_or_default(),
             hash_key,
             discover,
+            ip_family: self.ip_family.unwrap_or_default(),
             dns_server,
             dns_interval,
             health,

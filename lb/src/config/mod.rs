@@ -57,6 +57,8 @@ pub struct ServiceConfig {
     pub algorithm: Algorithm,
     pub hash_key: HashKey,
     pub discover: Discover,
+    /// Which of a member's addresses receives traffic.
+    pub ip_family: IpFamily,
     /// The resolver for DNS discovery.
     pub dns_server: Option<SocketAddr>,
     pub dns_interval: Duration,
@@ -134,6 +136,16 @@ pub enum Discover {
     Dns,
 }
 
+/// The address family of the members: which address of an endpoint (API
+/// discovery) or which record type (DNS discovery) names a member. The
+/// listener's family is that of its own address, independent of this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpFamily {
+    #[default]
+    Ipv4,
+    Ipv6,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum HealthCheck {
     /// Passive ejection only: a member that fails a connect is out for a
@@ -176,12 +188,22 @@ keyword_enum!(Algorithm, "algorithm", {
     "consistent-hash" => Algorithm::ConsistentHash,
 });
 keyword_enum!(Discover, "discovery", { "api" => Discover::Api, "dns" => Discover::Dns });
+keyword_enum!(IpFamily, "IP family", { "ipv4" => IpFamily::Ipv4, "ipv6" => IpFamily::Ipv6 });
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Mode::Http => "http",
             Mode::Tcp => "tcp",
+        })
+    }
+}
+
+impl fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IpFamily::Ipv4 => "ipv4",
+            IpFamily::Ipv6 => "ipv6",
         })
     }
 }

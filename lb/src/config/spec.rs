@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{Algorithm, Discover, HashKey, HealthCheck, Mode};
+use super::{Algorithm, Discover, HashKey, HealthCheck, IpFamily, Mode};
 
 /// Longer is surely a typo (about 31 years).
 const MAX_SECS: f64 = 1e9;
@@ -72,6 +72,7 @@ pub struct ServiceSpec {
     pub algorithm: Option<Algorithm>,
     pub hash_key: Option<HashKey>,
     pub discover: Option<Discover>,
+    pub ip_family: Option<IpFamily>,
     pub dns_server: Option<String>,
     #[serde(default, deserialize_with = "opt_dur")]
     pub dns_interval: Option<Duration>,
@@ -111,7 +112,9 @@ pub struct FileSpec {
     pub services: Vec<ServiceSpec>,
 }
 
-/// Parse `ADDR:PORT`; a bare `:PORT` or `PORT` listens on every address.
+/// Parse `ADDR:PORT` (`[IPV6]:PORT` for IPv6); a bare `:PORT` or `PORT`
+/// listens on every IPv4 address, as it always has (`[::]:PORT` for both
+/// families).
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
@@ -119,17 +122,22 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let port = s.strip_prefix(':').unwrap_or(s);
     port.parse::<u16>()
         .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
-        .map_err(|_| format!("invalid address {s:?} (expected ADDR:PORT)"))
+        .map_err(|_| format!("invalid address {s:?} (expected ADDR:PORT or [IPV6]:PORT)"))
 }
 
-/// `IP:PORT` or a bare `IP` (port 53).
+/// `IP:PORT` (`[IPV6]:PORT`) or a bare `IP` (port 53), IPv6 with or without
+/// brackets.
 pub fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    s.parse::<std::net::IpAddr>()
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
+    bare.parse::<std::net::IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("invalid DNS server {s:?} (expected IP or IP:PORT)"))
+        .map_err(|_| format!("invalid DNS server {s:?} (expected IP, IP:PORT or [IPV6]:PORT)"))
 }
 
 /// The first usable `nameserver` of /etc/resolv.conf, port 53 (lines that

@@ -30,6 +30,33 @@ fn keywords() {
     assert!("least-connections".parse::<Algorithm>().is_err());
     assert_eq!(parse_listen(":8080").unwrap().port(), 8080);
     assert_eq!(parse_dns_server("10.0.0.1").unwrap().port(), 53);
+    assert_eq!("ipv6".parse::<IpFamily>(), Ok(IpFamily::Ipv6));
+    assert_eq!("ipv4".parse::<IpFamily>(), Ok(IpFamily::Ipv4));
+}
+
+#[test]
+fn ipv6_listeners_resolvers_and_family() {
+    assert_eq!(parse_listen("[::]:8080"), Ok("[::]:8080".parse().unwrap()));
+    assert_eq!(parse_listen("[::1]:80"), Ok("[::1]:80".parse().unwrap()));
+    // A bare port stays IPv4, as before.
+    assert_eq!(parse_listen("8080"), Ok("0.0.0.0:8080".parse().unwrap()));
+    let e = parse_listen("::1:80").unwrap_err();
+    assert!(e.contains("[IPV6]:PORT"), "{e}");
+    assert_eq!(parse_dns_server("::1"), Ok("[::1]:53".parse().unwrap()));
+    assert_eq!(parse_dns_server("[::1]"), Ok("[::1]:53".parse().unwrap()));
+    assert_eq!(
+        parse_dns_server("[fd00::1]:5353"),
+        Ok("[fd00::1]:5353".parse().unwrap())
+    );
+    let c = parse_file_text(
+        "[[service]]\nlisten = \"[::1]:8080\"\nnetwork = \"n\"\nalias = \"a\"\nport = 1\n\
+         ip_family = \"ipv6\"\n\n[[service]]\nlisten = \"127.0.0.1:8080\"\nnetwork = \"n\"\n\
+         alias = \"b\"\nport = 1\n",
+    )
+    .unwrap();
+    assert_eq!(c.services[0].ip_family, IpFamily::Ipv6);
+    assert_eq!(c.services[0].listen, "[::1]:8080".parse().unwrap());
+    assert_eq!(c.services[1].ip_family, IpFamily::Ipv4, "the default");
 }
 
 #[test]
@@ -90,4 +117,15 @@ fn errors_are_clear() {
     )
     .unwrap_err();
     assert!(format!("{e:#}").contains("unknown algorithm"), "{e:#}");
+    for bad in ["IPv6", "inet6", "6", "both"] {
+        let e = parse_file_text(&format!(
+            "[[service]]\nlisten=\":80\"\nnetwork=\"n\"\nalias=\"a\"\nport=1\nip_family=\"{bad}\"\n"
+        ))
+        .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains(&format!("unknown IP family {bad:?}")) && msg.contains("ipv4, ipv6"),
+            "{msg}"
+        );
+    }
 }

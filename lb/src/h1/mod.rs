@@ -66,7 +66,8 @@ impl ServerApp for Http1Lb {
         let client_addr = client
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().map(|a| a.ip())))
-            .map(Client::new);
+            // An IPv4 client of a dual-stack `[::]` listener is IPv4.
+            .map(|ip| Client::new(ip.to_canonical()));
         let mut c = Conn {
             svc: &self.svc,
             client,

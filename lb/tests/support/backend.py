@@ -11,6 +11,7 @@
 #                               connection 50 ms later, unannounced and
 #                               whatever arrived on it meanwhile
 #   backend.py echo NAME PORT   TCP: sends "NAME\n", then echoes everything
+#   An ADDR after PORT binds that address (IPv6 too) instead of 0.0.0.0.
 import http.server
 import socket
 import sys
@@ -19,6 +20,8 @@ import time
 import urllib.parse
 
 mode, name, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+addr = sys.argv[4] if len(sys.argv) > 4 else "0.0.0.0"
+family = socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -105,12 +108,16 @@ def echo(conn):
 
 
 if mode == "http":
-    http.server.ThreadingHTTPServer.daemon_threads = True
-    http.server.ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+
+    Server((addr, port), H).serve_forever()
 else:
-    s = socket.socket()
+    s = socket.socket(family)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    s.bind((addr, port))
     s.listen(128)
     while True:
         c, _ = s.accept()

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use netd_tests::{Child, Daemon, Netns, TempDir, in_ns, run_ok, spawn_in, wait_connectable};
 
+pub mod standins;
+
 pub const BACKEND_PY: &str = include_str!("backend.py");
 pub const RECORDER_PY: &str = include_str!("recorder.py");
 
@@ -285,12 +287,23 @@ impl World {
 
     /// Start a backend in namespace SHORT without waiting for it.
     pub fn spawn_server(&self, short: &str, mode: &str, port: u16) {
+        self.spawn_server_on(short, mode, port, "0.0.0.0");
+    }
+
+    /// Start a backend in namespace SHORT bound to `addr` (`::` for IPv6).
+    pub fn spawn_server_on(&self, short: &str, mode: &str, port: u16, addr: &str) {
         let name = self.name(short);
         let script = self.dir().join("backend.py");
         let child = spawn_in(
             &name,
             "python3",
-            &[script.to_str().unwrap(), mode, &name, &port.to_string()],
+            &[
+                script.to_str().unwrap(),
+                mode,
+                &name,
+                &port.to_string(),
+                addr,
+            ],
         );
         self.servers
             .lock()

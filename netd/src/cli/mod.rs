@@ -2,20 +2,21 @@
 //! json`, names or id prefixes everywhere). Every command except `daemon` and
 //! `sandbox exec` is one request to the daemon's API.
 
-use std::collections::BTreeMap;
+mod network;
+
+pub use network::NetworkCmd;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::model::{EndpointRequest, Mac, NetworkCreate, PortMapping, SandboxCreate};
-use crate::ops::{
-    DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EndpointDetail, NetworkDetail, Paths, SandboxDetail,
-};
+use crate::model::{EndpointRequest, Mac, PortMapping, SandboxCreate};
+use crate::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, Paths, SandboxDetail};
 use netd_api::blocking::Client;
-use netd_api::{Disconnect, Prune, Pruned, RemoveSandbox, seg};
+use netd_api::{RemoveSandbox, seg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,13 +68,18 @@ pub struct DaemonArgs {
     pub dns_ttl: u32,
 }
 
+/// `IP`, `[IPV6]` or `IP:PORT` / `[IPV6]:PORT`; port 53 when none is given.
 fn upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
     s.parse()
         .or_else(|_| {
-            s.parse::<std::net::IpAddr>()
+            bare.parse::<std::net::IpAddr>()
                 .map(|ip| std::net::SocketAddr::new(ip, 53))
         })
-        .map_err(|_| format!("expected IP or IP:PORT, got {s:?}"))
+        .map_err(|_| format!("expected IP, [IPV6], IP:PORT or [IPV6]:PORT, got {s:?}"))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,77 +95,6 @@ pub struct ListArgs {
     /// Only print ids.
     #[arg(long, short)]
     quiet: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum NetworkCmd {
-    /// Create a network.
-    Create {
-        #[arg(long, short = 'd', default_value = "bridge")]
-        driver: String,
-        /// Subnet in CIDR form, at most one per family (an IPv6 one needs
-        /// --ipv6); a free private range when omitted.
-        #[arg(long)]
-        subnet: Vec<String>,
-        /// Gateway address per family (default: the subnet's first address).
-        #[arg(long)]
-        gateway: Vec<String>,
-        /// Allocate dynamic addresses from this sub-range (one per family).
-        #[arg(long)]
-        ip_range: Vec<String>,
-        /// Dual-stack: an IPv6 subnet too (a ULA /64 when none is given).
-        #[arg(long)]
-        ipv6: bool,
-        /// No route out, no masquerade.
-        #[arg(long)]
-        internal: bool,
-        /// Driver options KEY=VALUE: com.docker.network.bridge.name, com.docker.network.driver.mtu,
-        /// com.docker.network.bridge.enable_ip_masquerade, com.docker.network.bridge.enable_icc.
-        #[arg(long = "opt", short = 'o', value_parser = key_value)]
-        opts: Vec<(String, String)>,
-        /// Metadata KEY[=VALUE].
-        #[arg(long = "label", value_parser = label)]
-        labels: Vec<(String, String)>,
-        name: String,
-    },
-    /// List networks.
-    #[command(alias = "list")]
-    Ls(ListArgs),
-    /// Show networks in detail (JSON).
-    Inspect {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-    /// Remove networks.
-    #[command(alias = "remove")]
-    Rm {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-    /// Remove every user-defined network no sandbox uses.
-    Prune {
-        /// Do not ask for confirmation.
-        #[arg(long, short)]
-        force: bool,
-        /// label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME.
-        #[arg(long = "filter")]
-        filters: Vec<String>,
-    },
-    /// Connect a sandbox to a network.
-    Connect {
-        #[command(flatten)]
-        endpoint: EndpointArgs,
-        network: String,
-        sandbox: String,
-    },
-    /// Disconnect a sandbox from a network.
-    Disconnect {
-        /// Remove the record even if the kernel objects cannot be cleaned up.
-        #[arg(long, short)]
-        force: bool,
-        network: String,
-        sandbox: String,
-    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,22 +153,6 @@ pub struct EndpointArgs {
     /// The interface's MAC address (default 02:42 followed by the IPv4 address).
     #[arg(long)]
     mac: Option<String>,
-}
-
-/// A repeatable flag's values as (IPv4, IPv6), as Docker takes `--subnet`
-/// once per family.
-fn by_family(flag: &str, values: Vec<String>) -> Result<(Option<String>, Option<String>)> {
-    let (v6, v4): (Vec<String>, Vec<String>) = values.into_iter().partition(|v| v.contains(':'));
-    for (family, vs) in [("IPv4", &v4), ("IPv6", &v6)] {
-        if vs.len() > 1 {
-            bail!(
-                "{} {family} {flag} values ({}): give at most one per family",
-                vs.len(),
-                vs.join(", ")
-            );
-        }
-    }
-    Ok((v4.into_iter().next(), v6.into_iter().next()))
 }
 
 fn label(s: &str) -> Result<(String, String), String> {
@@ -347,7 +266,7 @@ fn run_command(cli: Cli) -> Result<()> {
             };
             rt.block_on(crate::daemon::run(&paths, dns))
         }
-        Command::Network(n) => network(&Client::new(&cli.socket)?, n),
+        Command::Network(n) => network::network(&Client::new(&cli.socket)?, n),
         Command::Sandbox(s) => sandbox(&Client::new(&cli.socket)?, s),
         Command::Events => {
             Client::new(&cli.socket)?.stream_lines("/netd/events", |l| -> Result<()> {
@@ -358,133 +277,6 @@ fn run_command(cli: Cli) -> Result<()> {
             bail!("the daemon closed the event stream")
         }
     }
-}
-
-fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
-    match cmd {
-        NetworkCmd::Create {
-            driver,
-            subnet,
-            gateway,
-            ip_range,
-            ipv6,
-            internal,
-            opts,
-            labels,
-            name,
-        } => {
-            let (subnet, subnet6) = by_family("--subnet", subnet)?;
-            let (gateway, gateway6) = by_family("--gateway", gateway)?;
-            let (ip_range, ip_range6) = by_family("--ip-range", ip_range)?;
-            let req = NetworkCreate {
-                name,
-                driver,
-                subnet,
-                gateway,
-                ip_range,
-                ipv6,
-                subnet6,
-                gateway6,
-                ip_range6,
-                internal,
-                options: opts.into_iter().collect(),
-                labels: labels.into_iter().collect(),
-            };
-            // Refuse bad input before it reaches the daemon, with the same message.
-            req.validate()?;
-            let d: NetworkDetail = c.post("/netd/networks", &req)?;
-            println!("{}", d.network.id);
-        }
-        NetworkCmd::Ls(ListArgs { format, quiet }) => {
-            let list: Vec<NetworkDetail> = c.get("/netd/networks")?;
-            if quiet {
-                list.iter()
-                    .for_each(|d| println!("{}", d.network.id.short()));
-            } else if format == Format::Json {
-                print_json(&list)?;
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|d| {
-                        let n = &d.network;
-                        vec![
-                            n.id.short().to_string(),
-                            n.name.to_string(),
-                            n.driver.name().to_string(),
-                            "local".into(),
-                            n.bridge().map(|b| b.subnet.to_string()).unwrap_or_default(),
-                            d.endpoints.len().to_string(),
-                        ]
-                    })
-                    .collect();
-                print_table(
-                    &[
-                        "NETWORK ID",
-                        "NAME",
-                        "DRIVER",
-                        "SCOPE",
-                        "SUBNET",
-                        "ENDPOINTS",
-                    ],
-                    &rows,
-                );
-            }
-        }
-        NetworkCmd::Inspect { names } => inspect::<NetworkDetail>(c, "networks", &names)?,
-        NetworkCmd::Rm { names } => remove(c, "networks", &names, "")?,
-        NetworkCmd::Prune { force, filters } => {
-            let mut f: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-            for spec in &filters {
-                let (k, v) = spec
-                    .split_once('=')
-                    .with_context(|| format!("invalid --filter {spec:?}: expected KEY=VALUE"))?;
-                f.entry(k.to_string())
-                    .or_default()
-                    .insert(v.to_string(), true);
-            }
-            if !force
-                && !confirm(
-                    "WARNING! This will remove all custom networks not used by at least one sandbox.",
-                )?
-            {
-                bail!("prune cancelled");
-            }
-            let r: Pruned = c.post(
-                "/netd/networks/prune",
-                &Prune {
-                    filters: Some(serde_json::to_value(f)?),
-                },
-            )?;
-            if !r.removed.is_empty() {
-                println!("Deleted Networks:");
-                for n in r.removed {
-                    println!("{n}");
-                }
-            }
-        }
-        NetworkCmd::Connect {
-            endpoint,
-            network,
-            sandbox,
-        } => {
-            let endpoint = endpoint_request(endpoint)?;
-            let _: EndpointDetail = c.post(
-                &format!("/netd/networks/{}/connect", seg(&network)),
-                &json!({ "sandbox": sandbox, "endpoint": endpoint }),
-            )?;
-        }
-        NetworkCmd::Disconnect {
-            force,
-            network,
-            sandbox,
-        } => {
-            let _: Value = c.post(
-                &format!("/netd/networks/{}/disconnect", seg(&network)),
-                &Disconnect { sandbox, force },
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// `inspect NAME...`: a JSON array of what was found; the misses fail the
@@ -574,10 +366,12 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
                                 .map(|e| e.network_name.to_string())
                                 .collect()
                         };
+                        // Every address, each endpoint's IPv4 then IPv6.
                         let ips: Vec<String> = d
                             .endpoints
                             .iter()
-                            .map(|e| e.endpoint.ip.to_string())
+                            .flat_map(|e| e.endpoint.addrs())
+                            .map(|a| a.to_string())
                             .collect();
                         vec![
                             s.id.short().to_string(),
@@ -641,4 +435,22 @@ fn exec_in(netns: &str, name: &str, cmd: &[String]) -> Result<()> {
     }
     let err = std::process::Command::new(&cmd[0]).args(&cmd[1..]).exec();
     Err(err).with_context(|| format!("exec {}", cmd[0]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn upstreams_take_both_families_with_or_without_a_port() {
+        for (given, want) in [
+            ("1.1.1.1", "1.1.1.1:53"),
+            ("1.1.1.1:5353", "1.1.1.1:5353"),
+            ("::1", "[::1]:53"),
+            ("[::1]", "[::1]:53"),
+            ("[fd00::53]:5353", "[fd00::53]:5353"),
+        ] {
+            assert_eq!(super::upstream(given).unwrap().to_string(), want);
+        }
+        let e = super::upstream("[::1").unwrap_err();
+        assert!(e.contains("[::1"), "{e}");
+    }
 }

@@ -539,8 +539,10 @@ impl FirewallOps for FakeKernel {
     fn check_host_ports(&self, elems: &[PortElement]) -> Result<(), HostPortError> {
         let s = self.st();
         for e in elems {
-            if let Some(ip) = e.host_ip.filter(|ip| s.foreign.contains(ip)) {
-                return Err(HostPortError::NotLocal(ip));
+            if let Some(std::net::IpAddr::V4(ip)) = e.host_ip
+                && s.foreign.contains(&ip)
+            {
+                return Err(HostPortError::NotLocal(ip.into()));
             }
             if s.held_ports.contains(&e.host_port) {
                 return Err(HostPortError::InUse {

@@ -176,9 +176,35 @@ impl FromStr for PortMapping {
         };
         let container_port = parse_range(spec, container)?;
         if let Some(IpAddr::V6(ip)) = host_ip {
-            return invalid(format!(
-                "invalid publish spec {spec:?}: IPv6 host address {ip} is not supported yet"
-            ));
+            // A link-local address needs a zone to be bound or routed to,
+            // and a mapped IPv4 address is an IPv4 one in disguise: the
+            // datapath could match neither.
+            if ip.is_unicast_link_local() {
+                return invalid(format!(
+                    "invalid publish spec {spec:?}: {ip} is link-local; publish on a global or ULA address, or on [::]"
+                ));
+            }
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return invalid(format!(
+                    "invalid publish spec {spec:?}: {ip} is an IPv4-mapped address; write it as {v4}"
+                ));
+            }
+            // Measured: with bridge netfilter on (netd needs it for ICC and
+            // hairpin), the reply to a connection DNAT'ed from [::1] is
+            // turned back to ::1 on the bridge, and the IPv6 input path
+            // drops any packet for ::1 that did not arrive on `lo` (RFC
+            // 4291 2.5.3; IPv6 has no `route_localnet`). Such a port could
+            // never answer, so it is refused rather than left to hang.
+            if ip.is_loopback() {
+                return invalid(format!(
+                    "invalid publish spec {spec:?}: cannot publish on [::1]: the kernel drops replies to ::1 that come from a bridge (IPv6 has no route_localnet); publish on 127.0.0.1, on [::] or on one of the host's IPv6 addresses"
+                ));
+            }
+            if ip.is_multicast() {
+                return invalid(format!(
+                    "invalid publish spec {spec:?}: {ip} is a multicast address"
+                ));
+            }
         }
         if let Some(h) = host_port
             && h.len() != container_port.len()
@@ -260,13 +286,17 @@ mod tests {
         let p: PortMapping = "10.0.0.1::53/sctp".parse().unwrap();
         assert_eq!(p.host_port, None);
         assert_eq!(p.proto, Proto::Sctp);
-        assert!(
-            "[::1]:8080:80"
-                .parse::<PortMapping>()
-                .unwrap_err()
-                .0
-                .contains("IPv6")
-        );
+        let p: PortMapping = "[2001:db8::1]::53/udp".parse().unwrap();
+        assert_eq!(p.host_ip, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(p.host_port, None);
+        for bad in [
+            "[fe80::1]:80:80",
+            "[::ffff:10.0.0.1]:80:80",
+            "[ff02::1]:80:80",
+        ] {
+            let e = bad.parse::<PortMapping>().unwrap_err().0;
+            assert!(e.contains(&bad[1..bad.find(']').unwrap()]), "{e}");
+        }
 
         for bad in [
             "",
@@ -302,6 +332,9 @@ mod tests {
             "127.0.0.1:9000-9002:8000-8002/udp",
             "80/tcp",
             "10.0.0.1::53/sctp",
+            "[fd00::1]:8080:80/tcp",
+            "[2001:db8::1]::53/udp",
+            "[::]:9000-9001:90-91/tcp",
         ] {
             let p: PortMapping = s.parse().unwrap();
             assert_eq!(p.to_string(), s);

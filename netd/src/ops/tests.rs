@@ -16,6 +16,7 @@ use crate::plan;
 use crate::plan::firewall as fwplan;
 use crate::store;
 
+mod dual_stack;
 mod endpoint;
 mod network;
 mod reconcile;
@@ -104,6 +105,7 @@ impl T {
         let mut kernel = self.k().world();
         // Forwarding is the host's: netd turns it on and never off.
         kernel.sysctls.remove("net/ipv4/ip_forward");
+        kernel.sysctls.remove("net/ipv6/conf/all/forwarding");
         Snapshot {
             networks: json(
                 n.iter()
@@ -146,6 +148,10 @@ impl T {
             assert_eq!(
                 w.ifaces.get(&(p.netns.clone(), p.ifname.clone())),
                 Some(&p.address)
+            );
+            assert_eq!(
+                w.ifaces6.get(&(p.netns.clone(), p.ifname.clone())),
+                p.address6.as_ref()
             );
         }
         assert_eq!(

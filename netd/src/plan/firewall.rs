@@ -1,37 +1,60 @@
 //! The firewall plan: what netd's one nftables table (`inet netd`) must hold.
 //!
 //! Rules exist per network (a handful each); containers and ports only add
-//! elements to two maps, so attaching the 5,000th port costs what the first
-//! did. The kernel adapter (`kernel::nft`) turns this into one atomic batch.
+//! elements to maps (one pair of maps per address family), so attaching the
+//! 5,000th port costs what the first did. The kernel adapter (`kernel::nft`)
+//! turns this into one atomic batch.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::model::{Endpoint, Network, Proto};
+use crate::model::{Endpoint, Network, OPT_GATEWAY_MODE_V6, Proto};
 
 /// The per-network rules: masquerade, isolation, internal, ICC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkRules {
     pub bridge: String,
     pub subnet: Ipv4Net,
+    /// The IPv6 subnet of a dual-stack network.
+    pub subnet6: Option<Ipv6Net>,
     /// Masquerade what leaves through another interface.
     pub masquerade: bool,
+    /// NAT66: masquerade IPv6 that leaves through another interface.
+    pub masquerade6: bool,
+    /// Routed IPv6 (`gateway_mode_ipv6=routed`): containers keep their own
+    /// addresses, and their published container ports (and ICMPv6) are
+    /// reachable at those addresses from outside the host.
+    pub routed6: bool,
     /// No traffic in or out of the bridge except to the host itself.
     pub internal: bool,
     /// Containers on this bridge may talk to each other.
     pub icc: bool,
 }
 
+/// Routed IPv6 on a dual-stack network that is not internal. Read from the
+/// option rather than from the missing NAT66: `enable_ip_masquerade=false`
+/// turns NAT66 off too, but opens nothing, as for IPv4.
+fn routed6(n: &Network) -> bool {
+    n.bridge().is_some_and(|b| b.ipv6.is_some() && !b.internal)
+        && n.options.get(OPT_GATEWAY_MODE_V6).map(String::as_str) == Some("routed")
+}
+
 /// One published port: (host address or any, protocol, host port) to
-/// (container address, container port). A range is one element per port.
+/// (container address, container port). A range is one element per port,
+/// and a port published on every address of a dual-stack network one
+/// element per family. `host_ip`, when given, is of `addr`'s family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PortElement {
-    pub host_ip: Option<Ipv4Addr>,
+    /// None: every local address of `addr`'s family.
+    pub host_ip: Option<IpAddr>,
     pub proto: Proto,
     pub host_port: u16,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
+    /// On a routed IPv6 network: the container port is also reachable
+    /// directly at `addr` from outside (Docker's routed gateway mode).
+    pub direct: bool,
 }
 
 /// The whole table's contents.
@@ -46,35 +69,70 @@ pub fn network_rules(n: &Network) -> Option<NetworkRules> {
     Some(NetworkRules {
         bridge: b.bridge.to_string(),
         subnet: b.subnet,
+        subnet6: b.ipv6.as_ref().map(|v6| v6.subnet),
         masquerade: b.masquerade && !b.internal,
+        masquerade6: b.ipv6.as_ref().is_some_and(|v6| v6.masquerade) && !b.internal,
+        routed6: routed6(n),
         internal: b.internal,
         icc: b.icc,
     })
 }
 
-/// The map elements an endpoint's published ports need. Ports on internal
-/// networks are not published: nothing may reach in.
-pub fn port_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
-    if n.bridge().is_none_or(|b| b.internal) {
-        return vec![];
+/// Why `ep`'s ports cannot be published on `n`: an IPv6 host address on a
+/// network without IPv6 (there is no container address to send it to).
+/// Checked before anything is recorded.
+pub fn unpublishable(n: &Network, ports: &[crate::model::PortMapping]) -> Option<String> {
+    let b = n.bridge()?;
+    if b.ipv6.is_some() {
+        return None;
     }
+    ports.iter().find_map(|m| match m.host_ip {
+        Some(IpAddr::V6(ip)) => Some(format!(
+            "cannot publish {m} on [{ip}]: network {} has no IPv6 subnet (create it with --ipv6)",
+            n.name
+        )),
+        _ => None,
+    })
+}
+
+/// The map elements an endpoint's published ports need. Ports on internal
+/// networks are not published: nothing may reach in. Without a host
+/// address a port is published on both families of a dual-stack network;
+/// `0.0.0.0` and `[::]` mean every address of their own family only, as
+/// in Docker.
+pub fn port_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
+    let Some(b) = n.bridge().filter(|b| !b.internal) else {
+        return vec![];
+    };
+    let ip6 = ep.ip6.filter(|_| b.ipv6.is_some());
+    let direct = routed6(n);
     let mut out = Vec::new();
     for m in &ep.ports {
         let Some(h) = m.host_port else { continue };
-        let host_ip = match m.host_ip {
-            Some(std::net::IpAddr::V4(ip)) if !ip.is_unspecified() => Some(ip),
-            Some(std::net::IpAddr::V4(_)) | None => None,
-            // Refused at parse time; never publish on all addresses by accident.
-            Some(std::net::IpAddr::V6(_)) => continue,
+        let v4 = IpAddr::V4(ep.ip);
+        let v6 = ip6.map(IpAddr::V6);
+        let targets: Vec<(Option<IpAddr>, IpAddr)> = match m.host_ip {
+            None => std::iter::once((None, v4))
+                .chain(v6.map(|a| (None, a)))
+                .collect(),
+            Some(ip) if ip.is_unspecified() && ip.is_ipv4() => vec![(None, v4)],
+            Some(ip) if ip.is_ipv4() => vec![(Some(ip), v4)],
+            // Refused before it is recorded (`unpublishable`) when the
+            // endpoint has no IPv6 address.
+            Some(ip) if ip.is_unspecified() => v6.map(|a| (None, a)).into_iter().collect(),
+            Some(ip) => v6.map(|a| (Some(ip), a)).into_iter().collect(),
         };
-        for i in 0..h.len() {
-            out.push(PortElement {
-                host_ip,
-                proto: m.proto,
-                host_port: h.start + i as u16,
-                addr: ep.ip,
-                port: m.container_port.start + i as u16,
-            });
+        for (host_ip, addr) in targets {
+            for i in 0..h.len() {
+                out.push(PortElement {
+                    host_ip,
+                    proto: m.proto,
+                    host_port: h.start + i as u16,
+                    addr,
+                    port: m.container_port.start + i as u16,
+                    direct: direct && addr.is_ipv6(),
+                });
+            }
         }
     }
     out
@@ -96,6 +154,8 @@ pub fn plan(networks: &[Network], endpoints: &[Endpoint]) -> FirewallPlan {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
     use crate::model::*;
 
@@ -127,11 +187,12 @@ mod tests {
         assert_eq!(
             els[2],
             PortElement {
-                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_ip: Some(Ipv4Addr::LOCALHOST.into()),
                 proto: Proto::Udp,
                 host_port: 9002,
                 addr: "10.3.0.5".parse().unwrap(),
-                port: 82
+                port: 82,
+                direct: false,
             }
         );
         assert_eq!(els[3].host_ip, None);
@@ -159,5 +220,95 @@ mod tests {
         let p = plan(&[n.clone(), host], &[ep(&n, &["1:1", "2:2"])]);
         assert_eq!(p.networks.len(), 1);
         assert_eq!(p.ports.len(), 2);
+    }
+
+    fn dual(routed: bool) -> (Network, Endpoint) {
+        let mut n =
+            fixtures::with_bridge(fixtures::with_ipv6(net(false, true), "fd00:3::/64"), |b| {
+                if let Some(v6) = &mut b.ipv6 {
+                    v6.masquerade = !routed;
+                }
+            });
+        if routed {
+            n.options
+                .insert(OPT_GATEWAY_MODE_V6.into(), "routed".into());
+        }
+        let mut e = ep(
+            &n,
+            &[
+                "8080:80",
+                "0.0.0.0:81:81",
+                "[::]:82:82",
+                "[2001:db8::2]:83:83",
+                "127.0.0.1:84:84",
+                "[2001:db8::1]:85-86:85-86/udp",
+            ],
+        );
+        e.ip6 = Some("fd00:3::5".parse().unwrap());
+        (n, e)
+    }
+
+    #[test]
+    fn dual_stack_ports_publish_on_each_family_they_name() {
+        let (n, e) = dual(false);
+        let els = port_elements(&n, &e);
+        let v4: IpAddr = "10.3.0.5".parse().unwrap();
+        let v6: IpAddr = "fd00:3::5".parse().unwrap();
+        let got: Vec<(Option<String>, u16, IpAddr)> = els
+            .iter()
+            .map(|e| (e.host_ip.map(|i| i.to_string()), e.host_port, e.addr))
+            .collect();
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(
+            got,
+            vec![
+                (None, 8080, v4),
+                (None, 8080, v6),
+                (None, 81, v4),
+                (None, 82, v6),
+                (s("2001:db8::2"), 83, v6),
+                (s("127.0.0.1"), 84, v4),
+                (s("2001:db8::1"), 85, v6),
+                (s("2001:db8::1"), 86, v6),
+            ]
+        );
+        assert!(els.iter().all(|e| !e.direct), "NAT66: nothing direct");
+        assert_eq!(unpublishable(&n, &e.ports), None);
+        let r = network_rules(&n).unwrap();
+        assert!(r.masquerade6 && !r.routed6);
+        assert_eq!(r.subnet6.unwrap().to_string(), "fd00:3::/64");
+    }
+
+    #[test]
+    fn routed_mode_marks_ipv6_ports_direct_and_has_no_nat66() {
+        let (n, e) = dual(true);
+        let els = port_elements(&n, &e);
+        assert!(els.iter().all(|e| e.direct == e.addr.is_ipv6()));
+        let r = network_rules(&n).unwrap();
+        assert!(r.masquerade && !r.masquerade6 && r.routed6);
+        // Internal: neither NAT66 nor routing.
+        let i = fixtures::with_bridge(n, |b| b.internal = true);
+        let r = network_rules(&i).unwrap();
+        assert!(!r.masquerade6 && !r.routed6);
+        // NAT66 turned off by enable_ip_masquerade=false opens nothing.
+        let (mut n, e) = dual(true);
+        n.options.clear();
+        assert!(!network_rules(&n).unwrap().routed6);
+        assert!(port_elements(&n, &e).iter().all(|e| !e.direct));
+    }
+
+    #[test]
+    fn ipv6_host_addresses_need_an_ipv6_network() {
+        let n = net(false, true);
+        let e = ep(&n, &["8080:80", "[2001:db8::1]:8081:80"]);
+        let why = unpublishable(&n, &e.ports).unwrap();
+        assert!(
+            why.contains("[2001:db8::1]") && why.contains("no IPv6"),
+            "{why}"
+        );
+        // Every address on an IPv4-only network is every IPv4 address.
+        let e = ep(&n, &["8080:80"]);
+        assert_eq!(port_elements(&n, &e).len(), 1);
+        assert_eq!(network_rules(&n).unwrap().subnet6, None);
     }
 }

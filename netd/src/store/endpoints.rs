@@ -87,6 +87,9 @@ pub fn insert_endpoint(
             network.name
         )));
     }
+    if let Some(why) = crate::plan::firewall::unpublishable(network, &req.ports) {
+        return Err(Error::Invalid(why));
+    }
     if endpoint(c, &network.id, &sandbox.id)?.is_some() {
         return Err(Error::Conflict(format!(
             "sandbox {} is already connected to network {}",

@@ -26,24 +26,50 @@ fn driver_name(n: &Network) -> &'static str {
     }
 }
 
+/// One `IPAM.Config` entry: Docker omits `IPRange` when none was given.
+fn ipam_config(subnet: String, gateway: String, ip_range: Option<String>) -> Value {
+    let mut c = json!({ "Subnet": subnet, "Gateway": gateway });
+    if let Some(r) = ip_range {
+        c["IPRange"] = json!(r);
+    }
+    c
+}
+
 /// A network as `GET /networks/{id}` returns it.
 pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
     let n = &d.network;
-    let config: Vec<Value> = n
-        .bridge()
+    let b = n.bridge();
+    let v6 = b.and_then(|b| b.ipv6.as_ref());
+    // IPv4 first, as Docker lists them.
+    let config: Vec<Value> = b
         .map(|b| {
-            let mut c = json!({ "Subnet": b.subnet.to_string(), "Gateway": b.gateway.to_string() });
-            if let Some(r) = b.ip_range {
-                c["IPRange"] = json!(r.to_string());
-            }
-            vec![c]
+            ipam_config(
+                b.subnet.to_string(),
+                b.gateway.to_string(),
+                b.ip_range.map(|r| r.to_string()),
+            )
         })
-        .unwrap_or_default();
+        .into_iter()
+        .chain(v6.map(|c| {
+            ipam_config(
+                c.subnet.to_string(),
+                c.gateway.to_string(),
+                c.ip_range.map(|r| r.to_string()),
+            )
+        }))
+        .collect();
     let containers: BTreeMap<String, Value> = if with_containers {
+        let prefix = b.map(|b| b.subnet.prefix_len()).unwrap_or(32);
+        let prefix6 = v6.map(|c| c.subnet.prefix_len()).unwrap_or(128);
         d.endpoints
             .iter()
             .map(|e| {
-                let prefix = n.bridge().map(|b| b.subnet.prefix_len()).unwrap_or(32);
+                // Docker writes "" rather than leaving the field out.
+                let ip6 = e
+                    .endpoint
+                    .ip6
+                    .map(|a| format!("{a}/{prefix6}"))
+                    .unwrap_or_default();
                 (
                     e.endpoint.sandbox.to_string(),
                     json!({
@@ -51,7 +77,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
                         "EndpointID": e.endpoint.id,
                         "MacAddress": e.endpoint.mac.to_string(),
                         "IPv4Address": format!("{}/{}", e.endpoint.ip, prefix),
-                        "IPv6Address": "",
+                        "IPv6Address": ip6,
                     }),
                 )
             })
@@ -60,7 +86,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
         BTreeMap::new()
     };
     let mut options = n.options.clone();
-    if let Some(b) = n.bridge() {
+    if let Some(b) = b {
         options
             .entry("com.docker.network.bridge.name".into())
             .or_insert_with(|| b.bridge.to_string());
@@ -71,10 +97,10 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
         "Created": n.created,
         "Scope": "local",
         "Driver": driver_name(n),
-        "EnableIPv4": n.bridge().is_some(),
-        "EnableIPv6": false,
+        "EnableIPv4": b.is_some(),
+        "EnableIPv6": v6.is_some(),
         "IPAM": { "Driver": "default", "Options": null, "Config": config },
-        "Internal": n.bridge().is_some_and(|b| b.internal),
+        "Internal": b.is_some_and(|b| b.internal),
         "Attachable": false,
         "Ingress": false,
         "ConfigFrom": { "Network": "" },
@@ -92,6 +118,25 @@ pub struct IpamConfig {
     #[serde(rename = "IPRange")]
     pub ip_range: Option<String>,
     pub gateway: Option<String>,
+}
+
+impl IpamConfig {
+    fn values(&self) -> impl Iterator<Item = &str> {
+        [&self.subnet, &self.gateway, &self.ip_range]
+            .into_iter()
+            .filter_map(|v| v.as_deref())
+    }
+
+    /// The entry as a message names it: its subnet, else what it has.
+    fn describe(&self) -> String {
+        match &self.subnet {
+            Some(s) => format!("{s:?}"),
+            None => match self.values().next() {
+                Some(v) => format!("{v:?}"),
+                None => "{}".into(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -139,19 +184,27 @@ impl CreateRequest {
         }
         // One config per family, told apart by what it holds (Docker's
         // own rule): an IPv6 subnet, or an IPv6 gateway without a subnet.
-        let (mut v4, mut v6) = (None, None);
+        let (mut v4, mut v6): (Option<IpamConfig>, Option<IpamConfig>) = (None, None);
         for c in ipam.config.unwrap_or_default() {
-            let is_v6 = [&c.subnet, &c.gateway, &c.ip_range]
-                .iter()
-                .any(|v| v.as_deref().is_some_and(|v| v.contains(':')));
+            let is_v6 = c.values().any(|v| v.contains(':'));
             let slot = if is_v6 { &mut v6 } else { &mut v4 };
-            if slot.is_some() {
+            if let Some(first) = slot {
                 let family = if is_v6 { "IPv6" } else { "IPv4" };
                 return Err(format!(
-                    "two {family} IPAM configs: give at most one per family"
+                    "two {family} IPAM configs ({} and {}): give at most one per family",
+                    first.describe(),
+                    c.describe()
                 ));
             }
             *slot = Some(c);
+        }
+        let enable_ipv6 = self.enable_ipv6.unwrap_or(false);
+        // Said in Docker's terms here: the model's message names netd's flag.
+        if !enable_ipv6 && let Some(c) = &v6 {
+            return Err(format!(
+                "IPAM config {} is IPv6, but EnableIPv6 is not set (docker network create --ipv6)",
+                c.describe()
+            ));
         }
         let c: IpamConfig = v4.unwrap_or_default();
         let c6: IpamConfig = v6.unwrap_or_default();
@@ -161,7 +214,7 @@ impl CreateRequest {
             subnet: c.subnet,
             gateway: c.gateway,
             ip_range: c.ip_range,
-            ipv6: self.enable_ipv6.unwrap_or(false),
+            ipv6: enable_ipv6,
             subnet6: c6.subnet,
             gateway6: c6.gateway,
             ip_range6: c6.ip_range,
@@ -278,5 +331,95 @@ mod tests {
         assert_eq!(c.ip_range.as_deref(), Some("10.9.0.128/25"));
         assert!(c.internal);
         assert_eq!(c.labels["a"], "b");
+    }
+
+    fn create(body: &str) -> Result<NetworkCreate, String> {
+        serde_json::from_str::<CreateRequest>(body)
+            .unwrap()
+            .into_netd()
+    }
+
+    #[test]
+    fn dual_stack_create_takes_one_config_per_family_in_any_order() {
+        let c = create(
+            r#"{"Name":"n","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00:9::/64","Gateway":"fd00:9::fe","IPRange":"fd00:9::/80"},{"Subnet":"10.9.0.0/24"}]},"Options":{"com.docker.network.bridge.gateway_mode_ipv6":"routed"}}"#,
+        )
+        .unwrap();
+        assert!(c.ipv6);
+        assert_eq!(c.subnet.as_deref(), Some("10.9.0.0/24"));
+        assert_eq!(c.subnet6.as_deref(), Some("fd00:9::/64"));
+        assert_eq!(c.gateway6.as_deref(), Some("fd00:9::fe"));
+        assert_eq!(c.ip_range6.as_deref(), Some("fd00:9::/80"));
+        assert_eq!(
+            c.options["com.docker.network.bridge.gateway_mode_ipv6"],
+            "routed"
+        );
+        // EnableIPv6 alone: the IPv6 subnet comes from the pool.
+        let c = create(r#"{"Name":"n","EnableIPv6":true}"#).unwrap();
+        assert!(c.ipv6 && c.subnet6.is_none());
+    }
+
+    #[test]
+    fn bad_dual_stack_creates_name_the_values() {
+        let e = create(
+            r#"{"Name":"n","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00:1::/64"},{"Subnet":"fd00:2::/64"}]}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("two IPv6") && e.contains("fd00:1::/64") && e.contains("fd00:2::/64"),
+            "{e}"
+        );
+        let e = create(r#"{"Name":"n","IPAM":{"Config":[{"Subnet":"fd00:1::/64"}]}}"#).unwrap_err();
+        assert!(e.contains("fd00:1::/64") && e.contains("EnableIPv6"), "{e}");
+        let e = create(r#"{"Name":"n","EnableIPv6":true,"EnableIPv4":false}"#).unwrap_err();
+        assert!(e.contains("EnableIPv4"), "{e}");
+    }
+
+    #[test]
+    fn dual_stack_resource_lists_both_configs_and_addresses() {
+        use crate::model::{Endpoint, fixtures};
+        use crate::ops::EndpointDetail;
+        let n = fixtures::with_ipv6(fixtures::network("ds", "10.9.0.0/24"), "fd00:9::/64");
+        let s = fixtures::sandbox("a");
+        let mut e = fixtures::endpoint(&n, &s, "10.9.0.2", &[], &[]);
+        e.ip6 = Some("fd00:9::2".parse().unwrap());
+        let v4only = fixtures::endpoint(&n, &fixtures::sandbox("b"), "10.9.0.3", &[], &[]);
+        let detail = |e: Endpoint, name: &str| EndpointDetail {
+            network_name: n.name.clone(),
+            sandbox_name: name.parse().unwrap(),
+            host_veth: e.host_veth(),
+            endpoint: e,
+        };
+        let d = NetworkDetail {
+            endpoints: vec![detail(e.clone(), "a"), detail(v4only.clone(), "b")],
+            network: n,
+        };
+        let r = network_resource(&d, true);
+        assert_eq!(r["EnableIPv4"], true);
+        assert_eq!(r["EnableIPv6"], true);
+        let config = r["IPAM"]["Config"].as_array().unwrap();
+        assert_eq!(config.len(), 2);
+        assert_eq!(config[0]["Subnet"], "10.9.0.0/24");
+        assert_eq!(config[1]["Subnet"], "fd00:9::/64");
+        assert_eq!(config[1]["Gateway"], "fd00:9::1");
+        assert!(config[1].get("IPRange").is_none());
+        let c = &r["Containers"][e.sandbox.as_str()];
+        assert_eq!(c["IPv6Address"], "fd00:9::2/64");
+        assert_eq!(c["IPv4Address"], "10.9.0.2/24");
+        assert_eq!(r["Containers"][v4only.sandbox.as_str()]["IPv6Address"], "");
+    }
+
+    #[test]
+    fn ipv4_only_resource_says_so() {
+        let n = crate::model::fixtures::network("v4", "10.9.1.0/24");
+        let r = network_resource(
+            &NetworkDetail {
+                network: n,
+                endpoints: vec![],
+            },
+            true,
+        );
+        assert_eq!(r["EnableIPv6"], false);
+        assert_eq!(r["IPAM"]["Config"].as_array().unwrap().len(), 1);
     }
 }

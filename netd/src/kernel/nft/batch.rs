@@ -1,21 +1,25 @@
 //! The batch that builds the whole table.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use nftnl::nftnl_sys::libc;
 use nftnl::{Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, ProtoFamily, Table};
 
-use super::expr::{dnat4, lookup, masquerade, meta, payload, verdict};
+use super::expr::{cmp, dnat4, dnat6, lookup, masquerade, meta, payload, verdict};
 use super::maps::{ElemsMsg, RawSet, SetMsg, element_sets};
 use super::rules::{
     add_rule, base_chain, ct_dnat, daddr_is_local, ifname_key, internal_rules, ipv4_only,
-    loopback_from_bridges, network_rules, saddr_in,
+    ipv6_only, loopback_from_bridges, network_rules, saddr_in,
 };
-use super::{MAP_ADDR, MAP_ANY, R32_0, R32_1, R32_2, REG1, SET_BRIDGES, TABLE};
+use super::{
+    MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, R32_0, R32_1, R32_2, R32_4, R32_5, REG1, SET_BRIDGES,
+    SET_DIRECT6, TABLE,
+};
 use crate::plan::firewall::FirewallPlan;
 
 // Data types of set keys (nftables' datatype ids), concatenated 6 bits apart.
 const TYPE_IPADDR: u32 = 7;
+const TYPE_IP6ADDR: u32 = 8;
 const TYPE_INET_PROTO: u32 = 12;
 const TYPE_INET_SERVICE: u32 = 13;
 const TYPE_IFNAME: u32 = 41;
@@ -51,12 +55,36 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
         8,
         Some((concat(TYPE_IPADDR, TYPE_INET_SERVICE), 8)),
     );
+    let addr6_map = RawSet::new(
+        MAP_ADDR6,
+        4,
+        concat(concat(TYPE_IP6ADDR, TYPE_INET_PROTO), TYPE_INET_SERVICE),
+        24,
+        Some((concat(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20)),
+    );
+    let any6_map = RawSet::new(
+        MAP_ANY6,
+        5,
+        concat(TYPE_INET_PROTO, TYPE_INET_SERVICE),
+        8,
+        Some((concat(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20)),
+    );
+    let direct6 = RawSet::new(
+        SET_DIRECT6,
+        6,
+        concat(concat(TYPE_IP6ADDR, TYPE_INET_PROTO), TYPE_INET_SERVICE),
+        24,
+        None,
+    );
     batch.add(&SetMsg(&bridges), MsgType::Add);
     if !plan.networks.is_empty() {
         batch.add(&ElemsMsg(&bridges), MsgType::Add);
     }
     batch.add(&SetMsg(&addr_map), MsgType::Add);
     batch.add(&SetMsg(&any_map), MsgType::Add);
+    batch.add(&SetMsg(&addr6_map), MsgType::Add);
+    batch.add(&SetMsg(&any6_map), MsgType::Add);
+    batch.add(&SetMsg(&direct6), MsgType::Add);
     let elems = element_sets(&plan.ports);
     for s in &elems {
         batch.add(&ElemsMsg(s), MsgType::Add);
@@ -112,6 +140,28 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
     e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_1));
     e.push(lookup(MAP_ANY, R32_0, Some(REG1)));
     e.push(dnat4(REG1, R32_1));
+    add_rule(&mut batch, &publish, e);
+    // The same for IPv6: the destination address is 16 bytes (R32_0..3),
+    // so protocol and port follow in R32_4 and R32_5, and the looked-up
+    // address . port lands in REG1 with the port in R32_4.
+    let mut e = ipv6_only();
+    e.extend(daddr_is_local());
+    e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 24, 16, R32_0));
+    e.push(meta(libc::NFT_META_L4PROTO, R32_4));
+    e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_5));
+    e.push(lookup(MAP_ADDR6, R32_0, Some(REG1)));
+    e.push(dnat6(REG1, R32_4));
+    add_rule(&mut batch, &publish, e);
+    // Not ::1: a reply to it from a bridge never arrives (see
+    // model::ports), so the connection is better refused at once.
+    let mut e = ipv6_only();
+    e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 24, 16, REG1));
+    e.push(cmp(libc::NFT_CMP_NEQ, REG1, &Ipv6Addr::LOCALHOST.octets()));
+    e.extend(daddr_is_local());
+    e.push(meta(libc::NFT_META_L4PROTO, R32_0));
+    e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_1));
+    e.push(lookup(MAP_ANY6, R32_0, Some(REG1)));
+    e.push(dnat6(REG1, R32_4));
     add_rule(&mut batch, &publish, e);
     add_rule(
         &mut batch,

@@ -135,12 +135,31 @@ pub(super) fn ct_status(dreg: u32) -> Raw {
     }
 }
 
+/// Lookup that matches when the key is *not* in the set.
+pub(super) fn lookup_not(set: &CStr, sreg: u32) -> Raw {
+    const NFT_LOOKUP_F_INV: u32 = 1;
+    let mut l = lookup(set, sreg, None);
+    l.attrs.push(Attr::U32(
+        sys::NFTNL_EXPR_LOOKUP_FLAGS as u16,
+        NFT_LOOKUP_F_INV,
+    ));
+    l
+}
+
 pub(super) fn dnat4(addr_reg: u32, port_reg: u32) -> Raw {
+    dnat(libc::NFPROTO_IPV4, addr_reg, port_reg)
+}
+
+pub(super) fn dnat6(addr_reg: u32, port_reg: u32) -> Raw {
+    dnat(libc::NFPROTO_IPV6, addr_reg, port_reg)
+}
+
+fn dnat(family: i32, addr_reg: u32, port_reg: u32) -> Raw {
     Raw {
         name: c"nat",
         attrs: vec![
             Attr::U32(sys::NFTNL_EXPR_NAT_TYPE as u16, libc::NFT_NAT_DNAT as u32),
-            Attr::U32(sys::NFTNL_EXPR_NAT_FAMILY as u16, libc::NFPROTO_IPV4 as u32),
+            Attr::U32(sys::NFTNL_EXPR_NAT_FAMILY as u16, family as u32),
             Attr::U32(sys::NFTNL_EXPR_NAT_REG_ADDR_MIN as u16, addr_reg),
             Attr::U32(sys::NFTNL_EXPR_NAT_REG_PROTO_MIN as u16, port_reg),
         ],

@@ -1,7 +1,9 @@
 //! The sets and maps of the table, and the messages that carry their
 //! elements (the published ports).
 
+use std::collections::BTreeSet;
 use std::ffi::{CStr, c_void};
+use std::net::IpAddr;
 use std::os::raw::c_char;
 use std::ptr::NonNull;
 
@@ -9,7 +11,7 @@ use nftnl::nftnl_sys::{self as sys, libc};
 use nftnl::{MsgType, NlMsg};
 
 use super::rules::proto_number;
-use super::{MAP_ADDR, MAP_ANY, TABLE};
+use super::{MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, SET_DIRECT6, TABLE};
 use crate::plan::firewall::PortElement;
 
 /// A named set or map, with raw control of key and data types.
@@ -150,31 +152,57 @@ unsafe impl NlMsg for ElemsMsg<'_> {
     }
 }
 
-/// Key and data of a port element, each concatenation member padded to 4 bytes.
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// Key and data of a port element, each concatenation member padded to 4
+/// bytes: `[host address .] proto . port : address . port`, the addresses
+/// 4 or 16 bytes by family.
 fn port_elem_bytes(e: &PortElement) -> (Vec<u8>, Vec<u8>) {
-    let mut key = Vec::with_capacity(12);
+    let mut key = Vec::with_capacity(24);
     if let Some(ip) = e.host_ip {
-        key.extend_from_slice(&ip.octets());
+        key.extend_from_slice(&ip_bytes(ip));
     }
     key.extend_from_slice(&[proto_number(e.proto), 0, 0, 0]);
     key.extend_from_slice(&e.host_port.to_be_bytes());
     key.extend_from_slice(&[0, 0]);
-    let mut data = Vec::with_capacity(8);
-    data.extend_from_slice(&e.addr.octets());
+    let mut data = ip_bytes(e.addr);
     data.extend_from_slice(&e.port.to_be_bytes());
     data.extend_from_slice(&[0, 0]);
     (key, data)
+}
+
+/// The key of a container port reachable directly on a routed network:
+/// `address . proto . port`.
+fn direct_key(e: &PortElement) -> Vec<u8> {
+    let mut key = ip_bytes(e.addr);
+    key.extend_from_slice(&[proto_number(e.proto), 0, 0, 0]);
+    key.extend_from_slice(&e.port.to_be_bytes());
+    key.extend_from_slice(&[0, 0]);
+    key
+}
+
+/// The map an element goes to: by the container address's family, and
+/// whether it names a host address.
+fn map_of(e: &PortElement) -> &'static CStr {
+    match (e.addr.is_ipv6(), e.host_ip.is_some()) {
+        (false, true) => MAP_ADDR,
+        (false, false) => MAP_ANY,
+        (true, true) => MAP_ADDR6,
+        (true, false) => MAP_ANY6,
+    }
 }
 
 /// Element messages for `elems`, split so no message nears the 64 KiB limit.
 pub(super) fn element_sets(elems: &[PortElement]) -> Vec<RawSet> {
     const CHUNK: usize = 512;
     let mut out = Vec::new();
-    for (name, want_addr) in [(MAP_ADDR, true), (MAP_ANY, false)] {
-        let mine: Vec<&PortElement> = elems
-            .iter()
-            .filter(|e| e.host_ip.is_some() == want_addr)
-            .collect();
+    for name in [MAP_ADDR, MAP_ANY, MAP_ADDR6, MAP_ANY6] {
+        let mine: Vec<&PortElement> = elems.iter().filter(|e| map_of(e) == name).collect();
         for chunk in mine.chunks(CHUNK) {
             let mut s = RawSet::reference(name);
             for e in chunk {
@@ -184,12 +212,23 @@ pub(super) fn element_sets(elems: &[PortElement]) -> Vec<RawSet> {
             out.push(s);
         }
     }
+    // Two host ports may lead to one container port: one element for both
+    // (a batch deleting it twice would fail whole).
+    let direct: BTreeSet<Vec<u8>> = elems.iter().filter(|e| e.direct).map(direct_key).collect();
+    let direct: Vec<Vec<u8>> = direct.into_iter().collect();
+    for chunk in direct.chunks(CHUNK) {
+        let mut s = RawSet::reference(SET_DIRECT6);
+        for k in chunk {
+            s.add_elem(k, None);
+        }
+        out.push(s);
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
     use crate::model::Proto;
@@ -197,16 +236,46 @@ mod tests {
     #[test]
     fn element_layout_pads_members_to_four_bytes() {
         let e = PortElement {
-            host_ip: Some(Ipv4Addr::new(127, 0, 0, 1)),
+            host_ip: Some(Ipv4Addr::new(127, 0, 0, 1).into()),
             proto: Proto::Udp,
             host_port: 8080,
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: Ipv4Addr::new(10, 0, 0, 2).into(),
             port: 80,
+            direct: false,
         };
         let (k, d) = port_elem_bytes(&e);
         assert_eq!(k, vec![127, 0, 0, 1, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
         assert_eq!(d, vec![10, 0, 0, 2, 0, 80, 0, 0]);
         let (k, _) = port_elem_bytes(&PortElement { host_ip: None, ..e });
         assert_eq!(k.len(), 8);
+    }
+
+    #[test]
+    fn ipv6_elements_carry_sixteen_byte_addresses() {
+        let e = PortElement {
+            host_ip: Some(Ipv6Addr::LOCALHOST.into()),
+            proto: Proto::Tcp,
+            host_port: 8080,
+            addr: "fd00::2".parse().unwrap(),
+            port: 80,
+            direct: true,
+        };
+        let (k, d) = port_elem_bytes(&e);
+        assert_eq!(k.len(), 24);
+        assert_eq!(&k[..16], &Ipv6Addr::LOCALHOST.octets());
+        assert_eq!(d.len(), 20);
+        assert_eq!(&d[16..], &[0, 80, 0, 0]);
+        assert_eq!(map_of(&e), MAP_ADDR6);
+        assert_eq!(map_of(&PortElement { host_ip: None, ..e }), MAP_ANY6);
+        assert_eq!(direct_key(&e).len(), 24);
+        // One direct element for two host ports to one container port.
+        let twice = [
+            e,
+            PortElement {
+                host_port: 8081,
+                ..e
+            },
+        ];
+        assert_eq!(element_sets(&twice).len(), 2);
     }
 }

@@ -6,10 +6,10 @@ use nftnl::nftnl_sys::{self as sys, libc};
 use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, Rule, Table};
 
 use super::expr::{
-    Attr, Raw, bitwise_and, cmp, counter, ct_status, fib_daddr_type, lookup, masquerade, meta,
-    payload, verdict,
+    Attr, Raw, bitwise_and, cmp, counter, ct_status, fib_daddr_type, lookup, lookup_not,
+    masquerade, meta, payload, verdict,
 };
-use super::{REG1, SET_BRIDGES};
+use super::{R32_0, R32_4, R32_5, REG1, SET_BRIDGES, SET_DIRECT6};
 use crate::model::Proto;
 use crate::plan::firewall::NetworkRules;
 
@@ -20,6 +20,22 @@ pub(super) fn ipv4_only() -> Vec<Raw> {
     vec![
         meta(libc::NFT_META_NFPROTO, REG1),
         cmp(libc::NFT_CMP_EQ, REG1, &[libc::NFPROTO_IPV4 as u8]),
+    ]
+}
+
+pub(super) fn ipv6_only() -> Vec<Raw> {
+    vec![
+        meta(libc::NFT_META_NFPROTO, REG1),
+        cmp(libc::NFT_CMP_EQ, REG1, &[libc::NFPROTO_IPV6 as u8]),
+    ]
+}
+
+/// `ip6 saddr NET`: the source address is at offset 8 of the IPv6 header.
+pub(super) fn saddr6_in(net: ipnet::Ipv6Net) -> Vec<Raw> {
+    vec![
+        payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 8, 16, REG1),
+        bitwise_and(REG1, &net.netmask().octets()),
+        cmp(libc::NFT_CMP_EQ, REG1, &net.network().octets()),
     ]
 }
 
@@ -199,6 +215,24 @@ pub(super) fn network_rules(
         e.push(masquerade());
         add_rule(batch, post, e);
     }
+    if let Some(net6) = n.subnet6 {
+        if n.masquerade6 {
+            let mut e = ipv6_only();
+            e.extend(saddr6_in(net6));
+            e.extend(oif_is(br, libc::NFT_CMP_NEQ));
+            e.push(counter());
+            e.push(masquerade());
+            add_rule(batch, post, e);
+        }
+        if !n.internal {
+            let mut e = ipv6_only();
+            e.extend(saddr6_in(net6));
+            e.extend(oif_is(br, libc::NFT_CMP_EQ));
+            e.extend(ct_dnat());
+            e.push(masquerade());
+            add_rule(batch, post, e);
+        }
+    }
     let mut e = iif_is(br, libc::NFT_CMP_EQ);
     e.push(meta(libc::NFT_META_OIFNAME, REG1));
     e.push(lookup(SET_BRIDGES, REG1, None));
@@ -211,6 +245,9 @@ pub(super) fn network_rules(
         e.push(verdict(libc::NF_DROP, None));
         add_rule(batch, fwd, e);
     }
+    if n.routed6 {
+        routed6_rules(batch, fwd, br);
+    }
     // Containers are reached from outside through published ports only
     // (accepted above): a machine that routes to the subnet cannot open
     // connections to unpublished ports. Replies to the containers' own
@@ -219,6 +256,33 @@ pub(super) fn network_rules(
     e.extend(iif_is(br, libc::NFT_CMP_NEQ));
     e.extend(ct_new());
     e.push(verdict(libc::NF_DROP, None));
+    add_rule(batch, fwd, e);
+}
+
+/// Routed IPv6: from outside the host (not from another netd bridge, which
+/// stays isolated), ICMPv6 and the published container ports are reached at
+/// the containers' own addresses. Everything else new is dropped by the
+/// rule that follows.
+fn routed6_rules(batch: &mut Batch, fwd: &Chain<'_>, br: &str) {
+    let from_outside = || {
+        let mut e = oif_is(br, libc::NFT_CMP_EQ);
+        e.push(meta(libc::NFT_META_IIFNAME, REG1));
+        e.push(lookup_not(SET_BRIDGES, REG1));
+        e.extend(ipv6_only());
+        e
+    };
+    let mut e = from_outside();
+    e.push(meta(libc::NFT_META_L4PROTO, REG1));
+    e.push(cmp(libc::NFT_CMP_EQ, REG1, &[libc::IPPROTO_ICMPV6 as u8]));
+    e.push(verdict(libc::NF_ACCEPT, None));
+    add_rule(batch, fwd, e);
+    // The concatenation overlaps REG1, so it is loaded last.
+    let mut e = from_outside();
+    e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 24, 16, R32_0));
+    e.push(meta(libc::NFT_META_L4PROTO, R32_4));
+    e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_5));
+    e.push(lookup(SET_DIRECT6, R32_0, None));
+    e.push(verdict(libc::NF_ACCEPT, None));
     add_rule(batch, fwd, e);
 }
 

@@ -199,3 +199,63 @@ async fn an_attach_that_remakes_the_bridge_puts_the_other_veths_back() {
     );
     t.assert_consistent();
 }
+
+#[tokio::test]
+async fn an_ipv6_host_address_on_an_ipv4_network_is_refused_and_changes_nothing() {
+    let t = world().await;
+    with_two_networks(&t).await.unwrap();
+    let before = t.snapshot();
+    let calls = t.k().calls().len();
+    let e = t
+        .netd
+        .connect("n2", "s1", &ports_req(&["[2001:db8::1]:8081:81"]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), Kind::Invalid);
+    assert!(e.to_string().contains("[2001:db8::1]"), "{e}");
+    assert_eq!(t.snapshot(), before);
+    assert_eq!(t.k().calls().len(), calls, "the kernel was touched");
+}
+
+#[tokio::test]
+async fn a_dual_stack_endpoint_publishes_each_port_on_both_families() {
+    let t = world().await;
+    let req = NetworkCreate {
+        ipv6: true,
+        subnet6: Some("fd00:52::/64".into()),
+        ..net("d", "10.52.0.0/24")
+    };
+    t.netd.create_network(&req).await.unwrap();
+    t.netd
+        .create_sandbox(&publishing(
+            "s2",
+            "d",
+            &["8080:80", "[::]:8443:443", "0.0.0.0:81:81"],
+        ))
+        .await
+        .unwrap();
+    let w = t.k().world();
+    let ports = &w.table.as_ref().unwrap().ports;
+    let fam = |port: u16| -> Vec<bool> {
+        ports
+            .iter()
+            .filter(|p| p.host_port == port)
+            .map(|p| p.addr.is_ipv6())
+            .collect()
+    };
+    assert_eq!(fam(8080), vec![false, true]);
+    assert_eq!(fam(8443), vec![true]);
+    assert_eq!(fam(81), vec![false]);
+    assert!(
+        w.table
+            .as_ref()
+            .unwrap()
+            .networks
+            .iter()
+            .any(|n| n.masquerade6)
+    );
+    // Removing the sandbox withdraws every element of both families.
+    t.netd.remove_sandbox("s2", false).await.unwrap();
+    assert!(t.k().world().table.as_ref().unwrap().ports.is_empty());
+    t.assert_consistent();
+}

@@ -1,0 +1,276 @@
+//! `netd network ...`: create (one subnet, gateway and ip-range per
+//! family), ls, inspect, rm, prune, connect, disconnect.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::{
+    EndpointArgs, Format, ListArgs, confirm, endpoint_request, inspect, key_value, label,
+    print_json, print_table, remove,
+};
+use crate::model::NetworkCreate;
+use crate::ops::{EndpointDetail, NetworkDetail};
+use netd_api::blocking::Client;
+use netd_api::{Disconnect, Prune, Pruned, seg};
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Create a network.
+    Create {
+        #[arg(long, short = 'd', default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR form, at most one per family (an IPv6 one needs
+        /// --ipv6); a free private range when omitted.
+        #[arg(long)]
+        subnet: Vec<String>,
+        /// Gateway address per family (default: the subnet's first address).
+        #[arg(long)]
+        gateway: Vec<String>,
+        /// Allocate dynamic addresses from this sub-range (one per family).
+        #[arg(long)]
+        ip_range: Vec<String>,
+        /// Dual-stack: an IPv6 subnet too (a ULA /64 when none is given).
+        #[arg(long)]
+        ipv6: bool,
+        /// No route out, no masquerade.
+        #[arg(long)]
+        internal: bool,
+        /// Driver options KEY=VALUE: com.docker.network.bridge.name, com.docker.network.driver.mtu,
+        /// com.docker.network.bridge.enable_ip_masquerade, com.docker.network.bridge.enable_icc,
+        /// com.docker.network.bridge.gateway_mode_ipv6 (nat or routed; needs --ipv6).
+        #[arg(long = "opt", short = 'o', value_parser = key_value)]
+        opts: Vec<(String, String)>,
+        /// Metadata KEY[=VALUE].
+        #[arg(long = "label", value_parser = label)]
+        labels: Vec<(String, String)>,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Show networks in detail (JSON).
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every user-defined network no sandbox uses.
+    Prune {
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        force: bool,
+        /// label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME.
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+    },
+    /// Connect a sandbox to a network.
+    Connect {
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        network: String,
+        sandbox: String,
+    },
+    /// Disconnect a sandbox from a network.
+    Disconnect {
+        /// Remove the record even if the kernel objects cannot be cleaned up.
+        #[arg(long, short)]
+        force: bool,
+        network: String,
+        sandbox: String,
+    },
+}
+
+/// A repeatable flag's values as (IPv4, IPv6), as Docker takes `--subnet`
+/// once per family.
+fn by_family(flag: &str, values: Vec<String>) -> Result<(Option<String>, Option<String>)> {
+    let (v6, v4): (Vec<String>, Vec<String>) = values.into_iter().partition(|v| v.contains(':'));
+    for (family, vs) in [("IPv4", &v4), ("IPv6", &v6)] {
+        if vs.len() > 1 {
+            bail!(
+                "{} {family} {flag} values ({}): give at most one per family",
+                vs.len(),
+                vs.join(", ")
+            );
+        }
+    }
+    Ok((v4.into_iter().next(), v6.into_iter().next()))
+}
+
+pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
+    match cmd {
+        NetworkCmd::Create {
+            driver,
+            subnet,
+            gateway,
+            ip_range,
+            ipv6,
+            internal,
+            opts,
+            labels,
+            name,
+        } => {
+            let (subnet, subnet6) = by_family("--subnet", subnet)?;
+            let (gateway, gateway6) = by_family("--gateway", gateway)?;
+            let (ip_range, ip_range6) = by_family("--ip-range", ip_range)?;
+            let req = NetworkCreate {
+                name,
+                driver,
+                subnet,
+                gateway,
+                ip_range,
+                ipv6,
+                subnet6,
+                gateway6,
+                ip_range6,
+                internal,
+                options: opts.into_iter().collect(),
+                labels: labels.into_iter().collect(),
+            };
+            // Refuse bad input before it reaches the daemon, with the same message.
+            req.validate()?;
+            let d: NetworkDetail = c.post("/netd/networks", &req)?;
+            println!("{}", d.network.id);
+        }
+        NetworkCmd::Ls(ListArgs { format, quiet }) => {
+            let list: Vec<NetworkDetail> = c.get("/netd/networks")?;
+            if quiet {
+                list.iter()
+                    .for_each(|d| println!("{}", d.network.id.short()));
+            } else if format == Format::Json {
+                print_json(&list)?;
+            } else {
+                let rows: Vec<Vec<String>> = list.iter().map(network_row).collect();
+                print_table(
+                    &[
+                        "NETWORK ID",
+                        "NAME",
+                        "DRIVER",
+                        "SCOPE",
+                        "SUBNET",
+                        "ENDPOINTS",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        NetworkCmd::Inspect { names } => inspect::<NetworkDetail>(c, "networks", &names)?,
+        NetworkCmd::Rm { names } => remove(c, "networks", &names, "")?,
+        NetworkCmd::Prune { force, filters } => {
+            let mut f: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+            for spec in &filters {
+                let (k, v) = spec
+                    .split_once('=')
+                    .with_context(|| format!("invalid --filter {spec:?}: expected KEY=VALUE"))?;
+                f.entry(k.to_string())
+                    .or_default()
+                    .insert(v.to_string(), true);
+            }
+            if !force
+                && !confirm(
+                    "WARNING! This will remove all custom networks not used by at least one sandbox.",
+                )?
+            {
+                bail!("prune cancelled");
+            }
+            let r: Pruned = c.post(
+                "/netd/networks/prune",
+                &Prune {
+                    filters: Some(serde_json::to_value(f)?),
+                },
+            )?;
+            if !r.removed.is_empty() {
+                println!("Deleted Networks:");
+                for n in r.removed {
+                    println!("{n}");
+                }
+            }
+        }
+        NetworkCmd::Connect {
+            endpoint,
+            network,
+            sandbox,
+        } => {
+            let endpoint = endpoint_request(endpoint)?;
+            let _: EndpointDetail = c.post(
+                &format!("/netd/networks/{}/connect", seg(&network)),
+                &json!({ "sandbox": sandbox, "endpoint": endpoint }),
+            )?;
+        }
+        NetworkCmd::Disconnect {
+            force,
+            network,
+            sandbox,
+        } => {
+            let _: Value = c.post(
+                &format!("/netd/networks/{}/disconnect", seg(&network)),
+                &Disconnect { sandbox, force },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A `network ls` row. SUBNET lists both families, comma-separated with no
+/// space as the sandbox table's IPS, so the table still splits on blanks.
+fn network_row(d: &NetworkDetail) -> Vec<String> {
+    let n = &d.network;
+    let subnets: Vec<String> = n
+        .bridge()
+        .map(|b| {
+            std::iter::once(b.subnet.to_string())
+                .chain(b.ipv6.as_ref().map(|c| c.subnet.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    vec![
+        n.id.short().to_string(),
+        n.name.to_string(),
+        n.driver.name().to_string(),
+        "local".into(),
+        subnets.join(","),
+        d.endpoints.len().to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+
+    #[test]
+    fn by_family_takes_one_of_each_and_names_extras() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (a, b) = by_family("--subnet", v(&["fd00::/64", "10.1.0.0/24"])).unwrap();
+        assert_eq!(a.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(b.as_deref(), Some("fd00::/64"));
+        let e = by_family("--subnet", v(&["fd00:1::/64", "fd00:2::/64"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fd00:1::/64, fd00:2::/64"), "{e}");
+    }
+
+    #[test]
+    fn ls_rows_show_the_ipv6_subnet_beside_the_ipv4_one() {
+        let row = |n| {
+            network_row(&NetworkDetail {
+                network: n,
+                endpoints: vec![],
+            })[4]
+                .clone()
+        };
+        let n = fixtures::network("ds", "10.9.0.0/24");
+        assert_eq!(row(n.clone()), "10.9.0.0/24");
+        assert_eq!(
+            row(fixtures::with_ipv6(n, "fd00:9::/64")),
+            "10.9.0.0/24,fd00:9::/64"
+        );
+    }
+}
