@@ -423,3 +423,86 @@ fn cni6x_concurrent_adds_get_distinct_ipv6_addresses() {
         .silent();
     assert!(w.veths_after_reaping(0).is_empty());
 }
+
+/// portMappings on a dual-stack network: an empty `hostIP` publishes on
+/// both families, `::` on every IPv6 host address, an IPv6 `hostIP` on that
+/// address only; each answers over IPv6 from an "outside" namespace joined
+/// to the host by a veth, and leaves with DEL. On an IPv4-only network an
+/// IPv6 `hostIP` is refused with 7 naming it, nothing made.
+#[test]
+fn cni6x_published_ports_answer_over_ipv6_from_outside() {
+    let w = World::new("cni6x-pub");
+    let outside = w.outside("10.202.36");
+    w.host.run_ok(
+        "ip",
+        &[
+            "-6",
+            "addr",
+            "add",
+            "fd00:cb6:ff::1/64",
+            "dev",
+            "uplink",
+            "nodad",
+        ],
+    );
+    outside.run_ok(
+        "ip",
+        &[
+            "-6",
+            "addr",
+            "add",
+            "fd00:cb6:ff::2/64",
+            "dev",
+            "uplink",
+            "nodad",
+        ],
+    );
+    let c = w.container("c");
+    let mut cf = dual("1.1.0", "cni6xpub", "10.239.0.0/24", "fd00:cb6:b::/64");
+    cf["runtimeConfig"] = json!({ "portMappings": [
+        { "hostPort": 8090, "containerPort": 80, "protocol": "tcp", "hostIP": "" },
+        { "hostPort": 8091, "containerPort": 80, "protocol": "tcp", "hostIP": "::" },
+        { "hostPort": 8092, "containerPort": 80, "protocol": "tcp", "hostIP": "fd00:cb6:ff::1" }
+    ] });
+    let r = w.add("cni6xweb", &c, &cf);
+    assert_eq!(r["ips"][1]["address"], "fd00:cb6:b::2/64", "{r}");
+    let _server = support::spawn_in(&c, "python3", &["-m", "http.server", "80", "--bind", "::"]);
+    support::wait_listening(&c, 80);
+    let get = |url: &str| support::curl(&outside, url);
+    assert_eq!(
+        get("http://[fd00:cb6:ff::1]:8090/"),
+        "200",
+        "both families: IPv6"
+    );
+    assert_eq!(
+        get("http://10.202.36.1:8090/"),
+        "200",
+        "both families: IPv4"
+    );
+    assert_eq!(get("http://[fd00:cb6:ff::1]:8091/"), "200", "[::]");
+    assert_eq!(get("http://10.202.36.1:8091/"), "000", "[::] is IPv6 only");
+    assert_eq!(
+        get("http://[fd00:cb6:ff::1]:8092/"),
+        "200",
+        "one IPv6 address"
+    );
+    w.cmd("DEL", "cni6xweb", Some(&c), "eth0", &cf).silent();
+    assert_eq!(
+        get("http://[fd00:cb6:ff::1]:8090/"),
+        "000",
+        "DEL left the port"
+    );
+    let maps = w.host.run_ok("nft", &["list", "table", "inet", "netd"]);
+    assert!(!maps.contains("8090") && !maps.contains("8092"), "{maps}");
+
+    let mut v4 = conf("1.1.0", "cni6xpub4", "10.240.0.0/24");
+    v4["runtimeConfig"] = json!({ "portMappings": [
+        { "hostPort": 8093, "containerPort": 80, "protocol": "tcp", "hostIP": "fd00:cb6:ff::1" }
+    ] });
+    let c2 = w.container("c2");
+    let e = w.cmd("ADD", "cni6xv4web", Some(&c2), "eth0", &v4).error();
+    assert_eq!(e["code"], 7, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("fd00:cb6:ff::1"), "{e}");
+    assert!(w.endpoints().is_empty() && w.sandboxes().is_empty());
+    assert!(c2.link("eth0").is_none());
+}
