@@ -2,6 +2,9 @@
 # ADD+DEL cost of one container with one published port and DNS, with 1, 50
 # and 200 containers already attached (each with a port of its own), through
 #   - netd-cni (dns: true, portMappings), exec'd the way libcni does,
+#   - netd-cni6: the same on a dual-stack network (`subnet6`: an IPv6
+#     address and default route too); its ADD+DEL is compared with
+#     netd-cni's, level by level (the goal: at most 1.2x),
 #   - the CNI reference chain bridge + host-local + portmap (Debian package
 #     `containernetworking-plugins`; it has no DNS),
 #   - netavark setup/teardown with dns_enabled (it starts aardvark-dns), the
@@ -24,7 +27,7 @@
 # exec for every tool.
 #
 # usage: bench/cni.sh [SAMPLES]   (default 20 per point; LEVELS="1 50 200")
-#   TOOLS="netd-cni cni-ref netavark"   which tools to run (default all three)
+#   TOOLS="netd-cni netd-cni6 cni-ref netavark"   which tools to run (default all)
 #   PLUGIN=PATH         this build's netd-cni (netd beside it): skip the build
 #   NETD_BASE_BIN=DIR   also run another build of netd-cni (DIR/netd-cni, which
 #                       starts DIR/netd, e.g. target/release of the commit
@@ -48,7 +51,7 @@ CNI_BRIDGE=ndbref0 CNI_SUBNET=10.182.0.0/16
 PREBUILT=${PLUGIN:+1}
 PLUGIN=${PLUGIN:-$TARGET/release/netd-cni}
 BASE=${NETD_BASE_BIN:-}
-read -ra TOOLS <<< "${TOOLS:-netd-cni cni-ref netavark}"
+read -ra TOOLS <<< "${TOOLS:-netd-cni netd-cni6 cni-ref netavark}"
 # This build's rows: "netd-cni", or "after" beside a base build's "before".
 ND=netd-cni
 if [ -n "$BASE" ]; then
@@ -64,6 +67,7 @@ cleanup() {
   for l in "${LEVELS[@]}"; do
     stop_pidfile "$TMP/nd-run$l/netd.pid" netd
     stop_pidfile "$TMP/ndb-run$l/netd.pid" netd
+    stop_pidfile "$TMP/nd6-run$l/netd.pid" netd
     stop_pidfile "$TMP/nv$l/aardvark-dns/aardvark.pid" aardvark-dns
   done
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
@@ -75,12 +79,13 @@ need_pkgs netavark aardvark-dns containernetworking-plugins iptables nftables
 [ -n "$PREBUILT" ] || (cd "$ROOT" && cargo build --release -q -p netd -p netd-cni)
 
 # ---------------------------------------------------------------- netd-cni
-# Each build in a host namespace of its own per level: nd (this build) and
-# ndb (NETD_BASE_BIN's), with their own state and run dirs.
-netd_cni() { # plugin tag ADD|DEL container ports_json   (level in $L)
+# Each build in a host namespace of its own per level: nd (this build), nd6
+# (this build on a dual-stack network) and ndb (NETD_BASE_BIN's), with
+# their own state and run dirs.
+netd_cni() { # plugin tag ADD|DEL container ports_json   (level in $L; EXTRA: more keys)
   local plugin=$1 tag=$2
   shift 2
-  local conf='{"cniVersion":"1.0.0","name":"ndbcni","type":"netd-cni","subnet":"10.180.0.0/16","dns":true,
+  local conf='{"cniVersion":"1.0.0","name":"ndbcni","type":"netd-cni","subnet":"10.180.0.0/16",'"${EXTRA:-}"'"dns":true,
     "capabilities":{"portMappings":true,"aliases":true},
     "runtimeConfig":{"portMappings":'"$3"',"aliases":{"ndbcni":["'"$2"'"]}}}'
   CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$P-$2 CNI_IFNAME=eth0 CNI_PATH=$CNI \
@@ -91,9 +96,9 @@ netd_cni() { # plugin tag ADD|DEL container ports_json   (level in $L)
 # Every tool gets every level populated with one-port containers, then
 # each sample times ADD and DEL of a probe container on each level of each
 # tool in turn.
-declare -A ADD_FN=([netd-cni]=nd_add [after]=nd_add [before]=base_add [cni-ref]=ref_add [netavark]=nv_add)
-declare -A DEL_FN=([netd-cni]=nd_del [after]=nd_del [before]=base_del [cni-ref]=ref_del [netavark]=nv_del)
-declare -A PRE=([netd-cni]=d [after]=d [before]=b [cni-ref]=r [netavark]=v)
+declare -A ADD_FN=([netd-cni]=nd_add [after]=nd_add [before]=base_add [netd-cni6]=nd6_add [cni-ref]=ref_add [netavark]=nv_add)
+declare -A DEL_FN=([netd-cni]=nd_del [after]=nd_del [before]=base_del [netd-cni6]=nd6_del [cni-ref]=ref_del [netavark]=nv_del)
+declare -A PRE=([netd-cni]=d [after]=d [before]=b [netd-cni6]=s [cni-ref]=r [netavark]=v)
 has_tool() { local t; for t in "${TOOLS[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
 at_level() { # level: the namespaces and dirs of that level's instances
   L=$1 CNI_NS=cni$1 CNI_IPAM=$TMP/cni-ipam$1 NV_NS=nv$1 NV_DIR=$TMP/nv$1
@@ -103,6 +108,7 @@ run_all() {
     at_level "$level"
     hostns "nd$L"; hostns "$CNI_NS"; hostns "$NV_NS"; mkdir -p "$NV_DIR"
     [ -z "$BASE" ] || hostns "ndb$L"
+    if has_tool netd-cni6; then hostns "nd6$L"; fi
     for ((i = 0; i < level; i++)); do
       for t in "${TOOLS[@]}"; do
         ip netns add "$P-${PRE[$t]}$L-$i"
@@ -137,6 +143,9 @@ run_all() {
 
 nd_add() { netd_cni "$PLUGIN" nd ADD "$1" "$(cni_ports "$3" 1 80)"; }
 nd_del() { netd_cni "$PLUGIN" nd DEL "$1" "$(cni_ports "$3" 1 80)"; }
+DUAL='"subnet6":"fd00:180::/64",'
+nd6_add() { EXTRA=$DUAL netd_cni "$PLUGIN" nd6 ADD "$1" "$(cni_ports "$3" 1 80)"; }
+nd6_del() { EXTRA=$DUAL netd_cni "$PLUGIN" nd6 DEL "$1" "$(cni_ports "$3" 1 80)"; }
 base_add() { netd_cni "$BASE/netd-cni" ndb ADD "$1" "$(cni_ports "$3" 1 80)"; }
 base_del() { netd_cni "$BASE/netd-cni" ndb DEL "$1" "$(cni_ports "$3" 1 80)"; }
 ref_add() { cni_chain ADD "$1" "$(cni_ports "$3" 1 80)"; }
@@ -169,6 +178,13 @@ if has_tool "$ND"; then
     first=$(p50_of "$t" "${LEVELS[0]}" ADD+DEL)
     last=$(p50_of "$t" "${LEVELS[-1]}" ADD+DEL)
     printf '  %s flatness: ADD+DEL at %s present / at %s = %.2f\n' "$t" "${LEVELS[-1]}" "${LEVELS[0]}" "$(echo "$last / $first" | bc -l)"
+  done
+fi
+if has_tool netd-cni6 && has_tool "$ND"; then
+  echo "ADD+DEL p50, dual-stack (netd-cni6) / IPv4 ($ND), goal <= 1.2:"
+  for level in "${LEVELS[@]}"; do
+    printf '  %4s present: %.2f\n' "$level" \
+      "$(echo "$(p50_of netd-cni6 "$level" ADD+DEL) / $(p50_of "$ND" "$level" ADD+DEL)" | bc -l)"
   done
 fi
 echo "took $(( $(date +%s) - start )) s"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# podman drives netd-cni: two containers on a netd-cni network find each
-# other by name through 127.0.0.11 and a published port answers, from the
-# host namespace and from an "outside" namespace.
+# podman drives netd-cni: two containers on a dual-stack netd-cni network
+# find each other by name through 127.0.0.11 (A and AAAA) and reach each
+# other over IPv4 and IPv6, and a published port answers, from the host
+# namespace and from an "outside" namespace.
 #
 # Everything happens in namespaces of this script's own (prefix ndpod-PID):
 # podman runs in a host namespace ndpod-PID-host (so the bridge, veths and
@@ -66,7 +67,7 @@ cat > "$TMP/net.d/$NET.conflist" <<JSON
   "cniVersion": "1.0.0",
   "name": "$NET",
   "plugins": [
-    { "type": "netd-cni", "subnet": "10.177.0.0/24", "dnsEnabled": true,
+    { "type": "netd-cni", "subnet": "10.177.0.0/24", "subnet6": "fd00:177::/64", "dnsEnabled": true,
       "stateDir": "$TMP/state", "socket": "$TMP/run/netd.sock",
       "capabilities": { "portMappings": true, "aliases": true } }
   ]
@@ -99,7 +100,7 @@ ip -n "$P-out" addr add 10.176.0.2/24 dev "$UPO"; ip -n "$P-out" link set "$UPO"
 step "a local busybox image (podman import, no registry)"
 mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/www" "$TMP/rootfs/etc"
 cp /bin/busybox "$TMP/rootfs/bin/busybox"
-for a in sh ping httpd nslookup wget cat sleep hostname ip; do ln -s busybox "$TMP/rootfs/bin/$a"; done
+for a in sh ping ping6 httpd nslookup wget nc cat sleep hostname ip grep; do ln -s busybox "$TMP/rootfs/bin/$a"; done
 echo "hello from a" > "$TMP/rootfs/www/index.html"
 tar -C "$TMP/rootfs" -c . | pm import - localhost/ndpod-busybox >/dev/null
 pm images --format '{{.Repository}}:{{.Tag}} {{.Size}}'
@@ -112,11 +113,26 @@ pm run -d --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --name "$P-a" --net
   httpd -f -p 80 -h /www >/dev/null
 pm run -d --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --name "$P-b" --network "$NET" --dns 127.0.0.11 localhost/ndpod-busybox sleep 600 >/dev/null
 pm ps --format '{{.Names}} {{.Status}} {{.Ports}}'
-pm exec "$P-b" ip -4 addr show eth0
+pm exec "$P-b" ip addr show eth0
 
 step "b pings a by name (DNS at 127.0.0.11 inside the container)"
 pm exec "$P-b" nslookup "$P-a" 127.0.0.11
-pm exec "$P-b" ping -c 2 -W 2 "$P-a"
+pm exec "$P-b" ping -4 -c 2 -W 2 "$P-a"
+
+step "b resolves a's AAAA and reaches it over IPv6 (ping6, HTTP to [a])"
+A6=$(pm exec "$P-a" ip -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1)
+echo "a's IPv6 address: $A6"
+case "$A6" in fd00:177::*) ;; *) echo "a has no address of fd00:177::/64"; exit 1 ;; esac
+pm exec "$P-b" nslookup -type=AAAA "$P-a" 127.0.0.11 | tee "$TMP/aaaa"
+grep -q "$A6" "$TMP/aaaa"
+pm exec "$P-b" ping -6 -c 2 -W 2 "$P-a"
+# busybox 1.35's wget crashes on an IPv6 literal URL: nc speaks the HTTP.
+got=$(pm exec "$P-b" sh -c "printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 5 $A6 80" | tail -1)
+echo "b -> [$A6]:80: $got"
+[ "$got" = "hello from a" ]
+got=$(nsenter --net=/run/netns/$P-host curl -s -m 5 "http://[$A6]:80/")
+echo "host -> [$A6]:80: $got"
+[ "$got" = "hello from a" ]
 
 step "the published port, from the outside namespace and from the host's 127.0.0.1"
 got=$(nsenter --net=/run/netns/$P-out curl -s -m 5 http://10.176.0.1:8080/)

@@ -80,7 +80,7 @@ impl From<Expected> for ExpectedAttachment {
 mod tests {
     use super::*;
     use crate::result::result;
-    use crate::result::tests::attachment;
+    use crate::result::tests::{attachment, dual_stack};
     use serde_json::json;
 
     #[test]
@@ -107,6 +107,16 @@ mod tests {
         );
         assert_eq!(e.mac.as_deref(), Some("02:42:0a:00:00:02"));
         assert!(expected(&r, "eth1", "/run/netns/x").is_err());
+        let r = result("1.0.0", &dual_stack(), Some(&prev));
+        let e = expected(&r, "eth0", "/run/netns/x").unwrap();
+        assert_eq!(e.addresses, vec!["10.0.0.2/24", "fd00:1::2/64"]);
+        assert_eq!(
+            e.routes,
+            vec![
+                ("0.0.0.0/0".to_string(), Some("10.0.0.1".to_string())),
+                ("::/0".to_string(), Some("fd00:1::1".to_string()))
+            ]
+        );
         assert!(expected(&r, "eth0", "/run/netns/other").is_err());
     }
 }

@@ -77,6 +77,25 @@ pub struct NetConf {
     pub gateway: Option<String>,
     #[serde(default)]
     pub ip_range: Option<String>,
+    /// Dual-stack: `true` makes (or requires) a network with an IPv6 side,
+    /// `false` an IPv4-only one; unsaid, `subnet6` (or a delegated IPAM
+    /// plugin's IPv6 lease) turns it on and an existing network may be
+    /// either. Without `subnet6` the IPv6 subnet is a ULA /64 from netd's
+    /// pool.
+    #[serde(default)]
+    pub ipv6: Option<bool>,
+    /// The IPv6 side, as `subnet`, `gateway` and `ipRange` are the IPv4
+    /// one: one CIDR (or address) each.
+    #[serde(default)]
+    pub subnet6: Option<String>,
+    #[serde(default)]
+    pub gateway6: Option<String>,
+    #[serde(default)]
+    pub ip_range6: Option<String>,
+    /// NAT66 of what leaves the host (default: as `ipMasq`); false is
+    /// routed IPv6: the subnet is reachable as is, the operator routes it.
+    #[serde(default)]
+    pub ip_masq6: Option<bool>,
     #[serde(default)]
     pub bridge: Option<String>,
     #[serde(default)]
@@ -179,10 +198,62 @@ impl NetConf {
                 format!("ipam needs the type of a plugin to delegate to: {ipam}"),
             ));
         }
-        serde_json::from_value(v).map_err(|e| {
+        check_single_values(obj)?;
+        let conf: NetConf = serde_json::from_value(v).map_err(|e| {
             CniError::new(code::INVALID_CONFIG, "invalid network configuration")
                 .details(e.to_string())
-        })
+        })?;
+        conf.check_families()?;
+        Ok(conf)
+    }
+
+    /// Whether the configuration asks for a dual-stack network.
+    pub fn wants_ipv6(&self) -> bool {
+        self.ipv6.unwrap_or(
+            self.subnet6.is_some() || self.gateway6.is_some() || self.ip_range6.is_some(),
+        )
+    }
+
+    /// Each address key holds its own family: an IPv6 CIDR in `subnet`
+    /// (or an IPv4 one in `subnet6`) is refused naming the key to use, and
+    /// `ipv6: false` beside an IPv6 key naming that key.
+    fn check_families(&self) -> Result<(), CniError> {
+        let bad = |m: String| Err(CniError::new(code::INVALID_CONFIG, m));
+        for (key, other, v, want_v6) in [
+            ("subnet", "subnet6", &self.subnet, false),
+            ("gateway", "gateway6", &self.gateway, false),
+            ("ipRange", "ipRange6", &self.ip_range, false),
+            ("subnet6", "subnet", &self.subnet6, true),
+            ("gateway6", "gateway", &self.gateway6, true),
+            ("ipRange6", "ipRange", &self.ip_range6, true),
+        ] {
+            let Some(v) = v else { continue };
+            let v6 = v.contains(':');
+            if v6 != want_v6 {
+                let (is, takes) = if v6 {
+                    ("IPv6", "IPv4")
+                } else {
+                    ("IPv4", "IPv6")
+                };
+                return bad(format!(
+                    "{key} {v:?} is {is}: {key} takes {takes}, give it as {other}"
+                ));
+            }
+            if want_v6 && self.ipv6 == Some(false) {
+                return bad(format!("{key} {v:?} asks for IPv6, but ipv6 is false"));
+            }
+        }
+        match (self.ip_masq6, self.ip_masq, self.ipv6) {
+            (Some(_), _, Some(false)) => {
+                return bad("ipMasq6 is set, but ipv6 is false".into());
+            }
+            // netd's NAT66 is part of masquerading: off whenever it is.
+            (Some(true), Some(false), _) => {
+                return bad("ipMasq6 true needs ipMasq: NAT66 is off when masquerading is".into());
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// netd network options for these keys.
@@ -225,6 +296,27 @@ impl NetConf {
         names.retain(|n| seen.insert(n.clone()));
         names
     }
+}
+
+/// The address keys take one value each: a network has one subnet per
+/// family (`subnet` and `subnet6`). A list (as host-local's `ranges` would
+/// give several) is refused naming its values, not as a type error.
+fn check_single_values(obj: &serde_json::Map<String, Value>) -> Result<(), CniError> {
+    for key in [
+        "subnet", "gateway", "ipRange", "subnet6", "gateway6", "ipRange6",
+    ] {
+        if let Some(Value::Array(values)) = obj.get(key) {
+            let family = if key.ends_with('6') { "IPv6" } else { "IPv4" };
+            return Err(CniError::new(
+                code::INVALID_CONFIG,
+                format!(
+                    "{key} takes one {family} value, got {}: a network has one subnet per family (subnet, subnet6)",
+                    Value::Array(values.clone())
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The attachments a GC request lists as still valid:
@@ -397,6 +489,48 @@ mod tests {
             r#","dns":{"nameservers":["10.0.0.1"]},"dnsEnabled":true"#
         ));
         assert!(!dns(r#","dns":true,"dnsEnabled":false"#));
+    }
+
+    #[test]
+    fn address_keys_hold_one_value_of_their_family() {
+        let parse = |extra: &str| {
+            NetConf::parse(
+                format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"netd-cni"{extra}}}"#)
+                    .as_bytes(),
+            )
+        };
+        let err = |extra: &str| {
+            let e = parse(extra).unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG, "{extra}: {e}");
+            e.msg
+        };
+        let c = parse(r#","subnet":"10.1.0.0/24","subnet6":"fd00:1::/64","gateway6":"fd00:1::1","ipRange6":"fd00:1::/80""#).unwrap();
+        assert!(c.wants_ipv6());
+        assert_eq!(c.ip_range6.as_deref(), Some("fd00:1::/80"));
+        assert!(parse(r#","ipv6":true"#).unwrap().wants_ipv6());
+        assert!(!parse(r#","subnet":"10.1.0.0/24""#).unwrap().wants_ipv6());
+        let m = err(r#","subnet":"fd00:1::/64""#);
+        assert!(
+            m.contains("\"fd00:1::/64\"") && m.contains("subnet6"),
+            "{m}"
+        );
+        let m = err(r#","subnet6":"10.1.0.0/24""#);
+        assert!(
+            m.contains("10.1.0.0/24") && m.contains("give it as subnet"),
+            "{m}"
+        );
+        let m = err(r#","gateway":"fd00::1""#);
+        assert!(m.contains("fd00::1") && m.contains("gateway6"), "{m}");
+        let m = err(r#","subnet6":["fd00:1::/64","fd00:2::/64"]"#);
+        assert!(
+            m.contains("fd00:1::/64") && m.contains("fd00:2::/64"),
+            "{m}"
+        );
+        let m = err(r#","subnet6":"fd00:1::/64","ipv6":false"#);
+        assert!(
+            m.contains("fd00:1::/64") && m.contains("ipv6 is false"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -4,21 +4,11 @@
 //! its own store, so both agree on who holds what.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use ipnet::Ipv4Net;
 use netd_cni::{CniError, Env, code};
 use serde_json::Value;
-
-/// What the IPAM plugin gave: the container's address with its prefix,
-/// and the gateway if it named one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub address: Ipv4Net,
-    pub gateway: Option<Ipv4Addr>,
-}
 
 /// The plugin binary: the first `CNI_PATH` directory that has it.
 fn find(kind: &str, e: &Env) -> Result<PathBuf, CniError> {
@@ -82,41 +72,4 @@ pub fn exec(stdin: &[u8], ipam_type: &str, command: &str, e: &Env) -> Result<Val
         return Err(CniError::new(c, format!("ipam plugin {ipam_type}: {msg}")).details(details));
     }
     Ok(parsed.unwrap_or(Value::Null))
-}
-
-/// The IPv4 lease in an IPAM result (the first IPv4 entry of `ips`).
-pub fn lease(result: &Value) -> Result<Lease, CniError> {
-    let bad = |m: String| CniError::new(code::GENERIC, m).details(result.to_string());
-    let ip = result["ips"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|ip| {
-            let address = ip["address"].as_str()?.parse::<Ipv4Net>().ok()?;
-            let gateway = ip["gateway"].as_str().and_then(|g| g.parse().ok());
-            Some(Lease { address, gateway })
-        })
-        .ok_or_else(|| bad("the ipam plugin returned no IPv4 address".into()))?;
-    Ok(ip)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn lease_takes_the_first_ipv4_address() {
-        let r = json!({"cniVersion":"1.0.0","ips":[
-            {"address":"fd00::5/64"},
-            {"address":"10.9.0.5/24","gateway":"10.9.0.1"}]});
-        assert_eq!(
-            lease(&r).unwrap(),
-            Lease {
-                address: "10.9.0.5/24".parse().unwrap(),
-                gateway: Some(Ipv4Addr::new(10, 9, 0, 1)),
-            }
-        );
-        assert!(lease(&json!({"ips": []})).is_err());
-    }
 }

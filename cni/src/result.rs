@@ -21,6 +21,11 @@ pub struct Attachment {
     pub gateway: String,
     /// The default route via `gateway` is this attachment's.
     pub default_route: bool,
+    /// On a dual-stack network: the IPv6 CIDR, its gateway, and whether
+    /// the IPv6 default route (`::/0`) via that gateway is this attachment's.
+    pub address6: Option<String>,
+    pub gateway6: Option<String>,
+    pub default_route6: bool,
     pub dns: bool,
 }
 
@@ -54,6 +59,13 @@ pub fn result(version: &str, a: &Attachment, prev: Option<&Value>) -> Value {
     ));
     let index = interfaces.len() - 1;
     ips.push(json!({ "address": a.address, "gateway": a.gateway, "interface": index }));
+    if let Some(address6) = &a.address6 {
+        let mut ip = json!({ "address": address6, "interface": index });
+        if let Some(g) = &a.gateway6 {
+            ip["gateway"] = json!(g);
+        }
+        ips.push(ip);
+    }
     for ip in &mut ips {
         if let Some(o) = ip.as_object_mut() {
             if legacy {
@@ -70,6 +82,9 @@ pub fn result(version: &str, a: &Attachment, prev: Option<&Value>) -> Value {
     }
     if a.default_route {
         routes.push(json!({ "dst": "0.0.0.0/0", "gw": a.gateway }));
+    }
+    if let (true, Some(g)) = (a.default_route6, &a.gateway6) {
+        routes.push(json!({ "dst": "::/0", "gw": g }));
     }
     out.insert("interfaces".into(), json!(interfaces));
     out.insert("ips".into(), json!(ips));
@@ -98,8 +113,54 @@ pub(crate) mod tests {
             address: "10.0.0.2/24".into(),
             gateway: "10.0.0.1".into(),
             default_route: true,
+            address6: None,
+            gateway6: None,
+            default_route6: false,
             dns: true,
         }
+    }
+
+    pub(crate) fn dual_stack() -> Attachment {
+        Attachment {
+            address6: Some("fd00:1::2/64".into()),
+            gateway6: Some("fd00:1::1".into()),
+            default_route6: true,
+            ..attachment()
+        }
+    }
+
+    #[test]
+    fn dual_stack_results_list_both_families() {
+        for v in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+            let r = result(v, &dual_stack(), None);
+            assert_eq!(r["ips"].as_array().unwrap().len(), 2, "{r}");
+            assert_eq!(r["ips"][1]["address"], "fd00:1::2/64");
+            assert_eq!(r["ips"][1]["gateway"], "fd00:1::1");
+            assert_eq!(r["ips"][0]["interface"], 1);
+            assert_eq!(r["ips"][1]["interface"], 1);
+            assert_eq!(
+                r["routes"],
+                json!([{ "dst": "0.0.0.0/0", "gw": "10.0.0.1" }, { "dst": "::/0", "gw": "fd00:1::1" }])
+            );
+            let legacy = !crate::version::at_least(v, "1.0.0");
+            assert_eq!(r["ips"][1].get("version").is_some(), legacy, "{v}: {r}");
+            if legacy {
+                assert_eq!(r["ips"][0]["version"], "4");
+                assert_eq!(r["ips"][1]["version"], "6");
+            }
+        }
+        // A second network's attachment: the default routes are the first's.
+        let r = result(
+            "1.1.0",
+            &Attachment {
+                default_route: false,
+                default_route6: false,
+                ..dual_stack()
+            },
+            None,
+        );
+        assert_eq!(r["routes"], json!([]));
+        assert_eq!(r["ips"].as_array().unwrap().len(), 2);
     }
 
     #[test]

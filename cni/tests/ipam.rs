@@ -75,3 +75,72 @@ fn host_local_chooses_netd_reserves_both_release() {
     }
     assert!(w.endpoints().is_empty());
 }
+
+/// host-local with a range set per family: netd takes both leases, the
+/// network is made dual-stack from them, and both are released. Two IPv6
+/// range sets lease two IPv6 addresses, which netd cannot give one
+/// interface: code 7 naming them, the leases given back.
+#[test]
+fn cni6x_host_local_leases_both_families() {
+    let w = World::new("cni6x-hl");
+    let leases = w.state.0.join("host-local");
+    let conf = json!({
+        "cniVersion": "1.0.0", "name": "cni6xhl", "type": "netd-cni",
+        "ipam": { "type": "host-local", "dataDir": leases,
+                  "ranges": [[{ "subnet": "10.224.0.0/24" }],
+                             [{ "subnet": "fd00:cb6:7::/64", "rangeStart": "fd00:cb6:7::10" }]] }
+    });
+    let (c1, c2) = (w.container("c1"), w.container("c2"));
+    let r1 = w.add("h1", &c1, &conf);
+    assert_eq!(r1["ips"][0]["address"], "10.224.0.2/24", "{r1}");
+    assert_eq!(r1["ips"][1]["address"], "fd00:cb6:7::10/64", "{r1}");
+    assert_eq!(r1["ips"][1]["gateway"], "fd00:cb6:7::1", "{r1}");
+    assert_eq!(
+        r1["routes"][1],
+        json!({ "dst": "::/0", "gw": "fd00:cb6:7::1" })
+    );
+    let r2 = w.add("h2", &c2, &conf);
+    assert_eq!(r2["ips"][1]["address"], "fd00:cb6:7::11/64", "{r2}");
+    let ip6s: Vec<String> = w
+        .endpoints()
+        .iter()
+        .filter_map(|e| e.ip6.map(|a| a.to_string()))
+        .collect();
+    assert_eq!(ip6s.len(), 2, "{ip6s:?}");
+    assert!(ip6s.contains(&"fd00:cb6:7::10".to_string()), "{ip6s:?}");
+    let ping6 = c2
+        .output("ping", &["-6", "-c", "1", "-W", "2", "fd00:cb6:7::10"])
+        .status
+        .success();
+    assert!(ping6, "containers on host-local's IPv6 leases talk");
+    let mut with_prev = conf.clone();
+    with_prev["prevResult"] = r1.clone();
+    w.cmd("CHECK", "h1", Some(&c1), "eth0", &with_prev).silent();
+    let lease6 = leases.join("cni6xhl").join("fd00:cb6:7::10");
+    assert!(lease6.exists(), "host-local holds the IPv6 lease");
+    w.cmd("DEL", "h1", Some(&c1), "eth0", &conf).silent();
+    assert!(!lease6.exists(), "host-local's IPv6 lease not released");
+
+    let mut two6 = conf.clone();
+    two6["ipam"]["ranges"] = json!([[{ "subnet": "10.224.0.0/24" }],
+        [{ "subnet": "fd00:cb6:7::/64", "rangeStart": "fd00:cb6:7::10" }],
+        [{ "subnet": "fd00:cb6:8::/64" }]]);
+    let c3 = w.container("c3");
+    let e = w.cmd("ADD", "h3", Some(&c3), "eth0", &two6).error();
+    assert_eq!(e["code"], 7, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("fd00:cb6:7::") && msg.contains("fd00:cb6:8::2/64"),
+        "{e}"
+    );
+    let held: Vec<_> = std::fs::read_dir(leases.join("cni6xhl"))
+        .unwrap()
+        .filter_map(|d| d.ok()?.file_name().into_string().ok())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    assert_eq!(held.len(), 2, "only h2's two leases are held: {held:?}");
+    assert!(c3.link("eth0").is_none());
+    assert_eq!(w.endpoints().len(), 1);
+    w.cmd("DEL", "h2", Some(&c2), "eth0", &conf).silent();
+    assert!(w.endpoints().is_empty());
+}

@@ -3,7 +3,7 @@
 
 use netd::ops::attachment::{AttachError, AttachRequest, Attached};
 use netd::ops::ensure::{EnsureError, Setting};
-use netd_cni::{Attachment, CniError, Env, NetConf, code, result, sandbox_name};
+use netd_cni::{Attachment, CniError, Env, Lease, NetConf, code, result, sandbox_name};
 use serde_json::Value;
 
 use super::{check_netns, ipam_type, netd_error, open};
@@ -16,7 +16,7 @@ pub async fn add(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<Value, CniErro
     let Some(kind) = ipam_type(conf) else {
         return add_with(conf, e, &netns, req, None).await;
     };
-    let lease = ipam::lease(&ipam::exec(stdin, kind, "ADD", e)?);
+    let lease = netd_cni::lease(&ipam::exec(stdin, kind, "ADD", e)?);
     let out = match lease {
         Ok(lease) => add_with(conf, e, &netns, req, Some(&lease)).await,
         Err(err) => Err(err),
@@ -37,12 +37,23 @@ async fn add_with(
     e: &Env,
     netns: &str,
     mut endpoint: netd::model::EndpointRequest,
-    lease: Option<&ipam::Lease>,
+    lease: Option<&Lease>,
 ) -> Result<Value, CniError> {
     if let Some(l) = lease {
         endpoint.ip = Some(l.address.addr());
+        if let Some(a) = l.address6 {
+            if conf.ipv6 == Some(false) {
+                return Err(CniError::new(
+                    code::INVALID_CONFIG,
+                    format!(
+                        "the ipam plugin leased the IPv6 address {a}, but the configuration has ipv6 false"
+                    ),
+                ));
+            }
+            endpoint.ip6 = Some(a.addr());
+        }
     }
-    let spec = netd_cni::network_spec(conf, lease.map(|l| (l.address, l.gateway)));
+    let spec = netd_cni::network_spec(conf, lease);
     let req = AttachRequest {
         sandbox: sandbox_name(&e.container),
         netns: netns.to_string(),
@@ -87,6 +98,17 @@ fn attachment(conf: &NetConf, a: &Attached, netns: &str) -> Attachment {
         address: format!("{}/{}", ep.endpoint.ip, a.bridge.subnet.prefix_len()),
         gateway: a.bridge.gateway.to_string(),
         default_route: a.default_route,
+        address6: match (ep.endpoint.ip6, &a.bridge.ipv6) {
+            (Some(ip6), Some(v6)) => Some(format!("{ip6}/{}", v6.subnet.prefix_len())),
+            _ => None,
+        },
+        gateway6: a
+            .bridge
+            .ipv6
+            .as_ref()
+            .filter(|_| ep.endpoint.ip6.is_some())
+            .map(|v6| v6.gateway.to_string()),
+        default_route6: a.default_route6,
         dns: conf.dns(),
     }
 }
@@ -102,6 +124,11 @@ fn key(s: Setting) -> &'static str {
         Setting::Internal => "internal",
         Setting::Masquerade => "ipMasq",
         Setting::Isolate => "isolate",
+        Setting::Ipv6 => "ipv6",
+        Setting::Subnet6 => "subnet6",
+        Setting::Gateway6 => "gateway6",
+        Setting::IpRange6 => "ipRange6",
+        Setting::Masquerade6 => "ipMasq6",
     }
 }
 
@@ -145,6 +172,12 @@ fn attach_error(err: AttachError, conf: &NetConf, e: &Env) -> CniError {
             ),
         ),
         err @ AttachError::InterfaceExists { .. } => CniError::new(code::GENERIC, err.to_string()),
+        AttachError::NoIpv6 { network, ip6 } => CniError::new(
+            code::INVALID_CONFIG,
+            format!(
+                "{ip6} is IPv6, but network {network} has no IPv6 subnet: give the configuration subnet6 (or \"ipv6\": true) for a dual-stack network"
+            ),
+        ),
     }
 }
 
@@ -225,6 +258,15 @@ mod tests {
         });
         assert_eq!(other.code, code::INVALID_CONFIG);
         assert!(other.msg.contains("container ctr"), "{other}");
+        let v6 = mapped(AttachError::NoIpv6 {
+            network: "n".into(),
+            ip6: "fd00::8".parse().unwrap(),
+        });
+        assert_eq!(v6.code, code::INVALID_CONFIG);
+        assert!(
+            v6.msg.contains("fd00::8") && v6.msg.contains("subnet6"),
+            "{v6}"
+        );
         let busy = mapped(EnsureError::Netd(netd::Error::Busy("x".into())).into());
         assert_eq!(busy.code, code::TRY_LATER);
     }

@@ -33,6 +33,8 @@ pub struct Attached {
     pub mtu: Option<u32>,
     /// The namespace's default route is via this network's gateway.
     pub default_route: bool,
+    /// The same for IPv6, on a dual-stack network.
+    pub default_route6: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,13 @@ pub enum AttachError {
     /// The interface name is in use in the namespace.
     #[error("interface {ifname} already exists in {netns}")]
     InterfaceExists { ifname: IfName, netns: String },
+    /// A static IPv6 address asked of a network without an IPv6 side:
+    /// refused before anything of the attachment is made.
+    #[error("network {network} has no IPv6 subnet: cannot give {ip6}")]
+    NoIpv6 {
+        network: String,
+        ip6: std::net::Ipv6Addr,
+    },
     #[error(transparent)]
     Netd(#[from] Error),
 }
@@ -105,6 +114,12 @@ impl Netd<Host> {
         let (bridge, created) = self.ensure_network(network).await?;
         let name = network.create.name.as_str();
         let attached = async {
+            if let (Some(ip6), None) = (req.endpoint.ip6, &bridge.ipv6) {
+                return Err(AttachError::NoIpv6 {
+                    network: name.to_string(),
+                    ip6,
+                });
+            }
             let inside = Netlink::in_netns(Path::new(&req.netns))
                 .map_err(read_failed("cannot open the container's namespace"))?;
             if let Some(ifname) = &req.endpoint.ifname
@@ -160,16 +175,24 @@ impl Netd<Host> {
                     ep.host_veth
                 )))
             })?;
-        let gw = inside
-            .default_gateway()
-            .await
-            .map_err(read_failed("cannot read the container's routes"))?;
+        let routes = read_failed("cannot read the container's routes");
+        let gw = inside.default_gateway().await.map_err(&routes)?;
+        // An IPv4-only attachment does not pay for a dump of IPv6 routes.
+        let gw6 = match (&bridge.ipv6, ep.endpoint.ip6) {
+            (Some(v6), Some(_)) if !bridge.internal => inside
+                .default_gateway6()
+                .await
+                .map_err(&routes)?
+                .filter(|g| *g == v6.gateway),
+            _ => None,
+        };
         Ok(Attached {
             endpoint: ep.clone(),
             bridge: bridge.clone(),
             host_mac: mac_of(hv.mac.as_deref()),
             mtu: hv.mtu,
             default_route: !bridge.internal && gw == Some(bridge.gateway),
+            default_route6: gw6.is_some(),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! plugin's CHECK): the store's reservation, the host veth on its bridge,
 //! and the interface, address and routes in the namespace.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::Netd;
@@ -163,7 +164,7 @@ impl Netd<Host> {
         if let Some(a) = want
             .addresses
             .iter()
-            .find(|a| !addrs.iter().any(|x| x.to_string() == **a))
+            .find(|a| !addrs.iter().any(|x| same_net(x, a)))
         {
             return Err(CheckError::LacksAddress {
                 ifname: ifname.to_string(),
@@ -171,9 +172,25 @@ impl Netd<Host> {
             });
         }
         for (dst, gw) in &want.routes {
-            if dst == "0.0.0.0/0" {
-                let have = inside.default_gateway().await.map_err(&read)?;
-                if have.map(|g| g.to_string()) != *gw {
+            let default = match dst.parse::<ipnet::IpNet>() {
+                Ok(n) if n.prefix_len() == 0 => Some(n.addr().is_ipv6()),
+                _ => None,
+            };
+            if let Some(v6) = default {
+                let have = if v6 {
+                    inside
+                        .default_gateway6()
+                        .await
+                        .map_err(&read)?
+                        .map(IpAddr::V6)
+                } else {
+                    inside
+                        .default_gateway()
+                        .await
+                        .map_err(&read)?
+                        .map(IpAddr::V4)
+                };
+                if !same_address(have, gw.as_deref()) {
                     return Err(CheckError::DefaultRoute {
                         gateway: gw.clone(),
                         netns: netns.to_string(),
@@ -181,7 +198,7 @@ impl Netd<Host> {
                 }
             } else {
                 let dsts = inside.route_destinations().await.map_err(&read)?;
-                if !dsts.iter().any(|d| d.to_string() == *dst) {
+                if !dsts.iter().any(|d| same_net(d, dst)) {
                     return Err(CheckError::Route {
                         dst: dst.clone(),
                         netns: netns.to_string(),
@@ -193,22 +210,52 @@ impl Netd<Host> {
     }
 }
 
-/// The store's reservation for `ep` must be among the expected addresses.
+/// A CIDR as the runtime wrote it is `have`: IPv6 has many spellings of
+/// one address (`fd00::0:2`, upper case), so text that parses is compared
+/// parsed.
+fn same_net(have: &ipnet::IpNet, want: &str) -> bool {
+    match want.parse::<ipnet::IpNet>() {
+        Ok(w) => w == *have,
+        Err(_) => have.to_string() == want,
+    }
+}
+
+fn same_address(have: Option<IpAddr>, want: Option<&str>) -> bool {
+    match (have, want) {
+        (Some(h), Some(w)) => w.parse::<IpAddr>().is_ok_and(|w| w == h),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// The store's reservations for `ep` (its IPv4 address, and its IPv6 one
+/// on a dual-stack network) must be among the expected addresses.
 fn check_reserved(
     ep: &Endpoint,
     b: &BridgeConfig,
     want: &ExpectedAttachment,
     sandbox: &str,
 ) -> Result<(), CheckError> {
-    let reserved = format!("{}/{}", ep.ip, b.subnet.prefix_len());
-    if want.addresses.contains(&reserved) {
-        return Ok(());
+    let mut reserved: Vec<ipnet::IpNet> = Vec::with_capacity(2);
+    if let Ok(n) = ipnet::Ipv4Net::new(ep.ip, b.subnet.prefix_len()) {
+        reserved.push(n.into());
     }
-    Err(CheckError::NotReserved {
-        expected: want.addresses.clone(),
-        reserved,
-        sandbox: sandbox.to_string(),
-    })
+    if let (Some(ip6), Some(v6)) = (ep.ip6, &b.ipv6)
+        && let Ok(n) = ipnet::Ipv6Net::new(ip6, v6.subnet.prefix_len())
+    {
+        reserved.push(n.into());
+    }
+    match reserved
+        .iter()
+        .find(|r| !want.addresses.iter().any(|a| same_net(r, a)))
+    {
+        None => Ok(()),
+        Some(r) => Err(CheckError::NotReserved {
+            expected: want.addresses.clone(),
+            reserved: r.to_string(),
+            sandbox: sandbox.to_string(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +296,34 @@ mod tests {
             "{e}"
         );
         assert!(check_reserved(&endpoint(), &bridge(), &want("10.1.0.2/16"), "s").is_err());
+    }
+
+    #[test]
+    fn a_dual_stack_reservation_needs_both_addresses_in_any_spelling() {
+        let b = crate::model::fixtures::with_ipv6(
+            crate::model::fixtures::network("x", "10.1.0.0/24"),
+            "fd00:1::/64",
+        );
+        let b = b.bridge().cloned().expect("a bridge network");
+        let mut ep = endpoint();
+        ep.ip6 = Some("fd00:1::2".parse().unwrap());
+        let want = |a: &[&str]| ExpectedAttachment {
+            addresses: a.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(check_reserved(&ep, &b, &want(&["10.1.0.2/24", "fd00:1::2/64"]), "s").is_ok());
+        assert!(check_reserved(&ep, &b, &want(&["10.1.0.2/24", "FD00:1:0::2/64"]), "s").is_ok());
+        let e = check_reserved(&ep, &b, &want(&["10.1.0.2/24"]), "s").unwrap_err();
+        assert!(e.to_string().contains("the store has fd00:1::2/64"), "{e}");
+        let e = check_reserved(&ep, &b, &want(&["10.1.0.2/24", "fd00:1::3/64"]), "s");
+        assert!(e.is_err());
+        assert!(same_address(
+            Some("fd00::1".parse().unwrap()),
+            Some("fd00:0::1")
+        ));
+        assert!(!same_address(None, Some("fd00::1")));
+        assert!(!same_address(Some("10.0.0.1".parse().unwrap()), None));
+        assert!(same_address(None, None));
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub struct NetworkSpec {
     pub internal: Option<bool>,
     pub masquerade: Option<bool>,
     pub isolate: Option<bool>,
+    /// The families: `Some(true)` dual-stack, `Some(false)` IPv4 only.
+    /// `create.ipv6` says what to create; this what an existing network
+    /// must be (a caller that did not say accepts either).
+    pub ipv6: Option<bool>,
+    /// NAT66 (false: routed IPv6), compared on a dual-stack network only.
+    pub masquerade6: Option<bool>,
 }
 
 /// A setting of a bridge network that a [`NetworkSpec`] can disagree on.
@@ -38,6 +44,12 @@ pub enum Setting {
     Internal,
     Masquerade,
     Isolate,
+    /// Dual-stack or IPv4 only.
+    Ipv6,
+    Subnet6,
+    Gateway6,
+    IpRange6,
+    Masquerade6,
 }
 
 /// One setting an existing network has otherwise than asked.
@@ -129,6 +141,39 @@ pub fn differences(
         spec.masquerade.map(|v| s(&v)),
     );
     cmp(Setting::Isolate, s(&!b.icc), spec.isolate.map(|v| s(&v)));
+    let family = |dual: bool| if dual { "IPv4 and IPv6" } else { "IPv4 only" }.to_string();
+    cmp(
+        Setting::Ipv6,
+        family(b.ipv6.is_some()),
+        spec.ipv6.map(family),
+    );
+    // The IPv6 settings are compared only on a dual-stack network: on an
+    // IPv4-only one the family difference above says it all.
+    if let (Some(have), Some(want)) = (&b.ipv6, &want.ipv6) {
+        cmp(
+            Setting::Subnet6,
+            s(&have.subnet),
+            want.subnet.map(|v| s(&v)),
+        );
+        cmp(
+            Setting::Gateway6,
+            s(&have.gateway),
+            want.gateway.map(|v| s(&v)),
+        );
+        cmp(
+            Setting::IpRange6,
+            have.ip_range
+                .map(|v| s(&v))
+                .unwrap_or_else(|| s(&have.subnet)),
+            want.ip_range.map(|v| s(&v)),
+        );
+        // As for IPv4: an internal network's record has NAT66 off.
+        cmp(
+            Setting::Masquerade6,
+            s(&(have.masquerade || b.internal)),
+            spec.masquerade6.map(|v| s(&v)),
+        );
+    }
     out
 }
 
@@ -229,6 +274,8 @@ mod tests {
             internal: None,
             masquerade: None,
             isolate: None,
+            ipv6: None,
+            masquerade6: None,
         }
     }
 
@@ -285,6 +332,67 @@ mod tests {
         };
         let want = s.create.validate().unwrap();
         assert!(differences(&b, &want, &s).is_empty());
+    }
+
+    #[test]
+    fn the_families_must_match_when_said() {
+        let dual = |spec: &NetworkSpec| {
+            let b = crate::model::fixtures::with_ipv6(
+                crate::model::fixtures::network("x", "10.1.0.0/24"),
+                "fd00:1::/64",
+            );
+            let b = b.bridge().cloned().expect("a bridge network");
+            let want = spec.create.validate().unwrap();
+            differences(&b, &want, spec)
+        };
+        // Unsaid: either family is fine.
+        assert!(diff(&spec(named())).is_empty());
+        assert!(dual(&spec(named())).is_empty());
+        let mut c = named();
+        c.ipv6 = true;
+        c.subnet6 = Some("fd00:1::/64".into());
+        let asks_v6 = NetworkSpec {
+            ipv6: Some(true),
+            ..spec(c)
+        };
+        assert_eq!(
+            diff(&asks_v6),
+            vec![Setting::Ipv6],
+            "one difference, not four"
+        );
+        assert!(dual(&asks_v6).is_empty());
+        let v4_only = NetworkSpec {
+            ipv6: Some(false),
+            ..spec(named())
+        };
+        let d = dual(&v4_only);
+        assert_eq!(
+            (d[0].setting, d[0].have.as_str(), d[0].want.as_str()),
+            (Setting::Ipv6, "IPv4 and IPv6", "IPv4 only")
+        );
+        let mut c = named();
+        c.ipv6 = true;
+        c.subnet6 = Some("fd00:2::/64".into());
+        c.gateway6 = Some("fd00:2::9".into());
+        c.ip_range6 = Some("fd00:2::/80".into());
+        let other = NetworkSpec {
+            ipv6: Some(true),
+            ..spec(c)
+        };
+        let other = NetworkSpec {
+            masquerade6: Some(false),
+            ..other
+        };
+        let d: Vec<Setting> = dual(&other).into_iter().map(|d| d.setting).collect();
+        assert_eq!(
+            d,
+            vec![
+                Setting::Subnet6,
+                Setting::Gateway6,
+                Setting::IpRange6,
+                Setting::Masquerade6
+            ]
+        );
     }
 
     // ---- over the fake kernel ----
