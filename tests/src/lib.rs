@@ -408,6 +408,21 @@ pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static
     .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
+/// Connect from `ns` to ADDR:PORT over TCP (`[v6]:port` or `v4:port`) and
+/// read until the server closes: what it said, or None when nothing
+/// answered within 2 s.
+pub fn tcp_read(ns: &str, addr: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = addr.parse().expect("ADDR:PORT");
+    in_ns(ns, move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        Some(buf)
+    })
+}
+
 /// Whether `addr` accepts a TCP connection from namespace `ns` within
 /// `within`.
 pub fn wait_connectable(ns: &str, addr: &str, within: Duration) -> bool {

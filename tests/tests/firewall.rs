@@ -371,15 +371,7 @@ fn greeter(ns: &str, addr: &str, port: u16, greeting: &str) -> Child {
 /// Connect from `ns` to ADDR:PORT over TCP; the greeting read, or None
 /// when nothing answered.
 fn tcp_greeting(ns: &str, addr: &str) -> Option<String> {
-    let addr: std::net::SocketAddr = addr.parse().expect("ADDR:PORT");
-    support::in_ns(ns, move || {
-        use std::io::Read;
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).ok()?;
-        Some(buf)
-    })
+    support::tcp_read(ns, addr)
 }
 
 /// Make `sandbox` send what it addresses to 127.0.0.1 to its gateway, the
