@@ -37,6 +37,16 @@ impl World {
         format!("{}-{s}", self.tag)
     }
 
+    /// `netd network create --ipv6 --subnet V4 --subnet V6 [EXTRA] NAME`.
+    pub fn dual_network(&self, name: &str, v4: &str, v6: &str, extra: &[&str]) {
+        let mut args = vec![
+            "network", "create", "--ipv6", "--subnet", v4, "--subnet", v6,
+        ];
+        args.extend_from_slice(extra);
+        args.push(name);
+        self.cli(&args);
+    }
+
     /// `netd ARGS`, which must succeed: its stdout.
     pub fn cli(&self, args: &[&str]) -> String {
         self.daemon.cli_ok(args)

@@ -17,16 +17,7 @@ fn world(tag: &str) -> World {
 fn dual_stack_sandboxes_get_both_families_at_once_and_talk_over_ipv6() {
     let w = world("ds");
     let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
-    w.cli(&[
-        "network",
-        "create",
-        "--ipv6",
-        "--subnet",
-        "10.206.1.0/24",
-        "--subnet",
-        "fd00:206:1::/64",
-        &net,
-    ]);
+    w.dual_network(&net, "10.206.1.0/24", "fd00:206:1::/64", &[]);
     w.cli(&["sandbox", "create", "--network", &net, &a]);
     w.cli(&[
         "sandbox",
@@ -238,16 +229,7 @@ fn bad_ipv6_input_is_refused_naming_the_value_and_changes_nothing() {
 fn names_resolve_to_aaaa_and_ipv6_addresses_back_to_names() {
     let w = world("dns");
     let net = w.name("net");
-    w.cli(&[
-        "network",
-        "create",
-        "--ipv6",
-        "--subnet",
-        "10.206.3.0/24",
-        "--subnet",
-        "fd00:206:3::/64",
-        &net,
-    ]);
+    w.dual_network(&net, "10.206.3.0/24", "fd00:206:3::/64", &[]);
     let (a, b, c) = (w.name("a"), w.name("b"), w.name("c"));
     w.cli(&["sandbox", "create", "--network", &net, &a]);
     w.cli(&["sandbox", "create", "--network", &net, "--alias", "web", &b]);
@@ -278,16 +260,7 @@ fn names_resolve_to_aaaa_and_ipv6_addresses_back_to_names() {
 fn reconcile_restores_lost_ipv6_addresses_and_routes() {
     let w = world("rec");
     let net = w.name("net");
-    w.cli(&[
-        "network",
-        "create",
-        "--ipv6",
-        "--subnet",
-        "10.206.5.0/24",
-        "--subnet",
-        "fd00:206:5::/64",
-        &net,
-    ]);
+    w.dual_network(&net, "10.206.5.0/24", "fd00:206:5::/64", &[]);
     let (a, b) = (w.name("a"), w.name("b"));
     w.cli(&["sandbox", "create", "--network", &net, &a]);
     w.cli(&["sandbox", "create", "--network", &net, &b]);

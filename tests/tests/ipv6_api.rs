@@ -184,16 +184,7 @@ fn the_stock_docker_cli_creates_inspects_and_connects_dual_stack_networks() {
 fn bad_ipv6_input_is_refused_naming_the_value_and_changes_nothing() {
     let w = world("bad");
     let (net, v4, a) = (w.name("ds"), w.name("v4"), w.name("a"));
-    w.cli(&[
-        "network",
-        "create",
-        "--ipv6",
-        "--subnet",
-        "10.207.3.0/24",
-        "--subnet",
-        "fd00:207:3::/64",
-        &net,
-    ]);
+    w.dual_network(&net, "10.207.3.0/24", "fd00:207:3::/64", &[]);
     let home = w.name("home");
     w.cli(&["network", "create", "--subnet", "10.207.4.0/24", &v4]);
     w.cli(&["network", "create", "--subnet", "10.207.7.0/24", &home]);
