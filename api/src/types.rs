@@ -17,9 +17,11 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub sandbox_name: String,
-    pub ip: Ipv4Addr,
-    /// The endpoint's IPv6 address, on a dual-stack network. Absent from
-    /// older daemons and IPv4-only networks alike.
+    /// The endpoint's IPv4 address; absent on an IPv6-only network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    /// The endpoint's IPv6 address, on a dual-stack or IPv6-only network.
+    /// Absent from older daemons and IPv4-only networks alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip6: Option<Ipv6Addr>,
 }

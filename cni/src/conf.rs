@@ -77,6 +77,10 @@ pub struct NetConf {
     pub gateway: Option<String>,
     #[serde(default)]
     pub ip_range: Option<String>,
+    /// `false` makes (or requires) an IPv6-only network (with `ipv6`, as
+    /// Docker's `--ipv4=false`); unsaid or `true`, IPv4 is on.
+    #[serde(default)]
+    pub ipv4: Option<bool>,
     /// Dual-stack: `true` makes (or requires) a network with an IPv6 side,
     /// `false` an IPv4-only one; unsaid, `subnet6` (or a delegated IPAM
     /// plugin's IPv6 lease) turns it on and an existing network may be

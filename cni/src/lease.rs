@@ -11,7 +11,7 @@ use crate::error::{CniError, code};
 /// The container's addresses (with their prefixes) and gateways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
-    pub address: Ipv4Net,
+    pub address: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     /// A lease of both families (host-local with a range set per family).
     pub address6: Option<Ipv6Net>,
@@ -57,15 +57,15 @@ pub fn lease(result: &Value) -> Result<Lease, CniError> {
             v6.iter().map(|a| a.0.to_string()).collect(),
         ));
     }
-    let Some(&(address, gateway)) = v4.first() else {
+    if v4.is_empty() && v6.is_empty() {
         return Err(
-            CniError::new(code::GENERIC, "the ipam plugin returned no IPv4 address")
+            CniError::new(code::GENERIC, "the ipam plugin returned no address")
                 .details(result.to_string()),
         );
-    };
+    }
     Ok(Lease {
-        address,
-        gateway,
+        address: v4.first().map(|a| a.0),
+        gateway: v4.first().and_then(|a| a.1),
         address6: v6.first().map(|a| a.0),
         gateway6: v6.first().and_then(|a| a.1),
     })
@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(
             lease(&r).unwrap(),
             Lease {
-                address: "10.9.0.5/24".parse().unwrap(),
+                address: "10.9.0.5/24".parse().ok(),
                 gateway: Some(Ipv4Addr::new(10, 9, 0, 1)),
                 address6: Some("fd00::5/64".parse().unwrap()),
                 gateway6: Some("fd00::1".parse().unwrap()),
@@ -94,8 +94,10 @@ mod tests {
         assert_eq!(lease(&v4).unwrap().address6, None);
         assert_eq!(lease(&v4).unwrap().gateway, None);
         assert_eq!(lease(&json!({"ips": []})).unwrap_err().code, code::GENERIC);
+        // An IPv6-only lease: an IPv6-only network.
         let only6 = json!({"ips":[{"address":"fd00::5/64"}]});
-        assert!(lease(&only6).is_err());
+        let l = lease(&only6).unwrap();
+        assert_eq!((l.address, l.address6), (None, "fd00::5/64".parse().ok()));
         let two6 = json!({"ips":[{"address":"10.9.0.5/24"},
             {"address":"fd00::5/64"},{"address":"fd01::5/64"}]});
         let e = lease(&two6).unwrap_err();

@@ -55,7 +55,7 @@ pub fn fuzz_one(bytes: &[u8]) {
     let _ = network_spec(&conf, None);
     if let (Ok(address), Ok(address6)) = ("10.9.8.7/24".parse(), "fd00:9::7/64".parse()) {
         let l = Lease {
-            address,
+            address: Some(address),
             gateway: "10.9.8.1".parse().ok(),
             address6: Some(address6),
             gateway6: "fd00:9::1".parse().ok(),
@@ -65,6 +65,14 @@ pub fn fuzz_one(bytes: &[u8]) {
             &conf,
             Some(&Lease {
                 address6: None,
+                ..l
+            }),
+        );
+        let _ = network_spec(
+            &conf,
+            Some(&Lease {
+                address: None,
+                gateway: None,
                 ..l
             }),
         );

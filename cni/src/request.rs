@@ -29,12 +29,16 @@ pub fn network_request(conf: &NetConf, lease: Option<&Lease>) -> NetworkCreate {
         subnet: conf
             .subnet
             .clone()
-            .or_else(|| lease.map(|l| l.address.trunc().to_string())),
+            .or_else(|| lease.and_then(|l| l.address).map(|a| a.trunc().to_string())),
         gateway: conf
             .gateway
             .clone()
             .or_else(|| lease.and_then(|l| l.gateway).map(|g| g.to_string())),
         ip_range: conf.ip_range.clone(),
+        // An IPv6-only lease makes an IPv6-only network, as `ipv4: false` does.
+        ipv4: conf
+            .ipv4
+            .or_else(|| lease.filter(|l| l.address.is_none()).map(|_| false)),
         ipv6,
         subnet6: conf
             .subnet6
@@ -200,7 +204,7 @@ mod tests {
     #[test]
     fn an_ipv6_lease_makes_the_network_dual_stack() {
         let l = Lease {
-            address: "10.9.0.5/24".parse().unwrap(),
+            address: "10.9.0.5/24".parse().ok(),
             gateway: "10.9.0.1".parse().ok(),
             address6: "fd00:9::5/64".parse().ok(),
             gateway6: "fd00:9::1".parse().ok(),

@@ -16,9 +16,9 @@ pub struct Attachment {
     pub mac: String,
     pub mtu: Option<u32>,
     pub netns: String,
-    /// CIDR: `10.88.0.2/16`.
-    pub address: String,
-    pub gateway: String,
+    /// CIDR: `10.88.0.2/16`; None on an IPv6-only network.
+    pub address: Option<String>,
+    pub gateway: Option<String>,
     /// The default route via `gateway` is this attachment's.
     pub default_route: bool,
     /// On a dual-stack network: the IPv6 CIDR, its gateway, and whether
@@ -58,7 +58,9 @@ pub fn result(version: &str, a: &Attachment, prev: Option<&Value>) -> Value {
         json!({ "name": a.ifname, "mac": a.mac, "sandbox": a.netns }),
     ));
     let index = interfaces.len() - 1;
-    ips.push(json!({ "address": a.address, "gateway": a.gateway, "interface": index }));
+    if let (Some(address), Some(gateway)) = (&a.address, &a.gateway) {
+        ips.push(json!({ "address": address, "gateway": gateway, "interface": index }));
+    }
     if let Some(address6) = &a.address6 {
         let mut ip = json!({ "address": address6, "interface": index });
         if let Some(g) = &a.gateway6 {
@@ -80,8 +82,8 @@ pub fn result(version: &str, a: &Attachment, prev: Option<&Value>) -> Value {
             }
         }
     }
-    if a.default_route {
-        routes.push(json!({ "dst": "0.0.0.0/0", "gw": a.gateway }));
+    if let (true, Some(g)) = (a.default_route, &a.gateway) {
+        routes.push(json!({ "dst": "0.0.0.0/0", "gw": g }));
     }
     if let (true, Some(g)) = (a.default_route6, &a.gateway6) {
         routes.push(json!({ "dst": "::/0", "gw": g }));
@@ -110,8 +112,8 @@ pub(crate) mod tests {
             mac: "02:42:0a:00:00:02".into(),
             mtu: Some(1500),
             netns: "/run/netns/x".into(),
-            address: "10.0.0.2/24".into(),
-            gateway: "10.0.0.1".into(),
+            address: Some("10.0.0.2/24".into()),
+            gateway: Some("10.0.0.1".into()),
             default_route: true,
             address6: None,
             gateway6: None,

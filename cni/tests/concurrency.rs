@@ -99,7 +99,7 @@ fn store_ifaces(w: &World, netns: &str) -> BTreeSet<(String, String)> {
     w.endpoints()
         .into_iter()
         .filter(|e| e.sandbox == sb.id)
-        .map(|e| (e.ifname.to_string(), e.ip.to_string()))
+        .map(|e| (e.ifname.to_string(), e.primary_addr()))
         .collect()
 }
 

@@ -351,7 +351,10 @@ fn cni6x_pool_subnet_and_published_ports_on_a_dual_stack_network() {
         .read(|c| netd::store::network(c, "cni6xrouted"))
         .unwrap();
     let b = net.bridge().unwrap();
-    assert!(b.masquerade, "IPv4 still masquerades");
+    assert!(
+        b.ipv4.as_ref().unwrap().masquerade,
+        "IPv4 still masquerades"
+    );
     assert!(!b.ipv6.as_ref().unwrap().masquerade, "NAT66 is off");
     let mut nat = routed.clone();
     nat["ipMasq6"] = json!(true);

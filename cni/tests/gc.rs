@@ -46,7 +46,7 @@ fn gc_keeps_only_valid_attachments_of_its_network() {
         "GC of gcnet took g3's attachment to gcother"
     );
     assert!(cs[0].ping("10.231.0.3"), "valid attachments still talk");
-    let ips: Vec<String> = w.endpoints().iter().map(|e| e.ip.to_string()).collect();
+    let ips: Vec<String> = w.endpoints().iter().map(|e| e.primary_addr()).collect();
     assert_eq!(ips.len(), 3, "{ips:?}");
     assert!(ips.contains(&"10.232.0.2".to_string()));
     // Collected addresses are free again: the next ADD gets g2's .4.
@@ -62,7 +62,7 @@ fn gc_keeps_only_valid_attachments_of_its_network() {
     let mut gc_all = base.clone();
     gc_all["cni.dev/valid-attachments"] = json!([]);
     w.exec(&env, &gc_all.to_string()).silent();
-    let left: Vec<String> = w.endpoints().iter().map(|e| e.ip.to_string()).collect();
+    let left: Vec<String> = w.endpoints().iter().map(|e| e.primary_addr()).collect();
     assert_eq!(left, vec!["10.232.0.2"]);
     let mut gc_other = other.clone();
     gc_other["cni.dev/valid-attachments"] = json!([]);

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use support::{World, conf};
 
 fn state(w: &World) -> (Vec<String>, Vec<String>) {
-    let eps = w.endpoints().iter().map(|e| e.ip.to_string()).collect();
+    let eps = w.endpoints().iter().map(|e| e.primary_addr()).collect();
     (w.veths(), eps)
 }
 

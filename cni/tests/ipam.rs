@@ -30,7 +30,7 @@ fn host_local_chooses_netd_reserves_both_release() {
     assert_eq!(r2["ips"][0]["address"], "10.222.0.51/24", "{r2}");
     // netd made the network from the lease and reserved the same addresses.
     let eps = w.endpoints();
-    let mut ips: Vec<String> = eps.iter().map(|e| e.ip.to_string()).collect();
+    let mut ips: Vec<String> = eps.iter().map(|e| e.primary_addr()).collect();
     ips.sort();
     assert_eq!(ips, vec!["10.222.0.50", "10.222.0.51"]);
     assert_eq!(c1.addresses("eth0"), vec!["10.222.0.50/24"]);

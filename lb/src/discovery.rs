@@ -37,20 +37,19 @@ pub async fn run(svc: Arc<ServiceState>, cfg: Arc<ServiceConfig>) {
 /// `family`. Which endpoints are members is netd's answer: the same rule as
 /// its DNS (alias, sandbox name, NAME.NETWORK, short id, any case). With
 /// ipv6, an endpoint without an IPv6 address (an IPv4-only network, an
-/// older daemon) is no member: its IPv4 address would mix families.
+/// older daemon) is no member: its IPv4 address would mix families; with
+/// ipv4, neither is one without an IPv4 address (an IPv6-only network).
 pub fn member_addrs(eps: &[Member], port: u16, family: IpFamily) -> Vec<(String, SocketAddr)> {
     let mut v: Vec<(String, SocketAddr)> = eps
         .iter()
         .filter_map(|e| {
-            let ip: IpAddr = match family {
-                IpFamily::Ipv4 => e.ip.into(),
-                IpFamily::Ipv6 => match e.ip6 {
-                    Some(ip6) => ip6.into(),
-                    None => {
-                        debug!(member = %e.sandbox_name, ip = %e.ip, "no IPv6 address: skipped (ip_family ipv6)");
-                        return None;
-                    }
-                },
+            let ip: IpAddr = match (family, e.ip, e.ip6) {
+                (IpFamily::Ipv4, Some(ip), _) => ip.into(),
+                (IpFamily::Ipv6, _, Some(ip6)) => ip6.into(),
+                _ => {
+                    debug!(member = %e.sandbox_name, ?family, "no address of the family: skipped");
+                    return None;
+                }
             };
             Some((e.sandbox_name.clone(), SocketAddr::new(ip, port)))
         })

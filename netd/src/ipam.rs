@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::model::BridgeConfig;
+use crate::model::Ipv4Config;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IpamError {
@@ -22,7 +22,7 @@ pub enum IpamError {
     Exhausted { range: IpNet },
 }
 
-fn reserved(cfg: &BridgeConfig, ip: Ipv4Addr) -> bool {
+fn reserved(cfg: &Ipv4Config, ip: Ipv4Addr) -> bool {
     ip == cfg.subnet.network() || ip == cfg.subnet.broadcast() || ip == cfg.gateway
 }
 
@@ -30,7 +30,7 @@ fn reserved(cfg: &BridgeConfig, ip: Ipv4Addr) -> bool {
 /// free address of the ip-range (or of the subnet). Lowest-free makes
 /// released addresses the first to be reused, as Docker users expect.
 pub fn allocate(
-    cfg: &BridgeConfig,
+    cfg: &Ipv4Config,
     used: &BTreeSet<Ipv4Addr>,
     request: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr, IpamError> {
@@ -132,21 +132,15 @@ pub fn host_route_overlap(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::IfName;
     use proptest::prelude::*;
 
-    fn cfg(subnet: &str, range: Option<&str>) -> BridgeConfig {
+    fn cfg(subnet: &str, range: Option<&str>) -> Ipv4Config {
         let subnet: Ipv4Net = subnet.parse().unwrap();
-        BridgeConfig {
+        Ipv4Config {
             subnet,
             gateway: default_gateway(subnet),
             ip_range: range.map(|r| r.parse().unwrap()),
-            ipv6: None,
-            bridge: "br-test".parse::<IfName>().unwrap(),
-            mtu: None,
-            internal: false,
             masquerade: true,
-            icc: true,
         }
     }
 

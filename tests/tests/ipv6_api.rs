@@ -212,8 +212,21 @@ fn bad_ipv6_input_is_refused_naming_the_value_and_changes_nothing() {
         e.contains("fd00:207:9::/64") && e.contains("fd00:207:a::/64"),
         "{e}"
     );
-    let e = w.docker_err(&["network", "create", "--ipv6", "--ipv4=false", &x]);
-    assert!(e.contains("EnableIPv4"), "{e}");
+    let e = w.docker_err(&["network", "create", "--ipv4=false", &x]);
+    assert!(e.contains("EnableIPv4") && e.contains("--ipv6"), "{e}");
+    let e = w.docker_err(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--ipv4=false",
+        "--subnet",
+        "10.207.9.0/24",
+        &x,
+    ]);
+    assert!(
+        e.contains("10.207.9.0/24") && e.contains("IPv6-only"),
+        "{e}"
+    );
     let e = w.docker_err(&["network", "connect", "--ip6", "fd00:999::5", &net, &a]);
     assert!(e.contains("fd00:999::5"), "{e}");
     let e = w.docker_err(&["network", "connect", "--ip6", "fd00:207:4::5", &v4, &a]);
@@ -410,4 +423,50 @@ fn netd_tables_and_json_show_both_families() {
     );
     let ins = w.daemon.cli_json(&["network", "inspect", &v4]);
     assert!(ins[0]["driver"].get("ipv6").is_none(), "{ins}");
+}
+
+#[test]
+fn an_ipv6_only_network_through_the_docker_cli() {
+    let w = world("only");
+    let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
+    w.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--ipv4=false",
+        "--subnet",
+        "fd00:207:20::/64",
+        &net,
+    ]);
+    let ins = w.docker_inspect(&net);
+    assert_eq!(ins["EnableIPv4"], false);
+    assert_eq!(ins["EnableIPv6"], true);
+    let config = ins["IPAM"]["Config"].as_array().unwrap();
+    assert_eq!(config.len(), 1, "{config:?}");
+    assert_eq!(config[0]["Subnet"], "fd00:207:20::/64");
+    w.cli(&["sandbox", "create", &a]);
+    w.cli(&["sandbox", "create", &b]);
+    w.docker(&["network", "connect", &net, &a]);
+    w.docker(&["network", "connect", "--ip6", "fd00:207:20::99", &net, &b]);
+    let ins = w.docker_inspect(&net);
+    let by_name = |n: &str| {
+        ins["Containers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|c| c["Name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    // No IPv4 address: the field is there, empty, as Docker writes it.
+    assert_eq!(by_name(&a)["IPv4Address"], "");
+    assert_eq!(by_name(&a)["IPv6Address"], "fd00:207:20::2/64");
+    assert_eq!(by_name(&b)["IPv6Address"], "fd00:207:20::99/64");
+    assert!(ping6(&a, "fd00:207:20::99"), "ping6 a -> b");
+    let ls = w.docker(&["network", "ls", "--format", "{{.Name}} {{.IPv4}} {{.IPv6}}"]);
+    assert!(ls.lines().any(|l| l == format!("{net} false true")), "{ls}");
+    let c = w.name("c");
+    w.cli(&["sandbox", "create", &c]);
+    let e = w.docker_err(&["network", "connect", "--ip", "10.0.0.5", &net, &c]);
+    assert!(e.contains("10.0.0.5") && e.contains("IPv6-only"), "{e}");
 }

@@ -40,7 +40,7 @@ async fn add_with(
     lease: Option<&Lease>,
 ) -> Result<Value, CniError> {
     if let Some(l) = lease {
-        endpoint.ip = Some(l.address.addr());
+        endpoint.ip = l.address.map(|a| a.addr());
         if let Some(a) = l.address6 {
             if conf.ipv6 == Some(false) {
                 return Err(CniError::new(
@@ -95,8 +95,16 @@ fn attachment(conf: &NetConf, a: &Attached, netns: &str) -> Attachment {
         mac: ep.endpoint.mac.to_string(),
         mtu: a.mtu,
         netns: netns.to_string(),
-        address: format!("{}/{}", ep.endpoint.ip, a.bridge.subnet.prefix_len()),
-        gateway: a.bridge.gateway.to_string(),
+        address: match (ep.endpoint.ip, &a.bridge.ipv4) {
+            (Some(ip), Some(v4)) => Some(format!("{ip}/{}", v4.subnet.prefix_len())),
+            _ => None,
+        },
+        gateway: a
+            .bridge
+            .ipv4
+            .as_ref()
+            .filter(|_| ep.endpoint.ip.is_some())
+            .map(|v4| v4.gateway.to_string()),
         default_route: a.default_route,
         address6: match (ep.endpoint.ip6, &a.bridge.ipv6) {
             (Some(ip6), Some(v6)) => Some(format!("{ip6}/{}", v6.subnet.prefix_len())),
@@ -124,6 +132,7 @@ fn key(s: Setting) -> &'static str {
         Setting::Internal => "internal",
         Setting::Masquerade => "ipMasq",
         Setting::Isolate => "isolate",
+        Setting::Ipv4 => "ipv4",
         Setting::Ipv6 => "ipv6",
         Setting::Subnet6 => "subnet6",
         Setting::Gateway6 => "gateway6",

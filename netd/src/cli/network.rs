@@ -35,6 +35,10 @@ pub enum NetworkCmd {
         /// Dual-stack: an IPv6 subnet too (a ULA /64 when none is given).
         #[arg(long)]
         ipv6: bool,
+        /// IPv4 on the network (default true); `--ipv4=false --ipv6` makes
+        /// an IPv6-only network, as Docker's.
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        ipv4: Option<bool>,
         /// No route out, no masquerade.
         #[arg(long)]
         internal: bool,
@@ -112,6 +116,7 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             gateway,
             ip_range,
             ipv6,
+            ipv4,
             internal,
             opts,
             labels,
@@ -126,6 +131,7 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 subnet,
                 gateway,
                 ip_range,
+                ipv4,
                 ipv6,
                 subnet6,
                 gateway6,
@@ -224,11 +230,7 @@ fn network_row(d: &NetworkDetail) -> Vec<String> {
     let n = &d.network;
     let subnets: Vec<String> = n
         .bridge()
-        .map(|b| {
-            std::iter::once(b.subnet.to_string())
-                .chain(b.ipv6.as_ref().map(|c| c.subnet.to_string()))
-                .collect()
-        })
+        .map(|b| b.subnets().iter().map(ToString::to_string).collect())
         .unwrap_or_default();
     vec![
         n.id.short().to_string(),

@@ -310,7 +310,7 @@ impl LinkOps for FakeKernel {
         let bname = bname.clone();
         let key = (plan.netns.clone(), plan.ifname.clone());
         let complete = w.links.contains_key(&plan.host_veth)
-            && w.ifaces.get(&key) == Some(&plan.address)
+            && w.ifaces.get(&key).copied() == plan.address
             && w.ifaces6.get(&key).copied() == plan.address6
             && (plan.gateway.is_none() || w.default_routes.contains_key(&plan.netns))
             && (plan.gateway6.is_none() || w.default_routes6.contains_key(&plan.netns));
@@ -334,7 +334,9 @@ impl LinkOps for FakeKernel {
                 peer: Some(key.clone()),
             },
         );
-        w.ifaces.insert(key.clone(), plan.address);
+        if let Some(a4) = plan.address {
+            w.ifaces.insert(key.clone(), a4);
+        }
         if let Some(a6) = plan.address6 {
             w.ifaces6.insert(key, a6);
         }
@@ -371,15 +373,18 @@ impl LinkOps for FakeKernel {
         let mut s = self.call(format!("retire_endpoint {}", plan.host_veth))?;
         let w = &mut s.world;
         let key = (plan.netns.clone(), plan.ifname.clone());
-        if let Some(addr) = w.ifaces.get(&key).copied() {
-            let addr6 = w.ifaces6.get(&key).copied();
+        let addr = w.ifaces.get(&key).copied();
+        let addr6 = w.ifaces6.get(&key).copied();
+        if addr.is_some() || addr6.is_some() {
             drop_iface(w, &plan.netns, &plan.ifname);
             // Down: the address stays on the retired link, the route goes.
             let retired = (plan.netns.clone(), plan.retired_ifname.clone());
             if let Some(a6) = addr6 {
                 w.ifaces6.insert(retired.clone(), a6);
             }
-            w.ifaces.insert(retired, addr);
+            if let Some(a4) = addr {
+                w.ifaces.insert(retired, a4);
+            }
             if let Some(l) = w.links.get_mut(&plan.host_veth) {
                 l.peer = Some((plan.netns.clone(), plan.retired_ifname.clone()));
             }

@@ -125,7 +125,10 @@ impl LinkOps for Host {
             })
             .with_context(|| format!("IPv6 settings of {}", plan.ifname))?;
         }
-        let addrs: Vec<IpNet> = std::iter::once(plan.address.into())
+        let addrs: Vec<IpNet> = plan
+            .address
+            .map(IpNet::from)
+            .into_iter()
             .chain(plan.address6.map(IpNet::from))
             .collect();
         let gateways: Vec<IpAddr> = plan
@@ -190,7 +193,7 @@ async fn sandbox_side_is_complete(sandbox: &Netlink, plan: &EndpointPlan) -> any
     };
     let addrs = sandbox.addresses(peer.index).await?;
     if !peer.up
-        || !addrs.contains(&plan.address.into())
+        || plan.address.is_some_and(|a| !addrs.contains(&a.into()))
         || plan.address6.is_some_and(|a| !addrs.contains(&a.into()))
     {
         return Ok(false);

@@ -347,13 +347,13 @@ impl Netlink {
         }
     }
 
-    /// A bridge with `gateway` as its address, up: its index, and whether
+    /// A bridge with the gateways as its addresses, up: its index, and whether
     /// it had to be created. Re-applying fixes a missing address or a link
     /// that was set down.
     pub async fn ensure_bridge(
         &self,
         name: &str,
-        gateway: Ipv4Net,
+        gateway: Option<Ipv4Net>,
         gateway6: Option<Ipv6Net>,
         mtu: Option<u32>,
     ) -> Result<(u32, bool)> {
@@ -382,7 +382,9 @@ impl Netlink {
                 (self.index(name).await?, false, true)
             }
         };
-        self.ensure_address(index, gateway).await?;
+        if let Some(g4) = gateway {
+            self.ensure_address(index, g4).await?;
+        }
         if let Some(g6) = gateway6 {
             self.ensure_address(index, g6).await?;
         }

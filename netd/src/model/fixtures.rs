@@ -14,16 +14,18 @@ pub fn network(name: &str, subnet: &str) -> Network {
         id: Id::random(),
         name: name.parse().expect("fixture name"),
         driver: Driver::Bridge(BridgeConfig {
-            subnet,
-            gateway: Ipv4Addr::from(u32::from(subnet.network()) + 1),
-            ip_range: None,
+            ipv4: Some(Ipv4Config {
+                subnet,
+                gateway: Ipv4Addr::from(u32::from(subnet.network()) + 1),
+                ip_range: None,
+                masquerade: true,
+            }),
             ipv6: None,
             bridge: format!("br-{}", &name[..name.len().min(10)])
                 .parse()
                 .expect("fixture bridge"),
             mtu: None,
             internal: false,
-            masquerade: true,
             icc: true,
         }),
         options: BTreeMap::new(),
@@ -68,7 +70,7 @@ pub fn endpoint(
         network: network.id.clone(),
         sandbox: sandbox.id.clone(),
         ifname: "eth0".parse().expect("fixture ifname"),
-        ip,
+        ip: Some(ip),
         ip6: None,
         mac: Mac::for_ip(ip),
         aliases: aliases.iter().map(|a| a.to_string()).collect(),

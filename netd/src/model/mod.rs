@@ -15,7 +15,7 @@ mod subnets;
 pub mod fixtures;
 
 pub use names::{BRIDGE_PREFIX, HOST_VETH_PREFIX, Id, IfName, Name, RETIRED_PREFIX};
-pub use network::{BridgeConfig, Driver, Ipv6Config, Network};
+pub use network::{BridgeConfig, Driver, Ipv4Config, Ipv6Config, Network};
 #[doc(hidden)]
 pub use ports::fuzz_port_spec;
 pub use ports::{PortMapping, PortRange, Proto};

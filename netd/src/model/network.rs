@@ -31,23 +31,119 @@ impl Driver {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BridgeRecord", into = "BridgeRecord")]
 pub struct BridgeConfig {
-    pub subnet: Ipv4Net,
-    pub gateway: Ipv4Addr,
-    /// Dynamic allocations come from here; static `--ip` may be anywhere in the subnet.
-    pub ip_range: Option<Ipv4Net>,
-    /// The network's IPv6 side, when it is dual-stack.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The network's IPv4 side; `None` on an IPv6-only network
+    /// (Docker's `--ipv4=false`). At least one of the two sides is set.
+    pub ipv4: Option<Ipv4Config>,
+    /// The network's IPv6 side, when it is dual-stack or IPv6-only.
     pub ipv6: Option<Ipv6Config>,
     pub bridge: IfName,
     pub mtu: Option<u32>,
     pub internal: bool,
-    /// Masquerade traffic leaving the host from this subnet.
-    #[serde(default = "yes")]
-    pub masquerade: bool,
     /// Inter-container communication on this bridge.
-    #[serde(default = "yes")]
     pub icc: bool,
+}
+
+/// The IPv4 side of a bridge network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv4Config {
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    /// Dynamic allocations come from here; static `--ip` may be anywhere in the subnet.
+    pub ip_range: Option<Ipv4Net>,
+    /// Masquerade traffic leaving the host from this subnet.
+    pub masquerade: bool,
+}
+
+/// How a bridge network is recorded: the IPv4 fields flat, as every record
+/// before IPv6-only networks has them, so old records read unchanged; an
+/// IPv6-only network simply has none of them.
+#[derive(Serialize, Deserialize)]
+struct BridgeRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subnet: Option<Ipv4Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    ip_range: Option<Ipv4Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipv6: Option<Ipv6Config>,
+    bridge: IfName,
+    mtu: Option<u32>,
+    internal: bool,
+    #[serde(default = "yes")]
+    masquerade: bool,
+    #[serde(default = "yes")]
+    icc: bool,
+}
+
+impl TryFrom<BridgeRecord> for BridgeConfig {
+    type Error = String;
+    fn try_from(r: BridgeRecord) -> Result<Self, String> {
+        let ipv4 = match (r.subnet, r.gateway) {
+            (Some(subnet), Some(gateway)) => Some(Ipv4Config {
+                subnet,
+                gateway,
+                ip_range: r.ip_range,
+                masquerade: r.masquerade,
+            }),
+            (None, None) if r.ip_range.is_none() => None,
+            _ => {
+                return Err(format!(
+                    "bridge {}: an IPv4 subnet and gateway go together",
+                    r.bridge
+                ));
+            }
+        };
+        if ipv4.is_none() && r.ipv6.is_none() {
+            return Err(format!(
+                "bridge {}: neither an IPv4 nor an IPv6 subnet",
+                r.bridge
+            ));
+        }
+        Ok(BridgeConfig {
+            ipv4,
+            ipv6: r.ipv6,
+            bridge: r.bridge,
+            mtu: r.mtu,
+            internal: r.internal,
+            icc: r.icc,
+        })
+    }
+}
+
+impl From<BridgeConfig> for BridgeRecord {
+    fn from(c: BridgeConfig) -> Self {
+        let v4 = c.ipv4.as_ref();
+        BridgeRecord {
+            subnet: v4.map(|v| v.subnet),
+            gateway: v4.map(|v| v.gateway),
+            ip_range: v4.and_then(|v| v.ip_range),
+            ipv6: c.ipv6,
+            bridge: c.bridge,
+            mtu: c.mtu,
+            internal: c.internal,
+            masquerade: v4.is_none_or(|v| v.masquerade),
+            icc: c.icc,
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// Its subnets, IPv4 first.
+    pub fn subnets(&self) -> Vec<ipnet::IpNet> {
+        let v4 = self.ipv4.as_ref().map(|v| v.subnet.into());
+        let v6 = self.ipv6.as_ref().map(|v| v.subnet.into());
+        v4.into_iter().chain(v6).collect()
+    }
+
+    /// Its gateway addresses, IPv4 first.
+    pub fn gateways(&self) -> Vec<std::net::IpAddr> {
+        let v4 = self.ipv4.as_ref().map(|v| v.gateway.into());
+        let v6 = self.ipv6.as_ref().map(|v| v.gateway.into());
+        v4.into_iter().chain(v6).collect()
+    }
 }
 
 /// The IPv6 side of a dual-stack bridge network.
@@ -93,5 +189,52 @@ impl Network {
     /// The three networks every installation has, like Docker's.
     pub fn is_predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V4: &str = r#"{"driver":"bridge","subnet":"10.1.0.0/24","gateway":"10.1.0.1","ip_range":null,"bridge":"br-x","mtu":null,"internal":false,"masquerade":false,"icc":true}"#;
+
+    #[test]
+    fn records_from_before_ipv6_only_networks_read_and_write_unchanged() {
+        let d: Driver = serde_json::from_str(V4).unwrap();
+        let Driver::Bridge(b) = &d else {
+            panic!("{d:?}")
+        };
+        let v4 = b.ipv4.as_ref().unwrap();
+        assert_eq!(
+            (v4.subnet.to_string(), v4.masquerade),
+            ("10.1.0.0/24".into(), false)
+        );
+        assert_eq!(serde_json::to_string(&d).unwrap(), V4);
+    }
+
+    #[test]
+    fn an_ipv6_only_record_has_no_ipv4_fields_and_a_broken_one_is_refused() {
+        let v6 = r#"{"driver":"bridge","ipv6":{"subnet":"fd00:1::/64","gateway":"fd00:1::1"},"bridge":"br-x","mtu":null,"internal":false}"#;
+        let d: Driver = serde_json::from_str(v6).unwrap();
+        let Driver::Bridge(b) = &d else {
+            panic!("{d:?}")
+        };
+        assert!(b.ipv4.is_none() && b.ipv6.is_some());
+        let again = serde_json::to_string(&d).unwrap();
+        assert!(
+            !again.contains("subnet\":\"1") && !again.contains("gateway\":\"1"),
+            "{again}"
+        );
+        assert_eq!(serde_json::from_str::<Driver>(&again).unwrap(), d);
+        let half = V4.replace(r#""gateway":"10.1.0.1","#, "");
+        let e = serde_json::from_str::<Driver>(&half)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("go together"), "{e}");
+        let neither = r#"{"driver":"bridge","bridge":"br-x","mtu":null,"internal":false}"#;
+        let e = serde_json::from_str::<Driver>(neither)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("neither"), "{e}");
     }
 }

@@ -45,6 +45,10 @@ pub struct NetworkCreate {
     pub ip_range: Option<String>,
     #[serde(default)]
     pub internal: bool,
+    /// Docker's `EnableIPv4` / `--ipv4`: None is yes. `Some(false)` with
+    /// `ipv6` makes an IPv6-only network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<bool>,
     /// Dual-stack: an IPv6 subnet beside the IPv4 one (`subnet6`, or a
     /// ULA /64 from netd's pool when absent).
     #[serde(default)]
@@ -77,6 +81,9 @@ pub struct ValidIpv6 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidNetworkCreate {
     pub name: Name,
+    /// False on an IPv6-only network (then `ipv6` is set and the IPv4
+    /// fields are empty).
+    pub ipv4: bool,
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Ipv4Net>,
@@ -230,6 +237,25 @@ impl NetworkCreate {
             }
         }
         let ipv6 = self.validate_ipv6()?;
+        let ipv4 = self.ipv4.unwrap_or(true);
+        if !ipv4 {
+            if ipv6.is_none() {
+                return invalid(
+                    "a network needs IPv4 or IPv6: --ipv4=false (EnableIPv4: false) needs --ipv6",
+                );
+            }
+            for (what, v) in [
+                ("subnet", &self.subnet),
+                ("gateway", &self.gateway),
+                ("ip-range", &self.ip_range),
+            ] {
+                if let Some(v) = v {
+                    return invalid(format!(
+                        "IPv4 {what} {v} given for an IPv6-only network (--ipv4=false)"
+                    ));
+                }
+            }
+        }
         let subnet = self
             .subnet
             .as_deref()
@@ -281,6 +307,7 @@ impl NetworkCreate {
             .transpose()?;
         Ok(ValidNetworkCreate {
             name,
+            ipv4,
             subnet,
             gateway,
             ip_range,

@@ -45,8 +45,11 @@ pub struct Endpoint {
     pub network: Id,
     pub sandbox: Id,
     pub ifname: IfName,
-    pub ip: Ipv4Addr,
-    /// The IPv6 address, on a dual-stack network.
+    /// The IPv4 address; `None` on an IPv6-only network. At least one of
+    /// `ip` and `ip6` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    /// The IPv6 address, on a dual-stack or IPv6-only network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip6: Option<Ipv6Addr>,
     pub mac: Mac,
@@ -59,9 +62,19 @@ pub struct Endpoint {
 impl Endpoint {
     /// Its addresses, IPv4 first.
     pub fn addrs(&self) -> Vec<std::net::IpAddr> {
-        std::iter::once(self.ip.into())
+        self.ip
+            .map(Into::into)
+            .into_iter()
             .chain(self.ip6.map(Into::into))
             .collect()
+    }
+
+    /// The address it is known by: IPv4 when it has one.
+    pub fn primary_addr(&self) -> String {
+        self.addrs()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 
     /// The host side of the veth pair: derived from the endpoint id, so a
@@ -85,6 +98,19 @@ impl Mac {
     pub fn for_ip(ip: Ipv4Addr) -> Mac {
         let o = ip.octets();
         Mac([0x02, 0x42, o[0], o[1], o[2], o[3]])
+    }
+
+    /// From the IPv4 address when there is one (Docker's rule), else from
+    /// the low 32 bits of the IPv6 address: unique within a subnet of /96
+    /// or longer, and the store refuses a duplicate on one network anyway.
+    pub fn for_addr(ip: std::net::IpAddr) -> Mac {
+        match ip {
+            std::net::IpAddr::V4(v4) => Mac::for_ip(v4),
+            std::net::IpAddr::V6(v6) => {
+                let o = v6.octets();
+                Mac([0x02, 0x42, o[12], o[13], o[14], o[15]])
+            }
+        }
     }
 }
 

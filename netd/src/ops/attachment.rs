@@ -176,7 +176,14 @@ impl Netd<Host> {
                 )))
             })?;
         let routes = read_failed("cannot read the container's routes");
-        let gw = inside.default_gateway().await.map_err(&routes)?;
+        let gw = match &bridge.ipv4 {
+            Some(v4) if !bridge.internal && ep.endpoint.ip.is_some() => inside
+                .default_gateway()
+                .await
+                .map_err(&routes)?
+                .filter(|g| *g == v4.gateway),
+            _ => None,
+        };
         // An IPv4-only attachment does not pay for a dump of IPv6 routes.
         let gw6 = match (&bridge.ipv6, ep.endpoint.ip6) {
             (Some(v6), Some(_)) if !bridge.internal => inside
@@ -191,7 +198,7 @@ impl Netd<Host> {
             bridge: bridge.clone(),
             host_mac: mac_of(hv.mac.as_deref()),
             mtu: hv.mtu,
-            default_route: !bridge.internal && gw == Some(bridge.gateway),
+            default_route: gw.is_some(),
             default_route6: gw6.is_some(),
         })
     }

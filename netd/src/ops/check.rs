@@ -237,7 +237,9 @@ fn check_reserved(
     sandbox: &str,
 ) -> Result<(), CheckError> {
     let mut reserved: Vec<ipnet::IpNet> = Vec::with_capacity(2);
-    if let Ok(n) = ipnet::Ipv4Net::new(ep.ip, b.subnet.prefix_len()) {
+    if let (Some(ip), Some(v4)) = (ep.ip, &b.ipv4)
+        && let Ok(n) = ipnet::Ipv4Net::new(ip, v4.subnet.prefix_len())
+    {
         reserved.push(n.into());
     }
     if let (Some(ip6), Some(v6)) = (ep.ip6, &b.ipv6)
@@ -268,7 +270,7 @@ mod tests {
             network: Id::random(),
             sandbox: Id::random(),
             ifname: "eth0".parse().unwrap(),
-            ip: "10.1.0.2".parse().unwrap(),
+            ip: Some("10.1.0.2".parse().unwrap()),
             ip6: None,
             mac: Mac::for_ip("10.1.0.2".parse().unwrap()),
             aliases: Vec::new(),

@@ -175,13 +175,13 @@ impl<K: Kernel> Netd<K> {
         rb.check(self.check_host_ports(&net, &ep)).await?;
         self.attach_endpoint(&mut rb, &net, &sb, &ep).await?;
         rb.commit();
-        info!(network = %net.name, sandbox = %sb.name, ip = %ep.ip, "connected");
+        info!(network = %net.name, sandbox = %sb.name, ip = ?ep.ip, ip6 = ?ep.ip6, "connected");
         self.emit(
             "network",
             "connect",
             &net.id,
             &net.name,
-            &[("sandbox", sb.name.as_str()), ("ip", &ep.ip.to_string())],
+            &[("sandbox", sb.name.as_str()), ("ip", &ep.primary_addr())],
         );
         Ok(detail::EndpointDetail::new(net.name, sb.name, ep))
     }

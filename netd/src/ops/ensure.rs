@@ -25,7 +25,8 @@ pub struct NetworkSpec {
     pub internal: Option<bool>,
     pub masquerade: Option<bool>,
     pub isolate: Option<bool>,
-    /// The families: `Some(true)` dual-stack, `Some(false)` IPv4 only.
+    /// The families: `Some(true)` with IPv6, `Some(false)` IPv4 only (and
+    /// `create.ipv4`, when said, IPv4 on or off).
     /// `create.ipv6` says what to create; this what an existing network
     /// must be (a caller that did not say accepts either).
     pub ipv6: Option<bool>,
@@ -44,6 +45,8 @@ pub enum Setting {
     Internal,
     Masquerade,
     Isolate,
+    /// IPv4 on, or an IPv6-only network.
+    Ipv4,
     /// Dual-stack or IPv4 only.
     Ipv6,
     Subnet6,
@@ -111,11 +114,21 @@ pub fn differences(
         }
     };
     let s = |v: &dyn ToString| v.to_string();
-    cmp(Setting::Subnet, s(&b.subnet), want.subnet.map(|v| s(&v)));
-    cmp(Setting::Gateway, s(&b.gateway), want.gateway.map(|v| s(&v)));
+    let none = || "none".to_string();
+    let v4 = b.ipv4.as_ref();
+    cmp(
+        Setting::Subnet,
+        v4.map_or_else(none, |c| s(&c.subnet)),
+        want.subnet.map(|v| s(&v)),
+    );
+    cmp(
+        Setting::Gateway,
+        v4.map_or_else(none, |c| s(&c.gateway)),
+        want.gateway.map(|v| s(&v)),
+    );
     cmp(
         Setting::IpRange,
-        b.ip_range.map(|v| s(&v)).unwrap_or_else(|| s(&b.subnet)),
+        v4.map_or_else(none, |c| s(&c.ip_range.unwrap_or(c.subnet))),
         want.ip_range.map(|v| s(&v)),
     );
     cmp(
@@ -137,15 +150,32 @@ pub fn differences(
     // `true` (CNI's ipMasq default) still matches it.
     cmp(
         Setting::Masquerade,
-        s(&(b.masquerade || b.internal)),
+        s(&(v4.is_none_or(|c| c.masquerade) || b.internal)),
         spec.masquerade.map(|v| s(&v)),
     );
     cmp(Setting::Isolate, s(&!b.icc), spec.isolate.map(|v| s(&v)));
-    let family = |dual: bool| if dual { "IPv4 and IPv6" } else { "IPv4 only" }.to_string();
+    // The families, each compared only when the caller said it; a
+    // difference is named by the family that differs, IPv4 first.
+    let family = |v4: bool, v6: bool| {
+        match (v4, v6) {
+            (true, true) => "IPv4 and IPv6",
+            (true, false) => "IPv4 only",
+            (false, _) => "IPv6 only",
+        }
+        .to_string()
+    };
+    let have = (b.ipv4.is_some(), b.ipv6.is_some());
+    let want_v4 = spec.create.ipv4.unwrap_or(have.0);
+    let want_v6 = spec.ipv6.unwrap_or(have.1);
+    let setting = if want_v4 != have.0 {
+        Setting::Ipv4
+    } else {
+        Setting::Ipv6
+    };
     cmp(
-        Setting::Ipv6,
-        family(b.ipv6.is_some()),
-        spec.ipv6.map(family),
+        setting,
+        family(have.0, have.1),
+        Some(family(want_v4, want_v6)),
     );
     // The IPv6 settings are compared only on a dual-stack network: on an
     // IPv4-only one the family difference above says it all.
@@ -325,7 +355,7 @@ mod tests {
     fn an_internal_network_does_not_differ_on_masquerade_true() {
         let mut b = bridge();
         b.internal = true;
-        b.masquerade = false;
+        b.ipv4.as_mut().unwrap().masquerade = false;
         let s = NetworkSpec {
             masquerade: Some(true),
             ..spec(named())
@@ -370,6 +400,17 @@ mod tests {
             (d[0].setting, d[0].have.as_str(), d[0].want.as_str()),
             (Setting::Ipv6, "IPv4 and IPv6", "IPv4 only")
         );
+        let mut only = named();
+        only.ipv4 = Some(false);
+        only.ipv6 = true;
+        let d = dual(&NetworkSpec {
+            ipv6: Some(true),
+            ..spec(only)
+        });
+        assert_eq!(
+            (d[0].setting, d[0].have.as_str(), d[0].want.as_str()),
+            (Setting::Ipv4, "IPv4 and IPv6", "IPv6 only")
+        );
         let mut c = named();
         c.ipv6 = true;
         c.subnet6 = Some("fd00:2::/64".into());
@@ -409,7 +450,7 @@ mod tests {
         let s = cni_spec("n1", "10.60.0.0/24");
         let (b, created) = t.netd.ensure_network(&s).await.unwrap();
         assert!(created);
-        assert_eq!(b.subnet.to_string(), "10.60.0.0/24");
+        assert_eq!(b.ipv4.as_ref().unwrap().subnet.to_string(), "10.60.0.0/24");
         let (again, created) = t.netd.ensure_network(&s).await.unwrap();
         assert!(!created);
         assert_eq!(again, b);

@@ -80,14 +80,16 @@ impl<K: Kernel> Netd<K> {
                     Error::Conflict("no free private range for the default bridge network".into())
                 })?;
                 let cfg = BridgeConfig {
-                    subnet,
-                    gateway: ipam::default_gateway(subnet),
-                    ip_range: None,
+                    ipv4: Some(Ipv4Config {
+                        subnet,
+                        gateway: ipam::default_gateway(subnet),
+                        ip_range: None,
+                        masquerade: true,
+                    }),
                     ipv6: None,
                     bridge: DEFAULT_BRIDGE.parse()?,
                     mtu: None,
                     internal: false,
-                    masquerade: true,
                     icc: true,
                 };
                 store::insert_network(c, &new_network("bridge", Driver::Bridge(cfg))?)?;
@@ -112,20 +114,31 @@ impl<K: Kernel> Netd<K> {
         let (routes, routes6) = split_routes(self.k.route_destinations().await?);
         let id = Id::random();
         let net = self.store.write(|c| {
-            let subnet = match v.subnet {
-                Some(s) => {
-                    if let Some(r) = ipam::host_route_overlap(&s, &store::subnets(c)?, &routes) {
-                        return Err(Error::Conflict(format!(
-                            "subnet {s} overlaps {r}, a route of the host's own links"
-                        )));
+            let ipv4 = if v.ipv4 {
+                let subnet = match v.subnet {
+                    Some(s) => {
+                        if let Some(r) = ipam::host_route_overlap(&s, &store::subnets(c)?, &routes)
+                        {
+                            return Err(Error::Conflict(format!(
+                                "subnet {s} overlaps {r}, a route of the host's own links"
+                            )));
+                        }
+                        s
                     }
-                    s
-                }
-                None => ipam::pick_subnet(&store::subnets(c)?, &routes).ok_or_else(|| {
-                    Error::Conflict(
-                        "no free private range left for a new network; pass --subnet".into(),
-                    )
-                })?,
+                    None => ipam::pick_subnet(&store::subnets(c)?, &routes).ok_or_else(|| {
+                        Error::Conflict(
+                            "no free private range left for a new network; pass --subnet".into(),
+                        )
+                    })?,
+                };
+                Some(Ipv4Config {
+                    subnet,
+                    gateway: v.gateway.unwrap_or_else(|| ipam::default_gateway(subnet)),
+                    ip_range: v.ip_range,
+                    masquerade: v.masquerade,
+                })
+            } else {
+                None
             };
             let ipv6 = v
                 .ipv6
@@ -140,14 +153,11 @@ impl<K: Kernel> Netd<K> {
                 id: id.clone(),
                 name: v.name.clone(),
                 driver: Driver::Bridge(BridgeConfig {
-                    subnet,
-                    gateway: v.gateway.unwrap_or_else(|| ipam::default_gateway(subnet)),
-                    ip_range: v.ip_range,
+                    ipv4,
                     ipv6,
                     bridge,
                     mtu: v.mtu,
                     internal: v.internal,
-                    masquerade: v.masquerade,
                     icc: v.icc,
                 }),
                 options: v.options.clone(),

@@ -189,7 +189,7 @@ impl<K: Kernel> Netd<K> {
                 &net.name,
                 &[
                     ("sandbox", sandbox.name.as_str()),
-                    ("ip", &ep.ip.to_string()),
+                    ("ip", &ep.primary_addr()),
                 ],
             );
         }

@@ -18,6 +18,7 @@ use crate::store;
 
 mod dual_stack;
 mod endpoint;
+mod ipv6_only;
 mod network;
 mod reconcile;
 mod rollback;
@@ -146,8 +147,8 @@ impl T {
             let l = &w.links[&p.host_veth];
             assert_eq!(l.controller.as_deref(), Some(p.bridge.name.as_str()));
             assert_eq!(
-                w.ifaces.get(&(p.netns.clone(), p.ifname.clone())),
-                Some(&p.address)
+                w.ifaces.get(&(p.netns.clone(), p.ifname.clone())).copied(),
+                p.address
             );
             assert_eq!(
                 w.ifaces6.get(&(p.netns.clone(), p.ifname.clone())),

@@ -15,8 +15,9 @@ use crate::model::{Endpoint, Network, OPT_GATEWAY_MODE_V6, Proto};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkRules {
     pub bridge: String,
-    pub subnet: Ipv4Net,
-    /// The IPv6 subnet of a dual-stack network.
+    /// The IPv4 subnet; None on an IPv6-only network.
+    pub subnet: Option<Ipv4Net>,
+    /// The IPv6 subnet of a dual-stack or IPv6-only network.
     pub subnet6: Option<Ipv6Net>,
     /// Masquerade what leaves through another interface.
     pub masquerade: bool,
@@ -68,9 +69,9 @@ pub fn network_rules(n: &Network) -> Option<NetworkRules> {
     let b = n.bridge()?;
     Some(NetworkRules {
         bridge: b.bridge.to_string(),
-        subnet: b.subnet,
+        subnet: b.ipv4.as_ref().map(|v4| v4.subnet),
         subnet6: b.ipv6.as_ref().map(|v6| v6.subnet),
-        masquerade: b.masquerade && !b.internal,
+        masquerade: b.ipv4.as_ref().is_some_and(|v4| v4.masquerade) && !b.internal,
         masquerade6: b.ipv6.as_ref().is_some_and(|v6| v6.masquerade) && !b.internal,
         routed6: routed6(n),
         internal: b.internal,
@@ -78,17 +79,18 @@ pub fn network_rules(n: &Network) -> Option<NetworkRules> {
     })
 }
 
-/// Why `ep`'s ports cannot be published on `n`: an IPv6 host address on a
-/// network without IPv6 (there is no container address to send it to).
-/// Checked before anything is recorded.
+/// Why `ep`'s ports cannot be published on `n`: a host address of a family
+/// the network does not have (there is no container address to send it
+/// to). Checked before anything is recorded.
 pub fn unpublishable(n: &Network, ports: &[crate::model::PortMapping]) -> Option<String> {
     let b = n.bridge()?;
-    if b.ipv6.is_some() {
-        return None;
-    }
     ports.iter().find_map(|m| match m.host_ip {
-        Some(IpAddr::V6(ip)) => Some(format!(
+        Some(IpAddr::V6(ip)) if b.ipv6.is_none() => Some(format!(
             "cannot publish {m} on [{ip}]: network {} has no IPv6 subnet (create it with --ipv6)",
+            n.name
+        )),
+        Some(IpAddr::V4(ip)) if b.ipv4.is_none() => Some(format!(
+            "cannot publish {m} on {ip}: network {} is IPv6-only (publish on an IPv6 address or on all addresses)",
             n.name
         )),
         _ => None,
@@ -109,16 +111,16 @@ pub fn port_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
     let mut out = Vec::new();
     for m in &ep.ports {
         let Some(h) = m.host_port else { continue };
-        let v4 = IpAddr::V4(ep.ip);
+        let v4 = ep.ip.filter(|_| b.ipv4.is_some()).map(IpAddr::V4);
         let v6 = ip6.map(IpAddr::V6);
+        // An address of a family the network lacks is refused before it is
+        // recorded (`unpublishable`).
         let targets: Vec<(Option<IpAddr>, IpAddr)> = match m.host_ip {
-            None => std::iter::once((None, v4))
-                .chain(v6.map(|a| (None, a)))
-                .collect(),
-            Some(ip) if ip.is_unspecified() && ip.is_ipv4() => vec![(None, v4)],
-            Some(ip) if ip.is_ipv4() => vec![(Some(ip), v4)],
-            // Refused before it is recorded (`unpublishable`) when the
-            // endpoint has no IPv6 address.
+            None => v4.into_iter().chain(v6).map(|a| (None, a)).collect(),
+            Some(ip) if ip.is_unspecified() && ip.is_ipv4() => {
+                v4.map(|a| (None, a)).into_iter().collect()
+            }
+            Some(ip) if ip.is_ipv4() => v4.map(|a| (Some(ip), a)).into_iter().collect(),
             Some(ip) if ip.is_unspecified() => v6.map(|a| (None, a)).into_iter().collect(),
             Some(ip) => v6.map(|a| (Some(ip), a)).into_iter().collect(),
         };
@@ -162,7 +164,7 @@ mod tests {
     fn net(internal: bool, masquerade: bool) -> Network {
         fixtures::with_bridge(fixtures::network("n", "10.3.0.0/24"), |b| {
             b.internal = internal;
-            b.masquerade = masquerade;
+            b.ipv4.as_mut().unwrap().masquerade = masquerade;
             b.icc = false;
         })
     }

@@ -18,8 +18,9 @@ use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox, 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgePlan {
     pub name: String,
-    pub address: Ipv4Net,
-    /// The IPv6 gateway address, on a dual-stack network.
+    /// The IPv4 gateway address; None on an IPv6-only network.
+    pub address: Option<Ipv4Net>,
+    /// The IPv6 gateway address, on a dual-stack or IPv6-only network.
     pub address6: Option<Ipv6Net>,
     pub mtu: Option<u32>,
     pub forward: bool,
@@ -29,7 +30,10 @@ pub fn bridge(net: &Network) -> Option<BridgePlan> {
     let b = net.bridge()?;
     Some(BridgePlan {
         name: b.bridge.to_string(),
-        address: Ipv4Net::new(b.gateway, b.subnet.prefix_len()).ok()?,
+        address: match &b.ipv4 {
+            Some(v4) => Some(Ipv4Net::new(v4.gateway, v4.subnet.prefix_len()).ok()?),
+            None => None,
+        },
         address6: match &b.ipv6 {
             Some(v6) => Some(Ipv6Net::new(v6.gateway, v6.subnet.prefix_len()).ok()?),
             None => None,
@@ -76,7 +80,8 @@ pub struct EndpointPlan {
     /// left for later (`kernel::retire_endpoint`).
     pub retired_ifname: String,
     pub mac: [u8; 6],
-    pub address: Ipv4Net,
+    /// The IPv4 address; None on an IPv6-only network.
+    pub address: Option<Ipv4Net>,
     /// The default route goes via this gateway unless the network is internal
     /// (no route out) or the sandbox already has a default route.
     pub gateway: Option<Ipv4Addr>,
@@ -95,8 +100,15 @@ pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<Endpo
         ifname: ep.ifname.to_string(),
         retired_ifname: ep.retired_ifname().to_string(),
         mac: ep.mac.0,
-        address: Ipv4Net::new(ep.ip, b.subnet.prefix_len()).ok()?,
-        gateway: (!b.internal).then_some(b.gateway),
+        address: match (&b.ipv4, ep.ip) {
+            (Some(v4), Some(ip)) => Some(Ipv4Net::new(ip, v4.subnet.prefix_len()).ok()?),
+            _ => None,
+        },
+        gateway: b
+            .ipv4
+            .as_ref()
+            .filter(|_| !b.internal && ep.ip.is_some())
+            .map(|v4| v4.gateway),
         address6: match (&b.ipv6, ep.ip6) {
             (Some(v6), Some(ip6)) => Some(Ipv6Net::new(ip6, v6.subnet.prefix_len()).ok()?),
             _ => None,
@@ -151,7 +163,9 @@ pub fn default_routes(sb: &Sandbox, networks: &[Network]) -> Vec<(PathBuf, IpAdd
             .filter_map(|n| n.bridge())
             .filter(|b| !b.internal)
     };
-    let v4 = out().map(|b| IpAddr::V4(b.gateway)).next();
+    let v4 = out()
+        .find_map(|b| b.ipv4.as_ref())
+        .map(|v4| IpAddr::V4(v4.gateway));
     let v6 = out()
         .find_map(|b| b.ipv6.as_ref())
         .map(|v6| IpAddr::V6(v6.gateway));
@@ -215,10 +229,10 @@ mod tests {
         let s = sandbox();
         let e = ep(&n, &s);
         let p = endpoint(&n, &s, &e).unwrap();
-        assert_eq!(p.bridge.address.to_string(), "10.3.0.1/16");
+        assert_eq!(p.bridge.address.unwrap().to_string(), "10.3.0.1/16");
         assert_eq!(p.bridge.mtu, Some(1400));
         assert!(p.bridge.forward);
-        assert_eq!(p.address.to_string(), "10.3.0.7/16");
+        assert_eq!(p.address.unwrap().to_string(), "10.3.0.7/16");
         assert_eq!(p.gateway, Some("10.3.0.1".parse().unwrap()));
         assert_eq!(p.ifname, "eth1");
         assert!(p.host_veth.starts_with("nd-") && p.host_veth.len() <= 15);

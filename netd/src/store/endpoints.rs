@@ -2,7 +2,7 @@
 //! and published ports allocated in the caller's transaction.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -96,22 +96,40 @@ pub fn insert_endpoint(
             sandbox.name, network.name
         )));
     }
-    let used: BTreeSet<Ipv4Addr> = {
-        let mut st = c.prepare_cached("SELECT ip FROM endpoints WHERE network_id = ?1")?;
-        let rows = st.query_map([network.id.as_str()], |r| r.get::<_, String>(0))?;
-        rows.map(|r| {
-            r?.parse()
-                .map_err(|_| Error::Store("corrupt address".into()))
-        })
-        .collect::<Result<_>>()?
-    };
-    if used.len() >= MAX_BRIDGE_PORTS {
+    // The `ip` column holds each endpoint's IPv4 address, or its IPv6 one
+    // on an IPv6-only network: unique per network either way.
+    let count: usize = c.query_row(
+        "SELECT COUNT(*) FROM endpoints WHERE network_id = ?1",
+        [network.id.as_str()],
+        |r| r.get(0),
+    )?;
+    if count >= MAX_BRIDGE_PORTS {
         return Err(Error::Conflict(format!(
             "network {} is full: a Linux bridge takes at most {MAX_BRIDGE_PORTS} endpoints",
             network.name
         )));
     }
-    let ip = ipam::allocate(cfg, &used, req.ip)?;
+    let ip = match (&cfg.ipv4, req.ip) {
+        (Some(v4), request) => {
+            let used: BTreeSet<Ipv4Addr> = {
+                let mut st = c.prepare_cached("SELECT ip FROM endpoints WHERE network_id = ?1")?;
+                let rows = st.query_map([network.id.as_str()], |r| r.get::<_, String>(0))?;
+                rows.map(|r| {
+                    r?.parse()
+                        .map_err(|_| Error::Store("corrupt address".into()))
+                })
+                .collect::<Result<_>>()?
+            };
+            Some(ipam::allocate(v4, &used, request)?)
+        }
+        (None, Some(ip)) => {
+            return Err(Error::Invalid(format!(
+                "network {} is IPv6-only: cannot give it the IPv4 address {ip}",
+                network.name
+            )));
+        }
+        (None, None) => None,
+    };
     let (ip6, ip6_off) = match (&cfg.ipv6, req.ip6) {
         (Some(v6), request) => {
             let (ip6, off) = super::ipam6::allocate6(c, &network.id, v6, request)?;
@@ -124,6 +142,17 @@ pub fn insert_endpoint(
             )));
         }
         (None, None) => (None, None),
+    };
+    // A bridge config always has one side, so one of the two is set.
+    let primary: IpAddr = match (ip, ip6) {
+        (Some(v4), _) => v4.into(),
+        (None, Some(v6)) => v6.into(),
+        (None, None) => {
+            return Err(Error::Store(format!(
+                "network {} has neither an IPv4 nor an IPv6 subnet",
+                network.name
+            )));
+        }
     };
     let taken_ifs: BTreeSet<String> = {
         let mut st = c.prepare_cached("SELECT ifname FROM endpoints WHERE sandbox_id = ?1")?;
@@ -151,7 +180,7 @@ pub fn insert_endpoint(
         ifname: IfName::try_from(ifname)?,
         ip,
         ip6,
-        mac: req.mac.unwrap_or_else(|| Mac::for_ip(ip)),
+        mac: req.mac.unwrap_or_else(|| Mac::for_addr(primary)),
         aliases: req.aliases.clone(),
         ports,
     };
@@ -162,7 +191,7 @@ pub fn insert_endpoint(
             ep.id.as_str(),
             ep.network.as_str(),
             ep.sandbox.as_str(),
-            ep.ip.to_string(),
+            primary.to_string(),
             ep.ifname.as_str(),
             serde_json::to_string(&ep)?,
             ep.ip6.map(|a| a.to_string()),
@@ -224,7 +253,7 @@ mod tests {
                                 insert_endpoint(c, &n, &sb, &EndpointRequest::default())
                             })
                             .unwrap();
-                        mine.push(ep.ip);
+                        mine.push(ep.ip.unwrap());
                     }
                     mine
                 })

@@ -343,7 +343,7 @@ mod tests {
         let ep = s
             .write(|c| insert_endpoint(c, &n, &sb, &EndpointRequest::default()))
             .unwrap();
-        assert_eq!(ep.ip, Ipv4Addr::new(10, 1, 0, 2));
+        assert_eq!(ep.ip, Some(Ipv4Addr::new(10, 1, 0, 2)));
         assert_eq!(ep.ifname.as_str(), "eth0");
         let dup = s.write(|c| insert_endpoint(c, &n, &sb, &EndpointRequest::default()));
         assert!(dup.is_err());

@@ -89,10 +89,12 @@ pub fn insert_network(c: &Connection, n: &Network) -> Result<()> {
     if let Some(b) = n.bridge() {
         for other in networks(c)? {
             if let Some(ob) = other.bridge() {
-                if ipam::overlaps(&ob.subnet, &b.subnet) {
+                if let (Some(v4), Some(o4)) = (&b.ipv4, &ob.ipv4)
+                    && ipam::overlaps(&o4.subnet, &v4.subnet)
+                {
                     return Err(Error::Conflict(format!(
                         "subnet {} overlaps subnet {} of network {}",
-                        b.subnet, ob.subnet, other.name
+                        v4.subnet, o4.subnet, other.name
                     )));
                 }
                 if let (Some(v6), Some(o6)) = (&b.ipv6, &ob.ipv6)
@@ -117,7 +119,9 @@ pub fn insert_network(c: &Connection, n: &Network) -> Result<()> {
         params![
             n.id.as_str(),
             n.name.as_str(),
-            n.bridge().map(|b| b.subnet.to_string()),
+            n.bridge()
+                .and_then(|b| b.ipv4.as_ref())
+                .map(|v| v.subnet.to_string()),
             n.bridge()
                 .and_then(|b| b.ipv6.as_ref())
                 .map(|v| v.subnet.to_string()),

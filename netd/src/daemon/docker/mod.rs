@@ -39,14 +39,15 @@ fn ipam_config(subnet: String, gateway: String, ip_range: Option<String>) -> Val
 pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
     let n = &d.network;
     let b = n.bridge();
+    let v4 = b.and_then(|b| b.ipv4.as_ref());
     let v6 = b.and_then(|b| b.ipv6.as_ref());
     // IPv4 first, as Docker lists them.
-    let config: Vec<Value> = b
-        .map(|b| {
+    let config: Vec<Value> = v4
+        .map(|c| {
             ipam_config(
-                b.subnet.to_string(),
-                b.gateway.to_string(),
-                b.ip_range.map(|r| r.to_string()),
+                c.subnet.to_string(),
+                c.gateway.to_string(),
+                c.ip_range.map(|r| r.to_string()),
             )
         })
         .into_iter()
@@ -59,12 +60,17 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
         }))
         .collect();
     let containers: BTreeMap<String, Value> = if with_containers {
-        let prefix = b.map(|b| b.subnet.prefix_len()).unwrap_or(32);
+        let prefix = v4.map(|c| c.subnet.prefix_len()).unwrap_or(32);
         let prefix6 = v6.map(|c| c.subnet.prefix_len()).unwrap_or(128);
         d.endpoints
             .iter()
             .map(|e| {
                 // Docker writes "" rather than leaving the field out.
+                let ip4 = e
+                    .endpoint
+                    .ip
+                    .map(|a| format!("{a}/{prefix}"))
+                    .unwrap_or_default();
                 let ip6 = e
                     .endpoint
                     .ip6
@@ -76,7 +82,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
                         "Name": e.sandbox_name,
                         "EndpointID": e.endpoint.id,
                         "MacAddress": e.endpoint.mac.to_string(),
-                        "IPv4Address": format!("{}/{}", e.endpoint.ip, prefix),
+                        "IPv4Address": ip4,
                         "IPv6Address": ip6,
                     }),
                 )
@@ -97,7 +103,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
         "Created": n.created,
         "Scope": "local",
         "Driver": driver_name(n),
-        "EnableIPv4": b.is_some(),
+        "EnableIPv4": v4.is_some(),
         "EnableIPv6": v6.is_some(),
         "IPAM": { "Driver": "default", "Options": null, "Config": config },
         "Internal": b.is_some_and(|b| b.internal),
@@ -170,9 +176,6 @@ pub struct CreateRequest {
 
 impl CreateRequest {
     pub fn into_netd(self) -> Result<NetworkCreate, String> {
-        if self.enable_ipv4 == Some(false) {
-            return Err("IPv6-only networks (EnableIPv4: false) are not supported yet".into());
-        }
         let ipam = self.ipam.unwrap_or_default();
         if let Some(d) = ipam.driver.as_deref()
             && !d.is_empty()
@@ -214,6 +217,7 @@ impl CreateRequest {
             subnet: c.subnet,
             gateway: c.gateway,
             ip_range: c.ip_range,
+            ipv4: self.enable_ipv4,
             ipv6: enable_ipv6,
             subnet6: c6.subnet,
             gateway6: c6.gateway,
@@ -371,8 +375,28 @@ mod tests {
         );
         let e = create(r#"{"Name":"n","IPAM":{"Config":[{"Subnet":"fd00:1::/64"}]}}"#).unwrap_err();
         assert!(e.contains("fd00:1::/64") && e.contains("EnableIPv6"), "{e}");
-        let e = create(r#"{"Name":"n","EnableIPv6":true,"EnableIPv4":false}"#).unwrap_err();
-        assert!(e.contains("EnableIPv4"), "{e}");
+        // IPv6-only needs IPv6, and takes no IPv4 config.
+        let v = create(r#"{"Name":"n","EnableIPv4":false}"#).unwrap();
+        let e = v.validate().unwrap_err().0;
+        assert!(e.contains("EnableIPv4") && e.contains("--ipv6"), "{e}");
+        let v = create(
+            r#"{"Name":"n","EnableIPv6":true,"EnableIPv4":false,"IPAM":{"Config":[{"Subnet":"10.1.0.0/24"}]}}"#,
+        )
+        .unwrap();
+        let e = v.validate().unwrap_err().0;
+        assert!(e.contains("10.1.0.0/24") && e.contains("IPv6-only"), "{e}");
+    }
+
+    #[test]
+    fn an_ipv6_only_create_is_taken() {
+        let v = create(
+            r#"{"Name":"n","EnableIPv6":true,"EnableIPv4":false,"IPAM":{"Config":[{"Subnet":"fd00:1::/64"}]}}"#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(!v.ipv4 && v.subnet.is_none());
+        assert_eq!(v.ipv6.unwrap().subnet.unwrap().to_string(), "fd00:1::/64");
     }
 
     #[test]

@@ -197,19 +197,19 @@ pub(super) fn network_rules(
     n: &NetworkRules,
 ) {
     let br = n.bridge.as_str();
-    if n.masquerade {
+    if let (true, Some(net4)) = (n.masquerade, n.subnet) {
         let mut e = ipv4_only();
-        e.extend(saddr_in(n.subnet));
+        e.extend(saddr_in(net4));
         e.extend(oif_is(br, libc::NFT_CMP_NEQ));
         e.push(counter());
         e.push(masquerade());
         add_rule(batch, post, e);
     }
-    if !n.internal {
+    if let (false, Some(net4)) = (n.internal, n.subnet) {
         // A container reaching a published port of its own network through
         // the host: without this, the reply would bypass the NAT.
         let mut e = ipv4_only();
-        e.extend(saddr_in(n.subnet));
+        e.extend(saddr_in(net4));
         e.extend(oif_is(br, libc::NFT_CMP_EQ));
         e.extend(ct_dnat());
         e.push(masquerade());

@@ -95,7 +95,7 @@ async fn a_subnet_on_a_host_route_is_refused_and_a_picked_one_avoids_it() {
         })
         .await
         .unwrap();
-    let s = picked.bridge().unwrap().subnet;
+    let s = picked.bridge().unwrap().ipv4.as_ref().unwrap().subnet;
     assert!(!s.contains(&"10.60.0.1".parse::<std::net::Ipv4Addr>().unwrap()));
 }
 
@@ -125,7 +125,7 @@ async fn remove_deletes_the_bridge_and_its_rules() {
             .unwrap()
             .networks
             .iter()
-            .all(|r| r.subnet != n.bridge().unwrap().subnet)
+            .all(|r| r.subnet != n.bridge().unwrap().ipv4.as_ref().map(|v| v.subnet))
     );
     t.assert_consistent();
 }

@@ -62,7 +62,7 @@ async fn create_makes_namespace_resolver_pair_address_and_route() {
     assert!(w.resolv_confs.contains("s1"));
     assert_eq!(
         w.ifaces[&(ns.clone(), "eth0".to_string())].to_string(),
-        format!("{}/24", ep.endpoint.ip)
+        format!("{}/24", ep.endpoint.ip.unwrap())
     );
     assert_eq!(w.default_routes[&ns].0.to_string(), "10.50.0.1");
     assert_eq!(w.links[ep.host_veth.as_str()].kind, "veth");
