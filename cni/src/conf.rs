@@ -153,6 +153,16 @@ impl NetConf {
     /// `cniVersion` (1), then the plugin's own keys (7, or 2 for a key
     /// this plugin does not support).
     pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
+        NetConf::parse_as(stdin, true)
+    }
+
+    /// For DEL: a runtime cleans up with the configuration its ADD was
+    /// refused for, so the keys netd refuses (code 2) do not stop it.
+    pub fn parse_for_del(stdin: &[u8]) -> Result<NetConf, CniError> {
+        NetConf::parse_as(stdin, false)
+    }
+
+    fn parse_as(stdin: &[u8], strict: bool) -> Result<NetConf, CniError> {
         let v = decode(stdin)?;
         let Some(obj) = v.as_object() else {
             unreachable!("decode returns objects");
@@ -197,6 +207,9 @@ impl NetConf {
                 code::INVALID_CONFIG,
                 format!("ipam needs the type of a plugin to delegate to: {ipam}"),
             ));
+        }
+        if strict {
+            crate::keys::audit(obj)?;
         }
         check_single_values(obj)?;
         let conf: NetConf = serde_json::from_value(v).map_err(|e| {

@@ -11,6 +11,7 @@ mod check;
 mod conf;
 mod env;
 mod error;
+mod keys;
 mod lease;
 mod request;
 mod result;

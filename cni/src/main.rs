@@ -100,7 +100,10 @@ fn run(stdin: &[u8], asked: Option<&str>) -> Result<Option<Value>, CniError> {
             "supportedVersions": SUPPORTED,
         })));
     }
-    let conf = NetConf::parse(stdin)?;
+    let conf = match env.command {
+        Command::Del => NetConf::parse_for_del(stdin)?,
+        _ => NetConf::parse(stdin)?,
+    };
     command_allowed(env.command, &conf.cni_version)?;
     let raw: Value = serde_json::from_slice(stdin).unwrap_or_default();
     let rt = tokio::runtime::Builder::new_current_thread()
