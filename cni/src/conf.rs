@@ -7,6 +7,7 @@ use std::io::Read;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::conventions::Aliases;
 use crate::env::{cni_arg, valid_cni_name, valid_plugin_name};
 use crate::error::{CniError, code};
 use crate::version::{IMPLICIT_VERSION, SUPPORTED};
@@ -48,9 +49,9 @@ impl PortMap {
 pub struct RuntimeConfig {
     #[serde(default)]
     pub port_mappings: Vec<PortMap>,
-    /// `{"NETWORK": ["a", "b"]}`.
+    /// `["a", "b"]` (CONVENTIONS) or `{"NETWORK": ["a", "b"]}` (podman).
     #[serde(default)]
-    pub aliases: BTreeMap<String, Vec<String>>,
+    pub aliases: Aliases,
     /// `["10.88.0.7/16"]` or `["10.88.0.7"]`.
     #[serde(default)]
     pub ips: Vec<String>,
@@ -296,12 +297,7 @@ impl NetConf {
     /// The DNS names of the container on this network: the runtime's
     /// aliases for it, and the pod name of CNI_ARGS.
     pub fn names(&self, args: &str) -> Vec<String> {
-        let mut names = self
-            .runtime_config
-            .aliases
-            .get(&self.name)
-            .cloned()
-            .unwrap_or_default();
+        let mut names = self.runtime_config.aliases.on(&self.name);
         if let Some(pod) = cni_arg(args, "K8S_POD_NAME").filter(|p| !p.is_empty()) {
             names.push(pod.to_string());
         }

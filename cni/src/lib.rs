@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 mod check;
 mod conf;
+mod conventions;
 mod env;
 mod error;
 mod keys;
@@ -21,6 +22,7 @@ pub use check::{Expected, expected};
 pub use conf::{
     MAX_STDIN, NetConf, PortMap, RuntimeConfig, decode, read_config, valid_attachments,
 };
+pub use conventions::Aliases;
 pub use env::{Command, Env, cni_arg, sandbox_name, valid_cni_name, valid_plugin_name};
 pub use error::{CniError, code};
 pub use lease::{Lease, lease};

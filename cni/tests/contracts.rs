@@ -83,3 +83,56 @@ fn reference_bridge_keys_are_honoured_or_refused_naming_the_key() {
     );
     w.cmd("DEL", "kctr", Some(&c), "eth0", &honoured).silent();
 }
+
+/// `aliases` in CONVENTIONS' list form names this attachment, as the map
+/// form podman passes does: both resolve at 127.0.0.11.
+#[test]
+fn list_form_aliases_resolve_at_the_container_nameserver() {
+    let w = World::new("ccxalias");
+    let _daemon = support::StartedDaemon(w.state.0.join("run/netd.pid"));
+    let (c1, c2) = (w.container("c1"), w.container("c2"));
+    let mut base = conf("1.1.0", "aliasnet", "10.217.0.0/24");
+    base["dnsEnabled"] = json!(true);
+    base["capabilities"] = json!({ "aliases": true });
+    let mut listed = base.clone();
+    listed["runtimeConfig"] = json!({ "aliases": ["db", "primary-db"] });
+    let r1 = w.add("actr1", &c1, &listed);
+    let ip1 = r1["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut mapped = base.clone();
+    mapped["runtimeConfig"] = json!({ "aliases": { "aliasnet": ["web"], "other": ["no"] } });
+    let r2 = w.add("actr2", &c2, &mapped);
+    let ip2 = r2["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let dig = |from: &support::Netns, name: &str| {
+        from.run_ok(
+            "dig",
+            &["+short", "+tries=1", "+time=2", "@127.0.0.11", name],
+        )
+        .trim()
+        .to_string()
+    };
+    for name in ["db", "primary-db"] {
+        assert_eq!(dig(&c2, name), ip1, "{name}");
+    }
+    assert_eq!(dig(&c1, "web"), ip2);
+    assert_eq!(dig(&c1, "no"), "", "another network's alias");
+    let eps = w.endpoints();
+    let aliases: Vec<_> = eps.iter().map(|e| e.aliases.clone()).collect();
+    assert!(
+        aliases.contains(&vec!["db".to_string(), "primary-db".to_string()]),
+        "{aliases:?}"
+    );
+    w.cmd("DEL", "actr1", Some(&c1), "eth0", &listed).silent();
+    w.cmd("DEL", "actr2", Some(&c2), "eth0", &mapped).silent();
+}
