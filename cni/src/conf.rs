@@ -7,7 +7,7 @@ use std::io::Read;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::conventions::Aliases;
+use crate::conventions::{Aliases, Conventions, apply_ip_ranges};
 use crate::env::{cni_arg, valid_cni_name, valid_plugin_name};
 use crate::error::{CniError, code};
 use crate::version::{IMPLICIT_VERSION, SUPPORTED};
@@ -107,8 +107,8 @@ pub struct NetConf {
     /// `"dns": true` turns on netd's DNS. The CNI spec reserves `dns` in a
     /// network configuration for a DNS object (nameservers, search, ...),
     /// and libcni (podman, containerd) refuses a boolean there, so
-    /// `dnsEnabled` says the same for them; a spec object here is accepted
-    /// and leaves netd's DNS off.
+    /// `dnsEnabled` says the same for them; a spec object here leaves
+    /// netd's DNS off and goes into the result (`conventions.rs`).
     #[serde(default, deserialize_with = "dns_flag")]
     dns: bool,
     #[serde(default)]
@@ -131,6 +131,9 @@ pub struct NetConf {
     /// address, netd reserves exactly that one.
     #[serde(default)]
     pub ipam: Option<Value>,
+    /// SPEC's and CONVENTIONS' keys beside netd's own (`conventions.rs`).
+    #[serde(skip)]
+    pub conventions: Conventions,
 }
 
 /// The configuration as a JSON object, or error 6.
@@ -158,7 +161,8 @@ impl NetConf {
     }
 
     /// For DEL: a runtime cleans up with the configuration its ADD was
-    /// refused for, so the keys netd refuses (code 2) do not stop it.
+    /// refused for, so the keys netd refuses (code 2) and the conventions'
+    /// settings (which DEL does not use) do not stop it.
     pub fn parse_for_del(stdin: &[u8]) -> Result<NetConf, CniError> {
         NetConf::parse_as(stdin, false)
     }
@@ -213,10 +217,14 @@ impl NetConf {
             crate::keys::audit(obj)?;
         }
         check_single_values(obj)?;
-        let conf: NetConf = serde_json::from_value(v).map_err(|e| {
+        let mut conf = NetConf::deserialize(&v).map_err(|e| {
             CniError::new(code::INVALID_CONFIG, "invalid network configuration")
                 .details(e.to_string())
         })?;
+        if strict {
+            conf.conventions = Conventions::parse(obj, conf.dns())?;
+            apply_ip_ranges(&mut conf, obj)?;
+        }
         conf.check_families()?;
         Ok(conf)
     }
@@ -494,8 +502,10 @@ mod tests {
         assert!(dns(r#","dns":true"#));
         assert!(dns(r#","dnsEnabled":true"#));
         assert!(!dns(r#","dns":{"nameservers":["10.0.0.1"]}"#));
+        // Beside netd's DNS the object's search and options still apply
+        // (its nameservers are refused: see conventions.rs).
         assert!(dns(
-            r#","dns":{"nameservers":["10.0.0.1"]},"dnsEnabled":true"#
+            r#","dns":{"search":["example.org"]},"dnsEnabled":true"#
         ));
         assert!(!dns(r#","dns":true,"dnsEnabled":false"#));
     }

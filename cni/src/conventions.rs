@@ -1,9 +1,18 @@
-//! What CONVENTIONS and SPEC pass beside netd's own keys, kept apart from
-//! `conf.rs` (netd's own keys) so each reads on its own.
+//! What CONVENTIONS and SPEC pass beside netd's own keys: the `dns`
+//! configuration object and capability, static addresses from `args` and
+//! `CNI_ARGS`, the `ipRanges` capability, and the list form of `aliases`.
+//! Kept apart from `conf.rs` (netd's own keys) so each reads on its own.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
+use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::conf::NetConf;
+use crate::env::cni_arg;
+use crate::error::{CniError, code};
 
 /// The `aliases` capability: CONVENTIONS' list (`["a", "b"]`, the names of
 /// this attachment), or podman's map of network name to names.
@@ -31,12 +40,344 @@ impl Aliases {
     }
 }
 
+/// DNS settings for the result (SPEC's `dns` object): what the runtime
+/// writes into the container's resolv.conf.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dns {
+    pub nameservers: Vec<String>,
+    pub domain: Option<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
+}
+
+/// The keys read here, decoded and checked when the configuration is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conventions {
+    /// The configuration's `dns` object, then the `dns` capability over it.
+    pub dns: Dns,
+    /// `args.cni.ips`.
+    pub args_ips: Vec<String>,
+}
+
+fn bad(m: String) -> CniError {
+    CniError::new(code::INVALID_CONFIG, m)
+}
+
+fn unsupported(m: String) -> CniError {
+    CniError::new(code::UNSUPPORTED_FIELD, m)
+}
+
+fn strings(v: Option<&Value>, what: &str) -> Result<Vec<String>, CniError> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("{what}: {x} is not a string")))
+            })
+            .collect(),
+        Some(other) => Err(bad(format!("{what}: {other} is not a list of strings"))),
+    }
+}
+
+fn nameservers(v: Vec<String>, what: &str) -> Result<Vec<String>, CniError> {
+    for s in &v {
+        s.parse::<IpAddr>()
+            .map_err(|_| bad(format!("{what}: {s:?} is not an IP address")))?;
+    }
+    Ok(v)
+}
+
+impl Conventions {
+    /// Decode from the configuration object; `netd_dns` is whether netd's
+    /// own DNS (127.0.0.11) is the container's nameserver.
+    pub fn parse(obj: &Map<String, Value>, netd_dns: bool) -> Result<Conventions, CniError> {
+        let mut dns = Dns::default();
+        match obj.get("dns") {
+            None | Some(Value::Null) | Some(Value::Bool(_)) => {}
+            Some(Value::Object(d)) => {
+                for k in d.keys() {
+                    if !["nameservers", "domain", "search", "options"].contains(&k.as_str()) {
+                        return Err(unsupported(format!(
+                            "unsupported field dns.{k}: the DNS object has nameservers, domain, search and options"
+                        )));
+                    }
+                }
+                dns.nameservers = nameservers(
+                    strings(d.get("nameservers"), "dns.nameservers")?,
+                    "dns.nameservers",
+                )?;
+                dns.domain = match d.get("domain") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(o) => return Err(bad(format!("dns.domain: {o} is not a string"))),
+                };
+                dns.search = strings(d.get("search"), "dns.search")?;
+                dns.options = strings(d.get("options"), "dns.options")?;
+            }
+            Some(o) => {
+                return Err(bad(format!(
+                    "dns: {o} is neither true/false (netd's DNS) nor a DNS object"
+                )));
+            }
+        }
+        let rc = obj.get("runtimeConfig").and_then(Value::as_object);
+        match rc.and_then(|r| r.get("dns")) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(d)) => {
+                for k in d.keys() {
+                    if !["servers", "searches", "options"].contains(&k.as_str()) {
+                        return Err(unsupported(format!(
+                            "unsupported field runtimeConfig.dns.{k}: the dns capability has servers, searches and options"
+                        )));
+                    }
+                }
+                // The runtime's settings are the container's: they replace
+                // the configuration's, field by field.
+                let servers = nameservers(
+                    strings(d.get("servers"), "runtimeConfig.dns.servers")?,
+                    "runtimeConfig.dns.servers",
+                )?;
+                if !servers.is_empty() {
+                    dns.nameservers = servers;
+                }
+                let search = strings(d.get("searches"), "runtimeConfig.dns.searches")?;
+                if !search.is_empty() {
+                    dns.search = search;
+                }
+                let options = strings(d.get("options"), "runtimeConfig.dns.options")?;
+                if !options.is_empty() {
+                    dns.options = options;
+                }
+            }
+            Some(o) => return Err(bad(format!("runtimeConfig.dns: {o} is not an object"))),
+        }
+        if netd_dns && !dns.nameservers.is_empty() {
+            return Err(unsupported(format!(
+                "unsupported field dns nameservers {:?} beside dnsEnabled: the container's nameserver is netd's DNS at 127.0.0.11, which forwards to the host's resolvers; leave dnsEnabled off to give the container these",
+                dns.nameservers
+            )));
+        }
+        let args_ips = match obj.get("args").and_then(|a| a.get("cni")) {
+            Some(cni) => strings(cni.get("ips"), "args.cni.ips")?,
+            None => Vec::new(),
+        };
+        Ok(Conventions { dns, args_ips })
+    }
+
+    /// The result's `dns`: `current` (netd's nameserver, or a previous
+    /// plugin's settings) with these settings over it.
+    pub fn result_dns(&self, current: &Value) -> Value {
+        let mut out = current.as_object().cloned().unwrap_or_default();
+        let d = &self.dns;
+        if !d.nameservers.is_empty() {
+            out.insert("nameservers".into(), json!(d.nameservers));
+        }
+        if let Some(dom) = &d.domain {
+            out.insert("domain".into(), json!(dom));
+        }
+        if !d.search.is_empty() {
+            out.insert("search".into(), json!(d.search));
+        }
+        if !d.options.is_empty() {
+            out.insert("options".into(), json!(d.options));
+        }
+        Value::Object(out)
+    }
+}
+
+/// The static addresses asked for, each with where it came from:
+/// `runtimeConfig.ips`, `args.cni.ips`, and `CNI_ARGS` `IP=` (one address
+/// or a comma-separated list, with or without a prefix).
+pub fn static_ips(conf: &NetConf, args: &str) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = conf
+        .runtime_config
+        .ips
+        .iter()
+        .map(|s| ("runtimeConfig.ips", s.clone()))
+        .collect();
+    out.extend(
+        conf.conventions
+            .args_ips
+            .iter()
+            .map(|s| ("args.cni.ips", s.clone())),
+    );
+    if let Some(ip) = cni_arg(args, "IP") {
+        out.extend(
+            ip.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| ("CNI_ARGS IP", s.to_string())),
+        );
+    }
+    out
+}
+
+/// `CNI_ARGS` keys netd-cni reads (`K8S_POD_NAME` is a DNS name, `IP` a
+/// static address) or knows as the pod's identity, which asks for nothing.
+const CNI_ARGS_KNOWN: &[&str] = &[
+    "IgnoreUnknown",
+    "IP",
+    "K8S_POD_NAME",
+    "K8S_POD_NAMESPACE",
+    "K8S_POD_INFRA_CONTAINER_ID",
+    "K8S_POD_UID",
+];
+
+/// As the reference plugins read `CNI_ARGS`: `KEY=VALUE` pairs, and a key
+/// the plugin does not know is an error unless `IgnoreUnknown` is set.
+pub fn check_cni_args(args: &str) -> Result<(), CniError> {
+    let pairs = args
+        .split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.split_once('=').ok_or_else(|| {
+                CniError::new(
+                    code::INVALID_ENV,
+                    format!("CNI_ARGS: invalid pair {p:?} (KEY=VALUE;...)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ignore = pairs.iter().any(|(k, v)| {
+        *k == "IgnoreUnknown" && matches!(v.to_ascii_lowercase().as_str(), "1" | "true")
+    });
+    match pairs.iter().find(|(k, _)| !CNI_ARGS_KNOWN.contains(k)) {
+        Some((k, v)) if !ignore => Err(unsupported(format!(
+            "unsupported field CNI_ARGS {k}={v}: netd-cni reads {} (set IgnoreUnknown=1 to pass others)",
+            CNI_ARGS_KNOWN.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// One range of the `ipRanges` capability (host-local's range).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Range {
+    subnet: IpNet,
+    #[serde(default)]
+    range_start: Option<IpAddr>,
+    #[serde(default)]
+    range_end: Option<IpAddr>,
+    #[serde(default)]
+    gateway: Option<IpAddr>,
+}
+
+/// The CIDR `start..=end` is, if it is exactly one.
+fn cidr(start: IpAddr, end: IpAddr) -> Option<IpNet> {
+    let mut nets: Vec<IpNet> = match (start, end) {
+        (IpAddr::V4(s), IpAddr::V4(e)) => Ipv4Subnets::new(s, e, 0).map(IpNet::V4).collect(),
+        (IpAddr::V6(s), IpAddr::V6(e)) => Ipv6Subnets::new(s, e, 0).map(IpNet::V6).collect(),
+        _ => return None,
+    };
+    (nets.len() == 1).then(|| nets.remove(0))
+}
+
+/// Put the `ipRanges` capability onto netd's network keys: a range set per
+/// family, of one range (netd has one subnet and one range per family), its
+/// `subnet`, `gateway` and `rangeStart`..`rangeEnd` (which must be a CIDR:
+/// netd's ranges are) as `subnet`/`gateway`/`ipRange` (or the IPv6 ones).
+/// Keys the configuration gives must agree; an existing network is then
+/// checked against them as against the configuration's own keys. With a
+/// delegated IPAM plugin the ranges are that plugin's (it reads the same
+/// capability), and nothing is done here.
+pub fn apply_ip_ranges(conf: &mut NetConf, obj: &Map<String, Value>) -> Result<(), CniError> {
+    let Some(raw) = obj
+        .get("runtimeConfig")
+        .and_then(|r| r.get("ipRanges"))
+        .filter(|v| !v.is_null())
+    else {
+        return Ok(());
+    };
+    if conf.ipam.as_ref().is_some_and(|i| !i.is_null()) {
+        return Ok(());
+    }
+    let sets: Vec<Vec<Range>> = serde_json::from_value(raw.clone())
+        .map_err(|e| bad(format!("runtimeConfig.ipRanges: {e}")))?;
+    let mut seen = [false, false];
+    for set in sets {
+        let [r] = set.as_slice() else {
+            return Err(unsupported(format!(
+                "unsupported field runtimeConfig.ipRanges: a range set of {} ranges: netd's network has one range per family",
+                set.len()
+            )));
+        };
+        let v6 = matches!(r.subnet, IpNet::V6(_));
+        if std::mem::replace(&mut seen[usize::from(v6)], true) {
+            return Err(unsupported(format!(
+                "unsupported field runtimeConfig.ipRanges: two range sets of one family ({}): netd's network has one subnet per family",
+                r.subnet
+            )));
+        }
+        let range = match (r.range_start, r.range_end) {
+            (None, None) => None,
+            (s, e) => {
+                let (s, e) = (
+                    s.unwrap_or_else(|| r.subnet.network()),
+                    e.unwrap_or_else(|| r.subnet.broadcast()),
+                );
+                Some(cidr(s, e).ok_or_else(|| {
+                    unsupported(format!(
+                        "unsupported field runtimeConfig.ipRanges: {s}-{e} is not a CIDR: netd's ranges are CIDRs (e.g. 10.1.0.64-10.1.0.127 is 10.1.0.64/26)"
+                    ))
+                })?)
+            }
+        };
+        let (subnet, gateway, ip_range, names) = if v6 {
+            (
+                &mut conf.subnet6,
+                &mut conf.gateway6,
+                &mut conf.ip_range6,
+                ["subnet6", "gateway6", "ipRange6"],
+            )
+        } else {
+            (
+                &mut conf.subnet,
+                &mut conf.gateway,
+                &mut conf.ip_range,
+                ["subnet", "gateway", "ipRange"],
+            )
+        };
+        for ((slot, want), key) in [
+            (subnet, Some(r.subnet.trunc().to_string())),
+            (gateway, r.gateway.map(|g| g.to_string())),
+            (ip_range, range.map(|n| n.to_string())),
+        ]
+        .into_iter()
+        .zip(names)
+        {
+            let Some(want) = want else { continue };
+            match slot {
+                Some(have) if !same_value(have, &want) => {
+                    return Err(bad(format!(
+                        "runtimeConfig.ipRanges gives {key} {want}, the configuration {have}"
+                    )));
+                }
+                _ => *slot = Some(want),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Addresses and CIDRs compared parsed (`fd00:0::/64` is `fd00::/64`).
+fn same_value(a: &str, b: &str) -> bool {
+    match (a.parse::<IpNet>(), b.parse::<IpNet>()) {
+        (Ok(x), Ok(y)) => x.trunc() == y.trunc(),
+        _ => match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::conf::NetConf;
-    use crate::error::code;
+    use super::*;
 
-    fn parse(extra: &str) -> Result<NetConf, crate::error::CniError> {
+    fn parse(extra: &str) -> Result<NetConf, CniError> {
         NetConf::parse(
             format!(r#"{{"cniVersion":"1.1.0","name":"n","type":"netd-cni"{extra}}}"#).as_bytes(),
         )
@@ -54,5 +395,95 @@ mod tests {
                 .code,
             code::INVALID_CONFIG
         );
+    }
+
+    #[test]
+    fn cni_args_unknown_keys_need_ignore_unknown() {
+        assert!(check_cni_args("").is_ok());
+        assert!(check_cni_args("K8S_POD_NAME=a;K8S_POD_NAMESPACE=b;IP=10.0.0.5").is_ok());
+        assert!(check_cni_args("IgnoreUnknown=1;FOO=bar").is_ok());
+        assert!(check_cni_args("IgnoreUnknown=true;FOO=bar").is_ok());
+        let e = check_cni_args("FOO=bar").unwrap_err();
+        assert_eq!(e.code, code::UNSUPPORTED_FIELD);
+        assert!(e.msg.contains("FOO=bar"), "{e}");
+        assert_eq!(check_cni_args("FOO").unwrap_err().code, code::INVALID_ENV);
+    }
+
+    #[test]
+    fn dns_object_then_capability() {
+        let c = parse(
+            r#","dns":{"nameservers":["10.0.0.53"],"search":["a"]},"runtimeConfig":{"dns":{"options":["ndots:3"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.conventions.result_dns(&json!({})),
+            json!({ "nameservers": ["10.0.0.53"], "search": ["a"], "options": ["ndots:3"] })
+        );
+        for (bad, want) in [
+            (r#","dns":{"nameservers":["x"]}"#, code::INVALID_CONFIG),
+            (r#","dns":{"sortlist":[]}"#, code::UNSUPPORTED_FIELD),
+            (r#","dns":"yes""#, code::INVALID_CONFIG),
+            (
+                r#","dnsEnabled":true,"dns":{"nameservers":["10.0.0.53"]}"#,
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#","runtimeConfig":{"dns":{"domain":"x"}}"#,
+                code::UNSUPPORTED_FIELD,
+            ),
+        ] {
+            assert_eq!(parse(bad).unwrap_err().code, want, "{bad}");
+        }
+        // DEL is not stopped by what ADD refuses.
+        assert!(
+            NetConf::parse_for_del(
+                br#"{"cniVersion":"1.1.0","name":"n","type":"netd-cni","vlan":5}"#
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn ip_ranges_become_the_network_keys() {
+        let c = parse(
+            r#","runtimeConfig":{"ipRanges":[[{"subnet":"10.1.0.0/24","rangeStart":"10.1.0.64","rangeEnd":"10.1.0.127"}],[{"subnet":"fd00:1::/64","gateway":"fd00:1::9"}]]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.subnet.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(c.ip_range.as_deref(), Some("10.1.0.64/26"));
+        assert_eq!(c.subnet6.as_deref(), Some("fd00:1::/64"));
+        assert_eq!(c.gateway6.as_deref(), Some("fd00:1::9"));
+        assert!(c.wants_ipv6());
+        // The configuration's own key agrees, or the request is refused.
+        assert!(
+            parse(r#","subnet":"10.1.0.0/24","runtimeConfig":{"ipRanges":[[{"subnet":"10.1.0.0/24"}]]}"#)
+                .is_ok()
+        );
+        for (bad, want) in [
+            (
+                r#","subnet":"10.2.0.0/24","runtimeConfig":{"ipRanges":[[{"subnet":"10.1.0.0/24"}]]}"#,
+                code::INVALID_CONFIG,
+            ),
+            (
+                r#","runtimeConfig":{"ipRanges":[[{"subnet":"10.1.0.0/24","rangeStart":"10.1.0.2"}]]}"#,
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#","runtimeConfig":{"ipRanges":[[{"subnet":"10.1.0.0/25"},{"subnet":"10.1.0.128/25"}]]}"#,
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#","runtimeConfig":{"ipRanges":[[{"subnet":"10.1.0.0/24"}],[{"subnet":"10.2.0.0/24"}]]}"#,
+                code::UNSUPPORTED_FIELD,
+            ),
+        ] {
+            assert_eq!(parse(bad).unwrap_err().code, want, "{bad}");
+        }
+        // A delegated IPAM plugin reads the capability itself.
+        let c = parse(
+            r#","ipam":{"type":"host-local"},"runtimeConfig":{"ipRanges":[[{"subnet":"10.1.0.0/24"}]]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.subnet, None);
     }
 }

@@ -44,7 +44,7 @@ const READ: &[&str] = &[
 
 /// The capabilities netd-cni acts on (CONVENTIONS): a configuration may
 /// declare these, and `runtimeConfig` may carry them.
-pub const CAPABILITIES: &[&str] = &["portMappings", "aliases", "ips", "mac"];
+pub const CAPABILITIES: &[&str] = &["portMappings", "aliases", "ips", "mac", "ipRanges", "dns"];
 
 /// What netd's datapath does for a key of the reference bridge plugin: the
 /// one value it matches, and why another cannot be had.

@@ -136,3 +136,149 @@ fn list_form_aliases_resolve_at_the_container_nameserver() {
     w.cmd("DEL", "actr1", Some(&c1), "eth0", &listed).silent();
     w.cmd("DEL", "actr2", Some(&c2), "eth0", &mapped).silent();
 }
+
+/// Static addresses from `args.cni.ips` and `CNI_ARGS` `IP=` (both
+/// families), as from `runtimeConfig.ips`; two different addresses of a
+/// family are refused naming where each came from; an unknown `CNI_ARGS`
+/// key is refused unless `IgnoreUnknown` is set.
+#[test]
+fn static_addresses_from_args_and_cni_args() {
+    let w = World::new("ccxips");
+    let base = conf("1.1.0", "ipsnet", "10.218.0.0/24");
+    let mut dual = base.clone();
+    dual["subnet6"] = json!("fd00:218::/64");
+    let c1 = w.container("c1");
+    let r = w
+        .cmd_args(
+            "ADD",
+            "ictr1",
+            Some(&c1.path()),
+            "eth0",
+            "IgnoreUnknown=1;IP=10.218.0.50,fd00:218::50",
+            &dual,
+        )
+        .ok();
+    assert_eq!(r["ips"][0]["address"], "10.218.0.50/24");
+    assert_eq!(r["ips"][1]["address"], "fd00:218::50/64");
+    assert_eq!(c1.addresses("eth0")[0], "10.218.0.50/24");
+    let c2 = w.container("c2");
+    let mut args = dual.clone();
+    args["args"] = json!({ "cni": { "ips": ["10.218.0.60/24", "fd00:218::60"] } });
+    let r = w.add("ictr2", &c2, &args);
+    assert_eq!(r["ips"][0]["address"], "10.218.0.60/24");
+    assert_eq!(r["ips"][1]["address"], "fd00:218::60/64");
+    assert!(c2.ping("10.218.0.50"));
+
+    let c3 = w.container("c3");
+    let e = w
+        .cmd_args(
+            "ADD",
+            "ictr3",
+            Some(&c3.path()),
+            "eth0",
+            "IP=10.218.0.70",
+            &args,
+        )
+        .error();
+    assert_eq!(e["code"], 7, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("10.218.0.70 (CNI_ARGS IP)") && msg.contains("args.cni.ips"),
+        "{e}"
+    );
+    let e = w
+        .cmd_args("ADD", "ictr3", Some(&c3.path()), "eth0", "FOO=1", &base)
+        .error();
+    assert_eq!(e["code"], 2, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("CNI_ARGS FOO=1"), "{e}");
+    assert!(c3.link("eth0").is_none());
+    for (id, ns, c) in [("ictr1", &c1, &dual), ("ictr2", &c2, &args)] {
+        w.cmd("DEL", id, Some(ns), "eth0", c).silent();
+    }
+}
+
+/// SPEC's `dns` object and the `dns` capability go into the result's
+/// `dns` (the capability's fields over the object's); beside netd's own
+/// DNS, nameservers are refused (netd's is the container's).
+#[test]
+fn dns_object_and_capability_fill_the_result() {
+    let w = World::new("ccxdns");
+    let c = w.container("c");
+    let mut cf = conf("1.1.0", "dnsobj", "10.219.0.0/24");
+    cf["dns"] = json!({ "nameservers": ["10.219.0.53"], "domain": "example.org",
+                        "search": ["example.org"], "options": ["ndots:2"] });
+    cf["capabilities"] = json!({ "dns": true });
+    cf["runtimeConfig"] =
+        json!({ "dns": { "searches": ["svc.local", "local"], "options": ["ndots:5"] } });
+    let r = w.add("dctr", &c, &cf);
+    assert_eq!(
+        r["dns"],
+        json!({ "nameservers": ["10.219.0.53"], "domain": "example.org",
+                "search": ["svc.local", "local"], "options": ["ndots:5"] })
+    );
+    // netd's DNS: 127.0.0.11 with the runtime's search and options.
+    let c2 = w.container("c2");
+    let mut netd_dns = conf("1.1.0", "dnsobj", "10.219.0.0/24");
+    netd_dns["dnsEnabled"] = json!(true);
+    netd_dns["runtimeConfig"] = json!({ "dns": { "searches": ["svc.local"] } });
+    let r = w.add("dctr2", &c2, &netd_dns);
+    assert_eq!(
+        r["dns"],
+        json!({ "nameservers": ["127.0.0.11"], "search": ["svc.local"] })
+    );
+    let c3 = w.container("c3");
+    netd_dns["runtimeConfig"] = json!({ "dns": { "servers": ["8.8.8.8"] } });
+    let e = w.cmd("ADD", "dctr3", Some(&c3), "eth0", &netd_dns).error();
+    assert_eq!(e["code"], 2, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("8.8.8.8"), "{e}");
+    // DEL takes what ADD refused (a runtime cleans up with the same
+    // configuration), and still removes what it names.
+    w.cmd("DEL", "dctr3", Some(&c3), "eth0", &netd_dns).silent();
+    w.cmd("DEL", "dctr2", Some(&c2), "eth0", &netd_dns).silent();
+    w.cmd("DEL", "dctr", Some(&c), "eth0", &cf).silent();
+    assert!(w.endpoints().is_empty());
+}
+
+/// The `ipRanges` capability is the network's subnet, gateway and range
+/// (netd's ranges are per network and CIDRs): a new network is made from
+/// it, an existing one must match, and a range that is no CIDR is refused.
+#[test]
+fn ip_ranges_capability_maps_onto_the_network_range() {
+    let w = World::new("ccxrng");
+    let c = w.container("c");
+    let mut cf = json!({ "cniVersion": "1.1.0", "name": "rangenet", "type": "netd-cni",
+                         "capabilities": { "ipRanges": true } });
+    cf["runtimeConfig"] = json!({ "ipRanges": [[{ "subnet": "10.220.0.0/24",
+        "rangeStart": "10.220.0.128", "rangeEnd": "10.220.0.255", "gateway": "10.220.0.1" }]] });
+    let r = w.add("rctr", &c, &cf);
+    let addr = r["ips"][0]["address"].as_str().unwrap();
+    assert!(
+        addr.starts_with("10.220.0.1") && addr.ends_with("/24"),
+        "{r}"
+    );
+    let last: u8 = addr
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(last >= 128, "{addr} is outside the range");
+    assert_eq!(r["ips"][0]["gateway"], "10.220.0.1");
+    let c2 = w.container("c2");
+    let mut other = cf.clone();
+    other["runtimeConfig"]["ipRanges"][0][0]["rangeStart"] = json!("10.220.0.64");
+    other["runtimeConfig"]["ipRanges"][0][0]["rangeEnd"] = json!("10.220.0.127");
+    let e = w.cmd("ADD", "rctr2", Some(&c2), "eth0", &other).error();
+    assert_eq!(e["code"], 7, "{e}");
+    assert!(e["details"].as_str().unwrap().contains("ipRange"), "{e}");
+    other["runtimeConfig"]["ipRanges"][0][0]["rangeStart"] = json!("10.220.0.2");
+    other["runtimeConfig"]["ipRanges"][0][0]["rangeEnd"] = json!("10.220.0.254");
+    let e = w.cmd("ADD", "rctr2", Some(&c2), "eth0", &other).error();
+    assert_eq!(e["code"], 2, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("not a CIDR"), "{e}");
+    assert!(c2.link("eth0").is_none());
+    w.cmd("DEL", "rctr", Some(&c), "eth0", &cf).silent();
+}

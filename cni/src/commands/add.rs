@@ -75,11 +75,12 @@ async fn add_with(
     if conf.dns() && handoff.is_none() {
         handoff = Some(dns::begin(conf, &req.sandbox));
     }
-    let out = result(
+    let mut out = result(
         &conf.cni_version,
         &attachment(conf, &attached, netns),
         conf.prev_result.as_ref(),
     );
+    out["dns"] = conf.conventions.result_dns(&out["dns"]);
     if let Some(h) = handoff {
         h.finish(conf).await;
     }
