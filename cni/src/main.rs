@@ -117,7 +117,7 @@ fn run(stdin: &[u8], asked: Option<&str>) -> Result<Option<Value>, CniError> {
             Command::Add => commands::add(&conf, &env, stdin).await.map(Some),
             Command::Del => commands::del(&conf, &env, stdin).await.map(|_| None),
             Command::Check => commands::check(&conf, &env, stdin).await.map(|_| None),
-            Command::Gc => commands::gc(&conf, &raw).await.map(|_| None),
+            Command::Gc => commands::gc(&conf, &raw, &env, stdin).await.map(|_| None),
             Command::Status => commands::status(&conf).await.map(|_| None),
             Command::Version => unreachable!("answered above"),
         }

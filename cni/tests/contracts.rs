@@ -282,3 +282,52 @@ fn ip_ranges_capability_maps_onto_the_network_range() {
     assert!(c2.link("eth0").is_none());
     w.cmd("DEL", "rctr", Some(&c), "eth0", &cf).silent();
 }
+
+/// GC is passed on to a delegated IPAM plugin that speaks 1.1.0, with the
+/// runtime's list, and not to one that does not (host-local 1.0.0 would
+/// refuse the command); an invalid list reaches neither.
+#[test]
+fn gc_is_passed_on_to_a_delegated_ipam_plugin_that_speaks_1_1_0() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new("ccxgc");
+    let dir = support::TempDir::new(&format!("{}-ipam", w.tag));
+    let fake = dir.0.join("ccxfakeipam");
+    std::fs::write(
+        &fake,
+        r#"#!/bin/sh
+case "$CNI_COMMAND" in
+VERSION) cat >/dev/null; echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}' ;;
+GC) cat > "$(dirname "$0")/gc.json" ;;
+*) cat >/dev/null; echo '{"cniVersion":"1.1.0","code":7,"msg":"fake"}'; exit 1 ;;
+esac
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/lib/cni", dir.0.display());
+    let mut cf = conf("1.1.0", "gcnet", "10.221.0.0/24");
+    cf["ipam"] = json!({ "type": "ccxfakeipam" });
+    let gc = |cf: &Value| {
+        w.exec(
+            &[("CNI_COMMAND", "GC"), ("CNI_PATH", &path)],
+            &cf.to_string(),
+        )
+    };
+    cf["cni.dev/valid-attachments"] = json!("nope");
+    assert_eq!(gc(&cf).error()["code"], 7);
+    assert!(
+        !dir.0.join("gc.json").exists(),
+        "an invalid list was passed on"
+    );
+    let list = json!([{ "containerID": "a", "ifname": "eth0" }]);
+    cf["cni.dev/valid-attachments"] = list.clone();
+    gc(&cf).silent();
+    let got: Value =
+        serde_json::from_slice(&std::fs::read(dir.0.join("gc.json")).unwrap()).unwrap();
+    assert_eq!(got["cni.dev/valid-attachments"], list);
+    assert_eq!(got["ipam"]["type"], "ccxfakeipam");
+    // host-local (1.0.0 here) has no GC: not passed on, GC succeeds.
+    cf["ipam"] = json!({ "type": "host-local", "subnet": "10.221.0.0/24",
+                         "dataDir": dir.0.join("hl").to_str().unwrap() });
+    gc(&cf).silent();
+}
