@@ -10,6 +10,7 @@ use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::bandwidth::Bandwidth;
 use crate::conf::NetConf;
 use crate::env::cni_arg;
 use crate::error::{CniError, code};
@@ -57,6 +58,8 @@ pub struct Conventions {
     pub dns: Dns,
     /// `args.cni.ips`.
     pub args_ips: Vec<String>,
+    /// The `bandwidth` capability.
+    pub bandwidth: Option<Bandwidth>,
 }
 
 fn bad(m: String) -> CniError {
@@ -164,7 +167,15 @@ impl Conventions {
             Some(cni) => strings(cni.get("ips"), "args.cni.ips")?,
             None => Vec::new(),
         };
-        Ok(Conventions { dns, args_ips })
+        let bandwidth = match rc.and_then(|r| r.get("bandwidth")) {
+            None | Some(Value::Null) => None,
+            Some(v) => Bandwidth::parse(v)?,
+        };
+        Ok(Conventions {
+            dns,
+            args_ips,
+            bandwidth,
+        })
     }
 
     /// The result's `dns`: `current` (netd's nameserver, or a previous

@@ -44,7 +44,15 @@ const READ: &[&str] = &[
 
 /// The capabilities netd-cni acts on (CONVENTIONS): a configuration may
 /// declare these, and `runtimeConfig` may carry them.
-pub const CAPABILITIES: &[&str] = &["portMappings", "aliases", "ips", "mac", "ipRanges", "dns"];
+pub const CAPABILITIES: &[&str] = &[
+    "portMappings",
+    "aliases",
+    "ips",
+    "mac",
+    "ipRanges",
+    "dns",
+    "bandwidth",
+];
 
 /// What netd's datapath does for a key of the reference bridge plugin: the
 /// one value it matches, and why another cannot be had.
@@ -241,7 +249,7 @@ mod tests {
             json!({ "enabledad": false, "macspoofchk": false, "portIsolation": false }),
             json!({ "forceAddress": false, "preserveDefaultVlan": true, "ipMasqBackend": "nftables" }),
             json!({ "disableContainerInterface": false }),
-            json!({ "capabilities": { "portMappings": true, "aliases": true, "bandwidth": false } }),
+            json!({ "capabilities": { "portMappings": true, "aliases": true, "infinibandGUID": false } }),
             json!({ "args": { "cni": { "labels": [] } } }),
         ] {
             check(ok.clone()).unwrap_or_else(|e| panic!("{ok}: {e}"));

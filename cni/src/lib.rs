@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+mod bandwidth;
 mod check;
 mod conf;
 mod conventions;
@@ -18,6 +19,7 @@ mod request;
 mod result;
 mod version;
 
+pub use bandwidth::Bandwidth;
 pub use check::{Expected, expected};
 pub use conf::{
     MAX_STDIN, NetConf, PortMap, RuntimeConfig, decode, read_config, valid_attachments,

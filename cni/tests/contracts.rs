@@ -331,3 +331,91 @@ esac
                          "dataDir": dir.0.join("hl").to_str().unwrap() });
     gc(&cf).silent();
 }
+
+/// The `bandwidth` capability's ingress limit, measured: a timed download
+/// into the limited container from another one lands within 10% of the
+/// rate; egress limits are refused (2); DEL takes the qdisc with the veth.
+#[test]
+fn bandwidth_limits_what_enters_the_container_measured() {
+    let w = World::new("ccxbw");
+    let (lim, srv) = (w.container("lim"), w.container("srv"));
+    let base = conf("1.1.0", "bwnet", "10.222.0.0/24");
+    let files = support::TempDir::new(&format!("{}-files", w.tag));
+    let size: usize = 4_000_000;
+    std::fs::write(files.0.join("blob"), vec![7u8; size]).unwrap();
+    let rs = w.add("bwsrv", &srv, &base);
+    let srv_ip = rs["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let _server = support::spawn_in(
+        &srv,
+        "python3",
+        &[
+            "-m",
+            "http.server",
+            "80",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            files.0.to_str().unwrap(),
+        ],
+    );
+    support::wait_listening(&srv, 80);
+
+    let mut limited = base.clone();
+    limited["capabilities"] = json!({ "bandwidth": true });
+    limited["runtimeConfig"] =
+        json!({ "bandwidth": { "egressRate": 8_000_000, "egressBurst": 256_000 } });
+    let e = w.cmd("ADD", "bwlim", Some(&lim), "eth0", &limited).error();
+    assert_eq!(e["code"], 2, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("egressRate"), "{e}");
+    assert!(lim.link("eth0").is_none());
+
+    let rate: f64 = 8_000_000.0;
+    limited["runtimeConfig"] =
+        json!({ "bandwidth": { "ingressRate": 8_000_000, "ingressBurst": 256_000 } });
+    let r = w.add("bwlim", &lim, &limited);
+    let hv = r["interfaces"][0]["name"].as_str().unwrap();
+    let qdisc = w.host.run_ok("tc", &["qdisc", "show", "dev", hv]);
+    assert!(qdisc.contains("tbf") && qdisc.contains("8Mbit"), "{qdisc}");
+    let url = format!("{srv_ip}/blob");
+    let fetch = |ns: &support::Netns| -> f64 {
+        let out = ns.run_ok(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-m",
+                "30",
+                "-w",
+                "%{size_download} %{time_starttransfer} %{time_total}",
+                &format!("http://{url}"),
+            ],
+        );
+        let mut it = out.split_whitespace();
+        let bytes: f64 = it.next().unwrap().parse().unwrap();
+        let first: f64 = it.next().unwrap().parse().unwrap();
+        let last: f64 = it.next().unwrap().parse().unwrap();
+        assert_eq!(bytes as usize, size, "{out}");
+        // From the first byte: the connection's setup is not the link's.
+        bytes * 8.0 / (last - first)
+    };
+    let got = fetch(&lim);
+    // tbf counts frames: of a full one (1514 bytes on a 1500 MTU), TCP
+    // with timestamps carries 1448 bytes of data.
+    let payload = rate * 1448.0 / 1514.0;
+    eprintln!(
+        "bandwidth: {got:.0} bit/s of data with an ingress limit of {rate:.0} ({payload:.0} of data in full frames)"
+    );
+    assert!(
+        (got - payload).abs() <= payload * 0.10,
+        "{got:.0} bit/s is not within 10% of {payload:.0}"
+    );
+    w.cmd("DEL", "bwlim", Some(&lim), "eth0", &limited).silent();
+    w.cmd("DEL", "bwsrv", Some(&srv), "eth0", &base).silent();
+}
