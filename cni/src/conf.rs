@@ -7,9 +7,10 @@ use std::io::Read;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::conventions::{Aliases, Conventions, apply_ip_ranges};
+use crate::conventions::{Aliases, Conventions};
 use crate::env::{cni_arg, valid_cni_name, valid_plugin_name};
 use crate::error::{CniError, code};
+use crate::ranges::apply_ip_ranges;
 use crate::version::{IMPLICIT_VERSION, SUPPORTED};
 
 /// One port mapping as runtimes pass it in `runtimeConfig.portMappings`.

@@ -15,6 +15,7 @@ mod env;
 mod error;
 mod keys;
 mod lease;
+mod ranges;
 mod request;
 mod result;
 mod version;
