@@ -8,6 +8,7 @@
 mod commands;
 mod dns;
 mod ipam;
+mod ports;
 mod reap;
 
 use std::io::Write;

@@ -419,3 +419,44 @@ fn bandwidth_limits_what_enters_the_container_measured() {
     w.cmd("DEL", "bwlim", Some(&lim), "eth0", &limited).silent();
     w.cmd("DEL", "bwsrv", Some(&srv), "eth0", &base).silent();
 }
+
+/// CHECK reads the published ports back from the kernel's maps: silent
+/// while they are there, an error naming the port once one is gone.
+#[test]
+fn check_reads_back_the_published_ports() {
+    let w = World::new("ccxchk");
+    let c = w.container("c");
+    let mut cf = conf("1.1.0", "chkports", "10.223.0.0/24");
+    cf["subnet6"] = json!("fd00:223::/64");
+    cf["capabilities"] = json!({ "portMappings": true });
+    cf["runtimeConfig"] = json!({ "portMappings": [
+        { "hostPort": 18080, "containerPort": 80, "protocol": "tcp", "hostIP": "" },
+        { "hostPort": 18053, "containerPort": 53, "protocol": "udp", "hostIP": "" },
+    ] });
+    let r = w.add("pctr", &c, &cf);
+    let mut chk = cf.clone();
+    chk["prevResult"] = r;
+    w.cmd("CHECK", "pctr", Some(&c), "eth0", &chk).silent();
+    w.host.run_ok(
+        "nft",
+        &[
+            "delete",
+            "element",
+            "inet",
+            "netd",
+            "pub_any6",
+            "{ udp . 18053 }",
+        ],
+    );
+    let e = w.cmd("CHECK", "pctr", Some(&c), "eth0", &chk).error();
+    assert_eq!(e["code"], 999, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(msg.contains("18053/udp") && msg.contains("pub_any6"), "{e}");
+    w.host.run_ok("nft", &["delete", "table", "inet", "netd"]);
+    let e = w.cmd("CHECK", "pctr", Some(&c), "eth0", &chk).error();
+    assert!(
+        e["msg"].as_str().unwrap().contains("inet netd is missing"),
+        "{e}"
+    );
+    w.cmd("DEL", "pctr", Some(&c), "eth0", &cf).silent();
+}
