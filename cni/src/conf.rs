@@ -7,8 +7,10 @@ use std::io::Read;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::conventions::{Aliases, Conventions};
 use crate::env::{cni_arg, valid_cni_name, valid_plugin_name};
 use crate::error::{CniError, code};
+use crate::ranges::apply_ip_ranges;
 use crate::version::{IMPLICIT_VERSION, SUPPORTED};
 
 /// One port mapping as runtimes pass it in `runtimeConfig.portMappings`.
@@ -48,9 +50,9 @@ impl PortMap {
 pub struct RuntimeConfig {
     #[serde(default)]
     pub port_mappings: Vec<PortMap>,
-    /// `{"NETWORK": ["a", "b"]}`.
+    /// `["a", "b"]` (CONVENTIONS) or `{"NETWORK": ["a", "b"]}` (podman).
     #[serde(default)]
-    pub aliases: BTreeMap<String, Vec<String>>,
+    pub aliases: Aliases,
     /// `["10.88.0.7/16"]` or `["10.88.0.7"]`.
     #[serde(default)]
     pub ips: Vec<String>,
@@ -110,8 +112,8 @@ pub struct NetConf {
     /// `"dns": true` turns on netd's DNS. The CNI spec reserves `dns` in a
     /// network configuration for a DNS object (nameservers, search, ...),
     /// and libcni (podman, containerd) refuses a boolean there, so
-    /// `dnsEnabled` says the same for them; a spec object here is accepted
-    /// and leaves netd's DNS off.
+    /// `dnsEnabled` says the same for them; a spec object here leaves
+    /// netd's DNS off and goes into the result (`conventions.rs`).
     #[serde(default, deserialize_with = "dns_flag")]
     dns: bool,
     #[serde(default)]
@@ -134,6 +136,9 @@ pub struct NetConf {
     /// address, netd reserves exactly that one.
     #[serde(default)]
     pub ipam: Option<Value>,
+    /// SPEC's and CONVENTIONS' keys beside netd's own (`conventions.rs`).
+    #[serde(skip)]
+    pub conventions: Conventions,
 }
 
 /// The configuration as a JSON object, or error 6.
@@ -157,6 +162,17 @@ impl NetConf {
     /// `cniVersion` (1), then the plugin's own keys (7, or 2 for a key
     /// this plugin does not support).
     pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
+        NetConf::parse_as(stdin, true)
+    }
+
+    /// For DEL: a runtime cleans up with the configuration its ADD was
+    /// refused for, so the keys netd refuses (code 2) and the conventions'
+    /// settings (which DEL does not use) do not stop it.
+    pub fn parse_for_del(stdin: &[u8]) -> Result<NetConf, CniError> {
+        NetConf::parse_as(stdin, false)
+    }
+
+    fn parse_as(stdin: &[u8], strict: bool) -> Result<NetConf, CniError> {
         let v = decode(stdin)?;
         let Some(obj) = v.as_object() else {
             unreachable!("decode returns objects");
@@ -202,11 +218,18 @@ impl NetConf {
                 format!("ipam needs the type of a plugin to delegate to: {ipam}"),
             ));
         }
+        if strict {
+            crate::keys::audit(obj)?;
+        }
         check_single_values(obj)?;
-        let conf: NetConf = serde_json::from_value(v).map_err(|e| {
+        let mut conf = NetConf::deserialize(&v).map_err(|e| {
             CniError::new(code::INVALID_CONFIG, "invalid network configuration")
                 .details(e.to_string())
         })?;
+        if strict {
+            conf.conventions = Conventions::parse(obj, conf.dns())?;
+            apply_ip_ranges(&mut conf, obj)?;
+        }
         conf.check_families()?;
         Ok(conf)
     }
@@ -287,12 +310,7 @@ impl NetConf {
     /// The DNS names of the container on this network: the runtime's
     /// aliases for it, and the pod name of CNI_ARGS.
     pub fn names(&self, args: &str) -> Vec<String> {
-        let mut names = self
-            .runtime_config
-            .aliases
-            .get(&self.name)
-            .cloned()
-            .unwrap_or_default();
+        let mut names = self.runtime_config.aliases.on(&self.name);
         if let Some(pod) = cni_arg(args, "K8S_POD_NAME").filter(|p| !p.is_empty()) {
             names.push(pod.to_string());
         }
@@ -489,8 +507,10 @@ mod tests {
         assert!(dns(r#","dns":true"#));
         assert!(dns(r#","dnsEnabled":true"#));
         assert!(!dns(r#","dns":{"nameservers":["10.0.0.1"]}"#));
+        // Beside netd's DNS the object's search and options still apply
+        // (its nameservers are refused: see conventions.rs).
         assert!(dns(
-            r#","dns":{"nameservers":["10.0.0.1"]},"dnsEnabled":true"#
+            r#","dns":{"search":["example.org"]},"dnsEnabled":true"#
         ));
         assert!(!dns(r#","dns":true,"dnsEnabled":false"#));
     }

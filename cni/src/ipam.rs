@@ -73,3 +73,22 @@ pub fn exec(stdin: &[u8], ipam_type: &str, command: &str, e: &Env) -> Result<Val
     }
     Ok(parsed.unwrap_or(Value::Null))
 }
+
+/// Pass GC on, as libcni would: only to a plugin that speaks 1.1.0 (GC is
+/// 1.1.0's; an older plugin answers an unknown command with an error, and
+/// has no leases to collect this way). Whether it was passed on.
+pub fn gc(stdin: &[u8], ipam_type: &str, e: &Env) -> Result<bool, CniError> {
+    let version = exec(stdin, ipam_type, "VERSION", e)?;
+    let speaks = version["supportedVersions"]
+        .as_array()
+        .is_some_and(|v| v.iter().any(|x| x == "1.1.0"));
+    if !speaks {
+        eprintln!(
+            "netd-cni: ipam plugin {ipam_type} speaks {}: it has no GC, not passed on",
+            version["supportedVersions"]
+        );
+        return Ok(false);
+    }
+    exec(stdin, ipam_type, "GC", e)?;
+    Ok(true)
+}

@@ -7,19 +7,25 @@
 
 use std::collections::BTreeMap;
 
+mod bandwidth;
 mod check;
 mod conf;
+mod conventions;
 mod env;
 mod error;
+mod keys;
 mod lease;
+mod ranges;
 mod request;
 mod result;
 mod version;
 
+pub use bandwidth::Bandwidth;
 pub use check::{Expected, expected};
 pub use conf::{
     MAX_STDIN, NetConf, PortMap, RuntimeConfig, decode, read_config, valid_attachments,
 };
+pub use conventions::{Aliases, Conventions, Dns, check_cni_args, static_ips};
 pub use env::{Command, Env, cni_arg, sandbox_name, valid_cni_name, valid_plugin_name};
 pub use error::{CniError, code};
 pub use lease::{Lease, lease};

@@ -8,6 +8,7 @@
 mod commands;
 mod dns;
 mod ipam;
+mod ports;
 mod reap;
 
 use std::io::Write;
@@ -100,7 +101,10 @@ fn run(stdin: &[u8], asked: Option<&str>) -> Result<Option<Value>, CniError> {
             "supportedVersions": SUPPORTED,
         })));
     }
-    let conf = NetConf::parse(stdin)?;
+    let conf = match env.command {
+        Command::Del => NetConf::parse_for_del(stdin)?,
+        _ => NetConf::parse(stdin)?,
+    };
     command_allowed(env.command, &conf.cni_version)?;
     let raw: Value = serde_json::from_slice(stdin).unwrap_or_default();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -114,7 +118,7 @@ fn run(stdin: &[u8], asked: Option<&str>) -> Result<Option<Value>, CniError> {
             Command::Add => commands::add(&conf, &env, stdin).await.map(Some),
             Command::Del => commands::del(&conf, &env, stdin).await.map(|_| None),
             Command::Check => commands::check(&conf, &env, stdin).await.map(|_| None),
-            Command::Gc => commands::gc(&conf, &raw).await.map(|_| None),
+            Command::Gc => commands::gc(&conf, &raw, &env, stdin).await.map(|_| None),
             Command::Status => commands::status(&conf).await.map(|_| None),
             Command::Version => unreachable!("answered above"),
         }

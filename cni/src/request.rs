@@ -7,6 +7,7 @@ use netd::model::{EndpointRequest, NetworkCreate};
 use netd::ops::ensure::NetworkSpec;
 
 use crate::conf::NetConf;
+use crate::conventions::{check_cni_args, static_ips};
 use crate::env::Env;
 use crate::error::{CniError, code};
 use crate::lease::Lease;
@@ -81,24 +82,28 @@ pub fn network_spec(conf: &NetConf, lease: Option<&Lease>) -> NetworkSpec {
 pub fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniError> {
     let rc = &conf.runtime_config;
     let bad = |m: String| CniError::new(code::INVALID_CONFIG, m);
+    check_cni_args(&e.args)?;
     let (mut ip, mut ip6) = (None, None);
-    for s in &rc.ips {
+    let asked = static_ips(conf, &e.args);
+    for (from, s) in &asked {
         // The prefix, if given, is the network's: only the address is used.
         let addr = s
             .split('/')
             .next()
             .unwrap_or(s)
             .parse::<IpAddr>()
-            .map_err(|_| bad(format!("runtimeConfig.ips: invalid IP address {s:?}")))?;
-        let taken = match addr {
-            IpAddr::V4(a) => ip.replace(a).is_some(),
-            IpAddr::V6(a) => ip6.replace(a).is_some(),
+            .map_err(|_| bad(format!("{from}: invalid IP address {s:?}")))?;
+        // The same address from two sources is one request.
+        let had = match addr {
+            IpAddr::V4(a) => ip.replace(a).map(IpAddr::V4),
+            IpAddr::V6(a) => ip6.replace(a).map(IpAddr::V6),
         };
-        if taken {
+        if had.is_some_and(|h| h != addr) {
             let family = if addr.is_ipv6() { "IPv6" } else { "IPv4" };
+            let all: Vec<String> = asked.iter().map(|(f, s)| format!("{s} ({f})")).collect();
             return Err(bad(format!(
-                "runtimeConfig.ips: one {family} address per attachment, got {:?}",
-                rc.ips
+                "{from}: one {family} address per attachment, got {}",
+                all.join(", ")
             )));
         }
     }

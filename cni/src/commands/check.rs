@@ -3,8 +3,11 @@
 use netd::ops::check::CheckError;
 use netd_cni::{CniError, Env, NetConf, code, expected, sandbox_name};
 
+use netd::plan::firewall::port_elements;
+use netd::store::Ref;
+
 use super::{ipam_type, netd_error, open};
-use crate::ipam;
+use crate::{ipam, ports};
 
 pub async fn check(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
     if let Some(kind) = ipam_type(conf) {
@@ -17,15 +20,24 @@ pub async fn check(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError
         .ok_or_else(|| CniError::new(code::INVALID_CONFIG, "required prevResult missing"))?;
     let want = expected(prev, &e.ifname, &netns)?;
     let netd = open(conf).await?;
-    netd.check_attachment(
-        &conf.name,
-        &sandbox_name(&e.container),
-        &e.ifname,
-        &netns,
-        &want.into(),
-    )
-    .await
-    .map_err(|err| check_error(err, e))
+    let sandbox = sandbox_name(&e.container);
+    netd.check_attachment(&conf.name, &sandbox, &e.ifname, &netns, &want.into())
+        .await
+        .map_err(|err| check_error(err, e))?;
+    // The published ports netd recorded for this attachment are in the
+    // kernel's maps (check_attachment found the endpoint just now).
+    let sb = netd
+        .inspect_sandbox(Ref::Name(&sandbox))
+        .map_err(netd_error)?;
+    let Some(ep) = sb
+        .endpoints
+        .iter()
+        .find(|x| x.network_name.as_str() == conf.name && x.endpoint.ifname.as_str() == e.ifname)
+    else {
+        return Ok(());
+    };
+    let net = netd.network(Ref::Name(&conf.name)).map_err(netd_error)?;
+    ports::check(&port_elements(&net, &ep.endpoint))
 }
 
 fn check_error(err: CheckError, e: &Env) -> CniError {

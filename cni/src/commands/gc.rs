@@ -1,13 +1,26 @@
 //! GC: forget the attachments of this network the runtime no longer lists.
 
-use netd_cni::{CniError, NetConf, code, sandbox_name, valid_attachments};
+use netd_cni::{CniError, Env, NetConf, code, sandbox_name, valid_attachments};
 use serde_json::Value;
 
-use super::{netd_error, open};
+use super::{ipam_type, netd_error, open};
+use crate::ipam;
+
+/// GC of netd's side, then of the delegated IPAM plugin's (the same list:
+/// it frees the leases of attachments that are gone), also when netd's
+/// side failed part-way; an invalid list stops both before anything.
+pub async fn gc(conf: &NetConf, raw: &Value, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
+    valid_attachments(raw)?;
+    let netd_side = gc_netd(conf, raw).await;
+    if let Some(kind) = ipam_type(conf) {
+        ipam::gc(stdin, kind, e)?;
+    }
+    netd_side
+}
 
 /// Remove every attachment of this network that the runtime no longer
 /// lists; keep going past failures and report them at the end.
-pub async fn gc(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
+async fn gc_netd(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
     let valid: Vec<(String, String)> = valid_attachments(raw)?
         .into_iter()
         .map(|(c, i)| (sandbox_name(&c), i))

@@ -1,0 +1,140 @@
+//! CHECK of published ports: the elements netd's firewall plan has for an
+//! endpoint, looked up in the kernel's `inet netd` maps. netd's nftables
+//! adapter only writes (batches through nftnl); reading a map back needs a
+//! set-element dump parser it does not have, so the plugin reads `nft
+//! list table`'s text, which prints each element as `KEY : VALUE` with
+//! the concatenations' parts joined by ` . `.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::process::Command;
+
+use netd::plan::firewall::PortElement;
+
+use netd_cni::{CniError, code};
+
+/// The map an element is in and its text as `nft list` prints it.
+pub fn element_text(e: &PortElement) -> (&'static str, String) {
+    let v6 = e.addr.is_ipv6();
+    let value = format!("{} . {}", e.addr, e.port);
+    match e.host_ip {
+        None => (
+            if v6 { "pub_any6" } else { "pub_any" },
+            format!("{} . {} : {value}", e.proto, e.host_port),
+        ),
+        Some(h) => (
+            if matches!(h, IpAddr::V6(_)) {
+                "pub_addr6"
+            } else {
+                "pub_addr"
+            },
+            format!("{h} . {} . {} : {value}", e.proto, e.host_port),
+        ),
+    }
+}
+
+/// The elements of every map of `nft list table` output, as
+/// `(map, element)`.
+pub fn parse_table(text: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let mut map: Option<String> = None;
+    let mut in_elements = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("map ") {
+            map = rest.split_whitespace().next().map(str::to_string);
+            continue;
+        }
+        let body = if let Some(rest) = line.strip_prefix("elements = {") {
+            in_elements = true;
+            rest
+        } else if in_elements {
+            line
+        } else {
+            continue;
+        };
+        let (body, done) = match body.strip_suffix('}') {
+            Some(b) => (b, true),
+            None => (body, false),
+        };
+        if let Some(m) = &map {
+            for el in body.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                out.insert((m.clone(), el.to_string()));
+            }
+        }
+        if done {
+            in_elements = false;
+        }
+    }
+    out
+}
+
+/// Every element of `want` is in the kernel's table, or a CHECK error
+/// naming the first one missing.
+pub fn check(want: &[PortElement]) -> Result<(), CniError> {
+    if want.is_empty() {
+        return Ok(());
+    }
+    let out = Command::new("nft")
+        .args(["list", "table", "inet", "netd"])
+        .output()
+        .map_err(|e| {
+            CniError::new(code::GENERIC, "cannot run nft to read back published ports")
+                .details(e.to_string())
+        })?;
+    if !out.status.success() {
+        return Err(CniError::new(
+            code::GENERIC,
+            "nftables table inet netd is missing: published ports are not in place",
+        )
+        .details(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    let have = parse_table(&String::from_utf8_lossy(&out.stdout));
+    for e in want {
+        let (map, text) = element_text(e);
+        if !have.contains(&(map.to_string(), text.clone())) {
+            return Err(CniError::new(
+                code::GENERIC,
+                format!(
+                    "published port {}/{} is missing from nftables map {map} (want {text})",
+                    e.host_port, e.proto
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use netd::model::Proto;
+
+    use super::*;
+
+    #[test]
+    fn elements_as_nft_prints_them() {
+        let table = "table inet netd {\n\tmap pub_any {\n\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n\t\telements = { tcp . 8080 : 10.205.0.2 . 80,\n\t\t\t     udp . 53 : 10.205.0.3 . 53 }\n\t}\n\tmap pub_addr6 {\n\t\telements = { fd00::1 . tcp . 80 : fd00:1::2 . 80 }\n\t}\n}\n";
+        let have = parse_table(table);
+        let e = PortElement {
+            host_ip: None,
+            proto: Proto::Udp,
+            host_port: 53,
+            addr: "10.205.0.3".parse().unwrap(),
+            port: 53,
+            direct: false,
+        };
+        let (m, t) = element_text(&e);
+        assert!(have.contains(&(m.to_string(), t)), "{have:?}");
+        let e6 = PortElement {
+            host_ip: "fd00::1".parse().ok(),
+            proto: Proto::Tcp,
+            host_port: 80,
+            addr: "fd00:1::2".parse().unwrap(),
+            port: 80,
+            direct: false,
+        };
+        let (m, t) = element_text(&e6);
+        assert_eq!(m, "pub_addr6");
+        assert!(have.contains(&(m.to_string(), t)), "{have:?}");
+        assert_eq!(have.len(), 3);
+    }
+}
