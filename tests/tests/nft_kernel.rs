@@ -41,6 +41,7 @@ fn apply_add_and_remove_elements_in_a_private_namespace() {
         nft.apply(&FirewallPlan {
             networks: vec![],
             ports: vec![e],
+            ..Default::default()
         })
         .unwrap();
         nft.elements(&[e], MsgType::Del).unwrap();
@@ -80,6 +81,7 @@ fn batches_of_any_size_in_a_private_namespace() {
         nft.apply(&FirewallPlan {
             networks: vec![],
             ports: ports.clone(),
+            ..Default::default()
         })
         .unwrap();
         // Deleting succeeds only if every element is there.
@@ -124,6 +126,7 @@ fn ipv6_elements_and_routed_set_in_a_private_namespace() {
         nft.apply(&FirewallPlan {
             networks: vec![],
             ports: all.to_vec(),
+            ..Default::default()
         })
         .unwrap();
         let list = |what: &str| {

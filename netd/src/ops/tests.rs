@@ -18,6 +18,7 @@ use crate::store;
 
 mod dual_stack;
 mod endpoint;
+mod forward;
 mod network;
 mod reconcile;
 mod rollback;

@@ -52,6 +52,7 @@
 
 mod batch;
 mod expr;
+mod forward;
 mod maps;
 mod rules;
 mod socket;
@@ -60,6 +61,7 @@ use std::ffi::CStr;
 
 use nftnl::nftnl_sys::libc;
 
+pub use forward::ForwardReport;
 pub use socket::Nft;
 
 pub const TABLE: &CStr = c"netd";
