@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use netd::kernel::firewall::watch;
+use netd::kernel::firewall::{Change, watch};
 use netd::kernel::nft::Nft;
 use netd::model::Proto;
 use netd::plan::firewall::{FirewallPlan, PortElement};
@@ -160,8 +160,10 @@ fn watcher_sees_foreign_removals_only() {
         let theirs = Nft::open().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let h = Arc::clone(&hits);
-        watch(ours.portid(), move || {
-            h.fetch_add(1, Ordering::SeqCst);
+        watch(ours.portid(), move |c| {
+            if c == Change::OwnTable {
+                h.fetch_add(1, Ordering::SeqCst);
+            }
         })
         .unwrap();
         ours.apply(&FirewallPlan::default()).unwrap();
