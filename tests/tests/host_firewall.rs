@@ -203,6 +203,7 @@ fn named_chain_gets_accept_rules_that_survive_reloads_and_go_with_the_network() 
         back.is_some(),
         "accept rules not back within 1 s of a reload"
     );
+    eprintln!("accept rules back {back:?} after a reload");
     assert_eq!(broken_paths(&f, &a, &b), Vec::<&str>::new());
     // Flushed without being replaced.
     f.w.host
@@ -214,6 +215,7 @@ fn named_chain_gets_accept_rules_that_survive_reloads_and_go_with_the_network() 
         back.is_some(),
         "accept rules not back within 1 s of a flush"
     );
+    eprintln!("accept rules back {back:?} after a flush");
     // `nft flush ruleset` takes both tables; the operator's comes back
     // later, as a separate load: netd's rules follow it.
     f.w.host.run_ok("nft", &["flush", "ruleset"]);
@@ -225,6 +227,7 @@ fn named_chain_gets_accept_rules_that_survive_reloads_and_go_with_the_network() 
         back.is_some(),
         "accept rules not back within 1 s of the table coming back"
     );
+    eprintln!("accept rules back {back:?} after the table came back");
     assert_eq!(broken_paths(&f, &a, &b), Vec::<&str>::new());
 
     // Removing the network removes them; the operator's chain stays.
@@ -276,6 +279,7 @@ fn auto_opens_every_drop_policy_forward_chain_ufw_style_and_late_ones() {
         found.is_some(),
         "a new drop-policy chain was not opened within 1 s"
     );
+    eprintln!("a new drop-policy chain opened {found:?} after it appeared");
     assert_eq!(broken_paths(&f, &a, &b), Vec::<&str>::new());
 
     f.w.cli(&["sandbox", "rm", &a, &b]);
