@@ -246,9 +246,13 @@ fn named_chain_gets_accept_rules_that_survive_reloads_and_go_with_the_network() 
 #[test]
 fn auto_opens_every_drop_policy_forward_chain_ufw_style_and_late_ones() {
     let f = fw("auto", 3);
-    // What ufw (through iptables-nft) leaves: one table per family.
-    load_drop_table(&f.w, "ip", "filter", "FORWARD");
-    load_drop_table(&f.w, "ip6", "filter", "FORWARD");
+    // What ufw leaves through iptables-nft: `ip filter` and `ip6 filter`,
+    // FORWARD with policy drop, an operator's rule in it.
+    for ipt in ["iptables-nft", "ip6tables-nft"] {
+        f.w.host.run_ok(ipt, &["-P", "FORWARD", "DROP"]);
+        f.w.host
+            .run_ok(ipt, &["-A", "FORWARD", "-i", "lo", "-j", "ACCEPT"]);
+    }
     // A chain with policy accept is none of netd's business.
     f.w.host.run_ok("nft", &["add", "table", "inet", "calm"]);
     f.w.host.run_ok(
@@ -269,6 +273,40 @@ fn auto_opens_every_drop_policy_forward_chain_ufw_style_and_late_ones() {
     assert_eq!(netd_rules(&f.w, "ip", "filter", "FORWARD").len(), 2);
     assert_eq!(netd_rules(&f.w, "ip6", "filter", "FORWARD").len(), 2);
     assert!(netd_rules(&f.w, "inet", "calm", "forward").is_empty());
+    // iptables reads netd's rules as its own kind (no "incompatible"
+    // table), after the operator's.
+    let bridge = f.w.host.links("netd-").pop().expect("the network's bridge");
+    let listed = f.w.host.output_ok("iptables-nft", &["-S", "FORWARD"]);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        [
+            "-P FORWARD DROP",
+            "-A FORWARD -i lo -j ACCEPT",
+            &format!("-A FORWARD -i {bridge} -m comment --comment \"netd {bridge} in\" -j ACCEPT"),
+            &format!("-A FORWARD -o {bridge} -m comment --comment \"netd {bridge} out\" -j ACCEPT"),
+        ]
+    );
+    // `ufw reload` rewrites the table with iptables-restore.
+    let file = std::env::temp_dir().join(format!("{}-restore", f.w.tag));
+    std::fs::write(
+        &file,
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+         -A FORWARD -i lo -j ACCEPT\nCOMMIT\n",
+    )
+    .expect("write rules");
+    f.w.host.run_ok(
+        "iptables-nft-restore",
+        &[file.to_str().expect("utf-8 path")],
+    );
+    let _ = std::fs::remove_file(&file);
+    let back = poll(Duration::from_secs(1), || {
+        netd_rules(&f.w, "ip", "filter", "FORWARD").len() == 2
+    });
+    assert!(
+        back.is_some(),
+        "accept rules not back within 1 s of iptables-restore"
+    );
+    eprintln!("accept rules back {back:?} after iptables-restore");
 
     // A drop policy that appears later is found by the watcher.
     load_drop_table(&f.w, "inet", "late", "guard");

@@ -113,6 +113,13 @@ impl Netd<Host> {
         let want = self
             .store
             .read(|c| Ok(crate::plan::forward::plan(&store::networks(c)?)))?;
+        // No network asks for any: nothing to put back, and what a removed
+        // network left was taken away by the full apply of its removal. A
+        // busy host (kube-proxy's iptables-restore every few seconds) then
+        // costs one store read per burst, no dumps.
+        if want.is_empty() {
+            return Ok(());
+        }
         k::firewall::log_forward(self.k.firewall().sync_forward(&want));
         Ok(())
     }
