@@ -124,6 +124,10 @@ pub struct NetConf {
     /// Masquerade traffic leaving the host (true when creating).
     #[serde(default)]
     pub ip_masq: Option<bool>,
+    /// Accept rules for the bridge in the host firewall's forward chains
+    /// (`auto` or `FAMILY/TABLE/CHAIN,...`): netd's `netd.forward_accept`.
+    #[serde(default)]
+    pub forward_accept: Option<String>,
     #[serde(default)]
     pub state_dir: Option<String>,
     #[serde(default)]
@@ -303,6 +307,9 @@ impl NetConf {
                 "com.docker.network.bridge.enable_icc".to_string(),
                 "false".to_string(),
             );
+        }
+        if let Some(f) = &self.forward_accept {
+            o.insert(netd::model::OPT_FORWARD_ACCEPT.to_string(), f.clone());
         }
         o
     }

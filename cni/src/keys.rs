@@ -20,6 +20,7 @@ const READ: &[&str] = &[
     "subnet",
     "gateway",
     "ipRange",
+    "ipv4",
     "ipv6",
     "subnet6",
     "gateway6",

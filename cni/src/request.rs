@@ -169,6 +169,26 @@ mod tests {
     }
 
     #[test]
+    fn forward_accept_becomes_the_network_option() {
+        let s = network_spec(&conf(r#","forwardAccept":"ip/filter/FORWARD""#), None);
+        assert_eq!(
+            s.create
+                .options
+                .get(netd::model::OPT_FORWARD_ACCEPT)
+                .map(String::as_str),
+            Some("ip/filter/FORWARD")
+        );
+        assert!(s.create.validate().is_ok());
+        let none = network_spec(&conf(""), None);
+        assert!(
+            !none
+                .create
+                .options
+                .contains_key(netd::model::OPT_FORWARD_ACCEPT)
+        );
+    }
+
+    #[test]
     fn ipv6_keys_make_and_require_a_dual_stack_network() {
         let s = network_spec(
             &conf(r#","subnet6":"fd00:1::/64","gateway6":"fd00:1::9""#),

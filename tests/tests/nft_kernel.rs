@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use netd::kernel::firewall::watch;
+use netd::kernel::firewall::{Change, watch};
 use netd::kernel::nft::Nft;
 use netd::model::Proto;
 use netd::plan::firewall::{FirewallPlan, PortElement};
@@ -41,6 +41,7 @@ fn apply_add_and_remove_elements_in_a_private_namespace() {
         nft.apply(&FirewallPlan {
             networks: vec![],
             ports: vec![e],
+            ..Default::default()
         })
         .unwrap();
         nft.elements(&[e], MsgType::Del).unwrap();
@@ -80,6 +81,7 @@ fn batches_of_any_size_in_a_private_namespace() {
         nft.apply(&FirewallPlan {
             networks: vec![],
             ports: ports.clone(),
+            ..Default::default()
         })
         .unwrap();
         // Deleting succeeds only if every element is there.
@@ -124,6 +126,7 @@ fn ipv6_elements_and_routed_set_in_a_private_namespace() {
         nft.apply(&FirewallPlan {
             networks: vec![],
             ports: all.to_vec(),
+            ..Default::default()
         })
         .unwrap();
         let list = |what: &str| {
@@ -157,8 +160,10 @@ fn watcher_sees_foreign_removals_only() {
         let theirs = Nft::open().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let h = Arc::clone(&hits);
-        watch(ours.portid(), move || {
-            h.fetch_add(1, Ordering::SeqCst);
+        watch(ours.portid(), move |c| {
+            if c == Change::OwnTable {
+                h.fetch_add(1, Ordering::SeqCst);
+            }
         })
         .unwrap();
         ours.apply(&FirewallPlan::default()).unwrap();

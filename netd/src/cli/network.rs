@@ -44,7 +44,9 @@ pub enum NetworkCmd {
         internal: bool,
         /// Driver options KEY=VALUE: com.docker.network.bridge.name, com.docker.network.driver.mtu,
         /// com.docker.network.bridge.enable_ip_masquerade, com.docker.network.bridge.enable_icc,
-        /// com.docker.network.bridge.gateway_mode_ipv6 (nat or routed; needs --ipv6).
+        /// com.docker.network.bridge.gateway_mode_ipv6 (nat or routed; needs --ipv6),
+        /// netd.forward_accept (auto, or FAMILY/TABLE/CHAIN,...: accept rules for the
+        /// bridge in the host firewall's forward chains; see docs/security.md).
         #[arg(long = "opt", short = 'o', value_parser = key_value)]
         opts: Vec<(String, String)>,
         /// Metadata KEY[=VALUE].

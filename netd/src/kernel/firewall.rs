@@ -11,11 +11,12 @@
 use std::sync::Mutex;
 
 use anyhow::Result;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use super::nft::Nft;
+use super::nft::{ForwardReport, Nft};
 use super::notify::Notice;
 use crate::plan::firewall::{FirewallPlan, PortElement};
+use crate::plan::forward::ForwardAccept;
 
 /// The socket, movable between threads.
 struct Socket(Nft);
@@ -57,9 +58,21 @@ impl Firewall {
         f(&sock.0)
     }
 
-    /// Replace the whole table with `plan`, atomically.
+    /// Replace the whole table with `plan`, atomically; then bring netd's
+    /// accept rules in other tables' forward chains in line with it.
     pub async fn apply(&self, plan: FirewallPlan) -> Result<()> {
-        self.run(|n| n.apply(&plan))
+        self.run(|n| {
+            n.apply(&plan)?;
+            log_forward(n.sync_forward(&plan.forward));
+            Ok(())
+        })
+    }
+
+    /// Only the accept rules in other tables (after someone else changed
+    /// one of those tables).
+    pub fn sync_forward(&self, want: &[ForwardAccept]) -> Result<ForwardReport> {
+        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        sock.0.sync_forward(want)
     }
 
     pub async fn add(&self, elems: Vec<PortElement>) -> Result<()> {
@@ -77,6 +90,30 @@ impl Firewall {
     }
 }
 
+/// The accept rules live in tables netd does not own: what cannot be
+/// done there is the operator's to see, never a reason to fail netd's own
+/// change (its table is already in place).
+pub fn log_forward(r: Result<ForwardReport>) {
+    match r {
+        Ok(r) => {
+            if r.added + r.removed > 0 {
+                info!(
+                    added = r.added,
+                    removed = r.removed,
+                    "accept rules in other tables' forward chains"
+                );
+            }
+            if !r.missing.is_empty() {
+                debug!(chains = ?r.missing, "forward chains named in netd.forward_accept do not exist (yet)");
+            }
+            for f in &r.failed {
+                warn!("could not change netd's accept rules in {f}");
+            }
+        }
+        Err(e) => warn!("could not read other tables' forward chains: {e:#}"),
+    }
+}
+
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// DELTABLE, DELCHAIN, DELRULE, DELSET and their DESTROY twins. Not element
 /// removals: every netd process (a CNI DEL, the CLI without a daemon)
@@ -86,6 +123,22 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// for. `nft flush ruleset` and a firewall reload remove the table itself.
 const REMOVALS: &[u16] = &[2, 5, 8, 11, 26, 27, 28, 29];
 
+/// What, in another table, may take netd's accept rules away or call for
+/// new ones: a rule, chain or table removed (`ufw reload`, `nft -f`,
+/// iptables-restore), a table or chain added or changed (a policy set to
+/// drop, a named chain that now exists). Not rules added: other tools add
+/// rules all the time and no addition removes netd's.
+const OTHER_TABLE_CHANGES: &[u16] = &[0, 2, 3, 5, 8, 26, 27, 28];
+
+/// The table a notification is about (nfgenmsg (4), then attributes;
+/// attribute 1 of every table, chain, rule and set message is the table).
+fn table_of<'a>(m: &super::notify::Message<'a>) -> Option<&'a [u8]> {
+    if m.body.len() < 4 {
+        return None;
+    }
+    super::notify::string_attr(&m.body[4..], 1)
+}
+
 /// Whether a batch of nftables notifications removes anything from table
 /// `table` on behalf of someone other than `own_portid`.
 pub fn foreign_removal(buf: &[u8], table: &str, own_portid: u32) -> bool {
@@ -93,11 +146,28 @@ pub fn foreign_removal(buf: &[u8], table: &str, own_portid: u32) -> bool {
         m.ty >> 8 == NFNL_SUBSYS_NFTABLES
             && REMOVALS.contains(&(m.ty & 0xff))
             && m.pid != own_portid
-            // nfgenmsg (4), then attributes; attribute 1 of every one of
-            // these messages is the table name.
-            && m.body.len() >= 4
-            && super::notify::string_attr(&m.body[4..], 1) == Some(table.as_bytes())
+            && table_of(&m) == Some(table.as_bytes())
     })
+}
+
+/// Whether a batch changes another table than `table` in a way that can
+/// concern netd's accept rules there (see [`OTHER_TABLE_CHANGES`]).
+pub fn other_table_change(buf: &[u8], table: &str, own_portid: u32) -> bool {
+    super::notify::messages(buf).any(|m| {
+        m.ty >> 8 == NFNL_SUBSYS_NFTABLES
+            && OTHER_TABLE_CHANGES.contains(&(m.ty & 0xff))
+            && m.pid != own_portid
+            && table_of(&m).is_some_and(|t| t != table.as_bytes())
+    })
+}
+
+/// What the watcher saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// netd's own table lost something: rebuild it (and the accept rules).
+    OwnTable,
+    /// Another table changed: check netd's accept rules there.
+    OtherTable,
 }
 
 /// The notification socket's receive buffer (the kernel doubles it).
@@ -105,8 +175,9 @@ const WATCH_RCVBUF: usize = 16 << 20;
 
 /// Watch nftables notifications in the calling thread's namespace and call
 /// `on_change` whenever someone else removes anything from our table (a
-/// flush, `nft flush ruleset`, a firewall reload). Runs on its own thread.
-pub fn watch(own_portid: u32, on_change: impl Fn() + Send + 'static) -> Result<()> {
+/// flush, `nft flush ruleset`, a firewall reload), or changes another
+/// table (see [`other_table_change`]). Runs on its own thread.
+pub fn watch(own_portid: u32, on_change: impl Fn(Change) + Send + 'static) -> Result<()> {
     // Room for the notifications of a whole rebuild (element changes are
     // notified too, so a table of 20,000 published ports makes a burst of
     // them). An overrun counts as an outside change and triggers a
@@ -120,13 +191,15 @@ pub fn watch(own_portid: u32, on_change: impl Fn() + Send + 'static) -> Result<(
         move |notice| match notice {
             Notice::Batch(batch) => {
                 if foreign_removal(batch, "netd", own_portid) {
-                    on_change();
+                    on_change(Change::OwnTable);
+                } else if other_table_change(batch, "netd", own_portid) {
+                    on_change(Change::OtherTable);
                 }
             }
             Notice::Overrun => {
                 // We missed notifications: assume the worst.
                 debug!("nftables notifications overran; re-checking the table");
-                on_change();
+                on_change(Change::OwnTable);
             }
             Notice::Stopped(e) => warn!("nftables watcher stopped: {e}"),
         },
@@ -183,5 +256,28 @@ mod tests {
         two.extend(msg(5, 77, "netd"));
         assert!(foreign_removal(&two, "netd", 5));
         assert!(!foreign_removal(&[1, 2, 3], "netd", 5));
+    }
+
+    #[test]
+    fn changes_by_others_to_other_tables() {
+        // A rule deleted from inet filter by `nft -f` or a reload.
+        assert!(other_table_change(&msg(8, 77, "filter"), "netd", 5));
+        assert!(
+            other_table_change(&msg(3, 77, "filter"), "netd", 5),
+            "a chain (re)made"
+        );
+        assert!(other_table_change(&msg(2, 77, "filter"), "netd", 5));
+        assert!(
+            !other_table_change(&msg(8, 5, "filter"), "netd", 5),
+            "netd's own accept rules going"
+        );
+        assert!(
+            !other_table_change(&msg(8, 77, "netd"), "netd", 5),
+            "ours: the other check"
+        );
+        assert!(
+            !other_table_change(&msg(6, 77, "filter"), "netd", 5),
+            "a rule added removes nothing of netd's"
+        );
     }
 }

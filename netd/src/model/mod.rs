@@ -21,8 +21,8 @@ pub use ports::fuzz_port_spec;
 pub use ports::{PortMapping, PortRange, Proto};
 pub use requests::{
     EndpointRequest, KNOWN_OPTIONS, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS,
-    MAX_PORTS, NetworkCreate, OPT_BRIDGE_NAME, OPT_GATEWAY_MODE_V6, OPT_ICC, OPT_MASQUERADE,
-    OPT_MTU, SandboxCreate, ValidIpv6, ValidNetworkCreate,
+    MAX_PORTS, NetworkCreate, OPT_BRIDGE_NAME, OPT_FORWARD_ACCEPT, OPT_GATEWAY_MODE_V6, OPT_ICC,
+    OPT_MASQUERADE, OPT_MTU, SandboxCreate, ValidIpv6, ValidNetworkCreate,
 };
 pub use sandbox::{Endpoint, Mac, Sandbox, SandboxNet};
 pub use subnets::MAX_PREFIX6;

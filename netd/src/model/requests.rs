@@ -16,12 +16,16 @@ pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade
 pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
 /// Docker's name for NAT66 (`nat`, the default) or routed IPv6 (`routed`).
 pub const OPT_GATEWAY_MODE_V6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
+/// Accept rules for the bridge in other tables' forward chains (`auto`, or
+/// `FAMILY/TABLE/CHAIN,...`); parsed by `plan::forward`.
+pub const OPT_FORWARD_ACCEPT: &str = "netd.forward_accept";
 pub const KNOWN_OPTIONS: &[&str] = &[
     OPT_BRIDGE_NAME,
     OPT_MTU,
     OPT_MASQUERADE,
     OPT_ICC,
     OPT_GATEWAY_MODE_V6,
+    OPT_FORWARD_ACCEPT,
 ];
 
 fn bool_option(options: &BTreeMap<String, String>, key: &str) -> Result<bool, Invalid> {

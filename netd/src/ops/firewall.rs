@@ -74,23 +74,53 @@ impl<K: Kernel> Netd<K> {
 impl Netd<Host> {
     /// Watch for other tools removing our rules, and restore them from the
     /// store (debounced: a `nft flush ruleset` is many notifications).
+    ///
+    /// A change to another table (a host firewall reloaded) only re-checks
+    /// netd's accept rules in the other tables' forward chains: cheap, and
+    /// needed within a second, since the reload took them away.
     pub fn watch_firewall(self: &std::sync::Arc<Self>) -> Result<()> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        k::firewall::watch(self.k.firewall().portid(), move || {
-            let _ = tx.send(());
+        use k::firewall::Change;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
+        k::firewall::watch(self.k.firewall().portid(), move |c| {
+            let _ = tx.send(c);
         })
         .map_err(crate::error::kernel)?;
         let me = std::sync::Arc::clone(self);
         tokio::spawn(async move {
-            while rx.recv().await.is_some() {
+            while let Some(first) = rx.recv().await {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                while rx.try_recv().is_ok() {}
-                match me.sync_firewall().await {
-                    Ok(()) => info!("restored table inet netd after an outside change"),
-                    Err(e) => warn!("could not restore table inet netd: {e}"),
+                let mut own = first == Change::OwnTable;
+                while let Ok(c) = rx.try_recv() {
+                    own |= c == Change::OwnTable;
+                }
+                if own {
+                    match me.sync_firewall().await {
+                        Ok(()) => info!("restored table inet netd after an outside change"),
+                        Err(e) => warn!("could not restore table inet netd: {e}"),
+                    }
+                } else if let Err(e) = me.sync_forward_accepts().await {
+                    warn!("could not check netd's accept rules in other tables: {e}");
                 }
             }
         });
+        Ok(())
+    }
+
+    /// Bring netd's accept rules in other tables' forward chains in line
+    /// with the store, leaving netd's own table alone.
+    pub async fn sync_forward_accepts(&self) -> Result<()> {
+        let _lock = self.firewall_lock().await?;
+        let want = self
+            .store
+            .read(|c| Ok(crate::plan::forward::plan(&store::networks(c)?)))?;
+        // No network asks for any: nothing to put back, and what a removed
+        // network left was taken away by the full apply of its removal. A
+        // busy host (kube-proxy's iptables-restore every few seconds) then
+        // costs one store read per burst, no dumps.
+        if want.is_empty() {
+            return Ok(());
+        }
+        k::firewall::log_forward(self.k.firewall().sync_forward(&want));
         Ok(())
     }
 }

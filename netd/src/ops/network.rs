@@ -100,6 +100,9 @@ impl<K: Kernel> Netd<K> {
 
     pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
         let v = req.validate()?;
+        if let Some(f) = v.options.get(OPT_FORWARD_ACCEPT) {
+            crate::plan::forward::parse(f)?;
+        }
         if let Some(b) = &v.bridge
             && self.k.host_link_kind(b.as_str()).await?.is_some()
         {

@@ -18,6 +18,7 @@ use crate::store;
 
 mod dual_stack;
 mod endpoint;
+mod forward;
 mod ipv6_only;
 mod network;
 mod reconcile;

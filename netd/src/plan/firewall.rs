@@ -63,6 +63,8 @@ pub struct PortElement {
 pub struct FirewallPlan {
     pub networks: Vec<NetworkRules>,
     pub ports: Vec<PortElement>,
+    /// Accept rules for netd's bridges in other tables' forward chains.
+    pub forward: Vec<super::forward::ForwardAccept>,
 }
 
 pub fn network_rules(n: &Network) -> Option<NetworkRules> {
@@ -144,6 +146,7 @@ pub fn plan(networks: &[Network], endpoints: &[Endpoint]) -> FirewallPlan {
     let mut p = FirewallPlan {
         networks: networks.iter().filter_map(network_rules).collect(),
         ports: vec![],
+        forward: super::forward::plan(networks),
     };
     for ep in endpoints {
         if let Some(n) = networks.iter().find(|n| n.id == ep.network) {

@@ -10,6 +10,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 pub mod dns;
 pub mod firewall;
+pub mod forward;
 
 use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox, SandboxNet};
 

@@ -43,6 +43,11 @@
 //! The forward rules name interfaces only, so isolation, internal networks
 //! and ICC hold for both families with the same rules.
 //!
+//! Outside the table, only with a network's `netd.forward_accept`: two
+//! rules per bridge appended to other tables' forward chains
+//! (`iifname BRIDGE counter accept comment "netd BRIDGE in"`, and `oifname`
+//! ... `out`), kept in line with the plan by [`forward`].
+//!
 //! Rules exist per network; containers and ports are map elements. A full
 //! apply replaces the whole table in one atomic batch; attaching and
 //! detaching add or remove elements only.
@@ -52,6 +57,7 @@
 
 mod batch;
 mod expr;
+mod forward;
 mod maps;
 mod rules;
 mod socket;
@@ -60,6 +66,7 @@ use std::ffi::CStr;
 
 use nftnl::nftnl_sys::libc;
 
+pub use forward::ForwardReport;
 pub use socket::Nft;
 
 pub const TABLE: &CStr = c"netd";

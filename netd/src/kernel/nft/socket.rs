@@ -100,7 +100,7 @@ impl Nft {
     /// synchronously inside sendmsg, so every ack and error is queued on the
     /// socket when send returns: read until the queue is empty (a failed batch
     /// is not acked to the end, so counting acks would wait forever).
-    fn send(&self, batch: &FinalizedBatch) -> Result<()> {
+    pub(super) fn send(&self, batch: &FinalizedBatch) -> Result<()> {
         self.send_whole(batch).context("send nftables batch")?;
         let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
         let mut first_err: Option<i32> = None;

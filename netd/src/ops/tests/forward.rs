@@ -1,0 +1,101 @@
+//! Accept rules in other tables' forward chains (`netd.forward_accept`),
+//! against the fake kernel: they are part of the firewall plan, so they
+//! come and go with their network and every rollback takes them back.
+
+use super::*;
+use crate::error::Kind;
+use crate::plan::forward::{ChainRef, Family, Scope};
+
+fn opted(name: &str, subnet: &str, value: &str) -> NetworkCreate {
+    NetworkCreate {
+        options: [(OPT_FORWARD_ACCEPT.to_string(), value.to_string())].into(),
+        ..net(name, subnet)
+    }
+}
+
+fn create_f1(t: &T) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        t.netd
+            .create_network(&opted("f1", "10.51.0.0/24", "inet/filter/forward"))
+            .await
+            .map(|_| ())
+    })
+}
+
+fn remove_f1(t: &T) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move { t.netd.remove_network("f1").await.map(|_| ()) })
+}
+
+#[tokio::test]
+async fn the_accept_rules_come_and_go_with_their_network() {
+    let t = world().await;
+    t.network("plain", "10.51.1.0/24").await;
+    create_f1(&t).await.unwrap();
+    let b = t.bridge_of("f1");
+    let fwd = t.k().world().table.unwrap().forward;
+    assert_eq!(fwd.len(), 1, "only the network that asked: {fwd:?}");
+    assert_eq!(fwd[0].bridge, b);
+    assert_eq!(
+        fwd[0].scope,
+        Scope::Chains(vec![ChainRef {
+            family: Family::Inet,
+            table: "filter".into(),
+            chain: "forward".into(),
+        }])
+    );
+    t.assert_consistent();
+    remove_f1(&t).await.unwrap();
+    assert!(t.k().world().table.unwrap().forward.is_empty());
+    t.assert_consistent();
+}
+
+#[tokio::test]
+async fn auto_is_kept_as_auto() {
+    let t = world().await;
+    t.netd
+        .create_network(&opted("f2", "10.51.2.0/24", "auto"))
+        .await
+        .unwrap();
+    let fwd = t.k().world().table.unwrap().forward;
+    assert_eq!(fwd[0].scope, Scope::Auto);
+}
+
+#[tokio::test]
+async fn a_bad_value_is_refused_before_anything_changes() {
+    let t = world().await;
+    let before = t.snapshot();
+    for bad in [
+        "yes",
+        "inet/filter",
+        "inet/netd/forward",
+        "bridge/filter/forward",
+    ] {
+        let e = t
+            .netd
+            .create_network(&opted("f3", "10.51.3.0/24", bad))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Invalid, "{bad}: {e}");
+        assert!(e.to_string().contains(OPT_FORWARD_ACCEPT), "{e}");
+    }
+    assert_eq!(t.snapshot(), before);
+}
+
+#[tokio::test]
+async fn create_with_accept_rules_fails_cleanly_at_every_step() {
+    let (steps, failed) = every_failure_point(nothing, create_f1).await;
+    assert!(steps >= 4 && failed >= 4, "{steps} steps, {failed} failed");
+}
+
+#[tokio::test]
+async fn a_remove_that_fails_in_the_kernel_leaves_no_accept_rules_after_reconcile() {
+    // As every remove: the record goes first, the kernel's leftovers are
+    // the reconciler's; the accept rules go with the next full apply.
+    let t = world().await;
+    create_f1(&t).await.unwrap();
+    t.k().fail_after(0);
+    assert!(remove_f1(&t).await.is_err());
+    t.netd.reconcile().await.unwrap();
+    assert!(t.k().world().table.unwrap().forward.is_empty());
+    t.assert_consistent();
+}
