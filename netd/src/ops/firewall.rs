@@ -85,7 +85,9 @@ impl Netd<Host> {
             while rx.recv().await.is_some() {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 while rx.try_recv().is_ok() {}
-                match me.sync_firewall().await {
+                let restored = me.sync_firewall().await;
+                crate::counters::firewall_restored(restored.is_ok());
+                match restored {
                     Ok(()) => info!("restored table inet netd after an outside change"),
                     Err(e) => warn!("could not restore table inet netd: {e}"),
                 }
