@@ -114,7 +114,7 @@ pub async fn run(
     // Only root lists or writes the run dir; others may pass through it to
     // the socket, which its own mode (0660) guards.
     lock::private_dir(&paths.run_dir, RUN_DIR_MODE)?;
-    let listener = locks::bind_socket(&paths.socket)?;
+    // Before the API socket: a daemon that cannot listen leaves no socket behind.
     let metrics_listener = match metrics {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -123,6 +123,7 @@ pub async fn run(
         ),
         None => None,
     };
+    let listener = locks::bind_socket(&paths.socket)?;
     // For whoever started the daemon from afar (the CNI plugin) and must stop it.
     let pid_file = paths.run_dir.join("netd.pid");
     lock::write_private(&pid_file, format!("{}\n", std::process::id()).as_bytes())?;
