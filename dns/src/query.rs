@@ -233,6 +233,30 @@ mod tests {
     }
 
     #[test]
+    fn replies_say_how_the_query_ended() {
+        let outcome = |t: &Table, name: &str, ty: RecordType| match step(
+            &query(name, ty, None),
+            Some(t),
+            Transport::Udp,
+        ) {
+            Step::Reply(_, o) => o,
+            s => panic!("{name}: {s:?}"),
+        };
+        let (t, internal) = (table(true), table(false));
+        assert_eq!(outcome(&t, "web.", RecordType::A), Outcome::Answer);
+        assert_eq!(
+            outcome(&internal, "example.org.", RecordType::A),
+            Outcome::NxDomain
+        );
+        let mut empty = Message::query();
+        empty.metadata.id = 7;
+        assert!(matches!(
+            step(&empty.to_vec().unwrap(), Some(&t), Transport::Udp),
+            Step::Reply(_, Outcome::Error)
+        ));
+    }
+
+    #[test]
     fn local_nxdomain_forward_and_errors() {
         let t = table(true);
         let m = parse(step(

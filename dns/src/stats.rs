@@ -123,3 +123,28 @@ impl ViewStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_results_forwards_and_latency() {
+        let s = ViewStats::default();
+        let t = Instant::now();
+        s.done(Outcome::Answer, t);
+        s.forward(true);
+        s.done(Outcome::Answer, t);
+        s.forward(false);
+        s.done(Outcome::ServFail, t);
+        s.done(Outcome::Dropped, t);
+        assert_eq!(s.queries(), 4);
+        assert_eq!(s.results(Outcome::Answer), 2);
+        assert_eq!(s.results(Outcome::ServFail), 1);
+        assert_eq!((s.forwarded(), s.cache_hits()), (2, 1));
+        // A dropped query was never answered: no latency.
+        assert_eq!(s.latency().count(), 3);
+        assert_eq!(Outcome::of(ResponseCode::NoError, false), Outcome::NoData);
+        assert_eq!(Outcome::of(ResponseCode::Refused, false), Outcome::Error);
+    }
+}
