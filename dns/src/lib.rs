@@ -13,6 +13,7 @@
 //! new one, with no reload gap and no socket re-opened.
 
 mod query;
+mod stats;
 mod table;
 mod upstream;
 
@@ -21,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
@@ -32,6 +33,7 @@ use tracing::debug;
 #[doc(hidden)]
 pub use query::fuzz_one;
 use query::{Reply, Step, Transport};
+pub use stats::{Outcome, ViewStats};
 pub use table::{Answer, Table};
 pub use upstream::Upstreams;
 
@@ -98,6 +100,8 @@ struct Inner {
     views: RwLock<HashMap<String, Arc<Table>>>,
     servers: Mutex<HashMap<String, Serving>>,
     upstreams: Upstreams,
+    /// Counts the queries of a sandbox served before it has a table.
+    unviewed: Arc<ViewStats>,
 }
 
 /// The DNS server for every sandbox; cheap to clone.
@@ -115,6 +119,7 @@ impl Dns {
                 views: RwLock::new(HashMap::new()),
                 servers: Mutex::new(HashMap::new()),
                 upstreams,
+                unviewed: Arc::default(),
             }),
         }
     }
@@ -125,6 +130,16 @@ impl Dns {
     /// share its round-robin position too.
     pub fn table(&self, view: &View) -> Arc<Table> {
         Arc::new(Table::new(view, self.inner.cfg.ttl))
+    }
+
+    /// [`Dns::table`] whose queries count in `stats` (see [`ViewStats`]).
+    pub fn table_counted(&self, view: &View, stats: Arc<ViewStats>) -> Arc<Table> {
+        Arc::new(Table::counted(view, self.inner.cfg.ttl, stats))
+    }
+
+    /// The counters of queries that arrive before their sandbox has a table.
+    pub fn unviewed_stats(&self) -> Arc<ViewStats> {
+        Arc::clone(&self.inner.unviewed)
     }
 
     /// Start serving a sandbox: sockets bound to 127.0.0.11:53 inside the
@@ -318,8 +333,9 @@ impl Handler {
             .cloned()
     }
 
-    fn step(&self, bytes: &[u8], transport: Transport) -> Step {
-        query::step(bytes, self.table().as_deref(), transport)
+    /// Where a query answered from `table` counts.
+    fn stats<'a>(&'a self, table: &'a Option<Arc<Table>>) -> &'a ViewStats {
+        table.as_deref().map_or(&self.inner.unviewed, |t| t.stats())
     }
 
     /// Answer a non-local question from upstream (or the cache); SERVFAIL
@@ -330,7 +346,8 @@ impl Handler {
         qname: &Name,
         qtype: RecordType,
         transport: Transport,
-    ) -> Option<Vec<u8>> {
+        stats: &ViewStats,
+    ) -> Option<(Vec<u8>, Outcome)> {
         let n = self
             .inflight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -338,10 +355,11 @@ impl Handler {
         let resolved = if n >= self.inner.cfg.max_inflight_per_sandbox {
             Err("too many forwarded queries in flight".to_string())
         } else {
-            self.inner.upstreams.resolve(qname, qtype).await
+            self.inner.upstreams.resolve_cached(qname, qtype).await
         };
+        stats.forward(matches!(resolved, Ok((_, true))));
         let r = match resolved {
-            Ok(resp) => Reply {
+            Ok((resp, _)) => Reply {
                 code: resp.metadata.response_code,
                 authoritative: false,
                 answers: resp.answers,
@@ -352,7 +370,8 @@ impl Handler {
                 Reply::error(ResponseCode::ServFail)
             }
         };
-        query::respond(req, r, transport)
+        let outcome = Outcome::of(r.code, !r.answers.is_empty());
+        query::respond(req, r, transport).map(|b| (b, outcome))
     }
 }
 
@@ -365,19 +384,31 @@ async fn serve_udp(sock: Arc<tokio::net::UdpSocket>, handler: Arc<Handler>) {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
         };
-        match handler.step(&buf[..n], Transport::Udp) {
-            Step::Reply(b) => {
+        let arrived = Instant::now();
+        let table = handler.table();
+        match query::step(&buf[..n], table.as_deref(), Transport::Udp) {
+            Step::Reply(b, outcome) => {
                 let _ = sock.send_to(&b, peer).await;
+                handler.stats(&table).done(outcome, arrived);
             }
             Step::Forward { req, qname, qtype } => {
                 let (sock, handler) = (Arc::clone(&sock), Arc::clone(&handler));
                 tokio::spawn(async move {
-                    if let Some(b) = handler.forward(&req, &qname, qtype, Transport::Udp).await {
-                        let _ = sock.send_to(&b, peer).await;
-                    }
+                    let stats = handler.stats(&table);
+                    let sent = handler
+                        .forward(&req, &qname, qtype, Transport::Udp, stats)
+                        .await;
+                    let outcome = match sent {
+                        Some((b, outcome)) => {
+                            let _ = sock.send_to(&b, peer).await;
+                            outcome
+                        }
+                        None => Outcome::Dropped,
+                    };
+                    stats.done(outcome, arrived);
                 });
             }
-            Step::Drop => {}
+            Step::Drop => handler.stats(&table).done(Outcome::Dropped, arrived),
         }
     }
 }
@@ -436,26 +467,31 @@ async fn tcp_conn(mut stream: tokio::net::TcpStream, handler: &Handler) {
         ) {
             return;
         }
-        let out = match handler.step(&buf[..n], Transport::Tcp) {
-            Step::Reply(b) => b,
+        let arrived = Instant::now();
+        let table = handler.table();
+        let stats = handler.stats(&table);
+        let (out, outcome) = match query::step(&buf[..n], table.as_deref(), Transport::Tcp) {
+            Step::Reply(b, outcome) => (b, outcome),
             Step::Forward { req, qname, qtype } => {
-                match handler.forward(&req, &qname, qtype, Transport::Tcp).await {
-                    Some(b) => b,
-                    None => return,
+                match handler
+                    .forward(&req, &qname, qtype, Transport::Tcp, stats)
+                    .await
+                {
+                    Some(sent) => sent,
+                    None => return stats.done(Outcome::Dropped, arrived),
                 }
             }
-            Step::Drop => return,
+            Step::Drop => return stats.done(Outcome::Dropped, arrived),
         };
         let Ok(len) = u16::try_from(out.len()) else {
-            return;
+            return stats.done(Outcome::Dropped, arrived);
         };
         let mut frame = Vec::with_capacity(out.len() + 2);
         frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(&out);
-        if !matches!(
-            tokio::time::timeout(idle, stream.write_all(&frame)).await,
-            Ok(Ok(_))
-        ) {
+        let written = tokio::time::timeout(idle, stream.write_all(&frame)).await;
+        stats.done(outcome, arrived);
+        if !matches!(written, Ok(Ok(_))) {
             return;
         }
     }

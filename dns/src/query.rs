@@ -5,6 +5,7 @@
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
+use crate::stats::Outcome;
 use crate::table::{Answer, Table};
 
 /// Which transport a request came over: it bounds the response size.
@@ -17,8 +18,8 @@ pub enum Transport {
 /// What to do with one request.
 #[derive(Debug)]
 pub enum Step {
-    /// Send these bytes back.
-    Reply(Vec<u8>),
+    /// Send these bytes back; the query ended so.
+    Reply(Vec<u8>, Outcome),
     /// Not a local name and the view forwards: ask upstream, then answer
     /// with [`respond`].
     Forward {
@@ -106,8 +107,9 @@ pub fn step(bytes: &[u8], table: Option<&Table>, transport: Transport) -> Step {
 }
 
 fn reply(req: &Message, r: Reply, transport: Transport) -> Step {
+    let outcome = Outcome::of(r.code, !r.answers.is_empty());
     match respond(req, r, transport) {
-        Some(b) => Step::Reply(b),
+        Some(b) => Step::Reply(b, outcome),
         None => Step::Drop,
     }
 }
@@ -173,7 +175,7 @@ pub fn fuzz_one(bytes: &[u8]) {
         )
     });
     for transport in [Transport::Udp, Transport::Tcp] {
-        if let Step::Reply(out) = step(bytes, Some(table), transport) {
+        if let Step::Reply(out, _) = step(bytes, Some(table), transport) {
             let m = Message::from_vec(&out).expect("our reply parses");
             assert_eq!(m.metadata.message_type, MessageType::Response);
             if transport == Transport::Udp {
@@ -225,9 +227,33 @@ mod tests {
 
     fn parse(s: Step) -> Message {
         match s {
-            Step::Reply(b) => Message::from_vec(&b).unwrap(),
+            Step::Reply(b, _) => Message::from_vec(&b).unwrap(),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn replies_say_how_the_query_ended() {
+        let outcome = |t: &Table, name: &str, ty: RecordType| match step(
+            &query(name, ty, None),
+            Some(t),
+            Transport::Udp,
+        ) {
+            Step::Reply(_, o) => o,
+            s => panic!("{name}: {s:?}"),
+        };
+        let (t, internal) = (table(true), table(false));
+        assert_eq!(outcome(&t, "web.", RecordType::A), Outcome::Answer);
+        assert_eq!(
+            outcome(&internal, "example.org.", RecordType::A),
+            Outcome::NxDomain
+        );
+        let mut empty = Message::query();
+        empty.metadata.id = 7;
+        assert!(matches!(
+            step(&empty.to_vec().unwrap(), Some(&t), Transport::Udp),
+            Step::Reply(_, Outcome::Error)
+        ));
     }
 
     #[test]

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::{Record4, View};
+use crate::{Record4, View, ViewStats};
 
 /// What the table says about a query.
 #[derive(Debug, PartialEq)]
@@ -45,6 +45,7 @@ pub struct Table {
     records: RwLock<Records>,
     forward: bool,
     ttl: u32,
+    stats: Arc<ViewStats>,
 }
 
 #[derive(Default)]
@@ -109,6 +110,12 @@ fn reverse_name(ip: &IpAddr) -> String {
 
 impl Table {
     pub fn new(view: &View, ttl: u32) -> Table {
+        Table::counted(view, ttl, Arc::default())
+    }
+
+    /// A table whose queries count in `stats`: a table rebuilt for a
+    /// changed view keeps counting where the old one left off.
+    pub fn counted(view: &View, ttl: u32, stats: Arc<ViewStats>) -> Table {
         let mut records = Records::default();
         for r in &view.records {
             records.add(r, false);
@@ -117,7 +124,12 @@ impl Table {
             records: RwLock::new(records),
             forward: view.forward,
             ttl,
+            stats,
         }
+    }
+
+    pub fn stats(&self) -> &Arc<ViewStats> {
+        &self.stats
     }
 
     /// Add records in place; queries see them at once. Addresses new to a

@@ -79,6 +79,15 @@ impl Upstreams {
 
     /// An answer from the cache while its TTL lasts, else from upstream.
     pub async fn resolve(&self, name: &Name, qtype: RecordType) -> Result<Message, String> {
+        self.resolve_cached(name, qtype).await.map(|(m, _)| m)
+    }
+
+    /// [`Upstreams::resolve`], saying whether the answer came from the cache.
+    pub async fn resolve_cached(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Result<(Message, bool), String> {
         let key = (name.to_ascii().to_ascii_lowercase(), qtype);
         if let Some((expires, m)) = self
             .cache
@@ -87,7 +96,7 @@ impl Upstreams {
             .get(&key)
             && *expires > Instant::now()
         {
-            return Ok(m.clone());
+            return Ok((m.clone(), true));
         }
         let m = self.ask(name, qtype).await?;
         let ttl = cache_ttl(&m);
@@ -104,7 +113,7 @@ impl Upstreams {
                 ),
             );
         }
-        Ok(m)
+        Ok((m, false))
     }
 
     async fn ask(&self, name: &Name, qtype: RecordType) -> Result<Message, String> {

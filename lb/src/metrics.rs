@@ -1,26 +1,21 @@
 //! Prometheus metrics: counters kept in atomics (no lock on the request
 //! path), read by a prometheus-client collector and rendered as Prometheus
-//! text on `GET /metrics` of the metrics listener.
+//! text on `GET /metrics` of the metrics listener by netd-metrics, the
+//! renderer the daemon's `/metrics` shares.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 
 use async_trait::async_trait;
+pub use netd_metrics::Histogram;
+use netd_metrics::prometheus_client::collector::Collector;
+use netd_metrics::prometheus_client::encoding::DescriptorEncoder;
+use netd_metrics::{Family, Kind, family, histograms, single};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet, prometheus_text};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::{Registry, Unit};
 
 use crate::service::ServiceState;
-
-/// Upper bounds of the latency histogram, in seconds.
-pub const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 /// Why a request or connection failed.
 #[derive(Debug, Clone, Copy)]
@@ -38,35 +33,6 @@ const ERROR_KINDS: [(&str, ErrorKind); 3] = [
     ("no_backend", ErrorKind::NoBackend),
     ("proxy", ErrorKind::Proxy),
 ];
-
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        // The encoder sums the buckets into cumulative ones: count the first only.
-        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
-    }
-
-    fn encode(&self, m: &mut MetricEncoder) -> fmt::Result {
-        let buckets: Vec<(f64, u64)> = BUCKETS
-            .iter()
-            .zip(&self.buckets)
-            .map(|(b, n)| (*b, n.load(Relaxed)))
-            .collect();
-        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
-        m.encode_histogram::<NoLabelSet>(sum, self.count.load(Relaxed), &buckets, None)
-    }
-}
 
 /// One service's counters.
 #[derive(Default)]
@@ -96,18 +62,12 @@ impl ServiceMetrics {
     }
 }
 
-/// The whole exposition, in Prometheus text format 0.0.4 (prometheus-client's
-/// encoder; the counters stay in atomics, read once per scrape).
+/// The whole exposition, in Prometheus text format 0.0.4.
 pub fn render(services: &[Arc<ServiceState>], reloads: u64) -> String {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(Collect {
+    netd_metrics::render(Collect {
         services: services.to_vec(),
         reloads,
-    }));
-    let mut out = String::with_capacity(4096);
-    // Writing into a String cannot fail.
-    let _ = prometheus_text::encode(&mut out, &registry);
-    out
+    })
 }
 
 /// Reads every service's counters when the registry is encoded.
@@ -125,41 +85,26 @@ impl fmt::Debug for Collect {
     }
 }
 
-/// A family's name (without the `_total` the encoder adds to counters),
-/// help and type.
-type Family = (&'static str, &'static str, MetricType);
-
-const COUNTER: MetricType = MetricType::Counter;
-const GAUGE: MetricType = MetricType::Gauge;
+const COUNTER: Kind = Kind::Counter;
+const GAUGE: Kind = Kind::Gauge;
 
 impl Collect {
     /// One family with samples per service: each sample is extra labels
     /// (none, or one `key="value"`) and a value.
-    fn per_service<F>(
-        &self,
-        e: &mut DescriptorEncoder,
-        (name, help, kind): Family,
-        samples: F,
-    ) -> fmt::Result
+    fn per_service<F>(&self, e: &mut DescriptorEncoder, fam: Family, samples: F) -> fmt::Result
     where
         F: Fn(&ServiceState) -> Vec<(Option<(&'static str, &'static str)>, u64)>,
     {
-        let mut m = e.encode_descriptor(name, help, None, kind)?;
-        for s in &self.services {
-            for (extra, v) in samples(s) {
+        let all = self.services.iter().flat_map(|s| {
+            samples(s).into_iter().map(|(extra, v)| {
                 let mut labels = vec![("service", s.name.as_str())];
                 labels.extend(extra);
-                let mut f = m.encode_family(&labels)?;
-                match kind {
-                    MetricType::Counter => f.encode_counter::<NoLabelSet, _, u64>(&v, None)?,
-                    _ => f.encode_gauge(&v)?,
-                }
-            }
-        }
-        Ok(())
+                (labels, v)
+            })
+        });
+        family(e, fam, all)
     }
 }
-
 impl Collector for Collect {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let one = |v: u64| vec![(None, v)];
@@ -211,18 +156,14 @@ impl Collector for Collect {
             ),
             |s| one(s.metrics.retries.load(Relaxed)),
         )?;
-        {
-            let mut m = e.encode_descriptor(
-                "netd_lb_request_duration",
-                "HTTP request latency (tcp mode: connection lifetime).",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for s in &self.services {
-                let labels = [("service", s.name.as_str())];
-                s.metrics.latency.encode(&mut m.encode_family(&labels)?)?;
-            }
-        }
+        histograms(
+            &mut e,
+            "netd_lb_request_duration",
+            "HTTP request latency (tcp mode: connection lifetime).",
+            self.services
+                .iter()
+                .map(|s| ([("service", s.name.as_str())], &s.metrics.latency)),
+        )?;
         self.per_service(
             &mut e,
             (
@@ -297,37 +238,38 @@ impl Collector for Collect {
                 COUNTER,
             ),
         ];
-        for (i, (name, help, kind)) in per_backend.into_iter().enumerate() {
-            let mut m = e.encode_descriptor(name, help, None, kind)?;
-            for (s, ms) in &members {
-                for b in ms {
-                    let addr = b.addr.to_string();
+        for (i, fam) in per_backend.into_iter().enumerate() {
+            let addrs: Vec<Vec<String>> = members
+                .iter()
+                .map(|(_, ms)| ms.iter().map(|b| b.addr.to_string()).collect())
+                .collect();
+            let samples = members.iter().zip(&addrs).flat_map(|((s, ms), addrs)| {
+                ms.iter().zip(addrs).map(move |(b, addr)| {
                     let labels = [
                         ("service", s.name.as_str()),
                         ("backend", addr.as_str()),
                         ("member", b.name.as_str()),
                     ];
-                    let mut f = m.encode_family(&labels)?;
-                    match i {
-                        0 => f.encode_gauge(&(b.healthy() as u64))?,
-                        1 => f.encode_gauge(&(b.active() as u64))?,
-                        2 => {
-                            f.encode_counter::<NoLabelSet, _, u64>(&b.requests.load(Relaxed), None)?
-                        }
-                        _ => {
-                            f.encode_counter::<NoLabelSet, _, u64>(&b.failures.load(Relaxed), None)?
-                        }
-                    }
-                }
-            }
+                    let v = match i {
+                        0 => b.healthy() as u64,
+                        1 => b.active() as u64,
+                        2 => b.requests.load(Relaxed),
+                        _ => b.failures.load(Relaxed),
+                    };
+                    (labels, v)
+                })
+            });
+            family(&mut e, fam, samples)?;
         }
-        e.encode_descriptor(
-            "netd_lb_config_reloads",
-            "Successful SIGHUP reloads of the config file.",
-            None,
-            COUNTER,
-        )?
-        .encode_counter::<NoLabelSet, _, u64>(&self.reloads, None)
+        single(
+            &mut e,
+            (
+                "netd_lb_config_reloads",
+                "Successful SIGHUP reloads of the config file.",
+                COUNTER,
+            ),
+            self.reloads,
+        )
     }
 }
 
@@ -342,7 +284,7 @@ impl ServeHttp for MetricsApp {
         let path = session.req_header().uri.path();
         let (status, ctype, body) = if path == "/metrics" {
             let text = render(&self.services, crate::reloads());
-            (200, prometheus_text::CONTENT_TYPE, text.into_bytes())
+            (200, netd_metrics::CONTENT_TYPE, text.into_bytes())
         } else {
             (404, "text/plain", b"not found: try /metrics\n".to_vec())
         };
@@ -358,31 +300,6 @@ impl ServeHttp for MetricsApp {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histogram_is_cumulative() {
-        let h = Histogram::default();
-        h.observe(Duration::from_micros(300));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(30));
-        let mut registry = Registry::default();
-        #[derive(Debug)]
-        struct One(Arc<Histogram>);
-        impl Collector for One {
-            fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
-                let mut m = e.encode_descriptor("x", "h", None, MetricType::Histogram)?;
-                self.0.encode(&mut m.encode_family(&[("a", "b")])?)
-            }
-        }
-        registry.register_collector(Box::new(One(Arc::new(h))));
-        let mut s = String::new();
-        prometheus_text::encode(&mut s, &registry).unwrap();
-        assert!(s.contains("x_bucket{a=\"b\",le=\"0.0005\"} 1\n"), "{s}");
-        assert!(s.contains("x_bucket{a=\"b\",le=\"0.005\"} 2\n"), "{s}");
-        assert!(s.contains("x_bucket{a=\"b\",le=\"10\"} 2\n"), "{s}");
-        assert!(s.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{s}");
-        assert!(s.contains("x_count{a=\"b\"} 3\n"), "{s}");
-    }
 
     #[test]
     fn names_and_types() {

@@ -67,6 +67,7 @@ impl<K: Kernel> Netd<K> {
                 Err(e) => report.failures.push(format!("{name}: {e}")),
             }
         }
+        crate::counters::repaired(&report);
         Ok(report)
     }
 

@@ -66,6 +66,23 @@ pub struct DaemonArgs {
     /// TTL of the answers for sandbox names, in seconds.
     #[arg(long, default_value_t = 5)]
     pub dns_ttl: u32,
+    /// Also serve `GET /metrics` (Prometheus text) over TCP on ADDR:PORT,
+    /// e.g. 127.0.0.1:9101 or [::1]:9101. The API socket serves it anyway.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = metrics_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// `IP:PORT` or `[IPV6]:PORT`, with a port: a scraper must know where to look.
+fn metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = s.parse().map_err(|_| {
+        format!("{s:?} is not ADDR:PORT (e.g. 127.0.0.1:9101 or [::1]:9101; no host names)")
+    })?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "{s:?}: port 0 would listen on a random port; give one"
+        ));
+    }
+    Ok(addr)
 }
 
 /// `IP`, `[IPV6]` or `IP:PORT` / `[IPV6]:PORT`; port 53 when none is given.
@@ -264,7 +281,7 @@ fn run_command(cli: Cli) -> Result<()> {
                 ttl: a.dns_ttl,
                 ..Default::default()
             };
-            rt.block_on(crate::daemon::run(&paths, dns))
+            rt.block_on(crate::daemon::run(&paths, dns, a.metrics))
         }
         Command::Network(n) => network::network(&Client::new(&cli.socket)?, n),
         Command::Sandbox(s) => sandbox(&Client::new(&cli.socket)?, s),
@@ -439,6 +456,28 @@ fn exec_in(netns: &str, name: &str, cmd: &[String]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn metrics_takes_an_address_and_a_port() {
+        use super::metrics_addr;
+        assert_eq!(
+            metrics_addr("127.0.0.1:9101").unwrap().to_string(),
+            "127.0.0.1:9101"
+        );
+        assert_eq!(
+            metrics_addr("[::1]:9101").unwrap().to_string(),
+            "[::1]:9101"
+        );
+        for bad in [
+            "127.0.0.1",
+            "localhost:9101",
+            "127.0.0.1:0",
+            ":9101",
+            "1.2.3.4:99999",
+        ] {
+            assert!(metrics_addr(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn upstreams_take_both_families_with_or_without_a_port() {
         for (given, want) in [

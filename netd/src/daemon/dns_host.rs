@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use netd_dns::{Dns, Record4, Sockets, Table, View};
+use netd_dns::{Dns, Record4, Sockets, Table, View, ViewStats};
 use tracing::{info, warn};
 
 use crate::kernel::netns;
@@ -28,7 +28,14 @@ pub struct DnsHost {
     state: tokio::sync::Mutex<Served>,
     /// Asks `follow`'s task for a full recompute soon.
     resync: tokio::sync::Notify,
+    /// The views' counters as the last sync left them, for `/metrics`
+    /// (which must not wait for a sync in progress).
+    stats: std::sync::Mutex<Vec<(String, Arc<ViewStats>)>>,
 }
+
+/// The `view` label of sandboxes on no network with names (the default
+/// `bridge` only, say), and of queries from a sandbox not given a table yet.
+const NO_NAMES: &str = "-";
 
 /// How long a full recompute waits after a shortcut, so that a burst of
 /// ADDs is settled once.
@@ -48,15 +55,33 @@ struct Served {
     /// since (deleted by hand and made again by reconcile) needs new ones.
     namespaces: HashMap<String, netns::NsId>,
     rows: store::Rereader,
+    /// Per view label, the counters every table of that view counts in.
+    stats: HashMap<String, Arc<ViewStats>>,
 }
 
 impl DnsHost {
     pub fn new(cfg: netd_dns::Config) -> DnsHost {
+        let dns = Dns::new(cfg);
+        let no_names = vec![(NO_NAMES.to_string(), dns.unviewed_stats())];
         DnsHost {
-            dns: Dns::new(cfg),
-            state: tokio::sync::Mutex::new(Served::default()),
+            state: tokio::sync::Mutex::new(Served {
+                stats: no_names.iter().cloned().collect(),
+                ..Default::default()
+            }),
+            stats: std::sync::Mutex::new(no_names),
+            dns,
             resync: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Per view label (sorted), its DNS counters.
+    pub fn view_stats(&self) -> Vec<(String, Arc<ViewStats>)> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many sandboxes are served.
+    pub fn served(&self) -> usize {
+        self.dns.served().len()
     }
 
     /// Serve exactly the sandboxes that should have DNS, with current views.
@@ -81,6 +106,9 @@ impl DnsHost {
         }
         let mut tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)> = HashMap::new();
         let mut wanted = HashMap::new();
+        let names_of: HashMap<&Id, &str> = nets.iter().map(|n| (&n.id, n.name.as_str())).collect();
+        let mut stats: HashMap<String, Arc<ViewStats>> = HashMap::new();
+        stats.insert(NO_NAMES.into(), self.dns.unviewed_stats());
         for s in &sandboxes {
             let SandboxNet::Namespace { path, .. } = &s.net else {
                 continue;
@@ -117,11 +145,17 @@ impl DnsHost {
                             forward: key.1,
                         },
                     };
+                    let label = view_label(&key.0, &names_of);
+                    let counted = stats
+                        .entry(label.clone())
+                        .or_insert_with(|| served.stats.get(&label).cloned().unwrap_or_default());
                     // An unchanged view keeps its table (and its rotation);
                     // only a changed one is turned into records.
                     let t = match served.tables.get(&key) {
                         Some((old, t)) if *old == names => Arc::clone(t),
-                        _ => self.dns.table(&view_of(&names)),
+                        _ => self
+                            .dns
+                            .table_counted(&view_of(&names), Arc::clone(counted)),
                     };
                     tables.insert(key, (names, Arc::clone(&t)));
                     t
@@ -155,6 +189,13 @@ impl DnsHost {
         served.namespaces.retain(|id, _| wanted.contains_key(id));
         served.tables = tables;
         served.sandboxes = wanted;
+        let mut published: Vec<_> = stats
+            .iter()
+            .map(|(l, s)| (l.clone(), Arc::clone(s)))
+            .collect();
+        published.sort_by(|a, b| a.0.cmp(&b.0));
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = published;
+        served.stats = stats;
     }
 
     /// Stop serving sandboxes whose namespace is no longer the one their
@@ -306,6 +347,24 @@ fn open_sockets(path: &Path, opened: &mut Option<netns::NsId>) -> anyhow::Result
         *opened = netns::thread_ns_id();
         Ok(Sockets::bind()?)
     })
+}
+
+/// A view's `view` label: the names of the networks whose names it
+/// resolves, sorted, comma-separated. Sandboxes on the same networks share
+/// one view (one table), so the labels are as many as the distinct sets of
+/// networks sandboxes are on (about as many as networks, in practice), never
+/// one per sandbox; a per-network label could not say which of a sandbox's
+/// networks a query was for.
+fn view_label(networks: &[Id], names_of: &HashMap<&Id, &str>) -> String {
+    let mut names: Vec<&str> = networks
+        .iter()
+        .map(|id| names_of.get(id).copied().unwrap_or("?"))
+        .collect();
+    if names.is_empty() {
+        return NO_NAMES.into();
+    }
+    names.sort_unstable();
+    names.join(",")
 }
 
 fn view_of(names: &SandboxNames) -> View {

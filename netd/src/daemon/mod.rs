@@ -9,6 +9,7 @@
 pub mod dns_host;
 pub mod docker;
 mod locks;
+pub mod metrics;
 mod routes_docker;
 mod routes_netd;
 mod serve;
@@ -30,6 +31,7 @@ use serve::parse_body;
 pub struct Daemon {
     netd: Arc<Netd>,
     dns: Arc<dns_host::DnsHost>,
+    ops: Arc<metrics::OpMetrics>,
 }
 
 /// The `api_bodies` fuzz target's entry: the first byte picks a route, the
@@ -99,7 +101,12 @@ pub fn fuzz_body(bytes: &[u8]) {
 
 /// Run the daemon until SIGTERM or SIGINT. Containers' networks stay as they
 /// are when it stops: the kernel keeps them, the next start reconciles.
-pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
+/// `metrics`: also serve `GET /metrics` over TCP there.
+pub async fn run(
+    paths: &Paths,
+    dns: netd_dns::Config,
+    metrics: Option<std::net::SocketAddr>,
+) -> Result<()> {
     // Every check that can refuse to start comes before the reconcile, which
     // removes links it does not know: never let a second daemon do that.
     let ns_lock = locks::lock_namespace()?;
@@ -107,6 +114,15 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
     // Only root lists or writes the run dir; others may pass through it to
     // the socket, which its own mode (0660) guards.
     lock::private_dir(&paths.run_dir, RUN_DIR_MODE)?;
+    // Before the API socket: a daemon that cannot listen leaves no socket behind.
+    let metrics_listener = match metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics {addr}: cannot listen there"))?,
+        ),
+        None => None,
+    };
     let listener = locks::bind_socket(&paths.socket)?;
     // For whoever started the daemon from afar (the CNI plugin) and must stop it.
     let pid_file = paths.run_dir.join("netd.pid");
@@ -129,7 +145,15 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
     dns.sync(&netd).await;
     dns.follow(Arc::clone(&netd));
     watch_links(Arc::clone(&netd), Arc::clone(&dns)).context("watch links")?;
-    let daemon = Arc::new(Daemon { netd, dns });
+    let daemon = Arc::new(Daemon {
+        netd,
+        dns,
+        ops: Default::default(),
+    });
+    if let Some(l) = metrics_listener {
+        info!(addr = %l.local_addr()?, "serving /metrics");
+        tokio::spawn(serve::serve_metrics(l, Arc::clone(&daemon)));
+    }
     info!(socket = %paths.socket.display(), "netd daemon listening");
     let socket: PathBuf = paths.socket.clone();
     // Stop accepting on SIGTERM/SIGINT, let requests in flight finish, but

@@ -120,6 +120,11 @@ pub(super) async fn serve(
     let router = Router::new()
         .merge(super::routes_docker::routes())
         .merge(super::routes_netd::routes())
+        .merge(super::metrics::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&daemon),
+            super::metrics::count,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -133,6 +138,18 @@ pub(super) async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// `GET /metrics` alone, over TCP (`netd daemon --metrics ADDR:PORT`):
+/// the API itself never leaves its Unix socket.
+pub(super) async fn serve_metrics(listener: tokio::net::TcpListener, daemon: Arc<Daemon>) {
+    let router = super::metrics::routes()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(daemon);
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::warn!("metrics listener: {e}");
+    }
 }
 
 /// Docker clients prefix paths with the API version (`/v1.47/networks`);

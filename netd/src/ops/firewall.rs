@@ -94,7 +94,9 @@ impl Netd<Host> {
                     own |= c == Change::OwnTable;
                 }
                 if own {
-                    match me.sync_firewall().await {
+                    let restored = me.sync_firewall().await;
+                    crate::counters::firewall_restored(restored.is_ok());
+                    match restored {
                         Ok(()) => info!("restored table inet netd after an outside change"),
                         Err(e) => warn!("could not restore table inet netd: {e}"),
                     }

@@ -91,6 +91,7 @@ impl<K: Kernel> Netd<K> {
                 Err(e) => report.failures.push(format!("orphan {name}: {e}")),
             }
         }
+        crate::counters::reconciled(&report);
         Ok(report)
     }
 }

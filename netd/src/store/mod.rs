@@ -10,6 +10,8 @@
 //! published ports, each in its own file) take a `&Connection`: queries run
 //! inside [`Store::read`] or [`Store::write`], mutations inside `write` only.
 
+mod busy;
+mod counts;
 mod endpoints;
 mod ipam6;
 mod networks;
@@ -26,6 +28,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+pub use counts::{Counts, counts};
 pub use endpoints::{
     MAX_BRIDGE_PORTS, all_endpoints, delete_endpoint, endpoint, endpoint_by_host_veth,
     endpoints_of_network, endpoints_of_sandbox, insert_endpoint,
@@ -134,7 +137,7 @@ impl Store {
             .map_err(|e| Error::Store(format!("cannot open {}: {e}", path.display())))?;
         // Plugin processes start, write once and exit while the daemon runs:
         // wait for the write lock rather than fail with SQLITE_BUSY.
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_handler(Some(busy::wait))?;
         enable_wal(&conn, &path)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -243,6 +246,7 @@ fn enable_wal(conn: &Connection, path: &Path) -> Result<()> {
                 if e.code == rusqlite::ErrorCode::DatabaseBusy
                     && std::time::Instant::now() < deadline =>
             {
+                crate::counters::store_busy_retry();
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) => {
