@@ -8,6 +8,7 @@
 
 pub mod dns_host;
 pub mod docker;
+mod host;
 mod locks;
 mod routes_docker;
 mod routes_netd;
@@ -100,6 +101,7 @@ pub fn fuzz_body(bytes: &[u8]) {
 /// Run the daemon until SIGTERM or SIGINT. Containers' networks stay as they
 /// are when it stops: the kernel keeps them, the next start reconciles.
 pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
+    host::raise_nofile_limit();
     // Every check that can refuse to start comes before the reconcile, which
     // removes links it does not know: never let a second daemon do that.
     let ns_lock = locks::lock_namespace()?;
@@ -140,6 +142,9 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
         let _ = stop_tx.send(true);
     };
     let server = serve::serve(listener, daemon, graceful);
+    // The listener is bound and the reconcile done: requests queued from now
+    // on are answered as soon as the server is polled, just below.
+    host::notify(sd_notify::NotifyState::Ready);
     tokio::select! {
         r = server => r.context("serve")?,
         _ = async {
@@ -147,6 +152,7 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => info!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
+    host::notify(sd_notify::NotifyState::Stopping);
     let _ = std::fs::remove_file(&socket);
     ns_lock.remove();
     info!("netd daemon stopped");
