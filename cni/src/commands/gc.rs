@@ -4,6 +4,7 @@ use netd_cni::{CniError, NetConf, code, sandbox_name, valid_attachments};
 use serde_json::Value;
 
 use super::{netd_error, open};
+use crate::socket;
 
 /// Remove every attachment of this network that the runtime no longer
 /// lists; keep going past failures and report them at the end.
@@ -21,6 +22,13 @@ pub async fn gc(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
         .map_err(netd_error)?;
     for (sandbox, ifname) in &report.removed {
         eprintln!("netd-cni: GC removed {sandbox}/{ifname} from {}", conf.name);
+    }
+    // The daemon serves each sandbox's DNS from sockets in its namespace:
+    // without a sync, those of the sandboxes removed here (and with them
+    // their namespaces) stayed open until the next change on the host
+    // (bench/soak.sh found it). Only a running daemon is asked.
+    if conf.dns() && !report.removed.is_empty() {
+        crate::dns::dns_sync(&socket(conf)).await;
     }
     if report.failures.is_empty() {
         Ok(())
