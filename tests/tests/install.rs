@@ -174,7 +174,7 @@ fn bad_arguments_are_refused_and_nothing_is_written() {
         vec!["--destdir", d, "--from", "/nonexistent"],
         vec!["--destdir", d, "--prefix", "/usr/my bin"],
     ] {
-        // --from given twice: the last one counts, as with any option.
+        // `install` passes its own --from first: a second one is the one that counts.
         let out = install(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -38,7 +38,8 @@ fn nofile_of(pid: u32) -> (String, String) {
 
 /// `dig` until it gets an answer, for at most 20 s: `sandbox create`
 /// returns before the daemon's DNS serves the new sandbox (it follows the
-/// store's events, and a sync reads every sandbox: ~0.1 s at 1,000 here).
+/// store's events, and a sync reads every sandbox: up to 1.3 s at 1,000
+/// here, on a loaded machine).
 fn dig_soon(ns: &str, args: &[&str]) -> support::Dig {
     let t = Instant::now();
     loop {
