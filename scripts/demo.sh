@@ -105,11 +105,12 @@ NETD="$BIN/netd"
 NETD_LB="$BIN/netd-lb"
 [ -x "$NETD" ] && [ -x "$NETD_LB" ] || die "the build produced no $NETD or $NETD_LB"
 netd() { "$NETD" "$@"; }
-# In the host namespace, keeping our mount namespace (unlike `ip netns
-# exec`), so the sandbox namespaces the daemon mounts under /run/netns are
-# visible to us too.
+# nsenter (not `ip netns exec`) keeps our mount namespace, so the sandbox
+# namespaces the daemon mounts under /run/netns are visible to us too; and
+# it execs its command, so $! of `nsenter ... &` is the process itself
+# (started through a shell function, $! would be a subshell, and killing it
+# would leave the process running).
 in_host() { nsenter --net="/run/netns/$HOST_NS" "$@"; }
-in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
 
 # ---- 2. a host namespace, an "outside" machine, and the daemon ------------
 step "Starting netd daemon inside namespace $HOST_NS"
@@ -131,7 +132,7 @@ ip -n "$OUT_NS" link set eth0 up
 
 TMP=$(mktemp -d /tmp/netd-demo.XXXXXX)
 export NETD_SOCKET="$TMP/run/netd.sock"
-in_host "$NETD" daemon --state-dir "$TMP/state" --run-dir "$TMP/run" >"$TMP/daemon.log" 2>&1 &
+nsenter --net="/run/netns/$HOST_NS" "$NETD" daemon --state-dir "$TMP/state" --run-dir "$TMP/run" >"$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do
     [ -S "$NETD_SOCKET" ] && "$NETD" network ls >/dev/null 2>&1 && break
@@ -161,13 +162,13 @@ show netd sandbox ls
 for s in "${WEBS[@]}"; do
     mkdir -p "$TMP/www/$s"
     echo "hello from $s" >"$TMP/www/$s/index.html"
-    in_ns "$s" python3 -m http.server 8000 --bind 0.0.0.0 --directory "$TMP/www/$s" \
+    nsenter --net="/run/netns/$s" python3 -m http.server 8000 --bind 0.0.0.0 --directory "$TMP/www/$s" \
         >"$TMP/$s.log" 2>&1 &
     PIDS+=($!)
 done
 for s in "${WEBS[@]}"; do
     for _ in $(seq 50); do
-        in_ns "$s" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8000' 2>/dev/null && break
+        nsenter --net="/run/netns/$s" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8000' 2>/dev/null && break
         sleep 0.1
     done
 done
@@ -187,11 +188,11 @@ done
 # ---- 5. a published port, from outside ---------------------------------------
 step "A published port: ${WEBS[0]} publishes 8080 -> 8000; $OUT_NS (another machine) asks $UP_HOST:8080"
 printf '$ curl http://%s:8080/   (in %s)\n' "$UP_HOST" "$OUT_NS"
-in_ns "$OUT_NS" curl -sS --max-time 5 "http://$UP_HOST:8080/"
+nsenter --net="/run/netns/$OUT_NS" curl -sS --max-time 5 "http://$UP_HOST:8080/"
 
 # ---- 6. netd-lb over the alias -------------------------------------------------
 step "netd-lb on 127.0.0.1:8081 over the members of web, 9 requests"
-in_host "$NETD_LB" --listen 127.0.0.1:8081 --network "$NET" --alias web --port 8000 \
+nsenter --net="/run/netns/$HOST_NS" "$NETD_LB" --listen 127.0.0.1:8081 --network "$NET" --alias web --port 8000 \
     --socket "$NETD_SOCKET" --health-interval 200ms >"$TMP/lb.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
@@ -203,6 +204,7 @@ for _ in $(seq 9); do in_host curl -sS --max-time 5 http://127.0.0.1:8081/; done
 
 # ---- 7. tear down -------------------------------------------------------------
 step "Removing everything"
+STARTED=("${PIDS[@]}" "$DAEMON_PID")
 for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
 PIDS=()
 show netd sandbox rm "${SANDBOXES[@]}"
@@ -215,7 +217,9 @@ echo "daemon stopped"
 for ns in "${NAMESPACES[@]}"; do ip netns delete "$ns"; done
 NAMESPACES=()
 left=$(ip netns list | grep -c "^$P-" || true)
-echo "namespaces named $P-* left: $left"
+alive=0
+for pid in "${STARTED[@]}"; do kill -0 "$pid" 2>/dev/null && alive=$((alive + 1)); done
+echo "namespaces named $P-* left: $left; processes it started still running: $alive"
 
 step "Done: names, an alias, a published port and a load balancer, all from netd"
 echo "Next: docs/getting-started.md, docs/operations.md (install with systemd), docs/lb.md"
