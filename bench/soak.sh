@@ -105,6 +105,7 @@ start=$(date +%s)
 killed=0 dns_ok=0 failed=0
 KILLED_NS=()
 for ((i = 1; i <= CYCLES; i++)); do
+  (( i % 1000 == 0 )) && echo "soak: $i/$CYCLES cycles, $(( $(date +%s) - start )) s, daemon fds $(daemon_fds)" >&2
   port=$(( 30001 + i % 5000 ))
   if (( i % KILL_EVERY == 0 )); then
     # A namespace of its own: netd refuses an ADD into a namespace another
@@ -133,7 +134,6 @@ for ((i = 1; i <= CYCLES; i++)); do
     failed=$(( failed + 1 ))
     echo "soak: DEL c$i failed: $(cat "$TMP/err")" >&2
   fi
-  (( i % 1000 == 0 )) && echo "soak: $i/$CYCLES cycles, $(( $(date +%s) - start )) s, daemon fds $(daemon_fds)" >&2
 done
 
 # What the killed ADDs left, as a runtime that restarted would see it:
