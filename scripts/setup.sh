@@ -29,7 +29,10 @@ BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev)
 # used as the upstream resolver in the DNS tests.
 # containernetworking-plugins: the reference CNI plugins (/usr/lib/cni/tuning)
 # that netd-cni's chain test runs after it.
-TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base containernetworking-plugins)
+# systemd: for `systemd-analyze verify` of the units in dist/systemd (tests/install.rs).
+# A no-op on a host booted with systemd; in a container its maintainer scripts
+# start nothing (deb-systemd-invoke only acts when systemd is PID 1).
+TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base containernetworking-plugins systemd)
 
 APT_LOG=$(mktemp /tmp/netd-setup-apt.XXXXXX.log)
 trap 'rm -f "$APT_LOG"' EXIT

@@ -177,9 +177,30 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_nofile_limit();
     if let Err(e) = netd_lb::run(cfg, args.config) {
         eprintln!("netd-lb: {e:#}");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Raise the soft RLIMIT_NOFILE to the hard limit: every proxied request
+/// holds a client and a member socket, so the usual soft default of 1,024
+/// caps netd-lb near 500 concurrent requests. The runtime is epoll (the
+/// soft limit exists for `select(2)` users). Logged, never fatal.
+fn raise_nofile_limit() {
+    let (soft, hard) = match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok(l) => l,
+        Err(e) => return tracing::warn!("reading RLIMIT_NOFILE: {e}"),
+    };
+    match rlimit::increase_nofile_limit(hard) {
+        Ok(now) => tracing::info!(
+            soft = now,
+            was = soft,
+            hard,
+            "open files limit (RLIMIT_NOFILE)"
+        ),
+        Err(e) => tracing::warn!(soft, hard, "raising RLIMIT_NOFILE to the hard limit: {e}"),
+    }
 }

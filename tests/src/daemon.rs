@@ -72,6 +72,8 @@ pub struct Daemon {
     dir: PathBuf,
     host: String,
     extra: Vec<String>,
+    /// A command the daemon is started through (`prlimit --nofile=...`).
+    wrap: Vec<String>,
 }
 
 impl Daemon {
@@ -81,6 +83,12 @@ impl Daemon {
 
     /// Start with extra `netd daemon` flags.
     pub fn start_with(host: &Netns, extra: &[&str]) -> Daemon {
+        Daemon::start_wrapped(host, &[], extra)
+    }
+
+    /// Start through `wrap` (a command that execs the rest of its command
+    /// line, such as `prlimit --nofile=1024:4096`), with extra flags.
+    pub fn start_wrapped(host: &Netns, wrap: &[&str], extra: &[&str]) -> Daemon {
         let dir =
             std::env::temp_dir().join(format!("netd-test-{}-{}", host.name(), std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -90,6 +98,7 @@ impl Daemon {
             dir,
             host: host.name().to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrap: wrap.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -101,7 +110,15 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
-        let child = Command::new("nsenter")
+        let mut cmd = match self.wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg("nsenter");
+                c
+            }
+            None => Command::new("nsenter"),
+        };
+        let child = cmd
             .arg(format!("--net=/run/netns/{}", self.host))
             .arg(netd_bin())
             .args(["--socket"])
@@ -131,6 +148,11 @@ impl Daemon {
             "daemon did not come up: {}",
             std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
         );
+    }
+
+    /// The daemon's pid (the wrapper and nsenter exec it, so it is theirs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// What the daemon wrote to stderr so far (for failure reports).

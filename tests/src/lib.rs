@@ -49,6 +49,25 @@ pub fn cni_bin() -> PathBuf {
     workspace_bin("netd-cni")
 }
 
+/// netd-lb, built on first use only (its dependencies are the workspace's
+/// heaviest, and few tests outside lb/ need it).
+pub fn lb_bin() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    BUILD.call_once(|| {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "netd-lb"])
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build -p netd-lb failed");
+    });
+    bin_dir(&root).join("netd-lb")
+}
+
 fn check(cmd: &str, args: &[&str], out: &Output) {
     assert!(
         out.status.success(),

@@ -4,7 +4,7 @@ use netd_cni::{CniError, Env, NetConf, code, sandbox_name, valid_attachments};
 use serde_json::Value;
 
 use super::{ipam_type, netd_error, open};
-use crate::ipam;
+use crate::{ipam, socket};
 
 /// GC of netd's side, then of the delegated IPAM plugin's (the same list:
 /// it frees the leases of attachments that are gone), also when netd's
@@ -34,6 +34,13 @@ async fn gc_netd(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
         .map_err(netd_error)?;
     for (sandbox, ifname) in &report.removed {
         eprintln!("netd-cni: GC removed {sandbox}/{ifname} from {}", conf.name);
+    }
+    // The daemon serves each sandbox's DNS from sockets in its namespace:
+    // without a sync, those of the sandboxes removed here (and with them
+    // their namespaces) stayed open until the next change on the host
+    // (bench/soak.sh found it). Only a running daemon is asked.
+    if conf.dns() && !report.removed.is_empty() {
+        crate::dns::dns_sync(&socket(conf)).await;
     }
     if report.failures.is_empty() {
         Ok(())

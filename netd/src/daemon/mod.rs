@@ -8,6 +8,7 @@
 
 pub mod dns_host;
 pub mod docker;
+mod host;
 mod locks;
 pub mod metrics;
 mod routes_docker;
@@ -107,6 +108,7 @@ pub async fn run(
     dns: netd_dns::Config,
     metrics: Option<std::net::SocketAddr>,
 ) -> Result<()> {
+    host::raise_nofile_limit();
     // Every check that can refuse to start comes before the reconcile, which
     // removes links it does not know: never let a second daemon do that.
     let ns_lock = locks::lock_namespace()?;
@@ -164,6 +166,9 @@ pub async fn run(
         let _ = stop_tx.send(true);
     };
     let server = serve::serve(listener, daemon, graceful);
+    // The listener is bound and the reconcile done: requests queued from now
+    // on are answered as soon as the server is polled, just below.
+    host::notify(sd_notify::NotifyState::Ready);
     tokio::select! {
         r = server => r.context("serve")?,
         _ = async {
@@ -171,6 +176,7 @@ pub async fn run(
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => info!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
+    host::notify(sd_notify::NotifyState::Stopping);
     let _ = std::fs::remove_file(&socket);
     ns_lock.remove();
     info!("netd daemon stopped");
