@@ -9,6 +9,7 @@
 pub mod dns_host;
 pub mod docker;
 mod locks;
+pub mod proxy;
 mod routes_docker;
 mod routes_netd;
 mod serve;
@@ -30,6 +31,8 @@ use serve::parse_body;
 pub struct Daemon {
     netd: Arc<Netd>,
     dns: Arc<dns_host::DnsHost>,
+    /// Serves the ports published on `[::1]`.
+    proxy: Arc<proxy::Proxy>,
 }
 
 /// The `api_bodies` fuzz target's entry: the first byte picks a route, the
@@ -129,7 +132,12 @@ pub async fn run(paths: &Paths, dns: netd_dns::Config) -> Result<()> {
     dns.sync(&netd).await;
     dns.follow(Arc::clone(&netd));
     watch_links(Arc::clone(&netd), Arc::clone(&dns)).context("watch links")?;
-    let daemon = Arc::new(Daemon { netd, dns });
+    // Before the API answers: whoever waits for the daemon (a restart, the
+    // CNI plugin that started it) finds the [::1] ports served.
+    let proxy = Arc::new(proxy::Proxy::default());
+    proxy.sync(&netd).await;
+    proxy.follow(Arc::clone(&netd));
+    let daemon = Arc::new(Daemon { netd, dns, proxy });
     info!(socket = %paths.socket.display(), "netd daemon listening");
     let socket: PathBuf = paths.socket.clone();
     // Stop accepting on SIGTERM/SIGINT, let requests in flight finish, but
