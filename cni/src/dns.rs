@@ -5,6 +5,11 @@
 //! names, without re-reading the rest), or starts one when none answers;
 //! after a DEL, the reaper asks for a full re-read (`POST /netd/dns/sync`).
 //! Failing to do so never fails the attach.
+//!
+//! The same hand-off makes the daemon serve ports published on `[::1]`
+//! (its userland proxy follows the store after every request that may
+//! change it), so it is made, and a daemon started, whenever the
+//! `portMappings` have one ([`proxied`]), with DNS or without.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +18,16 @@ use netd_api::{Client, DnsSync};
 use netd_cni::NetConf;
 
 use crate::{socket, state_dir};
+
+/// Whether a `portMappings` entry publishes on `[::1]`: only the daemon's
+/// proxy serves those (the kernel cannot NAT to `::1`).
+pub fn proxied(conf: &NetConf) -> bool {
+    conf.runtime_config.port_mappings.iter().any(|p| {
+        p.spec()
+            .parse::<netd::model::PortMapping>()
+            .is_ok_and(|m| m.on_loopback6())
+    })
+}
 
 /// How long an answer may take before the daemon counts as absent.
 const ANSWER: Duration = Duration::from_secs(2);

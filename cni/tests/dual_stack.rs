@@ -509,3 +509,33 @@ fn cni6x_published_ports_answer_over_ipv6_from_outside() {
     assert!(w.endpoints().is_empty() && w.sandboxes().is_empty());
     assert!(c2.link("eth0").is_none());
 }
+
+/// A portMapping on `::1` (issue 12): without DNS in the configuration,
+/// ADD still starts the daemon, whose proxy serves `[::1]:PORT` on the host
+/// by the time ADD returns; the port has no map element; DEL frees it.
+#[test]
+fn cni6x_loopback6_port_mapping_is_served_by_the_daemon() {
+    let w = World::new("cni6x-lo6");
+    let _daemon = support::StartedDaemon(w.state.0.join("run/netd.pid"));
+    let c = w.container("c");
+    let mut cf = dual("1.1.0", "cni6xlo6", "10.241.0.0/24", "fd00:cb6:c::/64");
+    cf["runtimeConfig"] = json!({ "portMappings": [
+        { "hostPort": 8094, "containerPort": 80, "protocol": "tcp", "hostIP": "::1" }
+    ] });
+    let _server = support::spawn_in(&c, "python3", &["-m", "http.server", "80", "--bind", "::"]);
+    support::wait_listening(&c, 80);
+    w.add("cni6xlo6web", &c, &cf);
+    assert_eq!(support::curl(&w.host, "http://[::1]:8094/"), "200");
+    let table = w.host.run_ok("nft", &["list", "table", "inet", "netd"]);
+    assert!(!table.contains("8094"), "{table}");
+    w.cmd("DEL", "cni6xlo6web", Some(&c), "eth0", &cf).silent();
+    // The reaper tells the daemon just after DEL returns.
+    let start = std::time::Instant::now();
+    while support::curl(&w.host, "http://[::1]:8094/") != "000" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(3),
+            "DEL left [::1]:8094 served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -367,7 +367,7 @@ fn ipv6_publishing_refusals_change_nothing() {
         &a,
     ]);
     assert!(
-        err.contains("::1") && err.contains("route_localnet"),
+        err.contains("[::1]") && err.contains("no IPv6 subnet"),
         "{err}"
     );
     assert_left_nothing(&w, &a, "8090");
@@ -450,4 +450,139 @@ fn ipv6_publishing_refusals_change_nothing() {
         "127.0.0.1:8092:80",
         &a,
     ]);
+}
+
+/// What a UDP server in a sandbox answers to a datagram sent from `ns` to
+/// `addr`, asked a few times (the server may still be starting); None when
+/// nothing answered.
+fn udp_ask(ns: &str, addr: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = addr.parse().expect("ADDR:PORT");
+    support::in_ns(ns, move || {
+        let s = std::net::UdpSocket::bind("[::1]:0").ok()?;
+        s.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+        let mut buf = [0u8; 512];
+        for _ in 0..10 {
+            s.send_to(b"?", addr).ok()?;
+            if let Ok((n, from)) = s.recv_from(&mut buf) {
+                assert_eq!(from, addr, "the answer comes from the published port");
+                return Some(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+        }
+        None
+    })
+}
+
+/// Whether `[::1]:port` can be bound in `ns` (TCP and UDP): nothing holds it.
+fn loopback6_free(ns: &str, port: u16) -> bool {
+    support::in_ns(ns, move || {
+        std::net::TcpListener::bind(("::1", port)).is_ok()
+            && std::net::UdpSocket::bind(("::1", port)).is_ok()
+    })
+}
+
+/// `-p [::1]:H:C` (issue 12): no NAT element; the daemon proxies TCP and
+/// UDP from the host's [::1] to the container's IPv6 address. A second
+/// sandbox or a host socket cannot take the port; a daemon restart serves
+/// it again; removing the sandbox frees it.
+#[test]
+fn loopback6_publishing_through_the_daemons_proxy() {
+    let mut w = world("l", 5);
+    let (net, a, b) = (w.name("net"), w.name("a"), w.name("b"));
+    w.dual_network(&net, "10.208.9.0/24", "fd00:208:9::/64", &[]);
+    w.daemon.cli_ok(&[
+        "sandbox",
+        "create",
+        "--network",
+        &net,
+        "-p",
+        "[::1]:8180:80",
+        "-p",
+        "[::1]:8153:5353/udp",
+        &a,
+    ]);
+    let _web = greeter(&a, 80, "a");
+    let udp = "import socket\ns=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+         s.bind(('::', 5353))\n\
+         while True:\n    d,c=s.recvfrom(2048); s.sendto(('a '+c[0]).encode(), c)\n";
+    let _dns = support::spawn_in(&a, "python3", &["-c", udp]);
+
+    // From the host: the container answers, and sees the bridge's IPv6
+    // gateway as the client (the proxy's side of the connection).
+    assert_eq!(
+        tcp(w.host.name(), "[::1]:8180"),
+        Some("a fd00:208:9::1".to_string()),
+        "{}",
+        w.daemon.log()
+    );
+    assert_eq!(
+        udp_ask(w.host.name(), "[::1]:8153"),
+        Some("a fd00:208:9::1".to_string())
+    );
+    // Only [::1]: no element in the maps, nothing on the other addresses.
+    let table = w.host.output_ok("nft", &["list", "table", "inet", "netd"]);
+    assert!(
+        !table.contains("8180") && !table.contains("8153"),
+        "{table}"
+    );
+    assert_eq!(who(w.host.name(), &format!("[{}]:8180", w.host6)), None);
+    assert_eq!(who(w.host.name(), "127.0.0.1:8180"), None);
+
+    // Taken: by another sandbox (on [::1], every address or [::]), or by a
+    // host socket.
+    for spec in ["[::1]:8180:80", "8180:80", "[::]:8180:80"] {
+        let err = w
+            .daemon
+            .cli_err(&["sandbox", "create", "--network", &net, "-p", spec, &b]);
+        assert!(
+            err.contains("8180/tcp") && err.contains(&format!("sandbox {a}")),
+            "{spec}: {err}"
+        );
+        assert_left_nothing(&w, &b, "8180");
+    }
+    let holder = "import socket, time\ns=socket.socket(socket.AF_INET6)\n\
+         s.bind(('::1', 8190)); s.listen(1)\ntime.sleep(600)\n";
+    let held = support::spawn_in(w.host.name(), "python3", &["-c", holder]);
+    support::wait_listening(w.host.name(), 8190);
+    let c = w.name("c");
+    let err = w.daemon.cli_err(&[
+        "sandbox",
+        "create",
+        "--network",
+        &net,
+        "-p",
+        "[::1]:8190:80",
+        &c,
+    ]);
+    assert!(
+        err.contains("port 8190/tcp") && err.contains("in use on the host"),
+        "{err}"
+    );
+    assert_left_nothing(&w, &c, "8190");
+    drop(held);
+
+    // A daemon that died and came back serves the port again.
+    w.daemon.restart();
+    assert_eq!(who(w.host.name(), "[::1]:8180").as_deref(), Some("a"));
+    assert_eq!(
+        udp_ask(w.host.name(), "[::1]:8153"),
+        Some("a fd00:208:9::1".to_string())
+    );
+
+    // Removing the sandbox frees the ports by the time rm returns, and
+    // another sandbox may take them.
+    w.daemon.cli_ok(&["sandbox", "rm", &a]);
+    assert!(loopback6_free(w.host.name(), 8180), "8180 still held");
+    assert!(loopback6_free(w.host.name(), 8153), "8153 still held");
+    assert_eq!(who(w.host.name(), "[::1]:8180"), None);
+    w.daemon.cli_ok(&[
+        "sandbox",
+        "create",
+        "--network",
+        &net,
+        "-p",
+        "[::1]:8180:80",
+        &b,
+    ]);
+    let _web_b = greeter(&b, 80, "b");
+    assert_eq!(who(w.host.name(), "[::1]:8180").as_deref(), Some("b"));
 }

@@ -63,10 +63,12 @@ async fn add_with(
     // The daemon adds the names while the interfaces are made and the result
     // is put together: begun once a new sandbox is recorded. Should the ADD
     // fail, the daemon's full re-read shortly after drops them again.
+    // Ports on [::1] need the daemon as DNS does (its proxy serves them).
+    let daemon = conf.dns() || dns::proxied(conf);
     let mut handoff = None;
     let attached = netd
         .attach(&spec, &req, |sb| {
-            if conf.dns() {
+            if daemon {
                 handoff = Some(dns::begin(conf, sb.name.as_str()));
             }
         })
@@ -84,7 +86,7 @@ async fn add_with(
         }
         return Err(err);
     }
-    if conf.dns() && handoff.is_none() {
+    if daemon && handoff.is_none() {
         handoff = Some(dns::begin(conf, &req.sandbox));
     }
     let mut out = result(

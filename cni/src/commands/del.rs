@@ -30,9 +30,11 @@ async fn del_netd(conf: &NetConf, e: &Env) -> Result<(), CniError> {
         );
         return Ok(());
     }
-    // Only a running daemon needs to forget the names (never start one for
-    // a DEL), and only when a sandbox of this name was there.
-    let dns = (conf.dns() && !matches!(detached, Ok(Detached::NoSandbox))).then(|| socket(conf));
+    // Only a running daemon needs to forget the names, or to stop proxying
+    // ports on [::1] (never start one for a DEL), and only when a sandbox
+    // of this name was there.
+    let tell = conf.dns() || crate::dns::proxied(conf);
+    let dns = (tell && !matches!(detached, Ok(Detached::NoSandbox))).then(|| socket(conf));
     let links = netd.take_deferred_links();
     reap::spawn(&links, dns.as_deref(), netd.firewall_socket().ok());
     detached.map(|_| ()).map_err(netd_error)

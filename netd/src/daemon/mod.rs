@@ -11,6 +11,7 @@ pub mod docker;
 mod host;
 mod locks;
 pub mod metrics;
+pub mod proxy;
 mod routes_docker;
 mod routes_netd;
 mod serve;
@@ -33,6 +34,8 @@ pub struct Daemon {
     netd: Arc<Netd>,
     dns: Arc<dns_host::DnsHost>,
     ops: Arc<metrics::OpMetrics>,
+    /// Serves the ports published on `[::1]`.
+    proxy: Arc<proxy::Proxy>,
 }
 
 /// The `api_bodies` fuzz target's entry: the first byte picks a route, the
@@ -147,10 +150,16 @@ pub async fn run(
     dns.sync(&netd).await;
     dns.follow(Arc::clone(&netd));
     watch_links(Arc::clone(&netd), Arc::clone(&dns)).context("watch links")?;
+    // Before the API answers: whoever waits for the daemon (a restart, the
+    // CNI plugin that started it) finds the [::1] ports served.
+    let proxy = Arc::new(proxy::Proxy::default());
+    proxy.sync(&netd).await;
+    proxy.follow(Arc::clone(&netd));
     let daemon = Arc::new(Daemon {
         netd,
         dns,
         ops: Default::default(),
+        proxy,
     });
     if let Some(l) = metrics_listener {
         info!(addr = %l.local_addr()?, "serving /metrics");

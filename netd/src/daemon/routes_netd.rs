@@ -129,6 +129,8 @@ async fn remove_sandbox(
     )
 }
 
+/// The hand-off of other processes (the CNI plugin): DNS names, and (by
+/// the layer every change passes, `serve::sync_proxy`) the `[::1]` ports.
 async fn dns_sync(State(d): D, Query(q): Query<DnsSync>) -> ApiResult {
     match q.sandbox {
         Some(name) => d.dns.sync_sandbox(&d.netd, &name).await,

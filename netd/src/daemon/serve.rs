@@ -127,6 +127,10 @@ pub(super) async fn serve(
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&daemon),
+            sync_proxy,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(docker_headers))
         .with_state(daemon);
@@ -150,6 +154,24 @@ pub(super) async fn serve_metrics(listener: tokio::net::TcpListener, daemon: Arc
     if let Err(e) = axum::serve(listener, router).await {
         tracing::warn!("metrics listener: {e}");
     }
+}
+
+/// After every request that may change something (every method but GET
+/// and HEAD; the CNI plugin's hand-off included), the `[::1]` listeners
+/// follow the store before the answer goes out: a removed sandbox's port is
+/// free when `rm` returns, a new one's served when `create` does. One
+/// indexed read when nothing is published on `[::1]`.
+async fn sync_proxy(
+    axum::extract::State(d): axum::extract::State<Arc<Daemon>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let resp = next.run(req).await;
+    if changes {
+        d.proxy.sync(&d.netd).await;
+    }
+    resp
 }
 
 /// Docker clients prefix paths with the API version (`/v1.47/networks`);

@@ -189,15 +189,11 @@ impl FromStr for PortMapping {
                     "invalid publish spec {spec:?}: {ip} is an IPv4-mapped address; write it as {v4}"
                 ));
             }
-            // Measured: with bridge netfilter on (netd needs it for ICC and
-            // hairpin), the reply to a connection DNAT'ed from [::1] is
-            // turned back to ::1 on the bridge, and the IPv6 input path
-            // drops any packet for ::1 that did not arrive on `lo` (RFC
-            // 4291 2.5.3; IPv6 has no `route_localnet`). Such a port could
-            // never answer, so it is refused rather than left to hang.
-            if ip.is_loopback() {
+            // The kernel cannot NAT to [::1] (docs/datapath.md#ipv6): the
+            // daemon's userland proxy serves it, and it speaks TCP and UDP.
+            if ip.is_loopback() && proto == Proto::Sctp {
                 return invalid(format!(
-                    "invalid publish spec {spec:?}: cannot publish on [::1]: the kernel drops replies to ::1 that come from a bridge (IPv6 has no route_localnet); publish on 127.0.0.1, on [::] or on one of the host's IPv6 addresses"
+                    "invalid publish spec {spec:?}: sctp cannot be published on [::1] (its proxy forwards tcp and udp); publish on 127.0.0.1 or on [::]"
                 ));
             }
             if ip.is_multicast() {
@@ -219,6 +215,14 @@ impl FromStr for PortMapping {
             container_port,
             proto,
         })
+    }
+}
+
+impl PortMapping {
+    /// Published on `[::1]`, which the daemon's userland proxy serves
+    /// instead of a DNAT element (see `daemon::proxy`).
+    pub fn on_loopback6(&self) -> bool {
+        matches!(self.host_ip, Some(IpAddr::V6(ip)) if ip.is_loopback())
     }
 }
 
@@ -289,6 +293,22 @@ mod tests {
         let p: PortMapping = "[2001:db8::1]::53/udp".parse().unwrap();
         assert_eq!(p.host_ip, Some("2001:db8::1".parse().unwrap()));
         assert_eq!(p.host_port, None);
+        let p: PortMapping = "[::1]:8080:80".parse().unwrap();
+        assert!(p.on_loopback6());
+        assert!(
+            !"[::]:8080:80"
+                .parse::<PortMapping>()
+                .unwrap()
+                .on_loopback6()
+        );
+        assert!(
+            !"127.0.0.1:8080:80"
+                .parse::<PortMapping>()
+                .unwrap()
+                .on_loopback6()
+        );
+        let e = "[::1]:80:80/sctp".parse::<PortMapping>().unwrap_err().0;
+        assert!(e.contains("sctp") && e.contains("[::1]"), "{e}");
         for bad in [
             "[fe80::1]:80:80",
             "[::ffff:10.0.0.1]:80:80",
@@ -335,6 +355,8 @@ mod tests {
             "[fd00::1]:8080:80/tcp",
             "[2001:db8::1]::53/udp",
             "[::]:9000-9001:90-91/tcp",
+            "[::1]:8080:80/tcp",
+            "[::1]::53/udp",
         ] {
             let p: PortMapping = s.parse().unwrap();
             assert_eq!(p.to_string(), s);

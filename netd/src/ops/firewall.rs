@@ -26,7 +26,7 @@ impl<K: Kernel> Netd<K> {
     /// Publish an endpoint's ports; if the table is not there (or not
     /// complete), rebuild it, which includes them.
     pub(crate) async fn publish(&self, net: &Network, ep: &Endpoint) -> Result<()> {
-        let elems = fwplan::port_elements(net, ep);
+        let elems = fwplan::nat_elements(net, ep);
         if elems.is_empty() {
             return Ok(());
         }
@@ -46,6 +46,7 @@ impl<K: Kernel> Netd<K> {
     /// Refuse an endpoint's published ports on an address that is not the
     /// host's or on a host port a host socket holds. Run before any kernel
     /// work, so a refused attach has no links or elements to take back.
+    /// Ports on `[::1]` are probed too: the daemon's proxy will bind them.
     pub(crate) fn check_host_ports(&self, net: &Network, ep: &Endpoint) -> Result<()> {
         let elems = fwplan::port_elements(net, ep);
         if elems.is_empty() {
@@ -56,7 +57,7 @@ impl<K: Kernel> Netd<K> {
 
     /// Withdraw an endpoint's ports (its record must be gone or going).
     pub(crate) async fn unpublish(&self, net: &Network, ep: &Endpoint) -> Result<()> {
-        let elems = fwplan::port_elements(net, ep);
+        let elems = fwplan::nat_elements(net, ep);
         if elems.is_empty() {
             return Ok(());
         }

@@ -142,6 +142,21 @@ pub fn port_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
     out
 }
 
+/// A port on `[::1]`: the kernel cannot DNAT it (the reply is turned back
+/// into `::1` on the bridge, and dropped: IPv6 has no `route_localnet`), so
+/// the daemon's userland proxy serves it and it gets no map element.
+pub fn proxied(e: &PortElement) -> bool {
+    e.host_ip == Some(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST))
+}
+
+/// The elements of an endpoint that go into the nftables maps: all but
+/// the [`proxied`] ones.
+pub fn nat_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
+    let mut els = port_elements(n, ep);
+    els.retain(|e| !proxied(e));
+    els
+}
+
 pub fn plan(networks: &[Network], endpoints: &[Endpoint]) -> FirewallPlan {
     let mut p = FirewallPlan {
         networks: networks.iter().filter_map(network_rules).collect(),
@@ -150,7 +165,7 @@ pub fn plan(networks: &[Network], endpoints: &[Endpoint]) -> FirewallPlan {
     };
     for ep in endpoints {
         if let Some(n) = networks.iter().find(|n| n.id == ep.network) {
-            p.ports.extend(port_elements(n, ep));
+            p.ports.extend(nat_elements(n, ep));
         }
     }
     p.ports.sort();
@@ -300,6 +315,31 @@ mod tests {
         n.options.clear();
         assert!(!network_rules(&n).unwrap().routed6);
         assert!(port_elements(&n, &e).iter().all(|e| !e.direct));
+    }
+
+    #[test]
+    fn loopback6_ports_are_proxied_not_dnated() {
+        let (n, mut e) = dual(false);
+        e.ports = ["[::1]:8080:80", "[::1]:53:53/udp", "127.0.0.1:8080:80"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let all = port_elements(&n, &e);
+        let proxied: Vec<_> = all.iter().filter(|e| proxied(e)).collect();
+        assert_eq!(proxied.len(), 2);
+        assert!(
+            proxied
+                .iter()
+                .all(|p| p.addr == "fd00:3::5".parse::<IpAddr>().unwrap())
+        );
+        let nat = nat_elements(&n, &e);
+        assert_eq!(nat.len(), 1);
+        assert_eq!(nat[0].host_ip, Some(Ipv4Addr::LOCALHOST.into()));
+        assert_eq!(plan(&[n], &[e]).ports, nat);
+        // No IPv6 subnet, no container address to forward to: refused.
+        let v4 = net(false, true);
+        let why = unpublishable(&v4, &["[::1]:8080:80".parse().unwrap()]).unwrap();
+        assert!(why.contains("[::1]") && why.contains("no IPv6"), "{why}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Published host ports: conflicts with other endpoints' ports, and ports
 //! chosen for specs that name none.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{from_json, network_by_id, sandbox_by_id};
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, PortMapping, PortRange};
+use crate::model::{Endpoint, Network, PortMapping, PortRange};
 
 /// Host ports handed out when a publish spec names none (Docker's range).
 pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49153..=65535;
@@ -22,19 +24,39 @@ fn host_sides_overlap(a: &PortMapping, b: &PortMapping) -> bool {
     a.proto == b.proto
         && ha.start <= hb.end
         && hb.start <= ha.end
-        && (a.host_ip.is_none() || b.host_ip.is_none() || a.host_ip == b.host_ip)
+        && (a.host_ip.is_none()
+            || b.host_ip.is_none()
+            || a.host_ip == b.host_ip
+            || loopback6_and_any6(a.host_ip, b.host_ip))
+}
+
+/// `[::1]` and `[::]` clash, though the datapath would keep them apart (the
+/// `[::]` elements skip `::1`): the proxy's listener on `[::1]` holds the
+/// port for a `[::]` probe, so without this whichever came second would be
+/// refused, with a less clear message, in one order only.
+fn loopback6_and_any6(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
+    let (l, u) = (Ipv6Addr::LOCALHOST.into(), Ipv6Addr::UNSPECIFIED.into());
+    (a == Some(l) && b == Some(u)) || (a == Some(u) && b == Some(l))
 }
 
 /// Who already publishes a port in `range` for `m`'s protocol and address,
 /// as "sandbox S on network N".
 fn port_holder(c: &Connection, m: &PortMapping, range: PortRange) -> Result<Option<(u16, String)>> {
     let key = host_key(m);
+    // The one other address a specific one clashes with (see
+    // `loopback6_and_any6`); '' (taken care of already) otherwise.
+    let also = match m.host_ip {
+        Some(IpAddr::V6(ip)) if ip.is_loopback() => Ipv6Addr::UNSPECIFIED.to_string(),
+        Some(IpAddr::V6(ip)) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.to_string(),
+        _ => String::new(),
+    };
     let row: Option<(u16, String)> = c
         .query_row(
             "SELECT p.port, e.spec FROM published p JOIN endpoints e ON e.id = p.endpoint_id
-             WHERE p.proto = ?1 AND p.port BETWEEN ?2 AND ?3 AND (p.host_ip = ?4 OR p.host_ip = '' OR ?4 = '')
+             WHERE p.proto = ?1 AND p.port BETWEEN ?2 AND ?3
+               AND (p.host_ip = ?4 OR p.host_ip = '' OR ?4 = '' OR p.host_ip = ?5)
              LIMIT 1",
-            params![m.proto.to_string(), range.start, range.end, key],
+            params![m.proto.to_string(), range.start, range.end, key, also],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -48,6 +70,26 @@ fn port_holder(c: &Connection, m: &PortMapping, range: PortRange) -> Result<Opti
         network_by_id(c, &ep.network)?.name
     );
     Ok(Some((port, who)))
+}
+
+/// Every endpoint with a port published on `[::1]`, with its network: what
+/// the daemon's userland proxy serves. A lookup by the primary key's first
+/// column, so it costs nothing however many other ports exist.
+pub fn published_on_loopback6(c: &Connection) -> Result<Vec<(Network, Endpoint)>> {
+    let mut st = c.prepare_cached(
+        "SELECT DISTINCT n.spec, e.spec FROM published p
+         JOIN endpoints e ON e.id = p.endpoint_id JOIN networks n ON n.id = e.network_id
+         WHERE p.host_ip = ?1",
+    )?;
+    let loopback = std::net::Ipv6Addr::LOCALHOST.to_string();
+    let rows = st.query_map([loopback], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|r| {
+        let (n, e) = r?;
+        Ok((from_json(n)?, from_json(e)?))
+    })
+    .collect()
 }
 
 /// Fill in host ports that were left to netd, and refuse ports someone
@@ -188,6 +230,57 @@ mod tests {
         s.write(|c| delete_sandbox(c, &a.id)).unwrap();
         s.write(|c| insert_endpoint(c, &n, &c2, &req(&["8080:80"])))
             .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn loopback6_ports_are_listed_for_the_proxy_and_clash() {
+        let dir = tmpdir("ports6");
+        let s = Store::open(&dir).unwrap();
+        let n = crate::model::fixtures::with_ipv6(net("d", "10.2.0.0/24"), "fd00:2::/64");
+        s.write(|c| insert_network(c, &n)).unwrap();
+        let req = |specs: &[&str]| EndpointRequest {
+            ports: specs.iter().map(|p| p.parse().unwrap()).collect(),
+            ..Default::default()
+        };
+        let (a, b) = (sbx("a"), sbx("b"));
+        s.write(|c| {
+            insert_sandbox(c, &a)?;
+            insert_sandbox(c, &b)?;
+            insert_endpoint(
+                c,
+                &n,
+                &a,
+                &req(&["[::1]:8080:80", "[::1]:8081:81/udp", "9:9"]),
+            )
+        })
+        .unwrap();
+        let got = s.read(published_on_loopback6).unwrap();
+        assert_eq!(got.len(), 1, "one row per endpoint");
+        assert_eq!(got[0].1.sandbox, a.id);
+        assert!(got[0].1.ip6.is_some());
+        // [::1]:8080 is taken, by a ::1 spec or an every-address one.
+        for spec in ["[::1]:8080:80", "8080:80", "[::]:8080:80"] {
+            let err = s
+                .write(|c| insert_endpoint(c, &n, &b, &req(&[spec])))
+                .unwrap_err();
+            assert!(err.to_string().contains("sandbox a"), "{spec}: {err}");
+        }
+        // Another protocol, or 127.0.0.1, is free.
+        s.write(|c| {
+            insert_endpoint(
+                c,
+                &n,
+                &b,
+                &req(&["[::1]:8080:80/udp", "127.0.0.1:8081:81/udp"]),
+            )
+        })
+        .unwrap();
+        assert_eq!(s.read(published_on_loopback6).unwrap().len(), 2);
+        s.write(|c| delete_sandbox(c, &a.id)).unwrap();
+        let got = s.read(published_on_loopback6).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1.sandbox, b.id);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
