@@ -32,6 +32,10 @@ pub enum NetworkCmd {
         /// Allocate dynamic addresses from this sub-range (one per family).
         #[arg(long)]
         ip_range: Vec<String>,
+        /// NAME=IP: an address of the subnet (either family) never handed
+        /// out, for a host or router already on the segment. Repeatable.
+        #[arg(long = "aux-address", value_parser = key_value)]
+        aux_addresses: Vec<(String, String)>,
         /// Dual-stack: an IPv6 subnet too (a ULA /64 when none is given).
         #[arg(long)]
         ipv6: bool,
@@ -111,6 +115,7 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             subnet,
             gateway,
             ip_range,
+            aux_addresses,
             ipv6,
             internal,
             opts,
@@ -120,6 +125,12 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             let (subnet, subnet6) = by_family("--subnet", subnet)?;
             let (gateway, gateway6) = by_family("--gateway", gateway)?;
             let (ip_range, ip_range6) = by_family("--ip-range", ip_range)?;
+            let mut aux = BTreeMap::new();
+            for (k, v) in aux_addresses {
+                if let Some(first) = aux.insert(k.clone(), v.clone()) {
+                    bail!("--aux-address {k} given twice ({first} and {v})");
+                }
+            }
             let req = NetworkCreate {
                 name,
                 driver,
@@ -133,6 +144,7 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 internal,
                 options: opts.into_iter().collect(),
                 labels: labels.into_iter().collect(),
+                aux_addresses: aux,
             };
             // Refuse bad input before it reaches the daemon, with the same message.
             req.validate()?;

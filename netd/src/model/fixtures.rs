@@ -25,6 +25,7 @@ pub fn network(name: &str, subnet: &str) -> Network {
             internal: false,
             masquerade: true,
             icc: true,
+            aux_addresses: BTreeMap::new(),
         }),
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
@@ -88,6 +89,7 @@ pub fn with_ipv6(n: Network, subnet6: &str) -> Network {
             gateway: crate::ipam6::default_gateway6(subnet),
             ip_range: None,
             masquerade: true,
+            aux_addresses: BTreeMap::new(),
         })
     })
 }

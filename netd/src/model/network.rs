@@ -48,6 +48,10 @@ pub struct BridgeConfig {
     /// Inter-container communication on this bridge.
     #[serde(default = "yes")]
     pub icc: bool,
+    /// Docker's auxiliary addresses: named addresses of the subnet that
+    /// IPAM never hands out (a host or router already on the segment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
 }
 
 /// The IPv6 side of a dual-stack bridge network.
@@ -63,6 +67,9 @@ pub struct Ipv6Config {
     /// the operator routes it to this host.
     #[serde(default = "yes")]
     pub masquerade: bool,
+    /// Named IPv6 addresses IPAM never hands out, as on the IPv4 side.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, Ipv6Addr>,
 }
 
 fn yes() -> bool {

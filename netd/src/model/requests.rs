@@ -59,6 +59,10 @@ pub struct NetworkCreate {
     pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Docker's `--aux-address NAME=IP` (either family): addresses of the
+    /// subnet that are never handed out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// The IPv6 side of a validated create: the subnet may still have to be
@@ -70,6 +74,7 @@ pub struct ValidIpv6 {
     pub ip_range: Option<Ipv6Net>,
     /// NAT66; false in routed mode.
     pub masquerade: bool,
+    pub aux_addresses: BTreeMap<String, Ipv6Addr>,
 }
 
 /// A create request after validation: everything except the subnet, which
@@ -86,6 +91,7 @@ pub struct ValidNetworkCreate {
     pub internal: bool,
     pub masquerade: bool,
     pub icc: bool,
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
 }
@@ -94,8 +100,73 @@ fn is_v6(s: &str) -> bool {
     s.contains(':')
 }
 
+/// At most this many auxiliary addresses: they are kept with the network.
+pub const MAX_AUX_ADDRESSES: usize = 64;
+
+/// Auxiliary addresses by family, each checked against its subnet and
+/// gateway once those are known.
+type AuxByFamily = (BTreeMap<String, Ipv4Addr>, BTreeMap<String, Ipv6Addr>);
+
+fn parse_aux(aux: &BTreeMap<String, String>) -> Result<AuxByFamily, Invalid> {
+    if aux.len() > MAX_AUX_ADDRESSES {
+        return invalid(format!(
+            "too many auxiliary addresses ({}): at most {MAX_AUX_ADDRESSES}",
+            aux.len()
+        ));
+    }
+    let (mut v4, mut v6) = (BTreeMap::new(), BTreeMap::new());
+    for (name, ip) in aux {
+        if name.is_empty() || name.len() > MAX_LABEL_KEY {
+            return invalid(format!(
+                "invalid auxiliary address name {:?}: 1-{MAX_LABEL_KEY} bytes",
+                cut(name)
+            ));
+        }
+        match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => {
+                v4.insert(name.clone(), a);
+            }
+            Ok(std::net::IpAddr::V6(a)) => {
+                v6.insert(name.clone(), a);
+            }
+            Err(_) => {
+                return invalid(format!(
+                    "invalid auxiliary address {}={:?}: expected an IP address",
+                    cut(name),
+                    cut(ip)
+                ));
+            }
+        }
+    }
+    Ok((v4, v6))
+}
+
+/// Refuse an auxiliary address the subnet cannot reserve: outside it, or
+/// the gateway (which the bridge itself holds).
+fn check_aux<A: std::fmt::Display + PartialEq + Copy>(
+    aux: &BTreeMap<String, A>,
+    contains: impl Fn(&A) -> bool,
+    subnet: &dyn std::fmt::Display,
+    gateway: A,
+) -> Result<(), Invalid> {
+    for (name, ip) in aux {
+        if !contains(ip) {
+            return invalid(format!(
+                "auxiliary address {name}={ip} is outside subnet {subnet}"
+            ));
+        }
+        if *ip == gateway {
+            return invalid(format!(
+                "auxiliary address {name}={ip} is the gateway of subnet {subnet}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl NetworkCreate {
     fn validate_ipv6(&self) -> Result<Option<ValidIpv6>, Invalid> {
+        let (_, aux6) = parse_aux(&self.aux_addresses)?;
         // An IPv6 value in an IPv4 field: name the flag that was missing
         // rather than fail to parse it as IPv4.
         for (what, v) in [
@@ -121,6 +192,11 @@ impl NetworkCreate {
             if self.options.contains_key(OPT_GATEWAY_MODE_V6) {
                 return invalid(format!("{OPT_GATEWAY_MODE_V6} needs --ipv6"));
             }
+            if let Some((name, ip)) = aux6.iter().next() {
+                return invalid(format!(
+                    "auxiliary address {name}={ip} is IPv6, but the network is not: pass --ipv6"
+                ));
+            }
             return Ok(None);
         }
         let subnet = self
@@ -144,8 +220,8 @@ impl NetworkCreate {
             .as_deref()
             .map(|s| parse_net6("IPv6 ip-range", s))
             .transpose()?;
-        if subnet.is_none() && (gateway.is_some() || ip_range.is_some()) {
-            return invalid("an IPv6 gateway or ip-range needs an IPv6 subnet");
+        if subnet.is_none() && (gateway.is_some() || ip_range.is_some() || !aux6.is_empty()) {
+            return invalid("an IPv6 gateway, ip-range or auxiliary address needs an IPv6 subnet");
         }
         if let (Some(net), Some(gw)) = (subnet, gateway)
             && (!net.contains(&gw) || gw == net.network())
@@ -158,6 +234,10 @@ impl NetworkCreate {
             && !net.contains(&r)
         {
             return invalid(format!("IPv6 ip-range {r} is not inside subnet {net}"));
+        }
+        if let Some(net) = subnet {
+            let gw = gateway.unwrap_or_else(|| crate::ipam6::default_gateway6(net));
+            check_aux(&aux6, |a| net.contains(a), &net, gw)?;
         }
         let nat = match self.options.get(OPT_GATEWAY_MODE_V6).map(String::as_str) {
             None | Some("nat") => true,
@@ -173,6 +253,7 @@ impl NetworkCreate {
             gateway,
             ip_range,
             masquerade: nat && bool_option(&self.options, OPT_MASQUERADE)? && !self.internal,
+            aux_addresses: aux6,
         }))
     }
 }
@@ -249,8 +330,9 @@ impl NetworkCreate {
             .as_deref()
             .map(|s| parse_net("ip-range", s))
             .transpose()?;
-        if subnet.is_none() && (gateway.is_some() || ip_range.is_some()) {
-            return invalid("--gateway and --ip-range need --subnet");
+        let (aux, _) = parse_aux(&self.aux_addresses)?;
+        if subnet.is_none() && (gateway.is_some() || ip_range.is_some() || !aux.is_empty()) {
+            return invalid("--gateway, --ip-range and --aux-address need --subnet");
         }
         if let (Some(net), Some(gw)) = (subnet, gateway)
             && (!net.contains(&gw) || gw == net.network() || gw == net.broadcast())
@@ -263,6 +345,10 @@ impl NetworkCreate {
             && !net.contains(&r)
         {
             return invalid(format!("ip-range {r} is not inside subnet {net}"));
+        }
+        if let Some(net) = subnet {
+            let gw = gateway.unwrap_or_else(|| crate::ipam::default_gateway(net));
+            check_aux(&aux, |a| net.contains(a), &net, gw)?;
         }
         let bridge = self
             .options
@@ -290,6 +376,7 @@ impl NetworkCreate {
             internal: self.internal,
             masquerade: bool_option(&self.options, OPT_MASQUERADE)? && !self.internal,
             icc: bool_option(&self.options, OPT_ICC)?,
+            aux_addresses: aux,
             options: self.options.clone(),
             labels: self.labels.clone(),
         })

@@ -53,6 +53,7 @@ fn ipv6_side(c: &rusqlite::Connection, r: &ValidIpv6, routes6: &[Ipv6Net]) -> Re
         gateway: r.gateway.unwrap_or_else(|| ipam6::default_gateway6(subnet)),
         ip_range: r.ip_range,
         masquerade: r.masquerade,
+        aux_addresses: r.aux_addresses.clone(),
     })
 }
 
@@ -89,6 +90,7 @@ impl<K: Kernel> Netd<K> {
                     internal: false,
                     masquerade: true,
                     icc: true,
+                    aux_addresses: BTreeMap::new(),
                 };
                 store::insert_network(c, &new_network("bridge", Driver::Bridge(cfg))?)?;
             }
@@ -149,6 +151,7 @@ impl<K: Kernel> Netd<K> {
                     internal: v.internal,
                     masquerade: v.masquerade,
                     icc: v.icc,
+                    aux_addresses: v.aux_addresses.clone(),
                 }),
                 options: v.options.clone(),
                 labels: v.labels.clone(),

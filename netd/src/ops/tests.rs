@@ -16,6 +16,7 @@ use crate::plan;
 use crate::plan::firewall as fwplan;
 use crate::store;
 
+mod aux;
 mod dual_stack;
 mod endpoint;
 mod network;

@@ -26,11 +26,24 @@ fn driver_name(n: &Network) -> &'static str {
     }
 }
 
-/// One `IPAM.Config` entry: Docker omits `IPRange` when none was given.
-fn ipam_config(subnet: String, gateway: String, ip_range: Option<String>) -> Value {
+/// One `IPAM.Config` entry: Docker omits `IPRange` and
+/// `AuxiliaryAddresses` when none was given.
+fn ipam_config<A: ToString>(
+    subnet: String,
+    gateway: String,
+    ip_range: Option<String>,
+    aux: &BTreeMap<String, A>,
+) -> Value {
     let mut c = json!({ "Subnet": subnet, "Gateway": gateway });
     if let Some(r) = ip_range {
         c["IPRange"] = json!(r);
+    }
+    if !aux.is_empty() {
+        let aux: BTreeMap<&str, String> = aux
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect();
+        c["AuxiliaryAddresses"] = json!(aux);
     }
     c
 }
@@ -47,6 +60,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
                 b.subnet.to_string(),
                 b.gateway.to_string(),
                 b.ip_range.map(|r| r.to_string()),
+                &b.aux_addresses,
             )
         })
         .into_iter()
@@ -55,6 +69,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
                 c.subnet.to_string(),
                 c.gateway.to_string(),
                 c.ip_range.map(|r| r.to_string()),
+                &c.aux_addresses,
             )
         }))
         .collect();
@@ -118,6 +133,8 @@ pub struct IpamConfig {
     #[serde(rename = "IPRange")]
     pub ip_range: Option<String>,
     pub gateway: Option<String>,
+    #[serde(default)]
+    pub auxiliary_addresses: Option<BTreeMap<String, String>>,
 }
 
 impl IpamConfig {
@@ -208,6 +225,24 @@ impl CreateRequest {
         }
         let c: IpamConfig = v4.unwrap_or_default();
         let c6: IpamConfig = v6.unwrap_or_default();
+        // Docker keeps them per entry; netd per family, so an address of the
+        // other family than its entry's would land in the wrong subnet.
+        let mut aux_addresses = BTreeMap::new();
+        for (entry, is_v6) in [(&c, false), (&c6, true)] {
+            for (name, ip) in entry.auxiliary_addresses.iter().flatten() {
+                if ip.contains(':') != is_v6 {
+                    return Err(format!(
+                        "AuxiliaryAddresses {name}={ip} is not of the family of IPAM config {}",
+                        entry.describe()
+                    ));
+                }
+                if aux_addresses.insert(name.clone(), ip.clone()).is_some() {
+                    return Err(format!(
+                        "AuxiliaryAddresses name {name:?} is given twice (once per family)"
+                    ));
+                }
+            }
+        }
         Ok(NetworkCreate {
             name: self.name,
             driver: self.driver.unwrap_or_default(),
@@ -221,6 +256,7 @@ impl CreateRequest {
             internal: self.internal,
             options: self.options.unwrap_or_default(),
             labels: self.labels.unwrap_or_default(),
+            aux_addresses,
         })
     }
 }
@@ -410,6 +446,50 @@ mod tests {
     }
 
     #[test]
+    fn aux_addresses_go_in_and_come_back_per_family() {
+        let c = create(
+            r#"{"Name":"n","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"10.9.0.0/24","AuxiliaryAddresses":{"r":"10.9.0.5"}},{"Subnet":"fd00:9::/64","AuxiliaryAddresses":{"r6":"fd00:9::5"}}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.aux_addresses["r"], "10.9.0.5");
+        assert_eq!(c.aux_addresses["r6"], "fd00:9::5");
+        let e = create(
+            r#"{"Name":"n","IPAM":{"Config":[{"Subnet":"10.9.0.0/24","AuxiliaryAddresses":{"r":"fd00:9::5"}}]}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("AuxiliaryAddresses r=fd00:9::5"), "{e}");
+        let n = crate::model::fixtures::with_bridge(
+            crate::model::fixtures::with_ipv6(
+                crate::model::fixtures::network("a", "10.9.0.0/24"),
+                "fd00:9::/64",
+            ),
+            |b| {
+                b.aux_addresses
+                    .insert("r".into(), "10.9.0.5".parse().unwrap());
+                if let Some(v6) = &mut b.ipv6 {
+                    v6.aux_addresses
+                        .insert("r6".into(), "fd00:9::5".parse().unwrap());
+                }
+            },
+        );
+        let r = network_resource(
+            &NetworkDetail {
+                network: n,
+                endpoints: vec![],
+            },
+            false,
+        );
+        assert_eq!(
+            r["IPAM"]["Config"][0]["AuxiliaryAddresses"]["r"],
+            "10.9.0.5"
+        );
+        assert_eq!(
+            r["IPAM"]["Config"][1]["AuxiliaryAddresses"]["r6"],
+            "fd00:9::5"
+        );
+    }
+
+    #[test]
     fn ipv4_only_resource_says_so() {
         let n = crate::model::fixtures::network("v4", "10.9.1.0/24");
         let r = network_resource(
@@ -421,5 +501,6 @@ mod tests {
         );
         assert_eq!(r["EnableIPv6"], false);
         assert_eq!(r["IPAM"]["Config"].as_array().unwrap().len(), 1);
+        assert!(r["IPAM"]["Config"][0].get("AuxiliaryAddresses").is_none());
     }
 }
