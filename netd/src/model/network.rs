@@ -97,6 +97,24 @@ impl Network {
         }
     }
 
+    /// Docker's `host_binding_ipv4`: the host address of published ports
+    /// given without one (validated at create). `0.0.0.0` is the default,
+    /// every address, so it is no binding at all.
+    pub fn default_host_ip(&self) -> Option<Ipv4Addr> {
+        self.options
+            .get(super::OPT_HOST_BINDING_V4)
+            .and_then(|v| v.parse::<Ipv4Addr>().ok())
+            .filter(|a| !a.is_unspecified())
+    }
+
+    /// Docker's `container_iface_prefix`: sandbox interfaces on this
+    /// network are named PREFIX0, PREFIX1, ... (validated at create).
+    pub fn iface_prefix(&self) -> &str {
+        self.options
+            .get(super::OPT_IFACE_PREFIX)
+            .map_or("eth", String::as_str)
+    }
+
     /// The three networks every installation has, like Docker's.
     pub fn is_predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")

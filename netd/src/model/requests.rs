@@ -6,31 +6,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+pub use super::options::*;
+use super::options::{bool_option, check_late_options, nat_mode};
 use super::subnets::{parse_net, parse_net6};
 use super::{IfName, Invalid, Mac, Name, PortMapping, cut, invalid};
-
-/// Option keys accepted on `network create`.
-pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
-pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
-pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
-pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
-/// Docker's name for NAT66 (`nat`, the default) or routed IPv6 (`routed`).
-pub const OPT_GATEWAY_MODE_V6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
-pub const KNOWN_OPTIONS: &[&str] = &[
-    OPT_BRIDGE_NAME,
-    OPT_MTU,
-    OPT_MASQUERADE,
-    OPT_ICC,
-    OPT_GATEWAY_MODE_V6,
-];
-
-fn bool_option(options: &BTreeMap<String, String>, key: &str) -> Result<bool, Invalid> {
-    match options.get(key).map(String::as_str) {
-        None | Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
-        Some(v) => invalid(format!("invalid {key} {v:?}: expected true or false")),
-    }
-}
 
 /// A request to create a network, as the CLI and the API receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,15 +218,7 @@ impl NetworkCreate {
             let gw = gateway.unwrap_or_else(|| crate::ipam6::default_gateway6(net));
             check_aux(&aux6, |a| net.contains(a), &net, gw)?;
         }
-        let nat = match self.options.get(OPT_GATEWAY_MODE_V6).map(String::as_str) {
-            None | Some("nat") => true,
-            Some("routed") => false,
-            Some(v) => {
-                return invalid(format!(
-                    "invalid {OPT_GATEWAY_MODE_V6} {v:?}: expected nat or routed"
-                ));
-            }
-        };
+        let nat = nat_mode(&self.options, OPT_GATEWAY_MODE_V6)?;
         Ok(Some(ValidIpv6 {
             subnet,
             gateway,
@@ -310,6 +281,7 @@ impl NetworkCreate {
                 ));
             }
         }
+        check_late_options(&self.options)?;
         let ipv6 = self.validate_ipv6()?;
         let subnet = self
             .subnet
@@ -374,7 +346,9 @@ impl NetworkCreate {
             bridge,
             mtu,
             internal: self.internal,
-            masquerade: bool_option(&self.options, OPT_MASQUERADE)? && !self.internal,
+            masquerade: nat_mode(&self.options, OPT_GATEWAY_MODE_V4)?
+                && bool_option(&self.options, OPT_MASQUERADE)?
+                && !self.internal,
             icc: bool_option(&self.options, OPT_ICC)?,
             aux_addresses: aux,
             options: self.options.clone(),

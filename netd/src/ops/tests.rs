@@ -20,6 +20,7 @@ mod aux;
 mod dual_stack;
 mod endpoint;
 mod network;
+mod options;
 mod reconcile;
 mod rollback;
 mod sandbox;
