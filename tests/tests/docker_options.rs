@@ -78,3 +78,71 @@ fn compose_bridge_options_bind_ports_and_route() {
     daemon.cli_ok(&["sandbox", "rm", &a]);
     daemon.cli_ok(&["network", "rm", &net]);
 }
+
+/// The stock docker CLI against netd: `ls --filter name=^x$` is an exact
+/// match (Docker's filters are regular expressions), a bad pattern is
+/// refused naming it, and `--aux-address` goes in and comes back.
+#[test]
+fn the_docker_cli_filters_by_regex_and_takes_aux_addresses() {
+    let tag = format!("cdx{}f", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let daemon = Daemon::start(&host);
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", daemon.socket().display()),
+            )
+            .args(args)
+            .output()
+            .expect("the docker CLI (scripts/setup.sh installs one)")
+    };
+    let (x, xy) = (format!("{tag}-x"), format!("{tag}-xy"));
+    daemon.cli_ok(&["network", "create", "--subnet", "10.203.42.0/24", &xy]);
+    let out = docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.203.41.0/24",
+        "--aux-address",
+        "router=10.203.41.2",
+        &x,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ls = |filter: &str| {
+        let out = docker(&["network", "ls", "--filter", filter, "--format", "{{.Name}}"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(ls(&format!("name=^{x}$")), format!("{x}\n"));
+    assert_eq!(ls(&format!("name={x}")), format!("{x}\n{xy}\n"));
+    let bad = docker(&["network", "ls", "--filter", "name=web["]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("name=web["), "{err}");
+
+    let out = docker(&["network", "inspect", &x]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
+    assert_eq!(
+        v[0]["IPAM"]["Config"][0]["AuxiliaryAddresses"]["router"],
+        "10.203.41.2"
+    );
+    // Never handed out: the first sandbox gets .3.
+    let a = format!("{tag}-a");
+    daemon.cli_ok(&["sandbox", "create", "--network", &x, &a]);
+    let d: serde_json::Value =
+        serde_json::from_str(&daemon.cli_ok(&["sandbox", "inspect", &a])).expect("inspect JSON");
+    assert_eq!(d[0]["endpoints"][0]["ip"], "10.203.41.3", "{d}");
+    daemon.cli_ok(&["sandbox", "rm", &a]);
+    for n in [&x, &xy] {
+        daemon.cli_ok(&["network", "rm", n]);
+    }
+}

@@ -82,14 +82,14 @@ fn go_arch() -> &'static str {
 }
 
 async fn list(State(d): D, Query(q): Query<FiltersQuery>) -> ApiResult {
-    let f = docker::Filters::parse(q.filters.as_deref()).map_err(bad)?;
-    f.check(&["dangling", "driver", "id", "label", "name", "scope", "type"])
+    let f = docker::Filters::parse(q.filters.as_deref())
+        .and_then(|f| f.networks())
         .map_err(bad)?;
     let list: Vec<Value> = d
         .netd
         .list_networks()?
         .iter()
-        .filter(|n| f.network_matches(n))
+        .filter(|n| f.matches(n))
         .map(|n| docker::network_resource(n, false))
         .collect();
     ok_json(StatusCode::OK, list)
