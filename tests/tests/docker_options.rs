@@ -124,6 +124,37 @@ fn the_docker_cli_filters_by_regex_and_takes_aux_addresses() {
     };
     assert_eq!(ls(&format!("name=^{x}$")), format!("{x}\n"));
     assert_eq!(ls(&format!("name={x}")), format!("{x}\n{xy}\n"));
+    // netd's own CLI, the same filters and Docker-style templates.
+    let mine = daemon.cli_ok(&[
+        "network",
+        "ls",
+        "--filter",
+        &format!("name=^{x}$"),
+        "--format",
+        "{{.Name}} {{.Driver}}",
+    ]);
+    assert_eq!(mine, format!("{x} bridge\n"));
+    let full = daemon.cli_ok(&[
+        "network",
+        "ls",
+        "-f",
+        &format!("name=^{x}$"),
+        "--no-trunc",
+        "-q",
+    ]);
+    assert_eq!(full.trim().len(), 64, "{full}");
+    let name = daemon.cli_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.driver.subnet}}",
+        &x,
+    ]);
+    assert_eq!(name, format!("{x} 10.203.41.0/24\n"));
+    let err = daemon.cli_err(&["network", "ls", "--filter", "type=odd"]);
+    assert!(err.contains("'type'='odd'"), "{err}");
+    daemon.cli_ok(&["network", "rm", "-f", &format!("{tag}-nosuch")]);
+    daemon.cli_err(&["network", "rm", &format!("{tag}-nosuch")]);
     let bad = docker(&["network", "ls", "--filter", "name=web["]);
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
