@@ -100,6 +100,14 @@ impl<K: Kernel> Netd<K> {
 
     pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
         let v = req.validate()?;
+        // Docker answers 403 here, not 409: the name is not merely taken,
+        // it can never be given.
+        if matches!(v.name.as_str(), "bridge" | "host" | "none") {
+            return Err(Error::Forbidden(format!(
+                "{} is a pre-defined network and cannot be created",
+                v.name
+            )));
+        }
         if let Some(b) = &v.bridge
             && self.k.host_link_kind(b.as_str()).await?.is_some()
         {
