@@ -147,6 +147,23 @@ async fn disconnect(
     Ok(StatusCode::OK.into_response())
 }
 
-async fn events(State(d): D) -> axum::response::Response {
-    event_stream(&d, true)
+#[derive(Debug, serde::Deserialize, Default)]
+struct EventsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    filters: Option<String>,
+}
+
+async fn events(State(d): D, Query(q): Query<EventsQuery>) -> axum::response::Response {
+    let f = docker::Filters::parse(q.filters.as_deref()).and_then(|f| {
+        f.events(
+            q.since.as_deref(),
+            q.until.as_deref(),
+            std::time::SystemTime::now(),
+        )
+    });
+    match f {
+        Ok(f) => event_stream(&d, true, Some(f)),
+        Err(e) => bad(e).into_response(),
+    }
 }

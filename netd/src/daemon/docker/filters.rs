@@ -176,6 +176,67 @@ impl Filters {
     }
 }
 
+/// What `GET /events` passes on: Docker's `type`, `event`, `network` and
+/// `container` filters, and the time the stream ends.
+#[derive(Debug, Clone)]
+pub struct EventFilter {
+    filters: Filters,
+    pub until: Option<std::time::SystemTime>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &crate::ops::Event) -> bool {
+        let f = &self.filters;
+        let actor = |s: &str| s == e.id || s == e.name || (s.len() >= 12 && e.id.starts_with(s));
+        // Docker calls a sandbox's events `container` ones.
+        let kind = if e.kind == "sandbox" {
+            "container"
+        } else {
+            e.kind
+        };
+        f.any("type", |s| s == e.kind || s == kind)
+            && f.any("event", |s| s == e.action)
+            && f.any("network", |s| {
+                (e.kind == "network" && actor(s))
+                    || e.attributes.get("network").is_some_and(|n| n == s)
+            })
+            && f.any("container", |s| {
+                (e.kind == "sandbox" && actor(s))
+                    || e.attributes.get("sandbox").is_some_and(|c| c == s)
+            })
+    }
+}
+
+impl Filters {
+    /// `GET /events`: `since` is refused (netd keeps no event history to
+    /// replay), `until` ends the stream, in the times `prune` takes.
+    pub fn events(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        now: std::time::SystemTime,
+    ) -> Result<EventFilter, String> {
+        self.check(&["type", "event", "network", "container"])?;
+        if let Some(s) = since.filter(|s| !s.is_empty()) {
+            return Err(format!(
+                "since={s} is not supported: netd keeps no event history to replay"
+            ));
+        }
+        let until = match until.filter(|u| !u.is_empty()) {
+            None => None,
+            Some(u) => {
+                let nanos = until_nanos(u, now)?;
+                let secs = u64::try_from(nanos.max(0) / 1_000_000_000).unwrap_or(u64::MAX);
+                Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            }
+        };
+        Ok(EventFilter {
+            filters: self.clone(),
+            until,
+        })
+    }
+}
+
 /// Validated `prune` filters.
 #[derive(Debug, Clone)]
 pub struct PruneFilter {
@@ -363,6 +424,57 @@ mod tests {
         }
         // A pattern too large to compile is refused, not built.
         assert!(f(r#"{"name":["(a{1000}){1000}"]}"#).is_err());
+    }
+
+    #[test]
+    fn event_filters_pick_and_until_ends() {
+        use crate::ops::Event;
+        let ev = |kind, action, name: &str, attrs: &[(&str, &str)]| Event {
+            kind,
+            action,
+            id: format!("{name}0123456789abcdef"),
+            name: name.into(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            time: 0,
+        };
+        let f = |raw: &str| {
+            Filters::parse(Some(raw))
+                .unwrap()
+                .events(None, None, at(100_000))
+                .unwrap()
+        };
+        let create = ev("network", "create", "web", &[]);
+        let connect = ev("network", "connect", "web", &[("sandbox", "a")]);
+        let sb = ev("sandbox", "create", "a", &[]);
+        let only_connects = f(r#"{"event":["connect"]}"#);
+        assert!(only_connects.matches(&connect) && !only_connects.matches(&create));
+        let web = f(r#"{"network":["web"]}"#);
+        assert!(web.matches(&create) && !web.matches(&sb));
+        let containers = f(r#"{"type":["container"]}"#);
+        assert!(containers.matches(&sb) && !containers.matches(&create));
+        let a = f(r#"{"container":["a"]}"#);
+        assert!(a.matches(&sb) && a.matches(&connect) && !a.matches(&create));
+        let e = Filters::default()
+            .events(Some("1m"), None, at(100_000))
+            .unwrap_err();
+        assert!(e.contains("since=1m"), "{e}");
+        let e = Filters::parse(Some(r#"{"bogus":["1"]}"#))
+            .unwrap()
+            .events(None, None, at(100_000))
+            .unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let u = Filters::default()
+            .events(None, Some("100060"), at(100_000))
+            .unwrap();
+        assert_eq!(u.until, Some(at(100_060)));
+        assert!(
+            Filters::default()
+                .events(None, Some("soon"), at(1))
+                .is_err()
+        );
     }
 
     #[test]
