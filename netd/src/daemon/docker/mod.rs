@@ -163,6 +163,15 @@ pub struct Ipam {
     pub driver: Option<String>,
     #[serde(default)]
     pub config: Option<Vec<IpamConfig>>,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigReference {
+    #[serde(default)]
+    pub network: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -183,10 +192,63 @@ pub struct CreateRequest {
     pub options: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub config_only: bool,
+    #[serde(default)]
+    pub config_from: Option<ConfigReference>,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub ingress: bool,
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 impl CreateRequest {
+    /// Fields netd takes only at their defaults: anything else is refused
+    /// naming the field, rather than a network that is not what was asked.
+    fn refuse_unsupported(&self) -> Result<(), String> {
+        if self.config_only {
+            return Err("ConfigOnly networks (docker network create --config-only) are not supported: create the network itself".into());
+        }
+        if let Some(c) = self.config_from.as_ref().filter(|c| !c.network.is_empty()) {
+            return Err(format!(
+                "ConfigFrom {:?} (docker network create --config-from) is not supported: give the settings on this network",
+                c.network
+            ));
+        }
+        if self.attachable || self.ingress {
+            let what = if self.attachable {
+                "Attachable"
+            } else {
+                "Ingress"
+            };
+            return Err(format!(
+                "{what} is a swarm setting: netd networks are local bridge networks"
+            ));
+        }
+        if let Some(s) = self
+            .scope
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "local")
+        {
+            return Err(format!("Scope {s:?} is not supported: only \"local\""));
+        }
+        if let Some((k, _)) = self
+            .ipam
+            .as_ref()
+            .and_then(|i| i.options.as_ref())
+            .and_then(|o| o.iter().next())
+        {
+            return Err(format!(
+                "IPAM.Options {k:?} is not supported: the default IPAM driver takes no options"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn into_netd(self) -> Result<NetworkCreate, String> {
+        self.refuse_unsupported()?;
         if self.enable_ipv4 == Some(false) {
             return Err("IPv6-only networks (EnableIPv4: false) are not supported yet".into());
         }
@@ -268,6 +330,8 @@ pub struct EndpointIpam {
     pub ipv4_address: Option<String>,
     #[serde(rename = "IPv6Address")]
     pub ipv6_address: Option<String>,
+    #[serde(default, rename = "LinkLocalIPs")]
+    pub link_local_ips: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -277,6 +341,12 @@ pub struct EndpointSettings {
     pub ipam_config: Option<EndpointIpam>,
     pub aliases: Option<Vec<String>>,
     pub mac_address: Option<String>,
+    #[serde(default)]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub gw_priority: Option<i64>,
+    #[serde(default)]
+    pub links: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +362,32 @@ impl ConnectRequest {
         let Some(ec) = &self.endpoint_config else {
             return Ok(EndpointRequest::default());
         };
+        // Refused, not dropped: each would change what the container gets.
+        if let Some((k, _)) = ec.driver_opts.as_ref().and_then(|o| o.iter().next()) {
+            return Err(format!(
+                "EndpointConfig.DriverOpts {k:?} is not supported: the bridge driver takes no endpoint options"
+            ));
+        }
+        if let Some(ips) = ec
+            .ipam_config
+            .as_ref()
+            .and_then(|c| c.link_local_ips.as_ref())
+            .filter(|l| !l.is_empty())
+        {
+            return Err(format!(
+                "EndpointConfig.IPAMConfig.LinkLocalIPs {ips:?} is not supported: sandboxes get only their kernel link-local address"
+            ));
+        }
+        if let Some(p) = ec.gw_priority.filter(|p| *p != 0) {
+            return Err(format!(
+                "EndpointConfig.GwPriority {p} is not supported: the default route goes via the first non-internal network connected"
+            ));
+        }
+        if let Some(l) = ec.links.as_ref().filter(|l| !l.is_empty()) {
+            return Err(format!(
+                "EndpointConfig.Links {l:?} (legacy links) are not supported: use aliases"
+            ));
+        }
         let ip = ec
             .ipam_config
             .as_ref()
@@ -487,6 +583,55 @@ mod tests {
             r["IPAM"]["Config"][1]["AuxiliaryAddresses"]["r6"],
             "fd00:9::5"
         );
+    }
+
+    #[test]
+    fn fields_netd_does_not_apply_are_refused_naming_them() {
+        for (body, want) in [
+            (r#"{"Name":"n","ConfigOnly":true}"#, "ConfigOnly"),
+            (
+                r#"{"Name":"n","ConfigFrom":{"Network":"base"}}"#,
+                "ConfigFrom \"base\"",
+            ),
+            (r#"{"Name":"n","Attachable":true}"#, "Attachable"),
+            (r#"{"Name":"n","Scope":"swarm"}"#, "Scope \"swarm\""),
+            (
+                r#"{"Name":"n","IPAM":{"Options":{"foo":"1"}}}"#,
+                "IPAM.Options \"foo\"",
+            ),
+        ] {
+            let e = create(body).unwrap_err();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        // What the docker CLI sends by default is taken.
+        create(r#"{"Name":"n","ConfigOnly":false,"ConfigFrom":{"Network":""},"Attachable":false,"Ingress":false,"Scope":"local","IPAM":{"Driver":"default","Options":{},"Config":[]},"CheckDuplicate":true}"#).unwrap();
+        let connect = |body: &str| {
+            serde_json::from_str::<ConnectRequest>(body)
+                .unwrap()
+                .endpoint()
+        };
+        for (body, want) in [
+            (
+                r#"{"Container":"a","EndpointConfig":{"DriverOpts":{"x":"1"}}}"#,
+                "DriverOpts \"x\"",
+            ),
+            (
+                r#"{"Container":"a","EndpointConfig":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1"]}}}"#,
+                "LinkLocalIPs",
+            ),
+            (
+                r#"{"Container":"a","EndpointConfig":{"GwPriority":10}}"#,
+                "GwPriority 10",
+            ),
+            (
+                r#"{"Container":"a","EndpointConfig":{"Links":["b:c"]}}"#,
+                "Links",
+            ),
+        ] {
+            let e = connect(body).unwrap_err();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        connect(r#"{"Container":"a","EndpointConfig":{"DriverOpts":{},"GwPriority":0,"Links":[],"IPAMConfig":{"LinkLocalIPs":[]}}}"#).unwrap();
     }
 
     #[test]
