@@ -53,6 +53,7 @@ pub fn network_request(conf: &NetConf, lease: Option<&Lease>) -> NetworkCreate {
         internal: conf.internal.unwrap_or(false),
         options,
         labels: [("org.netd.cni".to_string(), "true".to_string())].into(),
+        ..Default::default()
     }
 }
 

@@ -14,7 +14,9 @@ use crate::model::Ipv4Config;
 pub enum IpamError {
     #[error("address {ip} is outside subnet {subnet}")]
     OutsideSubnet { ip: IpAddr, subnet: IpNet },
-    #[error("address {ip} is reserved in subnet {subnet} (network, broadcast or gateway)")]
+    #[error(
+        "address {ip} is reserved in subnet {subnet} (network, broadcast, gateway or an auxiliary address)"
+    )]
     Reserved { ip: IpAddr, subnet: IpNet },
     #[error("address {ip} is already in use on this network")]
     Taken { ip: IpAddr },
@@ -23,7 +25,10 @@ pub enum IpamError {
 }
 
 fn reserved(cfg: &Ipv4Config, ip: Ipv4Addr) -> bool {
-    ip == cfg.subnet.network() || ip == cfg.subnet.broadcast() || ip == cfg.gateway
+    ip == cfg.subnet.network()
+        || ip == cfg.subnet.broadcast()
+        || ip == cfg.gateway
+        || cfg.aux_addresses.values().any(|a| *a == ip)
 }
 
 /// Choose an address: the requested one if it is usable, else the lowest
@@ -141,6 +146,7 @@ mod tests {
             gateway: default_gateway(subnet),
             ip_range: range.map(|r| r.parse().unwrap()),
             masquerade: true,
+            aux_addresses: Default::default(),
         }
     }
 

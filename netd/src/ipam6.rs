@@ -7,6 +7,8 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
+use crate::model::Ipv6Config;
+
 /// netd's ULA /48 (RFC 4193: `fd` + a 40-bit id, here the bytes of
 /// "netd"), cut into /64s for networks created with `--ipv6` and no subnet,
 /// as Docker cuts its default-address-pools.
@@ -87,9 +89,9 @@ impl Range6 {
 }
 
 /// Addresses no sandbox may have: the subnet-router anycast address (the
-/// subnet's first) and the gateway.
-pub fn reserved6(subnet: &Ipv6Net, gateway: Ipv6Addr, ip: Ipv6Addr) -> bool {
-    ip == subnet.network() || ip == gateway
+/// subnet's first), the gateway and the auxiliary addresses.
+pub fn reserved6(cfg: &Ipv6Config, ip: Ipv6Addr) -> bool {
+    ip == cfg.subnet.network() || ip == cfg.gateway || cfg.aux_addresses.values().any(|a| *a == ip)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! `sandbox exec` is one request to the daemon's API.
 
 mod network;
+mod template;
 
 pub use network::NetworkCmd;
 

@@ -7,9 +7,10 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::template::Template;
 use super::{
-    EndpointArgs, Format, ListArgs, confirm, endpoint_request, inspect, key_value, label,
-    print_json, print_table, remove,
+    EndpointArgs, confirm, endpoint_request, inspect, key_value, label, print_json, print_table,
+    remove,
 };
 use crate::model::NetworkCreate;
 use crate::ops::{EndpointDetail, NetworkDetail};
@@ -32,6 +33,10 @@ pub enum NetworkCmd {
         /// Allocate dynamic addresses from this sub-range (one per family).
         #[arg(long)]
         ip_range: Vec<String>,
+        /// NAME=IP: an address of the subnet (either family) never handed
+        /// out, for a host or router already on the segment. Repeatable.
+        #[arg(long = "aux-address", value_parser = key_value)]
+        aux_addresses: Vec<(String, String)>,
         /// Dual-stack: an IPv6 subnet too (a ULA /64 when none is given).
         #[arg(long)]
         ipv6: bool,
@@ -56,15 +61,21 @@ pub enum NetworkCmd {
     },
     /// List networks.
     #[command(alias = "list")]
-    Ls(ListArgs),
+    Ls(LsArgs),
     /// Show networks in detail (JSON).
     Inspect {
+        /// A template per network, as Docker's: `{{.Name}}`, `{{json .Driver}}`.
+        #[arg(long, short)]
+        format: Option<String>,
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Remove networks.
     #[command(alias = "remove")]
     Rm {
+        /// A network that does not exist is not an error.
+        #[arg(long, short)]
+        force: bool,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -94,6 +105,111 @@ pub enum NetworkCmd {
     },
 }
 
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// `table` (the default), `json`, or a template as Docker's:
+    /// `{{.Name}}\t{{.ID}}`, `table {{.Name}}\t{{.Driver}}`. Fields: ID,
+    /// Name, Driver, Scope, Subnet, Endpoints, IPv6, Internal, Labels, CreatedAt.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Only print ids.
+    #[arg(long, short)]
+    quiet: bool,
+    /// KEY=VALUE, repeatable, as `docker network ls --filter`: name and id
+    /// (regular expressions), driver, scope, type, dangling, label.
+    #[arg(long = "filter", short)]
+    filters: Vec<String>,
+    /// Full ids.
+    #[arg(long)]
+    no_trunc: bool,
+}
+
+/// `--filter KEY=VALUE` flags in Docker's `filters` shape.
+fn filter_map(specs: &[String]) -> Result<BTreeMap<String, BTreeMap<String, bool>>> {
+    let mut f: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+    for spec in specs {
+        let (k, v) = spec
+            .split_once('=')
+            .with_context(|| format!("invalid --filter {spec:?}: expected KEY=VALUE"))?;
+        f.entry(k.to_string())
+            .or_default()
+            .insert(v.to_string(), true);
+    }
+    Ok(f)
+}
+
+/// A network as `ls --format` templates see it (Docker's field names).
+fn ls_item(d: &NetworkDetail, no_trunc: bool) -> Value {
+    let n = &d.network;
+    let row = network_row(d);
+    let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    json!({
+        "ID": if no_trunc { n.id.to_string() } else { n.id.short().to_string() },
+        "Name": n.name,
+        "Driver": n.driver.name(),
+        "Scope": "local",
+        "Subnet": row[4],
+        "Endpoints": d.endpoints.len(),
+        "IPv6": n.bridge().is_some_and(|b| b.ipv6.is_some()),
+        "Internal": n.bridge().is_some_and(|b| b.internal),
+        "Labels": labels.join(","),
+        "CreatedAt": n.created,
+    })
+}
+
+fn ls(c: &Client, a: LsArgs) -> Result<()> {
+    let filter = crate::daemon::docker::Filters::parse(Some(&serde_json::to_string(&filter_map(
+        &a.filters,
+    )?)?))
+    .and_then(|f| f.networks())
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let list: Vec<NetworkDetail> = c.get("/netd/networks")?;
+    let list: Vec<&NetworkDetail> = list.iter().filter(|d| filter.matches(d)).collect();
+    if a.quiet {
+        for d in list {
+            let id = &d.network.id;
+            println!("{}", if a.no_trunc { id.as_str() } else { id.short() });
+        }
+        return Ok(());
+    }
+    match a.format.as_str() {
+        "json" => print_json(&list)?,
+        "table" => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|d| {
+                    let mut r = network_row(d);
+                    if a.no_trunc {
+                        r[0] = d.network.id.to_string();
+                    }
+                    r
+                })
+                .collect();
+            print_table(
+                &[
+                    "NETWORK ID",
+                    "NAME",
+                    "DRIVER",
+                    "SCOPE",
+                    "SUBNET",
+                    "ENDPOINTS",
+                ],
+                &rows,
+            );
+        }
+        t => {
+            let t = Template::parse(t)?;
+            if t.table {
+                println!("{}", t.header());
+            }
+            for d in list {
+                println!("{}", t.render(&ls_item(d, a.no_trunc))?);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A repeatable flag's values as (IPv4, IPv6), as Docker takes `--subnet`
 /// once per family.
 fn by_family(flag: &str, values: Vec<String>) -> Result<(Option<String>, Option<String>)> {
@@ -117,6 +233,7 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             subnet,
             gateway,
             ip_range,
+            aux_addresses,
             ipv6,
             ipv4,
             internal,
@@ -127,6 +244,12 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             let (subnet, subnet6) = by_family("--subnet", subnet)?;
             let (gateway, gateway6) = by_family("--gateway", gateway)?;
             let (ip_range, ip_range6) = by_family("--ip-range", ip_range)?;
+            let mut aux = BTreeMap::new();
+            for (k, v) in aux_addresses {
+                if let Some(first) = aux.insert(k.clone(), v.clone()) {
+                    bail!("--aux-address {k} given twice ({first} and {v})");
+                }
+            }
             let req = NetworkCreate {
                 name,
                 driver,
@@ -141,46 +264,54 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 internal,
                 options: opts.into_iter().collect(),
                 labels: labels.into_iter().collect(),
+                aux_addresses: aux,
             };
             // Refuse bad input before it reaches the daemon, with the same message.
             req.validate()?;
             let d: NetworkDetail = c.post("/netd/networks", &req)?;
             println!("{}", d.network.id);
         }
-        NetworkCmd::Ls(ListArgs { format, quiet }) => {
-            let list: Vec<NetworkDetail> = c.get("/netd/networks")?;
-            if quiet {
-                list.iter()
-                    .for_each(|d| println!("{}", d.network.id.short()));
-            } else if format == Format::Json {
-                print_json(&list)?;
-            } else {
-                let rows: Vec<Vec<String>> = list.iter().map(network_row).collect();
-                print_table(
-                    &[
-                        "NETWORK ID",
-                        "NAME",
-                        "DRIVER",
-                        "SCOPE",
-                        "SUBNET",
-                        "ENDPOINTS",
-                    ],
-                    &rows,
-                );
+        NetworkCmd::Ls(a) => ls(c, a)?,
+        NetworkCmd::Inspect {
+            format: None,
+            names,
+        } => inspect::<NetworkDetail>(c, "networks", &names)?,
+        NetworkCmd::Inspect {
+            format: Some(t),
+            names,
+        } => {
+            let t = Template::parse(&t)?;
+            let mut missing = Vec::new();
+            for n in &names {
+                match c.get::<Value>(&format!("/netd/networks/{}", seg(n))) {
+                    Ok(d) => println!("{}", t.render(&d)?),
+                    Err(e) => missing.push(e.to_string()),
+                }
+            }
+            if !missing.is_empty() {
+                bail!("{}", missing.join("; "));
             }
         }
-        NetworkCmd::Inspect { names } => inspect::<NetworkDetail>(c, "networks", &names)?,
-        NetworkCmd::Rm { names } => remove(c, "networks", &names, "")?,
-        NetworkCmd::Prune { force, filters } => {
-            let mut f: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-            for spec in &filters {
-                let (k, v) = spec
-                    .split_once('=')
-                    .with_context(|| format!("invalid --filter {spec:?}: expected KEY=VALUE"))?;
-                f.entry(k.to_string())
-                    .or_default()
-                    .insert(v.to_string(), true);
+        NetworkCmd::Rm {
+            force: false,
+            names,
+        } => remove(c, "networks", &names, "")?,
+        NetworkCmd::Rm { force: true, names } => {
+            let mut failed = Vec::new();
+            for n in &names {
+                match c.delete::<Value>(&format!("/netd/networks/{}", seg(n))) {
+                    Ok(_) => println!("{n}"),
+                    // As Docker's -f: a network already gone is no error.
+                    Err(e) if e.status() == Some(netd_api::StatusCode::NOT_FOUND) => {}
+                    Err(e) => failed.push(e.to_string()),
+                }
             }
+            if !failed.is_empty() {
+                bail!("{}", failed.join("; "));
+            }
+        }
+        NetworkCmd::Prune { force, filters } => {
+            let f = filter_map(&filters)?;
             if !force
                 && !confirm(
                     "WARNING! This will remove all custom networks not used by at least one sandbox.",

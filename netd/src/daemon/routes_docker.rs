@@ -82,14 +82,14 @@ fn go_arch() -> &'static str {
 }
 
 async fn list(State(d): D, Query(q): Query<FiltersQuery>) -> ApiResult {
-    let f = docker::Filters::parse(q.filters.as_deref()).map_err(bad)?;
-    f.check(&["dangling", "driver", "id", "label", "name", "scope", "type"])
+    let f = docker::Filters::parse(q.filters.as_deref())
+        .and_then(|f| f.networks())
         .map_err(bad)?;
     let list: Vec<Value> = d
         .netd
         .list_networks()?
         .iter()
-        .filter(|n| f.network_matches(n))
+        .filter(|n| f.matches(n))
         .map(|n| docker::network_resource(n, false))
         .collect();
     ok_json(StatusCode::OK, list)
@@ -147,6 +147,23 @@ async fn disconnect(
     Ok(StatusCode::OK.into_response())
 }
 
-async fn events(State(d): D) -> axum::response::Response {
-    event_stream(&d, true)
+#[derive(Debug, serde::Deserialize, Default)]
+struct EventsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    filters: Option<String>,
+}
+
+async fn events(State(d): D, Query(q): Query<EventsQuery>) -> axum::response::Response {
+    let f = docker::Filters::parse(q.filters.as_deref()).and_then(|f| {
+        f.events(
+            q.since.as_deref(),
+            q.until.as_deref(),
+            std::time::SystemTime::now(),
+        )
+    });
+    match f {
+        Ok(f) => event_stream(&d, true, Some(f)),
+        Err(e) => bad(e).into_response(),
+    }
 }

@@ -148,5 +148,5 @@ async fn reconcile(State(d): D) -> ApiResult {
 }
 
 async fn events(State(d): D) -> axum::response::Response {
-    event_stream(&d, false)
+    event_stream(&d, false, None)
 }

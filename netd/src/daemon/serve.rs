@@ -228,24 +228,43 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 /// A never-ending stream of newline-delimited JSON events.
-pub(super) fn event_stream(daemon: &Daemon, docker_shape: bool) -> Response {
+pub(super) fn event_stream(
+    daemon: &Daemon,
+    docker_shape: bool,
+    filter: Option<docker::EventFilter>,
+) -> Response {
     let rx = daemon.netd.subscribe();
-    let stream = futures::stream::unfold(rx, move |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) => {
-                    let v = if docker_shape {
-                        docker::event(&e)
-                    } else {
-                        serde_json::to_value(&e).unwrap_or_default()
-                    };
-                    let mut line = v.to_string();
-                    line.push('\n');
-                    return Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx));
+    let stream = futures::stream::unfold(rx, move |mut rx| {
+        let filter = filter.clone();
+        async move {
+            loop {
+                let next = match filter.as_ref().and_then(|f| f.until) {
+                    // Past `until` the stream ends, as Docker's does.
+                    Some(until) => match until.duration_since(std::time::SystemTime::now()) {
+                        Ok(left) => match tokio::time::timeout(left, rx.recv()).await {
+                            Ok(r) => r,
+                            Err(_) => return None,
+                        },
+                        Err(_) => return None,
+                    },
+                    None => rx.recv().await,
+                };
+                match next {
+                    Ok(e) if filter.as_ref().is_some_and(|f| !f.matches(&e)) => continue,
+                    Ok(e) => {
+                        let v = if docker_shape {
+                            docker::event(&e)
+                        } else {
+                            serde_json::to_value(&e).unwrap_or_default()
+                        };
+                        let mut line = v.to_string();
+                        line.push('\n');
+                        return Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx));
+                    }
+                    // A slow reader missed some: go on with what comes next.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
-                // A slow reader missed some: go on with what comes next.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
     });

@@ -19,6 +19,7 @@ pub fn network(name: &str, subnet: &str) -> Network {
                 gateway: Ipv4Addr::from(u32::from(subnet.network()) + 1),
                 ip_range: None,
                 masquerade: true,
+                aux_addresses: BTreeMap::new(),
             }),
             ipv6: None,
             bridge: format!("br-{}", &name[..name.len().min(10)])
@@ -90,6 +91,7 @@ pub fn with_ipv6(n: Network, subnet6: &str) -> Network {
             gateway: crate::ipam6::default_gateway6(subnet),
             ip_range: None,
             masquerade: true,
+            aux_addresses: BTreeMap::new(),
         })
     })
 }

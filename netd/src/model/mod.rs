@@ -6,6 +6,7 @@
 
 mod names;
 mod network;
+mod options;
 mod ports;
 mod requests;
 mod sandbox;
@@ -16,13 +17,17 @@ pub mod fixtures;
 
 pub use names::{BRIDGE_PREFIX, HOST_VETH_PREFIX, Id, IfName, Name, RETIRED_PREFIX};
 pub use network::{BridgeConfig, Driver, Ipv4Config, Ipv6Config, Network};
+pub use options::{
+    KNOWN_OPTIONS, OPT_BRIDGE_NAME, OPT_FORWARD_ACCEPT, OPT_GATEWAY_MODE_V4, OPT_GATEWAY_MODE_V6,
+    OPT_HOST_BINDING_V4, OPT_ICC, OPT_IFACE_PREFIX, OPT_INHIBIT_V4, OPT_MASQUERADE, OPT_MTU,
+    OPT_TRUSTED_IFACES,
+};
 #[doc(hidden)]
 pub use ports::fuzz_port_spec;
 pub use ports::{PortMapping, PortRange, Proto};
 pub use requests::{
-    EndpointRequest, KNOWN_OPTIONS, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS,
-    MAX_PORTS, NetworkCreate, OPT_BRIDGE_NAME, OPT_FORWARD_ACCEPT, OPT_GATEWAY_MODE_V6, OPT_ICC,
-    OPT_MASQUERADE, OPT_MTU, SandboxCreate, ValidIpv6, ValidNetworkCreate,
+    EndpointRequest, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, MAX_PORTS,
+    NetworkCreate, SandboxCreate, ValidIpv6, ValidNetworkCreate,
 };
 pub use sandbox::{Endpoint, Mac, Sandbox, SandboxNet};
 pub use subnets::MAX_PREFIX6;

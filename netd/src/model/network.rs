@@ -54,6 +54,9 @@ pub struct Ipv4Config {
     pub ip_range: Option<Ipv4Net>,
     /// Masquerade traffic leaving the host from this subnet.
     pub masquerade: bool,
+    /// Docker's auxiliary addresses: named addresses of the subnet that
+    /// IPAM never hands out (a host or router already on the segment).
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
 }
 
 /// How a bridge network is recorded: the IPv4 fields flat, as every record
@@ -76,6 +79,8 @@ struct BridgeRecord {
     masquerade: bool,
     #[serde(default = "yes")]
     icc: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    aux_addresses: BTreeMap<String, Ipv4Addr>,
 }
 
 impl TryFrom<BridgeRecord> for BridgeConfig {
@@ -87,8 +92,9 @@ impl TryFrom<BridgeRecord> for BridgeConfig {
                 gateway,
                 ip_range: r.ip_range,
                 masquerade: r.masquerade,
+                aux_addresses: r.aux_addresses,
             }),
-            (None, None) if r.ip_range.is_none() => None,
+            (None, None) if r.ip_range.is_none() && r.aux_addresses.is_empty() => None,
             _ => {
                 return Err(format!(
                     "bridge {}: an IPv4 subnet and gateway go together",
@@ -126,6 +132,7 @@ impl From<BridgeConfig> for BridgeRecord {
             internal: c.internal,
             masquerade: v4.is_none_or(|v| v.masquerade),
             icc: c.icc,
+            aux_addresses: v4.map(|v| v.aux_addresses.clone()).unwrap_or_default(),
         }
     }
 }
@@ -159,6 +166,9 @@ pub struct Ipv6Config {
     /// the operator routes it to this host.
     #[serde(default = "yes")]
     pub masquerade: bool,
+    /// Named IPv6 addresses IPAM never hands out, as on the IPv4 side.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, Ipv6Addr>,
 }
 
 fn yes() -> bool {
@@ -184,6 +194,24 @@ impl Network {
             Driver::Bridge(b) => Some(b),
             _ => None,
         }
+    }
+
+    /// Docker's `host_binding_ipv4`: the host address of published ports
+    /// given without one (validated at create). `0.0.0.0` is the default,
+    /// every address, so it is no binding at all.
+    pub fn default_host_ip(&self) -> Option<Ipv4Addr> {
+        self.options
+            .get(super::OPT_HOST_BINDING_V4)
+            .and_then(|v| v.parse::<Ipv4Addr>().ok())
+            .filter(|a| !a.is_unspecified())
+    }
+
+    /// Docker's `container_iface_prefix`: sandbox interfaces on this
+    /// network are named PREFIX0, PREFIX1, ... (validated at create).
+    pub fn iface_prefix(&self) -> &str {
+        self.options
+            .get(super::OPT_IFACE_PREFIX)
+            .map_or("eth", String::as_str)
     }
 
     /// The three networks every installation has, like Docker's.

@@ -6,35 +6,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+pub use super::options::*;
+use super::options::{bool_option, check_late_options, nat_mode};
 use super::subnets::{parse_net, parse_net6};
 use super::{IfName, Invalid, Mac, Name, PortMapping, cut, invalid};
-
-/// Option keys accepted on `network create`.
-pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
-pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
-pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
-pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
-/// Docker's name for NAT66 (`nat`, the default) or routed IPv6 (`routed`).
-pub const OPT_GATEWAY_MODE_V6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
-/// Accept rules for the bridge in other tables' forward chains (`auto`, or
-/// `FAMILY/TABLE/CHAIN,...`); parsed by `plan::forward`.
-pub const OPT_FORWARD_ACCEPT: &str = "netd.forward_accept";
-pub const KNOWN_OPTIONS: &[&str] = &[
-    OPT_BRIDGE_NAME,
-    OPT_MTU,
-    OPT_MASQUERADE,
-    OPT_ICC,
-    OPT_GATEWAY_MODE_V6,
-    OPT_FORWARD_ACCEPT,
-];
-
-fn bool_option(options: &BTreeMap<String, String>, key: &str) -> Result<bool, Invalid> {
-    match options.get(key).map(String::as_str) {
-        None | Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
-        Some(v) => invalid(format!("invalid {key} {v:?}: expected true or false")),
-    }
-}
 
 /// A request to create a network, as the CLI and the API receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +42,10 @@ pub struct NetworkCreate {
     pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Docker's `--aux-address NAME=IP` (either family): addresses of the
+    /// subnet that are never handed out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// The IPv6 side of a validated create: the subnet may still have to be
@@ -78,6 +57,7 @@ pub struct ValidIpv6 {
     pub ip_range: Option<Ipv6Net>,
     /// NAT66; false in routed mode.
     pub masquerade: bool,
+    pub aux_addresses: BTreeMap<String, Ipv6Addr>,
 }
 
 /// A create request after validation: everything except the subnet, which
@@ -97,6 +77,7 @@ pub struct ValidNetworkCreate {
     pub internal: bool,
     pub masquerade: bool,
     pub icc: bool,
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
 }
@@ -105,8 +86,73 @@ fn is_v6(s: &str) -> bool {
     s.contains(':')
 }
 
+/// At most this many auxiliary addresses: they are kept with the network.
+pub const MAX_AUX_ADDRESSES: usize = 64;
+
+/// Auxiliary addresses by family, each checked against its subnet and
+/// gateway once those are known.
+type AuxByFamily = (BTreeMap<String, Ipv4Addr>, BTreeMap<String, Ipv6Addr>);
+
+fn parse_aux(aux: &BTreeMap<String, String>) -> Result<AuxByFamily, Invalid> {
+    if aux.len() > MAX_AUX_ADDRESSES {
+        return invalid(format!(
+            "too many auxiliary addresses ({}): at most {MAX_AUX_ADDRESSES}",
+            aux.len()
+        ));
+    }
+    let (mut v4, mut v6) = (BTreeMap::new(), BTreeMap::new());
+    for (name, ip) in aux {
+        if name.is_empty() || name.len() > MAX_LABEL_KEY {
+            return invalid(format!(
+                "invalid auxiliary address name {:?}: 1-{MAX_LABEL_KEY} bytes",
+                cut(name)
+            ));
+        }
+        match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => {
+                v4.insert(name.clone(), a);
+            }
+            Ok(std::net::IpAddr::V6(a)) => {
+                v6.insert(name.clone(), a);
+            }
+            Err(_) => {
+                return invalid(format!(
+                    "invalid auxiliary address {}={:?}: expected an IP address",
+                    cut(name),
+                    cut(ip)
+                ));
+            }
+        }
+    }
+    Ok((v4, v6))
+}
+
+/// Refuse an auxiliary address the subnet cannot reserve: outside it, or
+/// the gateway (which the bridge itself holds).
+fn check_aux<A: std::fmt::Display + PartialEq + Copy>(
+    aux: &BTreeMap<String, A>,
+    contains: impl Fn(&A) -> bool,
+    subnet: &dyn std::fmt::Display,
+    gateway: A,
+) -> Result<(), Invalid> {
+    for (name, ip) in aux {
+        if !contains(ip) {
+            return invalid(format!(
+                "auxiliary address {name}={ip} is outside subnet {subnet}"
+            ));
+        }
+        if *ip == gateway {
+            return invalid(format!(
+                "auxiliary address {name}={ip} is the gateway of subnet {subnet}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl NetworkCreate {
     fn validate_ipv6(&self) -> Result<Option<ValidIpv6>, Invalid> {
+        let (_, aux6) = parse_aux(&self.aux_addresses)?;
         // An IPv6 value in an IPv4 field: name the flag that was missing
         // rather than fail to parse it as IPv4.
         for (what, v) in [
@@ -132,6 +178,11 @@ impl NetworkCreate {
             if self.options.contains_key(OPT_GATEWAY_MODE_V6) {
                 return invalid(format!("{OPT_GATEWAY_MODE_V6} needs --ipv6"));
             }
+            if let Some((name, ip)) = aux6.iter().next() {
+                return invalid(format!(
+                    "auxiliary address {name}={ip} is IPv6, but the network is not: pass --ipv6"
+                ));
+            }
             return Ok(None);
         }
         let subnet = self
@@ -155,8 +206,8 @@ impl NetworkCreate {
             .as_deref()
             .map(|s| parse_net6("IPv6 ip-range", s))
             .transpose()?;
-        if subnet.is_none() && (gateway.is_some() || ip_range.is_some()) {
-            return invalid("an IPv6 gateway or ip-range needs an IPv6 subnet");
+        if subnet.is_none() && (gateway.is_some() || ip_range.is_some() || !aux6.is_empty()) {
+            return invalid("an IPv6 gateway, ip-range or auxiliary address needs an IPv6 subnet");
         }
         if let (Some(net), Some(gw)) = (subnet, gateway)
             && (!net.contains(&gw) || gw == net.network())
@@ -170,20 +221,17 @@ impl NetworkCreate {
         {
             return invalid(format!("IPv6 ip-range {r} is not inside subnet {net}"));
         }
-        let nat = match self.options.get(OPT_GATEWAY_MODE_V6).map(String::as_str) {
-            None | Some("nat") => true,
-            Some("routed") => false,
-            Some(v) => {
-                return invalid(format!(
-                    "invalid {OPT_GATEWAY_MODE_V6} {v:?}: expected nat or routed"
-                ));
-            }
-        };
+        if let Some(net) = subnet {
+            let gw = gateway.unwrap_or_else(|| crate::ipam6::default_gateway6(net));
+            check_aux(&aux6, |a| net.contains(a), &net, gw)?;
+        }
+        let nat = nat_mode(&self.options, OPT_GATEWAY_MODE_V6)?;
         Ok(Some(ValidIpv6 {
             subnet,
             gateway,
             ip_range,
             masquerade: nat && bool_option(&self.options, OPT_MASQUERADE)? && !self.internal,
+            aux_addresses: aux6,
         }))
     }
 }
@@ -240,6 +288,7 @@ impl NetworkCreate {
                 ));
             }
         }
+        check_late_options(&self.options)?;
         let ipv6 = self.validate_ipv6()?;
         let ipv4 = self.ipv4.unwrap_or(true);
         if !ipv4 {
@@ -279,8 +328,9 @@ impl NetworkCreate {
             .as_deref()
             .map(|s| parse_net("ip-range", s))
             .transpose()?;
-        if subnet.is_none() && (gateway.is_some() || ip_range.is_some()) {
-            return invalid("--gateway and --ip-range need --subnet");
+        let (aux, _) = parse_aux(&self.aux_addresses)?;
+        if subnet.is_none() && (gateway.is_some() || ip_range.is_some() || !aux.is_empty()) {
+            return invalid("--gateway, --ip-range and --aux-address need --subnet");
         }
         if let (Some(net), Some(gw)) = (subnet, gateway)
             && (!net.contains(&gw) || gw == net.network() || gw == net.broadcast())
@@ -293,6 +343,10 @@ impl NetworkCreate {
             && !net.contains(&r)
         {
             return invalid(format!("ip-range {r} is not inside subnet {net}"));
+        }
+        if let Some(net) = subnet {
+            let gw = gateway.unwrap_or_else(|| crate::ipam::default_gateway(net));
+            check_aux(&aux, |a| net.contains(a), &net, gw)?;
         }
         let bridge = self
             .options
@@ -319,8 +373,11 @@ impl NetworkCreate {
             bridge,
             mtu,
             internal: self.internal,
-            masquerade: bool_option(&self.options, OPT_MASQUERADE)? && !self.internal,
+            masquerade: nat_mode(&self.options, OPT_GATEWAY_MODE_V4)?
+                && bool_option(&self.options, OPT_MASQUERADE)?
+                && !self.internal,
             icc: bool_option(&self.options, OPT_ICC)?,
+            aux_addresses: aux,
             options: self.options.clone(),
             labels: self.labels.clone(),
         })

@@ -39,7 +39,7 @@ impl<K: Kernel> Netd<K> {
             let applied = self.apply_endpoint(net, Some(sandbox), &p).await;
             rb.check(applied).await?;
         }
-        rb.push(Undo::Ports(net.clone(), ep.clone()));
+        rb.push(Undo::Ports(Box::new((net.clone(), ep.clone()))));
         rb.check(self.publish(net, ep).await).await
     }
 

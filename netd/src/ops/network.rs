@@ -53,6 +53,7 @@ fn ipv6_side(c: &rusqlite::Connection, r: &ValidIpv6, routes6: &[Ipv6Net]) -> Re
         gateway: r.gateway.unwrap_or_else(|| ipam6::default_gateway6(subnet)),
         ip_range: r.ip_range,
         masquerade: r.masquerade,
+        aux_addresses: r.aux_addresses.clone(),
     })
 }
 
@@ -85,6 +86,7 @@ impl<K: Kernel> Netd<K> {
                         gateway: ipam::default_gateway(subnet),
                         ip_range: None,
                         masquerade: true,
+                        aux_addresses: BTreeMap::new(),
                     }),
                     ipv6: None,
                     bridge: DEFAULT_BRIDGE.parse()?,
@@ -100,6 +102,14 @@ impl<K: Kernel> Netd<K> {
 
     pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
         let v = req.validate()?;
+        // Docker answers 403 here, not 409: the name is not merely taken,
+        // it can never be given.
+        if matches!(v.name.as_str(), "bridge" | "host" | "none") {
+            return Err(Error::Forbidden(format!(
+                "{} is a pre-defined network and cannot be created",
+                v.name
+            )));
+        }
         if let Some(f) = v.options.get(OPT_FORWARD_ACCEPT) {
             crate::plan::forward::parse(f)?;
         }
@@ -139,6 +149,7 @@ impl<K: Kernel> Netd<K> {
                     gateway: v.gateway.unwrap_or_else(|| ipam::default_gateway(subnet)),
                     ip_range: v.ip_range,
                     masquerade: v.masquerade,
+                    aux_addresses: v.aux_addresses.clone(),
                 })
             } else {
                 None

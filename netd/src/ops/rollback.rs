@@ -35,7 +35,8 @@ pub(crate) enum Undo {
         name: Name,
     },
     /// Withdraw an endpoint's published ports.
-    Ports(Network, Endpoint),
+    // Boxed: the other variants are small and a rollback holds many.
+    Ports(Box<(Network, Endpoint)>),
     /// Rebuild the firewall from the store.
     Firewall,
 }
@@ -116,7 +117,7 @@ impl<'n, K: Kernel> Rollback<'n, K> {
                 n.k.remove_etc(name.as_str());
                 Ok(n.k.delete_named(&path)?)
             }
-            Undo::Ports(net, ep) => n.unpublish(&net, &ep).await,
+            Undo::Ports(p) => n.unpublish(&p.0, &p.1).await,
             Undo::Firewall => n.sync_firewall().await,
         }
     }

@@ -16,11 +16,13 @@ use crate::plan;
 use crate::plan::firewall as fwplan;
 use crate::store;
 
+mod aux;
 mod dual_stack;
 mod endpoint;
 mod forward;
 mod ipv6_only;
 mod network;
+mod options;
 mod reconcile;
 mod rollback;
 mod sandbox;

@@ -10,7 +10,7 @@ use super::from_json;
 use super::ports::{host_key, resolve_ports};
 use crate::error::{Error, Result};
 use crate::ipam;
-use crate::model::{Endpoint, EndpointRequest, Id, IfName, Mac, Network, Sandbox};
+use crate::model::{Endpoint, EndpointRequest, Id, IfName, Mac, Network, PortMapping, Sandbox};
 
 /// The kernel refuses a bridge's 1024th port (BR_MAX_PORTS, with port 0
 /// reserved): say so before trying.
@@ -168,11 +168,24 @@ pub fn insert_endpoint(
         }
         Some(n) => n.to_string(),
         None => (0..)
-            .map(|i| format!("eth{i}"))
+            .map(|i| format!("{}{i}", network.iface_prefix()))
             .find(|n| !taken_ifs.contains(n))
             .unwrap_or_default(),
     };
-    let ports = resolve_ports(c, &req.ports)?;
+    let ports = match network.default_host_ip() {
+        None => resolve_ports(c, &req.ports)?,
+        Some(bind) => {
+            let bound: Vec<_> = req
+                .ports
+                .iter()
+                .map(|m| PortMapping {
+                    host_ip: m.host_ip.or(Some(bind.into())),
+                    ..*m
+                })
+                .collect();
+            resolve_ports(c, &bound)?
+        }
+    };
     let ep = Endpoint {
         id: Id::random(),
         network: network.id.clone(),

@@ -47,7 +47,7 @@ pub fn allocate6(
             }
             .into());
         }
-        if reserved6(&cfg.subnet, cfg.gateway, ip) {
+        if reserved6(cfg, ip) {
             return Err(IpamError::Reserved {
                 ip: ip.into(),
                 subnet: cfg.subnet.into(),
@@ -94,7 +94,7 @@ pub fn allocate6(
         let ip = range.at(off).ok_or(IpamError::Exhausted {
             range: range.range.into(),
         })?;
-        if !reserved6(&cfg.subnet, cfg.gateway, ip) && !taken(off)? {
+        if !reserved6(cfg, ip) && !taken(off)? {
             c.execute(
                 "UPDATE networks SET ip6_next = ?2 WHERE id = ?1",
                 params![network.as_str(), off + 1],

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
 use super::driver_name;
@@ -82,25 +83,82 @@ impl Filters {
         })
     }
 
-    pub fn network_matches(&self, d: &NetworkDetail) -> bool {
-        let n = &d.network;
-        self.any("name", |s| n.name.as_str().contains(s))
-            && self.any("id", |s| n.id.as_str().starts_with(s))
-            && self.any("driver", |s| s == driver_name(n))
-            && self.any("scope", |s| s == "local")
-            && self.any("type", |s| match s {
-                "custom" => !n.is_predefined(),
-                "builtin" => n.is_predefined(),
-                _ => false,
-            })
-            && self.any("dangling", |s| match s {
-                "true" | "1" => d.endpoints.is_empty() && !n.is_predefined(),
-                "false" | "0" => !d.endpoints.is_empty() || n.is_predefined(),
-                _ => false,
-            })
-            && self.labels_match(n)
+    /// The network list filters, checked once: an unknown key, a `name` or
+    /// `id` that is not a regular expression, a `type` or `dangling` value
+    /// Docker does not take are errors naming them (Docker's messages).
+    pub fn networks(&self) -> Result<NetworkFilter, String> {
+        self.check(NETWORK_FILTERS)?;
+        let regexes = |key: &str| -> Result<Vec<Regex>, String> {
+            self.0
+                .get(key)
+                .into_iter()
+                .flatten()
+                .map(|v| {
+                    // Bounded: the pattern comes from a query string. The
+                    // regex crate matches in linear time, so only its
+                    // compiled size needs a limit.
+                    RegexBuilder::new(v)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| format!("invalid filter '{key}={v}': {e}"))
+                })
+                .collect()
+        };
+        let (name, id) = (regexes("name")?, regexes("id")?);
+        for v in self.0.get("type").into_iter().flatten() {
+            if !matches!(v.as_str(), "custom" | "builtin") {
+                return Err(format!("invalid filter: 'type'='{v}'"));
+            }
+        }
+        for v in self.0.get("dangling").into_iter().flatten() {
+            if !matches!(v.as_str(), "true" | "1" | "false" | "0") {
+                return Err(format!("invalid filter 'dangling={v}'"));
+            }
+        }
+        Ok(NetworkFilter {
+            filters: self.clone(),
+            name,
+            id,
+        })
     }
+}
 
+/// What `GET /networks` filters on.
+pub const NETWORK_FILTERS: &[&str] =
+    &["dangling", "driver", "id", "label", "name", "scope", "type"];
+
+/// Validated network list filters: `name` and `id` are regular
+/// expressions matched anywhere in the value, as Docker's `filters.Match`
+/// (`^web$` for an exact name); the others compare whole values.
+#[derive(Debug, Clone)]
+pub struct NetworkFilter {
+    filters: Filters,
+    name: Vec<Regex>,
+    id: Vec<Regex>,
+}
+
+impl NetworkFilter {
+    pub fn matches(&self, d: &NetworkDetail) -> bool {
+        let n = &d.network;
+        let f = &self.filters;
+        let any_re = |res: &[Regex], s: &str| res.is_empty() || res.iter().any(|r| r.is_match(s));
+        any_re(&self.name, n.name.as_str())
+            && any_re(&self.id, n.id.as_str())
+            && f.any("driver", |s| s == driver_name(n))
+            && f.any("scope", |s| s == "local")
+            && f.any("type", |s| match s {
+                "custom" => !n.is_predefined(),
+                _ => n.is_predefined(),
+            })
+            && f.any("dangling", |s| match s {
+                "true" | "1" => d.endpoints.is_empty() && !n.is_predefined(),
+                _ => !d.endpoints.is_empty() || n.is_predefined(),
+            })
+            && f.labels_match(n)
+    }
+}
+
+impl Filters {
     /// The `prune` filters (`label`, `label!`, `until`), checked once before
     /// anything is removed: an unknown key or an `until` that is not a time
     /// is an error naming it, never a filter that matches nothing or all.
@@ -112,6 +170,67 @@ impl Filters {
             Some(_) => return Err("more than one until filter specified".into()),
         };
         Ok(PruneFilter {
+            filters: self.clone(),
+            until,
+        })
+    }
+}
+
+/// What `GET /events` passes on: Docker's `type`, `event`, `network` and
+/// `container` filters, and the time the stream ends.
+#[derive(Debug, Clone)]
+pub struct EventFilter {
+    filters: Filters,
+    pub until: Option<std::time::SystemTime>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &crate::ops::Event) -> bool {
+        let f = &self.filters;
+        let actor = |s: &str| s == e.id || s == e.name || (s.len() >= 12 && e.id.starts_with(s));
+        // Docker calls a sandbox's events `container` ones.
+        let kind = if e.kind == "sandbox" {
+            "container"
+        } else {
+            e.kind
+        };
+        f.any("type", |s| s == e.kind || s == kind)
+            && f.any("event", |s| s == e.action)
+            && f.any("network", |s| {
+                (e.kind == "network" && actor(s))
+                    || e.attributes.get("network").is_some_and(|n| n == s)
+            })
+            && f.any("container", |s| {
+                (e.kind == "sandbox" && actor(s))
+                    || e.attributes.get("sandbox").is_some_and(|c| c == s)
+            })
+    }
+}
+
+impl Filters {
+    /// `GET /events`: `since` is refused (netd keeps no event history to
+    /// replay), `until` ends the stream, in the times `prune` takes.
+    pub fn events(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        now: std::time::SystemTime,
+    ) -> Result<EventFilter, String> {
+        self.check(&["type", "event", "network", "container"])?;
+        if let Some(s) = since.filter(|s| !s.is_empty()) {
+            return Err(format!(
+                "since={s} is not supported: netd keeps no event history to replay"
+            ));
+        }
+        let until = match until.filter(|u| !u.is_empty()) {
+            None => None,
+            Some(u) => {
+                let nanos = until_nanos(u, now)?;
+                let secs = u64::try_from(nanos.max(0) / 1_000_000_000).unwrap_or(u64::MAX);
+                Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            }
+        };
+        Ok(EventFilter {
             filters: self.clone(),
             until,
         })
@@ -274,6 +393,88 @@ mod tests {
         assert!(f.check(&["name", "label"]).is_ok());
         assert!(f.check(&["name"]).unwrap_err().contains("label"));
         assert!(Filters::parse(Some("[1]")).is_err());
+    }
+
+    #[test]
+    fn name_and_id_are_regular_expressions() {
+        use crate::model::fixtures;
+        let detail = |name: &str| NetworkDetail {
+            network: fixtures::network(name, "10.1.0.0/24"),
+            endpoints: vec![],
+        };
+        let (x, xy) = (detail("x"), detail("xy"));
+        let f = |raw: &str| Filters::parse(Some(raw)).unwrap().networks();
+        let exact = f(r#"{"name":{"^x$":true}}"#).unwrap();
+        assert!(exact.matches(&x) && !exact.matches(&xy));
+        // Unanchored, as Docker's: a substring matches.
+        let sub = f(r#"{"name":["x"]}"#).unwrap();
+        assert!(sub.matches(&x) && sub.matches(&xy));
+        let id = format!("^{}", &xy.network.id.as_str()[..6]);
+        let by_id = f(&format!(r#"{{"id":["{id}"]}}"#)).unwrap();
+        assert!(by_id.matches(&xy));
+        for (raw, want) in [
+            (r#"{"name":["web["]}"#, "'name=web['"),
+            (r#"{"id":["(("]}"#, "'id=(('"),
+            (r#"{"type":["odd"]}"#, "'type'='odd'"),
+            (r#"{"dangling":["maybe"]}"#, "'dangling=maybe'"),
+            (r#"{"bogus":["1"]}"#, "'bogus'"),
+        ] {
+            let e = f(raw).unwrap_err();
+            assert!(e.contains(want), "{raw}: {e}");
+        }
+        // A pattern too large to compile is refused, not built.
+        assert!(f(r#"{"name":["(a{1000}){1000}"]}"#).is_err());
+    }
+
+    #[test]
+    fn event_filters_pick_and_until_ends() {
+        use crate::ops::Event;
+        let ev = |kind, action, name: &str, attrs: &[(&str, &str)]| Event {
+            kind,
+            action,
+            id: format!("{name}0123456789abcdef"),
+            name: name.into(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            time: 0,
+        };
+        let f = |raw: &str| {
+            Filters::parse(Some(raw))
+                .unwrap()
+                .events(None, None, at(100_000))
+                .unwrap()
+        };
+        let create = ev("network", "create", "web", &[]);
+        let connect = ev("network", "connect", "web", &[("sandbox", "a")]);
+        let sb = ev("sandbox", "create", "a", &[]);
+        let only_connects = f(r#"{"event":["connect"]}"#);
+        assert!(only_connects.matches(&connect) && !only_connects.matches(&create));
+        let web = f(r#"{"network":["web"]}"#);
+        assert!(web.matches(&create) && !web.matches(&sb));
+        let containers = f(r#"{"type":["container"]}"#);
+        assert!(containers.matches(&sb) && !containers.matches(&create));
+        let a = f(r#"{"container":["a"]}"#);
+        assert!(a.matches(&sb) && a.matches(&connect) && !a.matches(&create));
+        let e = Filters::default()
+            .events(Some("1m"), None, at(100_000))
+            .unwrap_err();
+        assert!(e.contains("since=1m"), "{e}");
+        let e = Filters::parse(Some(r#"{"bogus":["1"]}"#))
+            .unwrap()
+            .events(None, None, at(100_000))
+            .unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let u = Filters::default()
+            .events(None, Some("100060"), at(100_000))
+            .unwrap();
+        assert_eq!(u.until, Some(at(100_060)));
+        assert!(
+            Filters::default()
+                .events(None, Some("soon"), at(1))
+                .is_err()
+        );
     }
 
     #[test]

@@ -26,11 +26,24 @@ fn driver_name(n: &Network) -> &'static str {
     }
 }
 
-/// One `IPAM.Config` entry: Docker omits `IPRange` when none was given.
-fn ipam_config(subnet: String, gateway: String, ip_range: Option<String>) -> Value {
+/// One `IPAM.Config` entry: Docker omits `IPRange` and
+/// `AuxiliaryAddresses` when none was given.
+fn ipam_config<A: ToString>(
+    subnet: String,
+    gateway: String,
+    ip_range: Option<String>,
+    aux: &BTreeMap<String, A>,
+) -> Value {
     let mut c = json!({ "Subnet": subnet, "Gateway": gateway });
     if let Some(r) = ip_range {
         c["IPRange"] = json!(r);
+    }
+    if !aux.is_empty() {
+        let aux: BTreeMap<&str, String> = aux
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect();
+        c["AuxiliaryAddresses"] = json!(aux);
     }
     c
 }
@@ -48,6 +61,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
                 c.subnet.to_string(),
                 c.gateway.to_string(),
                 c.ip_range.map(|r| r.to_string()),
+                &c.aux_addresses,
             )
         })
         .into_iter()
@@ -56,6 +70,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
                 c.subnet.to_string(),
                 c.gateway.to_string(),
                 c.ip_range.map(|r| r.to_string()),
+                &c.aux_addresses,
             )
         }))
         .collect();
@@ -124,6 +139,8 @@ pub struct IpamConfig {
     #[serde(rename = "IPRange")]
     pub ip_range: Option<String>,
     pub gateway: Option<String>,
+    #[serde(default)]
+    pub auxiliary_addresses: Option<BTreeMap<String, String>>,
 }
 
 impl IpamConfig {
@@ -152,6 +169,15 @@ pub struct Ipam {
     pub driver: Option<String>,
     #[serde(default)]
     pub config: Option<Vec<IpamConfig>>,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigReference {
+    #[serde(default)]
+    pub network: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -172,10 +198,63 @@ pub struct CreateRequest {
     pub options: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub config_only: bool,
+    #[serde(default)]
+    pub config_from: Option<ConfigReference>,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub ingress: bool,
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 impl CreateRequest {
+    /// Fields netd takes only at their defaults: anything else is refused
+    /// naming the field, rather than a network that is not what was asked.
+    fn refuse_unsupported(&self) -> Result<(), String> {
+        if self.config_only {
+            return Err("ConfigOnly networks (docker network create --config-only) are not supported: create the network itself".into());
+        }
+        if let Some(c) = self.config_from.as_ref().filter(|c| !c.network.is_empty()) {
+            return Err(format!(
+                "ConfigFrom {:?} (docker network create --config-from) is not supported: give the settings on this network",
+                c.network
+            ));
+        }
+        if self.attachable || self.ingress {
+            let what = if self.attachable {
+                "Attachable"
+            } else {
+                "Ingress"
+            };
+            return Err(format!(
+                "{what} is a swarm setting: netd networks are local bridge networks"
+            ));
+        }
+        if let Some(s) = self
+            .scope
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "local")
+        {
+            return Err(format!("Scope {s:?} is not supported: only \"local\""));
+        }
+        if let Some((k, _)) = self
+            .ipam
+            .as_ref()
+            .and_then(|i| i.options.as_ref())
+            .and_then(|o| o.iter().next())
+        {
+            return Err(format!(
+                "IPAM.Options {k:?} is not supported: the default IPAM driver takes no options"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn into_netd(self) -> Result<NetworkCreate, String> {
+        self.refuse_unsupported()?;
         let ipam = self.ipam.unwrap_or_default();
         if let Some(d) = ipam.driver.as_deref()
             && !d.is_empty()
@@ -211,6 +290,24 @@ impl CreateRequest {
         }
         let c: IpamConfig = v4.unwrap_or_default();
         let c6: IpamConfig = v6.unwrap_or_default();
+        // Docker keeps them per entry; netd per family, so an address of the
+        // other family than its entry's would land in the wrong subnet.
+        let mut aux_addresses = BTreeMap::new();
+        for (entry, is_v6) in [(&c, false), (&c6, true)] {
+            for (name, ip) in entry.auxiliary_addresses.iter().flatten() {
+                if ip.contains(':') != is_v6 {
+                    return Err(format!(
+                        "AuxiliaryAddresses {name}={ip} is not of the family of IPAM config {}",
+                        entry.describe()
+                    ));
+                }
+                if aux_addresses.insert(name.clone(), ip.clone()).is_some() {
+                    return Err(format!(
+                        "AuxiliaryAddresses name {name:?} is given twice (once per family)"
+                    ));
+                }
+            }
+        }
         Ok(NetworkCreate {
             name: self.name,
             driver: self.driver.unwrap_or_default(),
@@ -225,6 +322,7 @@ impl CreateRequest {
             internal: self.internal,
             options: self.options.unwrap_or_default(),
             labels: self.labels.unwrap_or_default(),
+            aux_addresses,
         })
     }
 }
@@ -236,6 +334,8 @@ pub struct EndpointIpam {
     pub ipv4_address: Option<String>,
     #[serde(rename = "IPv6Address")]
     pub ipv6_address: Option<String>,
+    #[serde(default, rename = "LinkLocalIPs")]
+    pub link_local_ips: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -245,6 +345,12 @@ pub struct EndpointSettings {
     pub ipam_config: Option<EndpointIpam>,
     pub aliases: Option<Vec<String>>,
     pub mac_address: Option<String>,
+    #[serde(default)]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub gw_priority: Option<i64>,
+    #[serde(default)]
+    pub links: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +366,32 @@ impl ConnectRequest {
         let Some(ec) = &self.endpoint_config else {
             return Ok(EndpointRequest::default());
         };
+        // Refused, not dropped: each would change what the container gets.
+        if let Some((k, _)) = ec.driver_opts.as_ref().and_then(|o| o.iter().next()) {
+            return Err(format!(
+                "EndpointConfig.DriverOpts {k:?} is not supported: the bridge driver takes no endpoint options"
+            ));
+        }
+        if let Some(ips) = ec
+            .ipam_config
+            .as_ref()
+            .and_then(|c| c.link_local_ips.as_ref())
+            .filter(|l| !l.is_empty())
+        {
+            return Err(format!(
+                "EndpointConfig.IPAMConfig.LinkLocalIPs {ips:?} is not supported: sandboxes get only their kernel link-local address"
+            ));
+        }
+        if let Some(p) = ec.gw_priority.filter(|p| *p != 0) {
+            return Err(format!(
+                "EndpointConfig.GwPriority {p} is not supported: the default route goes via the first non-internal network connected"
+            ));
+        }
+        if let Some(l) = ec.links.as_ref().filter(|l| !l.is_empty()) {
+            return Err(format!(
+                "EndpointConfig.Links {l:?} (legacy links) are not supported: use aliases"
+            ));
+        }
         let ip = ec
             .ipam_config
             .as_ref()
@@ -434,6 +566,101 @@ mod tests {
     }
 
     #[test]
+    fn aux_addresses_go_in_and_come_back_per_family() {
+        let c = create(
+            r#"{"Name":"n","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"10.9.0.0/24","AuxiliaryAddresses":{"r":"10.9.0.5"}},{"Subnet":"fd00:9::/64","AuxiliaryAddresses":{"r6":"fd00:9::5"}}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.aux_addresses["r"], "10.9.0.5");
+        assert_eq!(c.aux_addresses["r6"], "fd00:9::5");
+        let e = create(
+            r#"{"Name":"n","IPAM":{"Config":[{"Subnet":"10.9.0.0/24","AuxiliaryAddresses":{"r":"fd00:9::5"}}]}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("AuxiliaryAddresses r=fd00:9::5"), "{e}");
+        let n = crate::model::fixtures::with_bridge(
+            crate::model::fixtures::with_ipv6(
+                crate::model::fixtures::network("a", "10.9.0.0/24"),
+                "fd00:9::/64",
+            ),
+            |b| {
+                if let Some(v4) = &mut b.ipv4 {
+                    v4.aux_addresses
+                        .insert("r".into(), "10.9.0.5".parse().unwrap());
+                }
+                if let Some(v6) = &mut b.ipv6 {
+                    v6.aux_addresses
+                        .insert("r6".into(), "fd00:9::5".parse().unwrap());
+                }
+            },
+        );
+        let r = network_resource(
+            &NetworkDetail {
+                network: n,
+                endpoints: vec![],
+            },
+            false,
+        );
+        assert_eq!(
+            r["IPAM"]["Config"][0]["AuxiliaryAddresses"]["r"],
+            "10.9.0.5"
+        );
+        assert_eq!(
+            r["IPAM"]["Config"][1]["AuxiliaryAddresses"]["r6"],
+            "fd00:9::5"
+        );
+    }
+
+    #[test]
+    fn fields_netd_does_not_apply_are_refused_naming_them() {
+        for (body, want) in [
+            (r#"{"Name":"n","ConfigOnly":true}"#, "ConfigOnly"),
+            (
+                r#"{"Name":"n","ConfigFrom":{"Network":"base"}}"#,
+                "ConfigFrom \"base\"",
+            ),
+            (r#"{"Name":"n","Attachable":true}"#, "Attachable"),
+            (r#"{"Name":"n","Scope":"swarm"}"#, "Scope \"swarm\""),
+            (
+                r#"{"Name":"n","IPAM":{"Options":{"foo":"1"}}}"#,
+                "IPAM.Options \"foo\"",
+            ),
+        ] {
+            let e = create(body).unwrap_err();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        // What the docker CLI sends by default is taken.
+        create(r#"{"Name":"n","ConfigOnly":false,"ConfigFrom":{"Network":""},"Attachable":false,"Ingress":false,"Scope":"local","IPAM":{"Driver":"default","Options":{},"Config":[]},"CheckDuplicate":true}"#).unwrap();
+        let connect = |body: &str| {
+            serde_json::from_str::<ConnectRequest>(body)
+                .unwrap()
+                .endpoint()
+        };
+        for (body, want) in [
+            (
+                r#"{"Container":"a","EndpointConfig":{"DriverOpts":{"x":"1"}}}"#,
+                "DriverOpts \"x\"",
+            ),
+            (
+                r#"{"Container":"a","EndpointConfig":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1"]}}}"#,
+                "LinkLocalIPs",
+            ),
+            (
+                r#"{"Container":"a","EndpointConfig":{"GwPriority":10}}"#,
+                "GwPriority 10",
+            ),
+            (
+                r#"{"Container":"a","EndpointConfig":{"Links":["b:c"]}}"#,
+                "Links",
+            ),
+        ] {
+            let e = connect(body).unwrap_err();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        connect(r#"{"Container":"a","EndpointConfig":{"DriverOpts":{},"GwPriority":0,"Links":[],"IPAMConfig":{"LinkLocalIPs":[]}}}"#).unwrap();
+    }
+
+    #[test]
     fn ipv4_only_resource_says_so() {
         let n = crate::model::fixtures::network("v4", "10.9.1.0/24");
         let r = network_resource(
@@ -445,5 +672,6 @@ mod tests {
         );
         assert_eq!(r["EnableIPv6"], false);
         assert_eq!(r["IPAM"]["Config"].as_array().unwrap().len(), 1);
+        assert!(r["IPAM"]["Config"][0].get("AuxiliaryAddresses").is_none());
     }
 }

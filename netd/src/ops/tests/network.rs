@@ -152,6 +152,20 @@ async fn predefined_networks_cannot_be_removed() {
 }
 
 #[tokio::test]
+async fn predefined_names_cannot_be_created() {
+    let t = world().await;
+    for name in ["bridge", "host", "none"] {
+        let e = t
+            .netd
+            .create_network(&net(name, "10.74.0.0/24"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Forbidden, "{name}");
+        assert!(e.to_string().contains("pre-defined"), "{e}");
+    }
+}
+
+#[tokio::test]
 async fn removing_what_does_not_exist_is_not_found() {
     let t = world().await;
     let e = t.netd.remove_network("nope").await.unwrap_err();

@@ -1,0 +1,105 @@
+//! Docker's bridge options as a compose file passes them: accepted and
+//! applied, those netd cannot honour refused naming them.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::error::Kind;
+
+fn compose(name: &str, extra: &[(&str, &str)]) -> NetworkCreate {
+    let mut options: BTreeMap<String, String> = [
+        (OPT_HOST_BINDING_V4, "192.0.2.10"),
+        (OPT_GATEWAY_MODE_V4, "routed"),
+        (OPT_MASQUERADE, "true"),
+        (OPT_INHIBIT_V4, "false"),
+        (OPT_IFACE_PREFIX, "ens"),
+        (OPT_MTU, "1400"),
+        (OPT_TRUSTED_IFACES, ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        options.insert(k.to_string(), v.to_string());
+    }
+    NetworkCreate {
+        options,
+        ..net(name, "10.72.0.0/24")
+    }
+}
+
+#[tokio::test]
+async fn compose_bridge_options_are_applied() {
+    let t = world().await;
+    let n = t.netd.create_network(&compose("web", &[])).await.unwrap();
+    let b = n.bridge().unwrap();
+    assert_eq!(b.mtu, Some(1400));
+    // Routed: no masquerade, though enable_ip_masquerade says true.
+    assert!(!b.ipv4.as_ref().unwrap().masquerade);
+    let req = SandboxCreate {
+        endpoint: EndpointRequest {
+            ports: vec![
+                "8080:80".parse().unwrap(),
+                "127.0.0.1:8081:81".parse().unwrap(),
+            ],
+            ..Default::default()
+        },
+        ..sandbox("s1", "web")
+    };
+    let d = t.netd.create_sandbox(&req).await.unwrap();
+    let e = &d.endpoints[0].endpoint;
+    assert_eq!(e.ifname.as_str(), "ens0");
+    // A port without a host address takes host_binding_ipv4; one with
+    // its own keeps it.
+    assert_eq!(e.ports[0].host_ip, Some("192.0.2.10".parse().unwrap()));
+    assert_eq!(e.ports[1].host_ip, Some("127.0.0.1".parse().unwrap()));
+    let w = t.k().world();
+    let table = w.table.unwrap();
+    let el = table.ports.iter().find(|p| p.host_port == 8080).unwrap();
+    assert_eq!(el.host_ip, Some("192.0.2.10".parse().unwrap()));
+    let rules = table
+        .networks
+        .iter()
+        .find(|r| r.subnet == b.ipv4.as_ref().map(|v| v.subnet))
+        .unwrap();
+    assert!(!rules.masquerade);
+    // A second network connected to the sandbox: ens on its own prefix.
+    t.network("plain", "10.73.0.0/24").await;
+    let e2 = t
+        .netd
+        .connect("plain", "s1", &EndpointRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(e2.endpoint.ifname.as_str(), "eth0");
+    t.assert_consistent();
+}
+
+#[tokio::test]
+async fn bridge_options_netd_cannot_honour_are_refused_naming_them() {
+    let t = world().await;
+    for (k, v, want) in [
+        (OPT_INHIBIT_V4, "true", "inhibit_ipv4=true is not supported"),
+        (
+            OPT_TRUSTED_IFACES,
+            "eth0",
+            "trusted_host_interfaces is not supported",
+        ),
+        (
+            OPT_GATEWAY_MODE_V4,
+            "nat-unprotected",
+            "\"nat-unprotected\"",
+        ),
+        (OPT_HOST_BINDING_V4, "somewhere", "\"somewhere\""),
+        (OPT_IFACE_PREFIX, "averylongprefix", "\"averylongprefix\""),
+        (OPT_IFACE_PREFIX, "a b", "\"a b\""),
+        ("com.docker.network.bridge.nonsense", "1", "bridge.nonsense"),
+    ] {
+        let e = t
+            .netd
+            .create_network(&compose("bad", &[(k, v)]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Invalid, "{e}");
+        assert!(e.to_string().contains(want), "{k}={v}: {e}");
+    }
+}

@@ -1,0 +1,179 @@
+//! Docker's bridge options as a compose file sends them through the Docker
+//! API, applied with real traffic: published ports bound to
+//! `host_binding_ipv4` only, routed IPv4 (no masquerade), the interface
+//! prefix and the MTU.
+
+use std::time::Duration;
+
+use netd_tests as support;
+use support::{Daemon, Netns, ping, uplink};
+
+/// A TCP service in `ns` greeting every connection with `greeting`.
+fn greeter(ns: &str, port: u16, greeting: &str) -> support::Child {
+    let script = format!(
+        "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', {port})); s.listen(16)\n\
+         while True:\n    c,_=s.accept(); c.sendall(b'{greeting}'); c.close()\n"
+    );
+    let child = support::spawn_in(ns, "python3", &["-c", &script]);
+    support::wait_listening(ns, port);
+    child
+}
+
+#[test]
+fn compose_bridge_options_bind_ports_and_route() {
+    let tag = format!("cdx{}o", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let outside = Netns::new(&format!("{tag}-out"));
+    uplink(&host, &outside, "10.202.40");
+    host.run_ok("ip", &["route", "add", "default", "via", "10.202.40.2"]);
+    // A second host address, on the uplink's segment (the host answers ARP
+    // for it): the one published ports are bound to.
+    host.run_ok("ip", &["addr", "add", "10.202.40.5/32", "dev", "lo"]);
+    let daemon = Daemon::start(&host);
+    let (net, a) = (format!("{tag}-net"), format!("{tag}-a"));
+
+    let body = format!(
+        r#"{{"Name":"{net}","Driver":"bridge","IPAM":{{"Config":[{{"Subnet":"10.203.40.0/24"}}]}},"Options":{{"com.docker.network.bridge.host_binding_ipv4":"10.202.40.5","com.docker.network.bridge.gateway_mode_ipv4":"routed","com.docker.network.bridge.enable_ip_masquerade":"true","com.docker.network.bridge.inhibit_ipv4":"false","com.docker.network.container_iface_prefix":"ens","com.docker.network.driver.mtu":"1400"}},"Labels":{{"com.docker.compose.network":"default"}}}}"#
+    );
+    let (code, text) = daemon.api("POST", "/v1.47/networks/create", Some(&body));
+    assert_eq!(code, 201, "{text}");
+    let inspect = daemon.api_get(&format!("/v1.47/networks/{net}"));
+    assert_eq!(
+        inspect["Options"]["com.docker.network.bridge.host_binding_ipv4"],
+        "10.202.40.5"
+    );
+    daemon.cli_ok(&["sandbox", "create", "--network", &net, "-p", "8080:80", &a]);
+    let _svc = greeter(&a, 80, "sandbox-a");
+
+    // Bound to host_binding_ipv4 only: reached there, not at the host's
+    // other address.
+    let there =
+        support::wait_connectable(outside.name(), "10.202.40.5:8080", Duration::from_secs(3));
+    assert!(there, "the port bound to host_binding_ipv4 did not answer");
+    assert_eq!(
+        support::tcp_read(outside.name(), "10.202.40.5:8080").as_deref(),
+        Some("sandbox-a")
+    );
+    assert_eq!(
+        support::tcp_read(outside.name(), "10.202.40.1:8080"),
+        None,
+        "published on an address other than host_binding_ipv4"
+    );
+
+    // The interface prefix and MTU inside the sandbox.
+    let link = support::run_ok(
+        "ip",
+        &["netns", "exec", &a, "ip", "-o", "link", "show", "ens0"],
+    );
+    assert!(link.contains("mtu 1400"), "{link}");
+
+    // Routed: no masquerade, so the outside (no route back to the
+    // container subnet) never answers.
+    assert!(ping(host.name(), "10.202.40.2"));
+    assert!(
+        !ping(&a, "10.202.40.2"),
+        "routed mode masqueraded the sandbox's traffic"
+    );
+    daemon.cli_ok(&["sandbox", "rm", &a]);
+    daemon.cli_ok(&["network", "rm", &net]);
+}
+
+/// The stock docker CLI against netd: `ls --filter name=^x$` is an exact
+/// match (Docker's filters are regular expressions), a bad pattern is
+/// refused naming it, and `--aux-address` goes in and comes back.
+#[test]
+fn the_docker_cli_filters_by_regex_and_takes_aux_addresses() {
+    let tag = format!("cdx{}f", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let daemon = Daemon::start(&host);
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", daemon.socket().display()),
+            )
+            .args(args)
+            .output()
+            .expect("the docker CLI (scripts/setup.sh installs one)")
+    };
+    let (x, xy) = (format!("{tag}-x"), format!("{tag}-xy"));
+    daemon.cli_ok(&["network", "create", "--subnet", "10.203.42.0/24", &xy]);
+    let out = docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.203.41.0/24",
+        "--aux-address",
+        "router=10.203.41.2",
+        &x,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ls = |filter: &str| {
+        let out = docker(&["network", "ls", "--filter", filter, "--format", "{{.Name}}"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(ls(&format!("name=^{x}$")), format!("{x}\n"));
+    assert_eq!(ls(&format!("name={x}")), format!("{x}\n{xy}\n"));
+    // netd's own CLI, the same filters and Docker-style templates.
+    let mine = daemon.cli_ok(&[
+        "network",
+        "ls",
+        "--filter",
+        &format!("name=^{x}$"),
+        "--format",
+        "{{.Name}} {{.Driver}}",
+    ]);
+    assert_eq!(mine, format!("{x} bridge\n"));
+    let full = daemon.cli_ok(&[
+        "network",
+        "ls",
+        "-f",
+        &format!("name=^{x}$"),
+        "--no-trunc",
+        "-q",
+    ]);
+    assert_eq!(full.trim().len(), 64, "{full}");
+    let name = daemon.cli_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.driver.subnet}}",
+        &x,
+    ]);
+    assert_eq!(name, format!("{x} 10.203.41.0/24\n"));
+    let err = daemon.cli_err(&["network", "ls", "--filter", "type=odd"]);
+    assert!(err.contains("'type'='odd'"), "{err}");
+    daemon.cli_ok(&["network", "rm", "-f", &format!("{tag}-nosuch")]);
+    daemon.cli_err(&["network", "rm", &format!("{tag}-nosuch")]);
+    let bad = docker(&["network", "ls", "--filter", "name=web["]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("name=web["), "{err}");
+
+    let out = docker(&["network", "inspect", &x]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
+    assert_eq!(
+        v[0]["IPAM"]["Config"][0]["AuxiliaryAddresses"]["router"],
+        "10.203.41.2"
+    );
+    // Never handed out: the first sandbox gets .3.
+    let a = format!("{tag}-a");
+    daemon.cli_ok(&["sandbox", "create", "--network", &x, &a]);
+    let d: serde_json::Value =
+        serde_json::from_str(&daemon.cli_ok(&["sandbox", "inspect", &a])).expect("inspect JSON");
+    assert_eq!(d[0]["endpoints"][0]["ip"], "10.203.41.3", "{d}");
+    daemon.cli_ok(&["sandbox", "rm", &a]);
+    for n in [&x, &xy] {
+        daemon.cli_ok(&["network", "rm", n]);
+    }
+}
