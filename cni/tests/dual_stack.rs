@@ -539,3 +539,52 @@ fn cni6x_loopback6_port_mapping_is_served_by_the_daemon() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn cni6x_ipv6_only_network_from_ipv4_false() {
+    let w = World::new("cni6x-only");
+    let (c1, c2) = (w.container("c1"), w.container("c2"));
+    let mut cf = conf("1.1.0", "cni6xonly", "10.0.0.0/24");
+    let o = cf.as_object_mut().unwrap();
+    o.remove("subnet");
+    o.insert("ipv4".into(), json!(false));
+    o.insert("subnet6".into(), json!("fd00:cb6:9::/64"));
+
+    let r = w.add("cni6xo1", &c1, &cf);
+    assert_eq!(
+        r["ips"],
+        json!([{ "address": "fd00:cb6:9::2/64", "gateway": "fd00:cb6:9::1", "interface": 1 }]),
+        "{r}"
+    );
+    assert_eq!(
+        r["routes"],
+        json!([{ "dst": "::/0", "gw": "fd00:cb6:9::1" }])
+    );
+    assert!(c1.addresses("eth0").is_empty(), "an IPv4 address");
+    assert_eq!(addresses6(&c1, "eth0"), vec!["fd00:cb6:9::2/64"]);
+    w.add("cni6xo2", &c2, &cf);
+    assert!(ping6(&c2, "fd00:cb6:9::2"), "ping6 c2 -> c1");
+    assert!(w.endpoints().iter().all(|e| e.ip.is_none()));
+    w.cmd("CHECK", "cni6xo1", Some(&c1), "eth0", &with_prev(&cf, &r))
+        .silent();
+
+    // The same name asked as dual-stack: the families differ, named.
+    let mut dual = cf.clone();
+    dual["ipv4"] = json!(true);
+    let c3 = w.container("c3");
+    let e = w.cmd("ADD", "cni6xo3", Some(&c3), "eth0", &dual).error();
+    assert_eq!(e["code"], 7, "{e}");
+    let details = e["details"].as_str().unwrap();
+    assert!(details.contains("ipv4: the network has IPv6 only"), "{e}");
+    // An IPv4 key beside ipv4: false.
+    let mut bad = cf.clone();
+    bad["subnet"] = json!("10.231.9.0/24");
+    bad["name"] = json!("cni6xonly2");
+    let e = w.cmd("ADD", "cni6xo4", Some(&c3), "eth0", &bad).error();
+    assert_eq!(e["code"], 7, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("10.231.9.0/24"), "{e}");
+    for (id, c) in [("cni6xo1", &c1), ("cni6xo2", &c2)] {
+        w.cmd("DEL", id, Some(c), "eth0", &cf).silent();
+    }
+    assert!(w.endpoints().is_empty());
+}
