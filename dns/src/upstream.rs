@@ -143,6 +143,11 @@ impl Upstreams {
                     if let Ok(m) = Message::from_vec(&buf[..n])
                         && m.metadata.id == id
                     {
+                        // A truncated answer is partial: the same server
+                        // gives the whole of it over TCP (RFC 7766 5).
+                        if m.metadata.truncation {
+                            return ask_tcp(s, &bytes, id).await;
+                        }
                         return Ok::<Message, String>(m);
                     }
                 }
@@ -153,6 +158,28 @@ impl Upstreams {
             .await
             .map_err(|_| "upstream timeout".to_string())?
     }
+}
+
+/// Ask `server` over TCP: the query with its two-byte length prefix, one
+/// reply read the same way (RFC 1035 4.2.2). The caller's timeout bounds it.
+async fn ask_tcp(server: SocketAddr, query: &[u8], id: u16) -> Result<Message, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let len = u16::try_from(query.len()).map_err(|_| "query too long".to_string())?;
+    let mut conn = tokio::net::TcpStream::connect(server)
+        .await
+        .map_err(|e| format!("TCP to {server}: {e}"))?;
+    let mut framed = Vec::with_capacity(query.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(query);
+    conn.write_all(&framed).await.map_err(|e| e.to_string())?;
+    let n = conn.read_u16().await.map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; usize::from(n)];
+    conn.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    let m = Message::from_vec(&buf).map_err(|e| e.to_string())?;
+    if m.metadata.id != id {
+        return Err(format!("TCP answer from {server} for another query"));
+    }
+    Ok(m)
 }
 
 /// The first Ok of several futures, or the last error.

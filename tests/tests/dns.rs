@@ -347,3 +347,95 @@ fn host_docker_internal_is_the_gateway_and_reachable() {
         "fd00:214:2::1 hello"
     );
 }
+
+/// A fake upstream resolver on 127.0.0.1 in namespace `ns`, UDP and TCP on
+/// one port: over UDP it answers every question truncated (TC, no records),
+/// over TCP with `n` A records (192.0.2.1...). Its port, and how many TCP
+/// questions it got. Its threads live as long as the test process.
+fn truncating_upstream(ns: &str, n: u8) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record};
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn reply(query: &[u8], full: Option<u8>) -> Option<Vec<u8>> {
+        let q = Message::from_vec(query).ok()?;
+        let mut m = Message::query();
+        m.metadata.id = q.metadata.id;
+        m.metadata.message_type = MessageType::Response;
+        m.queries = q.queries.clone();
+        match full {
+            Some(n) => {
+                let name = q.queries.first()?.name().clone();
+                m.answers = (1..=n)
+                    .map(|i| Record::from_rdata(name.clone(), 60, RData::A(A::new(192, 0, 2, i))))
+                    .collect();
+            }
+            None => m.metadata.truncation = true,
+        }
+        m.to_vec().ok()
+    }
+
+    let (udp, tcp) = in_ns(ns, || {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpListener::bind(udp.local_addr().unwrap()).unwrap();
+        (udp, tcp)
+    });
+    let port = udp.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((len, peer)) = udp.recv_from(&mut buf) {
+            if let Some(r) = reply(&buf[..len], None) {
+                let _ = udp.send_to(&r, peer);
+            }
+        }
+    });
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = asked.clone();
+    std::thread::spawn(move || {
+        for mut c in tcp.incoming().flatten() {
+            let mut len = [0u8; 2];
+            if c.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if c.read_exact(&mut q).is_err() {
+                continue;
+            }
+            counted.fetch_add(1, Relaxed);
+            if let Some(r) = reply(&q, Some(n)) {
+                let mut framed = (r.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&r);
+                let _ = c.write_all(&framed);
+            }
+        }
+    });
+    (port, asked)
+}
+
+#[test]
+fn truncated_upstream_answer_is_fetched_over_tcp() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let tag = format!("cdnx{}t", std::process::id());
+    let host = Netns::new(&format!("{tag}-host"));
+    // 60 A records: about 1 KB, more than a 512-byte UDP answer holds.
+    let (port, asked_tcp) = truncating_upstream(host.name(), 60);
+    let upstream = format!("127.0.0.1:{port}");
+    let daemon = Daemon::start_with(&host, &["--dns-upstream", &upstream]);
+    let (net, a) = (format!("{tag}-n"), format!("{tag}-a"));
+    daemon.cli_ok(&["network", "create", "--subnet", "10.214.9.0/24", &net]);
+    daemon.cli_ok(&["sandbox", "create", "--network", &net, &a]);
+
+    let want: Vec<String> = (1..=60).map(|i| format!("192.0.2.{i}")).collect();
+    for args in [&["big.example.test"][..], &["+tcp", "big.example.test"]] {
+        let (status, mut answers, _) = dig(&a, args);
+        answers.sort_by_key(|a| a.parse::<std::net::Ipv4Addr>().ok());
+        assert_eq!(status, "NOERROR", "{args:?}");
+        assert_eq!(answers, want, "{args:?}: not the whole answer");
+    }
+    assert!(
+        asked_tcp.load(Relaxed) >= 1,
+        "the upstream was never asked over TCP"
+    );
+}
