@@ -143,6 +143,11 @@ impl Upstreams {
                     if let Ok(m) = Message::from_vec(&buf[..n])
                         && m.metadata.id == id
                     {
+                        // A truncated answer is partial: the same server
+                        // gives the whole of it over TCP (RFC 7766 5).
+                        if m.metadata.truncation {
+                            return ask_tcp(s, &bytes, id).await;
+                        }
                         return Ok::<Message, String>(m);
                     }
                 }
@@ -153,6 +158,28 @@ impl Upstreams {
             .await
             .map_err(|_| "upstream timeout".to_string())?
     }
+}
+
+/// Ask `server` over TCP: the query with its two-byte length prefix, one
+/// reply read the same way (RFC 1035 4.2.2). The caller's timeout bounds it.
+async fn ask_tcp(server: SocketAddr, query: &[u8], id: u16) -> Result<Message, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let len = u16::try_from(query.len()).map_err(|_| "query too long".to_string())?;
+    let mut conn = tokio::net::TcpStream::connect(server)
+        .await
+        .map_err(|e| format!("TCP to {server}: {e}"))?;
+    let mut framed = Vec::with_capacity(query.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(query);
+    conn.write_all(&framed).await.map_err(|e| e.to_string())?;
+    let n = conn.read_u16().await.map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; usize::from(n)];
+    conn.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    let m = Message::from_vec(&buf).map_err(|e| e.to_string())?;
+    if m.metadata.id != id {
+        return Err(format!("TCP answer from {server} for another query"));
+    }
+    Ok(m)
 }
 
 /// The first Ok of several futures, or the last error.
@@ -309,6 +336,61 @@ mod tests {
         // Cached for its TTL: the next question does not reach upstream.
         up.resolve(&name, RecordType::AAAA).await.expect("cached");
         assert_eq!(ns.asked.load(Relaxed), 1);
+    }
+
+    /// A truncated UDP answer is asked again over TCP, on the same server,
+    /// and the whole answer is returned (and cached like any other).
+    #[tokio::test]
+    async fn truncated_answer_is_asked_again_over_tcp() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = udp.local_addr().unwrap();
+        let tcp = tokio::net::TcpListener::bind(server).await.unwrap();
+        let reply = |q: &Message, full: bool| {
+            let mut m = msg(ResponseCode::NoError, vec![], vec![]);
+            m.metadata.id = q.metadata.id;
+            m.metadata.message_type = hickory_proto::op::MessageType::Response;
+            m.queries = q.queries.clone();
+            if full {
+                m.answers = (1..=40)
+                    .map(|i| {
+                        Record::from_rdata(
+                            q.queries[0].name().clone(),
+                            30,
+                            RData::A(A::new(192, 0, 2, i)),
+                        )
+                    })
+                    .collect();
+            } else {
+                m.metadata.truncation = true;
+            }
+            m.to_vec().unwrap()
+        };
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let _ = udp.send_to(&reply(&q, false), peer).await;
+            }
+        });
+        tokio::spawn(async move {
+            let (mut c, _) = tcp.accept().await.unwrap();
+            let n = c.read_u16().await.unwrap();
+            let mut q = vec![0u8; usize::from(n)];
+            c.read_exact(&mut q).await.unwrap();
+            let r = reply(&Message::from_vec(&q).unwrap(), true);
+            c.write_u16(u16::try_from(r.len()).unwrap()).await.unwrap();
+            c.write_all(&r).await.unwrap();
+        });
+        let up = Upstreams::new(vec![server], Duration::from_secs(2));
+        let name = Name::from_ascii("big.example.").unwrap();
+        let m = up.resolve(&name, RecordType::A).await.expect("answer");
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 40);
+        // The TCP server took one connection: the second answer is cached.
+        let (m, cached) = up.resolve_cached(&name, RecordType::A).await.unwrap();
+        assert!(cached);
+        assert_eq!(m.answers.len(), 40);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use netd_tests as support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Child, Daemon, Netns, uplink};
+use support::{Child, Daemon, Netns, World, in_ns, uplink};
 
 /// `dig` from inside `ns`; (status, answers in order, elapsed).
 fn dig(ns: &str, args: &[&str]) -> (String, Vec<String>, Duration) {
@@ -247,4 +247,195 @@ fn names_aliases_rotation_ptr_scoping_and_forwarding() {
     }
     assert!(back_up, "DNS not served again after a daemon restart");
     assert_eq!(dig(&db, &[&format!("{b}.{front}")]).1, vec!["10.204.1.3"]);
+}
+
+/// Connect from sandbox `ns` to NAME:PORT, resolved inside it (its
+/// resolv.conf, so 127.0.0.11) for family 4 or 6: "ADDRESS GREETING".
+fn connect_by_name(ns: &str, name: &str, family: u8, port: u16) -> String {
+    let script = "import socket, sys\n\
+                  fam = socket.AF_INET6 if sys.argv[2] == '6' else socket.AF_INET\n\
+                  ai = socket.getaddrinfo(sys.argv[1], int(sys.argv[3]), fam, socket.SOCK_STREAM)[0]\n\
+                  s = socket.socket(ai[0], ai[1])\n\
+                  s.settimeout(3)\n\
+                  s.connect(ai[4])\n\
+                  print(ai[4][0], s.recv(100).decode().strip())\n";
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", script, name])
+        .arg(family.to_string())
+        .arg(port.to_string())
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
+/// A TCP server in namespace `ns` on `addr` (port 0: any) that greets every
+/// connection with `hello` and closes it; its port. The accepting thread
+/// lives as long as the test process.
+fn greeter(ns: &str, addr: &str) -> u16 {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let l = in_ns(ns, move || std::net::TcpListener::bind(addr).unwrap());
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut c in l.incoming().flatten() {
+            let _ = c.write_all(b"hello\n");
+        }
+    });
+    port
+}
+
+#[test]
+fn host_docker_internal_is_the_gateway_and_reachable() {
+    let w = World::new("cdnx", "h");
+    let (v4, dual, internal) = (w.name("v4"), w.name("ds"), w.name("in"));
+    w.cli(&["network", "create", "--subnet", "10.214.1.0/24", &v4]);
+    w.dual_network(&dual, "10.214.2.0/24", "fd00:214:2::/64", &[]);
+    w.cli(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.214.3.0/24",
+        &internal,
+    ]);
+    let (a, b, c) = (w.name("a"), w.name("b"), w.name("c"));
+    w.cli(&["sandbox", "create", "--network", &v4, &a]);
+    w.cli(&["sandbox", "create", "--network", &dual, &b]);
+    w.cli(&["sandbox", "create", "--network", &internal, &c]);
+
+    // Each sandbox gets the host side of its own network: the gateway, of
+    // both families on a dual-stack network (NODATA for AAAA on IPv4 only).
+    for name in ["host.docker.internal", "HOST.Containers.Internal."] {
+        let ask = |ns: &str, ty: &str| {
+            let (status, answers, _) = dig(ns, &[name, ty]);
+            (status, answers)
+        };
+        let ok = |v: &[&str]| {
+            (
+                "NOERROR".to_string(),
+                v.iter().map(|s| s.to_string()).collect(),
+            )
+        };
+        assert_eq!(ask(&a, "A"), ok(&["10.214.1.1"]), "{name}");
+        assert_eq!(ask(&a, "AAAA"), ok(&[]), "{name}");
+        assert_eq!(ask(&b, "A"), ok(&["10.214.2.1"]), "{name}");
+        assert_eq!(ask(&b, "AAAA"), ok(&["fd00:214:2::1"]), "{name}");
+        // Nothing on an internal network is meant to reach the host.
+        assert_eq!(ask(&c, "A").0, "NXDOMAIN", "{name}");
+    }
+
+    // Reachable: a server in the test's host namespace (on the wildcard
+    // address; netd drops traffic from a bridge to the host's loopback)
+    // answers a connect to host.docker.internal:PORT, resolved in the
+    // sandbox by its own resolver.
+    let port4 = greeter(w.host.name(), "0.0.0.0:0");
+    let port6 = greeter(w.host.name(), "[::]:0");
+    assert_eq!(
+        connect_by_name(&a, "host.docker.internal", 4, port4),
+        "10.214.1.1 hello"
+    );
+    assert_eq!(
+        connect_by_name(&b, "host.containers.internal", 4, port4),
+        "10.214.2.1 hello"
+    );
+    assert_eq!(
+        connect_by_name(&b, "host.docker.internal", 6, port6),
+        "fd00:214:2::1 hello"
+    );
+}
+
+/// A fake upstream resolver on 127.0.0.1 in namespace `ns`, UDP and TCP on
+/// one port: over UDP it answers every question truncated (TC, no records),
+/// over TCP with `n` A records (192.0.2.1...). Its port, and how many TCP
+/// questions it got. Its threads live as long as the test process.
+fn truncating_upstream(ns: &str, n: u8) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record};
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn reply(query: &[u8], full: Option<u8>) -> Option<Vec<u8>> {
+        let q = Message::from_vec(query).ok()?;
+        let mut m = Message::query();
+        m.metadata.id = q.metadata.id;
+        m.metadata.message_type = MessageType::Response;
+        m.queries = q.queries.clone();
+        match full {
+            Some(n) => {
+                let name = q.queries.first()?.name().clone();
+                m.answers = (1..=n)
+                    .map(|i| Record::from_rdata(name.clone(), 60, RData::A(A::new(192, 0, 2, i))))
+                    .collect();
+            }
+            None => m.metadata.truncation = true,
+        }
+        m.to_vec().ok()
+    }
+
+    let (udp, tcp) = in_ns(ns, || {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpListener::bind(udp.local_addr().unwrap()).unwrap();
+        (udp, tcp)
+    });
+    let port = udp.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((len, peer)) = udp.recv_from(&mut buf) {
+            if let Some(r) = reply(&buf[..len], None) {
+                let _ = udp.send_to(&r, peer);
+            }
+        }
+    });
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = asked.clone();
+    std::thread::spawn(move || {
+        for mut c in tcp.incoming().flatten() {
+            let mut len = [0u8; 2];
+            if c.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if c.read_exact(&mut q).is_err() {
+                continue;
+            }
+            counted.fetch_add(1, Relaxed);
+            if let Some(r) = reply(&q, Some(n)) {
+                let mut framed = (r.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&r);
+                let _ = c.write_all(&framed);
+            }
+        }
+    });
+    (port, asked)
+}
+
+#[test]
+fn truncated_upstream_answer_is_fetched_over_tcp() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let tag = format!("cdnx{}t", std::process::id());
+    let host = Netns::new(&format!("{tag}-host"));
+    // 60 A records: about 1 KB, more than a 512-byte UDP answer holds.
+    let (port, asked_tcp) = truncating_upstream(host.name(), 60);
+    let upstream = format!("127.0.0.1:{port}");
+    let daemon = Daemon::start_with(&host, &["--dns-upstream", &upstream]);
+    let (net, a) = (format!("{tag}-n"), format!("{tag}-a"));
+    daemon.cli_ok(&["network", "create", "--subnet", "10.214.9.0/24", &net]);
+    daemon.cli_ok(&["sandbox", "create", "--network", &net, &a]);
+
+    let want: Vec<String> = (1..=60).map(|i| format!("192.0.2.{i}")).collect();
+    for args in [&["big.example.test"][..], &["+tcp", "big.example.test"]] {
+        let (status, mut answers, _) = dig(&a, args);
+        answers.sort_by_key(|a| a.parse::<std::net::Ipv4Addr>().ok());
+        assert_eq!(status, "NOERROR", "{args:?}");
+        assert_eq!(answers, want, "{args:?}: not the whole answer");
+    }
+    assert!(
+        asked_tcp.load(Relaxed) >= 1,
+        "the upstream was never asked over TCP"
+    );
 }

@@ -11,6 +11,7 @@
 //! the caller's path, and settles anything the shortcut did not cover.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -107,6 +108,13 @@ impl DnsHost {
         let mut tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)> = HashMap::new();
         let mut wanted = HashMap::new();
         let names_of: HashMap<&Id, &str> = nets.iter().map(|n| (&n.id, n.name.as_str())).collect();
+        let host_side: HashMap<&Id, Vec<IpAddr>> = nets
+            .iter()
+            .filter_map(|n| {
+                let b = n.bridge()?;
+                (!b.internal).then(|| (&n.id, b.gateways()))
+            })
+            .collect();
         let mut stats: HashMap<String, Arc<ViewStats>> = HashMap::new();
         stats.insert(NO_NAMES.into(), self.dns.unviewed_stats());
         for s in &sandboxes {
@@ -138,13 +146,14 @@ impl DnsHost {
                 None => {
                     // Taken, not cloned: later sandboxes with this key find
                     // it in `tables`.
-                    let names = match all.of_sandbox.get(&s.id) {
+                    let mut names = match all.of_sandbox.get(&s.id) {
                         Some(k) => all.views.remove(k).unwrap_or_default(),
                         None => SandboxNames {
                             names: Default::default(),
                             forward: key.1,
                         },
                     };
+                    add_host_names(&mut names, &key.0, &host_side);
                     let label = view_label(&key.0, &names_of);
                     let counted = stats
                         .entry(label.clone())
@@ -365,6 +374,38 @@ fn view_label(networks: &[Id], names_of: &HashMap<&Id, &str>) -> String {
     }
     names.sort_unstable();
     names.join(",")
+}
+
+/// The names Docker and podman give the host, as seen from a container.
+const HOST_NAMES: [&str; 2] = ["host.docker.internal", "host.containers.internal"];
+
+/// Answer [`HOST_NAMES`] with the host side of the sandbox's networks: their
+/// gateways, which are the host's addresses on those bridges (both families
+/// on a dual-stack network). Internal networks are left out, as podman
+/// does: nothing on them is meant to reach the host. A member that took
+/// one of these names as an alias keeps it.
+fn add_host_names(
+    names: &mut SandboxNames,
+    networks: &[Id],
+    host_side: &HashMap<&Id, Vec<IpAddr>>,
+) {
+    let mut gateways: Vec<IpAddr> = networks
+        .iter()
+        .filter_map(|id| host_side.get(id))
+        .flatten()
+        .copied()
+        .collect();
+    if gateways.is_empty() {
+        return;
+    }
+    gateways.sort();
+    gateways.dedup();
+    for name in HOST_NAMES {
+        names
+            .names
+            .entry(name.to_string())
+            .or_insert_with(|| gateways.clone());
+    }
 }
 
 fn view_of(names: &SandboxNames) -> View {
