@@ -217,7 +217,8 @@ fn bad_ipv6_input_is_refused_naming_the_value_and_changes_nothing() {
     for body in [
         r#"{"Name":"dk","IPAM":{"Config":[{"Subnet":"fd00:210::/64"}]}}"#,
         r#"{"Name":"dk","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00:210::/64"},{"Subnet":"fd00:211::/64"}]}}"#,
-        r#"{"Name":"dk","EnableIPv4":false,"EnableIPv6":true}"#,
+        r#"{"Name":"dk","EnableIPv4":false}"#,
+        r#"{"Name":"dk","EnableIPv4":false,"EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"10.210.0.0/24"}]}}"#,
     ] {
         let (status, msg) = w.daemon.api("POST", "/networks/create", Some(body));
         assert_eq!(status, 400, "{body}: {msg}");
