@@ -400,6 +400,15 @@ pub fn read_config(r: impl Read) -> Result<Vec<u8>, CniError> {
     Ok(buf)
 }
 
+/// A 1.1.0 configuration of network `n` with `extra` (`,"key":value...`)
+/// after its required keys: the other modules' tests build theirs so.
+#[cfg(test)]
+pub(crate) fn parse_with(extra: &str) -> Result<NetConf, CniError> {
+    NetConf::parse(
+        format!(r#"{{"cniVersion":"1.1.0","name":"n","type":"netd-cni"{extra}}}"#).as_bytes(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -266,11 +266,7 @@ pub fn check_cni_args(args: &str) -> Result<(), CniError> {
 mod tests {
     use super::*;
 
-    fn parse(extra: &str) -> Result<NetConf, CniError> {
-        NetConf::parse(
-            format!(r#"{{"cniVersion":"1.1.0","name":"n","type":"netd-cni"{extra}}}"#).as_bytes(),
-        )
-    }
+    use crate::conf::parse_with as parse;
 
     #[test]
     fn aliases_as_a_list_or_a_map() {

@@ -26,6 +26,7 @@ const READ: &[&str] = &[
     "gateway6",
     "ipRange6",
     "ipMasq6",
+    "forwardAccept",
     "bridge",
     "mtu",
     "internal",

@@ -143,11 +143,7 @@ fn same_value(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn parse(extra: &str) -> Result<NetConf, CniError> {
-        NetConf::parse(
-            format!(r#"{{"cniVersion":"1.1.0","name":"n","type":"netd-cni"{extra}}}"#).as_bytes(),
-        )
-    }
+    use crate::conf::parse_with as parse;
 
     #[test]
     fn ip_ranges_become_the_network_keys() {

@@ -9,23 +9,27 @@ use std::time::{Duration, Instant};
 mod daemon;
 pub use daemon::{Daemon, StartedDaemon, World};
 
-/// The workspace's binaries, built once per test binary (cargo builds other
-/// packages' binaries for integration tests only when asked).
-fn workspace_bin(name: &str) -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
+/// `cargo build -p PACKAGE...` once per test binary (per `once`), then
+/// where this profile's binaries are: cargo builds other packages'
+/// binaries for integration tests only when asked.
+fn built(once: &'static std::sync::Once, packages: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf();
-    BUILD.call_once(|| {
+    once.call_once(|| {
+        let mut args = vec!["build", "-q"];
+        for p in packages {
+            args.extend(["-p", p]);
+        }
         let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "netd", "-p", "netd-cni"])
+            .args(&args)
             .current_dir(&root)
             .status()
             .unwrap();
-        assert!(st.success(), "cargo build -p netd -p netd-cni failed");
+        assert!(st.success(), "cargo {} failed", args.join(" "));
     });
-    bin_dir(&root).join(name)
+    bin_dir(&root)
 }
 
 /// Where cargo puts this profile's binaries: beside the running test
@@ -41,6 +45,12 @@ fn bin_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target/debug"))
 }
 
+/// netd and netd-cni, built together on first use of either.
+fn workspace_bin(name: &str) -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    built(&BUILD, &["netd", "netd-cni"]).join(name)
+}
+
 pub fn netd_bin() -> PathBuf {
     workspace_bin("netd")
 }
@@ -53,19 +63,7 @@ pub fn cni_bin() -> PathBuf {
 /// heaviest, and few tests outside lb/ need it).
 pub fn lb_bin() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    BUILD.call_once(|| {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "netd-lb"])
-            .current_dir(&root)
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build -p netd-lb failed");
-    });
-    bin_dir(&root).join("netd-lb")
+    built(&BUILD, &["netd-lb"]).join("netd-lb")
 }
 
 fn check(cmd: &str, args: &[&str], out: &Output) {
