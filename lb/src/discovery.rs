@@ -46,8 +46,12 @@ pub fn member_addrs(eps: &[Member], port: u16, family: IpFamily) -> Vec<(String,
             let ip: IpAddr = match (family, e.ip, e.ip6) {
                 (IpFamily::Ipv4, Some(ip), _) => ip.into(),
                 (IpFamily::Ipv6, _, Some(ip6)) => ip6.into(),
-                _ => {
-                    debug!(member = %e.sandbox_name, ?family, "no address of the family: skipped");
+                (IpFamily::Ipv4, None, _) => {
+                    debug!(member = %e.sandbox_name, "no IPv4 address: skipped (ip_family ipv4)");
+                    return None;
+                }
+                (IpFamily::Ipv6, _, None) => {
+                    debug!(member = %e.sandbox_name, "no IPv6 address: skipped (ip_family ipv6)");
                     return None;
                 }
             };
