@@ -7,6 +7,7 @@
 //! [`daemon`] and [`cli`].
 
 pub mod cli;
+pub mod cluster;
 pub mod counters;
 pub mod daemon;
 pub mod driver;

@@ -92,9 +92,10 @@ pub trait NetworkDriver<K: Kernel>: Sync {
 /// The driver of a network.
 pub fn of<K: Kernel>(d: &Driver) -> &'static dyn NetworkDriver<K> {
     match d {
-        Driver::Bridge(_) => &bridge::BridgeDriver,
+        Driver::Bridge(_) => &bridge::BRIDGE,
         Driver::Host => &HostDriver,
         Driver::Null => &NullDriver,
+        Driver::Overlay(_) => &bridge::OVERLAY,
     }
 }
 

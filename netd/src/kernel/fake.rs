@@ -568,3 +568,23 @@ impl SysctlOps for FakeKernel {
         Ok(())
     }
 }
+
+impl super::OverlayOps for FakeKernel {
+    async fn apply_vxlan(
+        &self,
+        plan: &crate::plan::overlay::VxlanPlan,
+        _bridge: BridgeState,
+    ) -> KResult<()> {
+        drop(self.call(format!("apply_vxlan {} vni {}", plan.name, plan.vni))?);
+        Ok(())
+    }
+
+    async fn sync_peers(
+        &self,
+        vxlan: &str,
+        peers: &[crate::plan::overlay::OverlayPeer],
+    ) -> KResult<()> {
+        drop(self.call(format!("sync_peers {vxlan} {}", peers.len()))?);
+        Ok(())
+    }
+}

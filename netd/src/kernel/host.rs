@@ -279,3 +279,27 @@ impl SysctlOps for Host {
         Ok(())
     }
 }
+
+// Being written (the overlay datapath): refused until then.
+impl super::OverlayOps for Host {
+    async fn apply_vxlan(
+        &self,
+        plan: &crate::plan::overlay::VxlanPlan,
+        _bridge: super::BridgeState,
+    ) -> KResult<()> {
+        Err(KernelError::failed(format!(
+            "VXLAN device {}: not built yet",
+            plan.name
+        )))
+    }
+
+    async fn sync_peers(
+        &self,
+        vxlan: &str,
+        _peers: &[crate::plan::overlay::OverlayPeer],
+    ) -> KResult<()> {
+        Err(KernelError::failed(format!(
+            "VXLAN device {vxlan}: not built yet"
+        )))
+    }
+}

@@ -18,4 +18,4 @@ pub mod traits;
 pub use error::{KResult, KernelError};
 pub use host::Host;
 pub use link::Netlink;
-pub use traits::{BridgeState, FirewallOps, Kernel, LinkOps, NamespaceOps, SysctlOps};
+pub use traits::{BridgeState, FirewallOps, Kernel, LinkOps, NamespaceOps, OverlayOps, SysctlOps};

@@ -19,6 +19,7 @@ pub use super::error::{KResult, KernelError};
 use super::hostport::HostPortError;
 use super::netns::NsId;
 use crate::plan::firewall::{FirewallPlan, PortElement};
+use crate::plan::overlay::{OverlayPeer, VxlanPlan};
 use crate::plan::{BridgePlan, EndpointPlan};
 
 /// A bridge as it is once applied: its index (for enslaving ports to it
@@ -109,7 +110,30 @@ pub trait SysctlOps: Send + Sync {
     fn ensure_sysctl(&self, key: &str, value: &str) -> KResult<()>;
 }
 
-/// Everything the operations need from the kernel.
-pub trait Kernel: LinkOps + NamespaceOps + FirewallOps + SysctlOps + 'static {}
+/// The VXLAN side of overlay networks, in the host namespace.
+pub trait OverlayOps: Send + Sync {
+    /// Make the network's VXLAN device exist as a port of its bridge
+    /// (`bridge`, as `apply_bridge` left it): the plan's VNI, UDP 4789, no
+    /// learning and ARP/neighbour discovery answered from its own
+    /// neighbour table (nothing flooded to other hosts), the plan's MTU,
+    /// up. A link of that name that is not VXLAN is
+    /// [`KernelError::NotABridge`]'s kind of refusal.
+    fn apply_vxlan(
+        &self,
+        plan: &VxlanPlan,
+        bridge: BridgeState,
+    ) -> impl Future<Output = KResult<()>> + Send;
+    /// Make the device's forwarding entries (each peer's MAC to its VTEP)
+    /// and neighbour entries (each peer address to its MAC) exactly
+    /// `peers`: missing ones added, others removed.
+    fn sync_peers(
+        &self,
+        vxlan: &str,
+        peers: &[OverlayPeer],
+    ) -> impl Future<Output = KResult<()>> + Send;
+}
 
-impl<T: LinkOps + NamespaceOps + FirewallOps + SysctlOps + 'static> Kernel for T {}
+/// Everything the operations need from the kernel.
+pub trait Kernel: LinkOps + NamespaceOps + FirewallOps + SysctlOps + OverlayOps + 'static {}
+
+impl<T: LinkOps + NamespaceOps + FirewallOps + SysctlOps + OverlayOps + 'static> Kernel for T {}

@@ -18,6 +18,9 @@ pub enum Driver {
     Host,
     /// Sandboxes get only `lo`.
     Null,
+    /// A bridge network on every host of the cluster, the hosts' bridges
+    /// joined by VXLAN (see `crate::cluster`).
+    Overlay(OverlayConfig),
 }
 
 impl Driver {
@@ -26,7 +29,55 @@ impl Driver {
             Driver::Bridge(_) => "bridge",
             Driver::Host => "host",
             Driver::Null => "null",
+            Driver::Overlay(_) => "overlay",
         }
+    }
+}
+
+/// An overlay network: its bridge settings (the same on every host: the
+/// gateway is one anycast address and MAC), and its VXLAN network id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayConfig {
+    pub vni: Vni,
+    #[serde(flatten)]
+    pub bridge: BridgeConfig,
+}
+
+/// A VXLAN network identifier: 24 bits, 0 never used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Vni(u32);
+
+impl Vni {
+    pub const MAX: u32 = (1 << 24) - 1;
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for Vni {
+    type Error = super::Invalid;
+    fn try_from(v: u32) -> Result<Vni, super::Invalid> {
+        if v == 0 || v > Vni::MAX {
+            return Err(super::Invalid(format!(
+                "VXLAN network id {v} is outside 1..={}",
+                Vni::MAX
+            )));
+        }
+        Ok(Vni(v))
+    }
+}
+
+impl From<Vni> for u32 {
+    fn from(v: Vni) -> u32 {
+        v.0
+    }
+}
+
+impl std::fmt::Display for Vni {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -192,6 +243,14 @@ impl Network {
     pub fn bridge(&self) -> Option<&BridgeConfig> {
         match &self.driver {
             Driver::Bridge(b) => Some(b),
+            Driver::Overlay(o) => Some(&o.bridge),
+            _ => None,
+        }
+    }
+
+    pub fn overlay(&self) -> Option<&OverlayConfig> {
+        match &self.driver {
+            Driver::Overlay(o) => Some(o),
             _ => None,
         }
     }

@@ -91,7 +91,7 @@ impl Endpoint {
 
 /// A MAC address. Locally administered, derived from the address like Docker's
 /// `02:42:` prefix so that a re-created endpoint keeps its MAC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {

@@ -11,8 +11,9 @@ use ipnet::{Ipv4Net, Ipv6Net};
 pub mod dns;
 pub mod firewall;
 pub mod forward;
+pub mod overlay;
 
-use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Network, Sandbox, SandboxNet};
+use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Mac, Network, Sandbox, SandboxNet};
 
 /// A network's bridge: its name, the gateway address on it, MTU, and whether
 /// the host must forward for it (every network that is not internal).
@@ -25,6 +26,11 @@ pub struct BridgePlan {
     pub address6: Option<Ipv6Net>,
     pub mtu: Option<u32>,
     pub forward: bool,
+    /// The bridge's own MAC, when it must be a given one: an overlay
+    /// network's anycast gateway has the same MAC on every host.
+    pub mac: Option<Mac>,
+    /// An overlay network's VXLAN device, a port of the bridge.
+    pub vxlan: Option<overlay::VxlanPlan>,
 }
 
 pub fn bridge(net: &Network) -> Option<BridgePlan> {
@@ -41,6 +47,8 @@ pub fn bridge(net: &Network) -> Option<BridgePlan> {
         },
         mtu: b.mtu,
         forward: !b.internal,
+        mac: net.overlay().map(|_| overlay::gateway_mac(b)),
+        vxlan: overlay::vxlan(net),
     })
 }
 

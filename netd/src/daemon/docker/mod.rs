@@ -11,7 +11,7 @@ mod filters;
 
 pub use filters::*;
 
-use crate::model::{Driver, EndpointRequest, Mac, Network, NetworkCreate};
+use crate::model::{EndpointRequest, Mac, Network, NetworkCreate};
 use crate::ops::{Event, NetworkDetail};
 
 /// The API version netd speaks; the docker CLI negotiates down to it.
@@ -19,11 +19,7 @@ pub const API_VERSION: &str = "1.47";
 pub const MIN_API_VERSION: &str = "1.24";
 
 fn driver_name(n: &Network) -> &'static str {
-    match n.driver {
-        Driver::Bridge(_) => "bridge",
-        Driver::Host => "host",
-        Driver::Null => "null",
-    }
+    n.driver.name()
 }
 
 /// One `IPAM.Config` entry: Docker omits `IPRange` and
