@@ -33,6 +33,9 @@ pub enum Error {
     /// The kernel refused or failed an operation.
     #[error("kernel: {0}")]
     Kernel(#[from] KernelError),
+    /// The cluster store (etcd) refused or could not be reached.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// What a caller can do about an error: the one classification that the
@@ -44,6 +47,9 @@ pub enum Kind {
     Invalid,
     Forbidden,
     Busy,
+    /// A service netd depends on (the cluster store) is away: nothing was
+    /// changed, and trying again once it is back will work.
+    Unavailable,
     /// netd's own failure (store, kernel): nothing the request can change.
     Internal,
 }
@@ -66,6 +72,15 @@ impl Error {
                 Kind::Conflict
             }
             Error::Store(_) | Error::Kernel(KernelError::Failed { .. }) => Kind::Internal,
+            Error::Cluster(c) => {
+                use crate::cluster::ClusterError as C;
+                match c {
+                    C::Unavailable { .. } => Kind::Unavailable,
+                    C::Conflict(_) | C::Exhausted(_) => Kind::Conflict,
+                    C::NotFound(_) => Kind::NotFound,
+                    C::Corrupt { .. } => Kind::Internal,
+                }
+            }
         }
     }
 }

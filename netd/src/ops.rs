@@ -23,6 +23,7 @@ use crate::store::Store;
 
 pub mod attachment;
 pub mod check;
+pub mod cluster;
 mod detail;
 mod endpoint;
 pub mod ensure;
@@ -66,6 +67,8 @@ pub struct Netd<K: Kernel = Host> {
     /// With deferred link removal, the host veths of retired endpoints,
     /// for the caller to delete once nobody waits (see `defer_link_removal`).
     deferred: Option<std::sync::Mutex<Vec<String>>>,
+    /// The cluster this host is in (`with_cluster`): overlay networks.
+    cluster: Option<std::sync::Arc<dyn crate::cluster::ClusterStore>>,
 }
 
 impl Netd<Host> {
@@ -100,6 +103,7 @@ impl<K: Kernel> Netd<K> {
             state_dir: state_dir.to_path_buf(),
             events: std::sync::OnceLock::new(),
             deferred: None,
+            cluster: None,
         };
         netd.ensure_predefined().await?;
         Ok(netd)

@@ -30,7 +30,7 @@ fn netd_error(e: netd::Error) -> CniError {
         Kind::Invalid | Kind::NotFound | Kind::Forbidden => code::INVALID_CONFIG,
         // A lock (the store's, a sandbox's, the firewall's) stayed held past
         // netd's wait: the runtime may retry.
-        Kind::Busy => code::TRY_LATER,
+        Kind::Busy | Kind::Unavailable => code::TRY_LATER,
         Kind::Conflict | Kind::Internal => code::GENERIC,
     };
     CniError::new(c, e.to_string())

@@ -71,6 +71,83 @@ pub struct DaemonArgs {
     /// e.g. 127.0.0.1:9101 or [::1]:9101. The API socket serves it anyway.
     #[arg(long, value_name = "ADDR:PORT", value_parser = metrics_addr)]
     pub metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Joining a cluster (overlay networks): Docker's flag names.
+#[derive(clap::Args, Debug)]
+pub struct ClusterArgs {
+    /// etcd of the cluster, etcd://HOST:PORT[,HOST:PORT...] (https when
+    /// the TLS files are given). Without it netd is single-host.
+    #[arg(
+        long,
+        value_name = "etcd://HOST:PORT,...",
+        requires = "cluster_advertise"
+    )]
+    pub cluster_store: Option<String>,
+    /// This host's IPv4 address on the network between the hosts: its
+    /// VXLAN endpoint.
+    #[arg(long, value_name = "IP", requires = "cluster_store")]
+    pub cluster_advertise: Option<std::net::Ipv4Addr>,
+    /// This host's name in the cluster (default: the advertised address).
+    #[arg(long, value_name = "NAME", requires = "cluster_store")]
+    pub cluster_host: Option<String>,
+    /// How long a host that stops renewing its lease stays in the others'
+    /// view (at least 2s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cluster_ttl)]
+    pub cluster_ttl: std::time::Duration,
+    /// CA certificate that signed etcd's server certificate.
+    #[arg(long, value_name = "FILE", requires = "cluster_store")]
+    pub cluster_store_cacert: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long, value_name = "FILE", requires_all = ["cluster_store", "cluster_store_key"])]
+    pub cluster_store_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, value_name = "FILE", requires_all = ["cluster_store", "cluster_store_cert"])]
+    pub cluster_store_key: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// The cluster to join, if the flags name one.
+    pub fn config(&self) -> Result<Option<crate::cluster::ClusterConfig>> {
+        let (Some(store), Some(advertise)) = (&self.cluster_store, self.cluster_advertise) else {
+            return Ok(None);
+        };
+        let tls_given = self.cluster_store_cacert.is_some() || self.cluster_store_cert.is_some();
+        let endpoints = crate::cluster::store_endpoints(store, tls_given)
+            .map_err(|e| anyhow::anyhow!("--cluster-store: {e}"))?;
+        if advertise.is_unspecified() || advertise.is_loopback() || advertise.is_multicast() {
+            anyhow::bail!(
+                "--cluster-advertise {advertise}: the other hosts must reach this address"
+            );
+        }
+        let tls = tls_given.then(|| crate::cluster::TlsFiles {
+            ca: self.cluster_store_cacert.clone(),
+            cert: self.cluster_store_cert.clone(),
+            key: self.cluster_store_key.clone(),
+        });
+        Ok(Some(crate::cluster::ClusterConfig {
+            endpoints,
+            advertise,
+            host: self
+                .cluster_host
+                .clone()
+                .unwrap_or_else(|| advertise.to_string()),
+            ttl: self.cluster_ttl,
+            tls,
+        }))
+    }
+}
+
+fn cluster_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d < std::time::Duration::from_secs(2) {
+        return Err(format!(
+            "{s:?}: at least 2s (the lease is renewed at a third of it)"
+        ));
+    }
+    Ok(d)
 }
 
 /// `IP:PORT` or `[IPV6]:PORT`, with a port: a scraper must know where to look.
@@ -282,7 +359,8 @@ fn run_command(cli: Cli) -> Result<()> {
                 ttl: a.dns_ttl,
                 ..Default::default()
             };
-            rt.block_on(crate::daemon::run(&paths, dns, a.metrics))
+            let cluster = a.cluster.config()?;
+            rt.block_on(crate::daemon::run(&paths, dns, a.metrics, cluster))
         }
         Command::Network(n) => network::network(&Client::new(&cli.socket)?, n),
         Command::Sandbox(s) => sandbox(&Client::new(&cli.socket)?, s),

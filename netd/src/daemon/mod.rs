@@ -6,6 +6,7 @@
 //! [`routes_docker`]) and netd's own under `/netd/` ([`routes_netd`]). Both
 //! call the same [`Netd`] operations.
 
+mod cluster;
 pub mod dns_host;
 pub mod docker;
 mod host;
@@ -108,6 +109,7 @@ pub async fn run(
     paths: &Paths,
     dns: netd_dns::Config,
     metrics: Option<std::net::SocketAddr>,
+    cluster: Option<crate::cluster::ClusterConfig>,
 ) -> Result<()> {
     host::raise_nofile_limit();
     // Every check that can refuse to start comes before the reconcile, which
@@ -130,7 +132,10 @@ pub async fn run(
     // For whoever started the daemon from afar (the CNI plugin) and must stop it.
     let pid_file = paths.run_dir.join("netd.pid");
     lock::write_private(&pid_file, format!("{}\n", std::process::id()).as_bytes())?;
-    let netd = Netd::open(&paths.state_dir).await.context("open state")?;
+    let mut netd = Netd::open(&paths.state_dir).await.context("open state")?;
+    if let Some(cfg) = cluster {
+        netd = netd.with_cluster(cluster::join(cfg).await?);
+    }
     let report = netd.reconcile().await.context("reconcile")?;
     info!(
         bridges = report.bridges,
@@ -142,11 +147,13 @@ pub async fn run(
     for f in &report.failures {
         warn!("reconcile: {f}");
     }
+    cluster::start(&netd).await?;
     let netd = Arc::new(netd);
     netd.watch_firewall().context("watch nftables")?;
     let dns = Arc::new(dns_host::DnsHost::new(dns));
     dns.sync(&netd).await;
     dns.follow(Arc::clone(&netd));
+    cluster::follow(Arc::clone(&netd), Arc::clone(&dns));
     watch_links(Arc::clone(&netd), Arc::clone(&dns)).context("watch links")?;
     // Before the API answers: whoever waits for the daemon (a restart, the
     // CNI plugin that started it) finds the [::1] ports served.

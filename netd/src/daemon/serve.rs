@@ -26,7 +26,7 @@ impl From<Error> for ApiError {
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::Invalid => StatusCode::BAD_REQUEST,
             Kind::Forbidden => StatusCode::FORBIDDEN,
-            Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Busy | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())

@@ -65,6 +65,8 @@ pub struct ValidIpv6 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidNetworkCreate {
     pub name: Name,
+    /// An overlay network (across the hosts of a cluster), not a bridge.
+    pub overlay: bool,
     /// False on an IPv6-only network (then `ipv6` is set and the IPv4
     /// fields are empty).
     pub ipv4: bool,
@@ -272,13 +274,19 @@ impl NetworkCreate {
     pub fn validate(&self) -> Result<ValidNetworkCreate, Invalid> {
         let name: Name = self.name.parse()?;
         check_labels(&self.labels)?;
-        match self.driver.as_str() {
-            "" | "bridge" => {}
+        let overlay = match self.driver.as_str() {
+            "" | "bridge" => false,
+            "overlay" => true,
             other => {
                 return invalid(format!(
-                    "unsupported driver {other:?}: only \"bridge\" networks can be created"
+                    "unsupported driver {other:?}: \"bridge\" and \"overlay\" networks can be created"
                 ));
             }
+        };
+        if overlay && self.options.contains_key(OPT_BRIDGE_NAME) {
+            return invalid(format!(
+                "{OPT_BRIDGE_NAME} is a bridge network's option: an overlay network names its bridge itself"
+            ));
         }
         for k in self.options.keys() {
             if !KNOWN_OPTIONS.contains(&k.as_str()) {
@@ -365,6 +373,7 @@ impl NetworkCreate {
             .transpose()?;
         Ok(ValidNetworkCreate {
             name,
+            overlay,
             ipv4,
             subnet,
             gateway,
@@ -490,8 +499,12 @@ mod tests {
         c.options.insert(OPT_MASQUERADE.into(), "maybe".into());
         assert!(c.validate().unwrap_err().0.contains("maybe"));
         c.options.remove(OPT_MASQUERADE);
+        c.driver = "macvlan".into();
+        assert!(c.validate().unwrap_err().0.contains("macvlan"));
         c.driver = "overlay".into();
-        assert!(c.validate().is_err());
+        assert!(c.validate().unwrap().overlay);
+        c.options.insert(OPT_BRIDGE_NAME.into(), "br0".into());
+        assert!(c.validate().unwrap_err().0.contains("overlay"));
     }
 
     #[test]

@@ -40,7 +40,8 @@ impl<K: Kernel> Netd<K> {
             rb.check(applied).await?;
         }
         rb.push(Undo::Ports(Box::new((net.clone(), ep.clone()))));
-        rb.check(self.publish(net, ep).await).await
+        rb.check(self.publish(net, ep).await).await?;
+        self.publish_endpoint(rb, net, sandbox, ep).await
     }
 
     /// Apply an endpoint plan; when that had to make the network's bridge
@@ -167,10 +168,13 @@ impl<K: Kernel> Netd<K> {
             }
             _ => {}
         }
-        let ep = self
-            .store
-            .write(|c| store::insert_endpoint(c, &net, &sb, req))?;
         let mut rb = Rollback::new(self);
+        let claimed = self.claim_addresses(&mut rb, &net, req).await?;
+        let req = claimed.as_ref().unwrap_or(req);
+        let inserted = self
+            .store
+            .write(|c| store::insert_endpoint(c, &net, &sb, req));
+        let ep = rb.check(inserted).await?;
         rb.push(Undo::EndpointRecord(ep.id.clone()));
         rb.check(self.check_host_ports(&net, &ep)).await?;
         self.attach_endpoint(&mut rb, &net, &sb, &ep).await?;
@@ -206,15 +210,22 @@ impl<K: Kernel> Netd<K> {
             })?;
             Ok((n, e))
         })?;
+        self.withdraw_endpoint(&net, &ep).await?;
         if let Some(p) = self.endpoint_plan(&net, &sb, &ep)
             && let Err(e) = self.remove_links(&p).await
         {
             if !force {
+                if net.overlay().is_some()
+                    && let Err(again) = self.publish_again(&sb, &ep).await
+                {
+                    warn!(sandbox = %sb.name, "not published again after a failed disconnect: {again}");
+                }
                 return Err(e);
             }
             warn!(sandbox = %sb.name, "forced disconnect: {e}");
         }
         self.store.write(|c| store::delete_endpoint(c, &ep.id))?;
+        self.release_addresses(&net, &ep).await;
         if let Err(e) = self.unpublish(&net, &ep).await {
             warn!(sandbox = %sb.name, "withdrawing published ports: {e}");
         }

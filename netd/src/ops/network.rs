@@ -2,6 +2,7 @@
 //! predefined `bridge`, `host` and `none`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tracing::info;
 
@@ -30,8 +31,14 @@ fn split_routes(routes: Vec<IpNet>) -> (Vec<Ipv4Net>, Vec<Ipv6Net>) {
 
 /// The IPv6 side of a new network: the given subnet, clear of the host's
 /// routes, or the first free /64 of the ULA pool.
-fn ipv6_side(c: &rusqlite::Connection, r: &ValidIpv6, routes6: &[Ipv6Net]) -> Result<Ipv6Config> {
-    let existing = store::subnets6(c)?;
+fn ipv6_side(
+    c: &rusqlite::Connection,
+    r: &ValidIpv6,
+    routes6: &[Ipv6Net],
+    taken6: &[Ipv6Net],
+) -> Result<Ipv6Config> {
+    let mut existing = store::subnets6(c)?;
+    existing.extend_from_slice(taken6);
     let subnet = match r.subnet {
         Some(s) => {
             if let Some(route) = ipam6::host_route_overlap6(&s, &existing, routes6) {
@@ -55,6 +62,75 @@ fn ipv6_side(c: &rusqlite::Connection, r: &ValidIpv6, routes6: &[Ipv6Net]) -> Re
         masquerade: r.masquerade,
         aux_addresses: r.aux_addresses.clone(),
     })
+}
+
+/// A new network's bridge settings: the subnets given, or picked clear of
+/// the store's networks, the host's `routes` and the `taken` subnets (an
+/// overlay network's: those of the cluster's other overlay networks).
+pub(super) fn bridge_config(
+    c: &rusqlite::Connection,
+    v: &ValidNetworkCreate,
+    id: &Id,
+    routes: (&[Ipv4Net], &[Ipv6Net]),
+    taken: (&[Ipv4Net], &[Ipv6Net]),
+) -> Result<BridgeConfig> {
+    let ipv4 = if v.ipv4 {
+        let mut existing = store::subnets(c)?;
+        existing.extend_from_slice(taken.0);
+        let subnet = match v.subnet {
+            Some(s) => {
+                if let Some(r) = ipam::host_route_overlap(&s, &existing, routes.0) {
+                    return Err(Error::Conflict(format!(
+                        "subnet {s} overlaps {r}, a route of the host's own links"
+                    )));
+                }
+                s
+            }
+            None => ipam::pick_subnet(&existing, routes.0).ok_or_else(|| {
+                Error::Conflict(
+                    "no free private range left for a new network; pass --subnet".into(),
+                )
+            })?,
+        };
+        Some(Ipv4Config {
+            subnet,
+            gateway: v.gateway.unwrap_or_else(|| ipam::default_gateway(subnet)),
+            ip_range: v.ip_range,
+            masquerade: v.masquerade,
+            aux_addresses: v.aux_addresses.clone(),
+        })
+    } else {
+        None
+    };
+    let ipv6 = v
+        .ipv6
+        .as_ref()
+        .map(|r| ipv6_side(c, r, routes.1, taken.1))
+        .transpose()?;
+    let bridge = match &v.bridge {
+        Some(b) => b.clone(),
+        None => format!("{BRIDGE_PREFIX}{}", &id.as_str()[..10]).parse()?,
+    };
+    Ok(BridgeConfig {
+        ipv4,
+        ipv6,
+        bridge,
+        mtu: v.mtu,
+        internal: v.internal,
+        icc: v.icc,
+    })
+}
+
+/// The record of a new network.
+pub(super) fn network_of(v: &ValidNetworkCreate, id: Id, driver: Driver) -> Network {
+    Network {
+        id,
+        name: v.name.clone(),
+        driver,
+        options: v.options.clone(),
+        labels: v.labels.clone(),
+        created: now_rfc3339(),
+    }
 }
 
 impl<K: Kernel> Netd<K> {
@@ -126,62 +202,21 @@ impl<K: Kernel> Netd<K> {
         // host's own address.
         let (routes, routes6) = split_routes(self.k.route_destinations().await?);
         let id = Id::random();
-        let net = self.store.write(|c| {
-            let ipv4 = if v.ipv4 {
-                let subnet = match v.subnet {
-                    Some(s) => {
-                        if let Some(r) = ipam::host_route_overlap(&s, &store::subnets(c)?, &routes)
-                        {
-                            return Err(Error::Conflict(format!(
-                                "subnet {s} overlaps {r}, a route of the host's own links"
-                            )));
-                        }
-                        s
-                    }
-                    None => ipam::pick_subnet(&store::subnets(c)?, &routes).ok_or_else(|| {
-                        Error::Conflict(
-                            "no free private range left for a new network; pass --subnet".into(),
-                        )
-                    })?,
-                };
-                Some(Ipv4Config {
-                    subnet,
-                    gateway: v.gateway.unwrap_or_else(|| ipam::default_gateway(subnet)),
-                    ip_range: v.ip_range,
-                    masquerade: v.masquerade,
-                    aux_addresses: v.aux_addresses.clone(),
-                })
-            } else {
-                None
-            };
-            let ipv6 = v
-                .ipv6
-                .as_ref()
-                .map(|r| ipv6_side(c, r, &routes6))
-                .transpose()?;
-            let bridge = match &v.bridge {
-                Some(b) => b.clone(),
-                None => format!("{BRIDGE_PREFIX}{}", &id.as_str()[..10]).parse()?,
-            };
-            let net = Network {
-                id: id.clone(),
-                name: v.name.clone(),
-                driver: Driver::Bridge(BridgeConfig {
-                    ipv4,
-                    ipv6,
-                    bridge,
-                    mtu: v.mtu,
-                    internal: v.internal,
-                    icc: v.icc,
-                }),
-                options: v.options.clone(),
-                labels: v.labels.clone(),
-                created: now_rfc3339(),
-            };
-            store::insert_network(c, &net)?;
-            Ok(net)
-        })?;
         let mut rb = Rollback::new(self);
+        let net = if v.overlay {
+            let net = self.create_in_cluster(&v, &id, &routes, &routes6).await?;
+            rb.push(Undo::ClusterNetwork(Box::new(net.clone())));
+            let inserted = self.store.write(|c| store::insert_network(c, &net));
+            rb.check(inserted).await?;
+            net
+        } else {
+            self.store.write(|c| {
+                let cfg = bridge_config(c, &v, &id, (&routes, &routes6), (&[], &[]))?;
+                let net = network_of(&v, id.clone(), Driver::Bridge(cfg));
+                store::insert_network(c, &net)?;
+                Ok(net)
+            })?
+        };
         rb.push(Undo::NetworkRecord(net.id.clone()));
         let drv = driver::of::<K>(&net.driver);
         let made = drv.create(&self.k, &net).await;
@@ -240,12 +275,27 @@ impl<K: Kernel> Netd<K> {
     ) -> Result<Vec<detail::EndpointDetail>> {
         let network = network.into();
         let want = name.trim_end_matches('.').to_ascii_lowercase();
-        self.store.read(|c| {
+        let (n, mut out) = self.store.read(|c| {
             let n = store::network(c, network)?;
-            detail::network_endpoints(c, &n, |s, e| {
+            let eps = detail::network_endpoints(c, &n, |s, e| {
                 crate::plan::dns::endpoint_names(n.name.as_str(), s, e).contains(&want)
-            })
-        })
+            })?;
+            Ok((n, eps))
+        })?;
+        // An overlay network's members on the other hosts too.
+        if n.overlay().is_some()
+            && let Some(cluster) = &self.cluster
+        {
+            let view = Arc::clone(&cluster.view().borrow());
+            for (s, e) in super::cluster::remote_rows(cluster.host(), &view) {
+                if e.network == n.id
+                    && crate::plan::dns::endpoint_names(n.name.as_str(), &s, &e).contains(&want)
+                {
+                    out.push(detail::EndpointDetail::new(n.name.clone(), s.name, e));
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub async fn remove_network<'a>(
@@ -274,6 +324,11 @@ impl<K: Kernel> Netd<K> {
                 net.name,
                 eps.join(", ")
             )));
+        }
+        // An overlay network goes from the cluster first, which refuses
+        // while any host has endpoints on it; then from this host.
+        if let Some(cluster) = self.cluster_for(&net)? {
+            cluster.remove_network(&net).await?;
         }
         // The store decides first, with the endpoint check repeated inside
         // the transaction (a connect may have raced us); only a committed

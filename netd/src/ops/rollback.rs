@@ -39,6 +39,14 @@ pub(crate) enum Undo {
     Ports(Box<(Network, Endpoint)>),
     /// Rebuild the firewall from the store.
     Firewall,
+    /// Give addresses taken in the cluster back (an overlay endpoint's).
+    ClusterAddrs(Box<(Network, crate::cluster::Claimed)>),
+    /// Withdraw an endpoint published to the cluster: (network, endpoint).
+    ClusterEndpoint(Id, Id),
+    /// Remove an overlay network just recorded in the cluster.
+    ClusterNetwork(Box<Network>),
+    /// Publish again an endpoint withdrawn from the cluster.
+    ClusterPublish(Box<(crate::model::Sandbox, Endpoint)>),
 }
 
 impl Undo {
@@ -119,6 +127,10 @@ impl<'n, K: Kernel> Rollback<'n, K> {
             }
             Undo::Ports(p) => n.unpublish(&p.0, &p.1).await,
             Undo::Firewall => n.sync_firewall().await,
+            Undo::ClusterAddrs(a) => Ok(n.cluster_or_none()?.release(&a.0, a.1).await?),
+            Undo::ClusterEndpoint(net, ep) => Ok(n.cluster_or_none()?.withdraw(&net, &ep).await?),
+            Undo::ClusterNetwork(net) => Ok(n.cluster_or_none()?.remove_network(&net).await?),
+            Undo::ClusterPublish(p) => n.publish_again(&p.0, &p.1).await,
         }
     }
 }

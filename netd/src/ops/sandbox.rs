@@ -123,7 +123,13 @@ impl<K: Kernel> Netd<K> {
             isolated: mode == SandboxMode::Isolated,
             created: now_rfc3339(),
         };
-        let endpoint = self.store.write(|c| {
+        let mut rb = Rollback::new(self);
+        let claimed = match mode {
+            SandboxMode::Own => self.claim_addresses(&mut rb, &net, &req.endpoint).await?,
+            _ => None,
+        };
+        let ep_req = claimed.as_ref().unwrap_or(&req.endpoint);
+        let recorded_rows = self.store.write(|c| {
             // In the transaction, so two requests adopting one namespace
             // at once cannot both pass.
             if let (Some(id), Some(p)) = (adopted, &req.netns)
@@ -133,16 +139,11 @@ impl<K: Kernel> Netd<K> {
             }
             store::insert_sandbox(c, &sandbox)?;
             match mode {
-                SandboxMode::Own => Ok(Some(store::insert_endpoint(
-                    c,
-                    &net,
-                    &sandbox,
-                    &req.endpoint,
-                )?)),
+                SandboxMode::Own => Ok(Some(store::insert_endpoint(c, &net, &sandbox, ep_req)?)),
                 _ => Ok(None),
             }
-        })?;
-        let mut rb = Rollback::new(self);
+        });
+        let endpoint = rb.check(recorded_rows).await?;
         rb.push(Undo::SandboxRecord(sandbox.id.clone()));
         if let Some(ep) = &endpoint {
             rb.check(self.check_host_ports(&net, ep)).await?;
@@ -250,8 +251,42 @@ impl<K: Kernel> Netd<K> {
             }
             Ok(eps)
         })?;
-        let ids: Vec<Id> = eps.iter().map(|(_, e)| e.id.clone()).collect();
+        // Out of the other hosts' view first (refused with the cluster
+        // away, nothing changed); published again if the removal fails.
+        let mut rb = Rollback::new(self);
         for (net, ep) in &eps {
+            let withdrawn = self.withdraw_endpoint(net, ep).await;
+            rb.check(withdrawn).await?;
+            if net.overlay().is_some() {
+                rb.push(Undo::ClusterPublish(Box::new((
+                    sandbox.clone(),
+                    ep.clone(),
+                ))));
+            }
+        }
+        match self
+            .remove_sandbox_records(lock, sandbox, &eps, force)
+            .await
+        {
+            Ok(sb) => {
+                rb.commit();
+                Ok(sb)
+            }
+            Err(e) => Err(rb.fail(e).await),
+        }
+    }
+
+    /// The rest of `remove_sandbox`, once its overlay endpoints are out of
+    /// the cluster.
+    async fn remove_sandbox_records(
+        &self,
+        lock: crate::lock::FileLock,
+        sandbox: Sandbox,
+        eps: &[(Network, Endpoint)],
+        force: bool,
+    ) -> Result<Sandbox> {
+        let ids: Vec<Id> = eps.iter().map(|(_, e)| e.id.clone()).collect();
+        for (net, ep) in eps {
             if let Some(p) = self.endpoint_plan(net, &sandbox, ep)
                 && let Err(e) = self.remove_links(&p).await
             {
@@ -283,15 +318,16 @@ impl<K: Kernel> Netd<K> {
             }
             store::delete_sandbox(c, &sandbox.id)
         })?;
-        for (net, ep) in &eps {
+        for (net, ep) in eps {
             if let Err(e) = self.unpublish(net, ep).await {
                 warn!(sandbox = %sandbox.name, "withdrawing published ports: {e}");
             }
+            self.release_addresses(net, ep).await;
         }
         // Only now: a sandbox of the same name made at once must not have
         // its ports withdrawn with these.
         lock.remove();
-        for (net, _) in &eps {
+        for (net, _) in eps {
             self.emit(
                 "network",
                 "disconnect",

@@ -200,11 +200,17 @@ pub fn orphan_links<'a>(
         .iter()
         .map(|e| e.host_veth().to_string())
         .collect();
+    let vxlans: BTreeSet<String> = networks
+        .iter()
+        .filter_map(overlay::vxlan)
+        .map(|v| v.name)
+        .collect();
     present
         .into_iter()
         .filter(|name| {
             (name.starts_with(HOST_VETH_PREFIX) && !veths.contains(*name))
                 || (name.starts_with(BRIDGE_PREFIX) && !bridges.contains(*name))
+                || (name.starts_with(overlay::VXLAN_PREFIX) && !vxlans.contains(*name))
         })
         .map(str::to_string)
         .collect()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
-use super::driver_name;
+use super::{driver_name, scope};
 use crate::model::Network;
 use crate::ops::NetworkDetail;
 
@@ -145,7 +145,7 @@ impl NetworkFilter {
         any_re(&self.name, n.name.as_str())
             && any_re(&self.id, n.id.as_str())
             && f.any("driver", |s| s == driver_name(n))
-            && f.any("scope", |s| s == "local")
+            && f.any("scope", |s| s == scope(n))
             && f.any("type", |s| match s {
                 "custom" => !n.is_predefined(),
                 _ => n.is_predefined(),

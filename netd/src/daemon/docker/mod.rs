@@ -22,6 +22,16 @@ fn driver_name(n: &Network) -> &'static str {
     n.driver.name()
 }
 
+/// Docker's scope: "global" for a network of the cluster (as Docker's
+/// overlay networks on a cluster store were), "local" for the others.
+fn scope(n: &Network) -> &'static str {
+    if n.overlay().is_some() {
+        "global"
+    } else {
+        "local"
+    }
+}
+
 /// One `IPAM.Config` entry: Docker omits `IPRange` and
 /// `AuxiliaryAddresses` when none was given.
 fn ipam_config<A: ToString>(
@@ -103,7 +113,7 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
         BTreeMap::new()
     };
     let mut options = n.options.clone();
-    if let Some(b) = b {
+    if let Some(b) = b.filter(|_| n.overlay().is_none()) {
         options
             .entry("com.docker.network.bridge.name".into())
             .or_insert_with(|| b.bridge.to_string());
@@ -112,13 +122,13 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
         "Name": n.name,
         "Id": n.id,
         "Created": n.created,
-        "Scope": "local",
+        "Scope": scope(n),
         "Driver": driver_name(n),
         "EnableIPv4": v4.is_some(),
         "EnableIPv6": v6.is_some(),
         "IPAM": { "Driver": "default", "Options": null, "Config": config },
         "Internal": b.is_some_and(|b| b.internal),
-        "Attachable": false,
+        "Attachable": n.overlay().is_some(),
         "Ingress": false,
         "ConfigFrom": { "Network": "" },
         "ConfigOnly": false,
@@ -219,22 +229,29 @@ impl CreateRequest {
                 c.network
             ));
         }
-        if self.attachable || self.ingress {
-            let what = if self.attachable {
-                "Attachable"
-            } else {
+        // Every overlay network of netd's takes standalone sandboxes: what
+        // Docker's `--attachable` asks for.
+        let overlay = self.driver.as_deref() == Some("overlay");
+        if (self.attachable && !overlay) || self.ingress {
+            let what = if self.ingress {
                 "Ingress"
+            } else {
+                "Attachable"
             };
             return Err(format!(
-                "{what} is a swarm setting: netd networks are local bridge networks"
+                "{what} is a swarm setting: netd takes it only as Attachable on an overlay network"
             ));
         }
-        if let Some(s) = self
-            .scope
-            .as_deref()
-            .filter(|s| !s.is_empty() && *s != "local")
-        {
-            return Err(format!("Scope {s:?} is not supported: only \"local\""));
+        if let Some(s) = self.scope.as_deref().filter(|s| !s.is_empty()) {
+            let overlay = self.driver.as_deref() == Some("overlay");
+            match (s, overlay) {
+                ("local", false) | ("global", true) => {}
+                _ => {
+                    return Err(format!(
+                        "Scope {s:?} is not supported here: \"local\" for bridge networks, \"global\" for overlay networks"
+                    ));
+                }
+            }
         }
         if let Some((k, _)) = self
             .ipam
