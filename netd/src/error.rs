@@ -62,9 +62,11 @@ impl Error {
                 HostPortError::Io { .. } => Kind::Internal,
             },
             // A name the request chose is taken by something netd did not make.
-            Error::Kernel(KernelError::NotABridge { .. } | KernelError::NamespaceExists { .. }) => {
-                Kind::Conflict
-            }
+            Error::Kernel(
+                KernelError::NotABridge { .. }
+                | KernelError::NotAVxlan { .. }
+                | KernelError::NamespaceExists { .. },
+            ) => Kind::Conflict,
             Error::Store(_) | Error::Kernel(KernelError::Failed { .. }) => Kind::Internal,
         }
     }
