@@ -68,9 +68,11 @@ impl Error {
                 HostPortError::Io { .. } => Kind::Internal,
             },
             // A name the request chose is taken by something netd did not make.
-            Error::Kernel(KernelError::NotABridge { .. } | KernelError::NamespaceExists { .. }) => {
-                Kind::Conflict
-            }
+            Error::Kernel(
+                KernelError::NotABridge { .. }
+                | KernelError::NotAVxlan { .. }
+                | KernelError::NamespaceExists { .. },
+            ) => Kind::Conflict,
             Error::Store(_) | Error::Kernel(KernelError::Failed { .. }) => Kind::Internal,
             Error::Cluster(c) => {
                 use crate::cluster::ClusterError as C;

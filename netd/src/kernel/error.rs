@@ -11,6 +11,12 @@ pub enum KernelError {
     /// netd never adopts or repurposes a link it did not make.
     #[error("interface {name} already exists on the host and is not a bridge (it is a {kind})")]
     NotABridge { name: String, kind: String },
+    /// A link netd would make as an overlay network's VXLAN device exists
+    /// and is something else: refused as a bridge's name would be.
+    #[error(
+        "interface {name} already exists on the host and is not a VXLAN device (it is a {kind})"
+    )]
+    NotAVxlan { name: String, kind: String },
     /// A namespace netd would create exists already.
     #[error("network namespace {path} already exists")]
     NamespaceExists { path: String },
@@ -33,7 +39,9 @@ impl KernelError {
     pub fn is_taken(&self) -> bool {
         matches!(
             self,
-            KernelError::NotABridge { .. } | KernelError::NamespaceExists { .. }
+            KernelError::NotABridge { .. }
+                | KernelError::NotAVxlan { .. }
+                | KernelError::NamespaceExists { .. }
         )
     }
 

@@ -15,6 +15,7 @@ use super::hostport::HostPortError;
 use super::netns::NsId;
 use super::traits::*;
 use crate::plan::firewall::{FirewallPlan, PortElement};
+use crate::plan::overlay::{OverlayPeer, VxlanPlan};
 use crate::plan::{BridgePlan, EndpointPlan};
 
 /// A host link as the fake keeps it.
@@ -47,6 +48,16 @@ pub struct World {
     pub table: Option<FirewallPlan>,
     pub sysctls: BTreeMap<String, String>,
     pub routes: Vec<IpNet>,
+    /// VXLAN devices (also in `links`, kind "vxlan") by name.
+    pub vxlans: BTreeMap<String, FakeVxlan>,
+}
+
+/// A VXLAN device's settings and the peers last synced to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeVxlan {
+    pub vni: u32,
+    pub mtu: u32,
+    pub peers: Vec<OverlayPeer>,
 }
 
 #[derive(Debug, Default)]
@@ -189,6 +200,7 @@ fn remove_link(w: &mut World, name: &str) {
     let Some(l) = w.links.remove(name) else {
         return;
     };
+    w.vxlans.remove(name);
     if let Some((ns, ifname)) = &l.peer {
         drop_iface(w, ns, ifname);
     }
@@ -569,22 +581,70 @@ impl SysctlOps for FakeKernel {
     }
 }
 
-impl super::OverlayOps for FakeKernel {
-    async fn apply_vxlan(
-        &self,
-        plan: &crate::plan::overlay::VxlanPlan,
-        _bridge: BridgeState,
-    ) -> KResult<()> {
-        drop(self.call(format!("apply_vxlan {} vni {}", plan.name, plan.vni))?);
+impl OverlayOps for FakeKernel {
+    async fn apply_vxlan(&self, plan: &VxlanPlan, bridge: BridgeState) -> KResult<()> {
+        let mut s = self.call(format!("apply_vxlan {} vni {}", plan.name, plan.vni))?;
+        let Some(bname) = s
+            .world
+            .links
+            .iter()
+            .find(|(_, l)| l.index == bridge.index && l.kind == "bridge")
+            .map(|(n, _)| n.clone())
+        else {
+            return Err(KernelError::failed(format!("no bridge {}", bridge.index)));
+        };
+        match s.world.links.get(&plan.name) {
+            Some(l) if l.kind != "vxlan" => {
+                return Err(KernelError::NotAVxlan {
+                    name: plan.name.clone(),
+                    kind: l.kind.clone(),
+                });
+            }
+            // As the kernel: settings fixed at creation make it again.
+            Some(_) if s.world.vxlans.get(&plan.name).map(|v| v.vni) != Some(plan.vni) => {
+                remove_link(&mut s.world, &plan.name);
+            }
+            _ => {}
+        }
+        if let Some(l) = s.world.links.get_mut(&plan.name) {
+            l.controller = Some(bname);
+            if let Some(v) = s.world.vxlans.get_mut(&plan.name) {
+                v.mtu = plan.mtu;
+            }
+            return Ok(());
+        }
+        let index = s.next_index;
+        s.next_index += 1;
+        s.world.links.insert(
+            plan.name.clone(),
+            FakeLink {
+                kind: "vxlan".into(),
+                index,
+                controller: Some(bname),
+                peer: None,
+            },
+        );
+        s.world.vxlans.insert(
+            plan.name.clone(),
+            FakeVxlan {
+                vni: plan.vni,
+                mtu: plan.mtu,
+                peers: Vec::new(),
+            },
+        );
         Ok(())
     }
 
-    async fn sync_peers(
-        &self,
-        vxlan: &str,
-        peers: &[crate::plan::overlay::OverlayPeer],
-    ) -> KResult<()> {
-        drop(self.call(format!("sync_peers {vxlan} {}", peers.len()))?);
+    async fn sync_peers(&self, vxlan: &str, peers: &[OverlayPeer]) -> KResult<()> {
+        let mut s = self.call(format!("sync_peers {vxlan} {}", peers.len()))?;
+        let Some(v) = s.world.vxlans.get_mut(vxlan) else {
+            return Err(KernelError::failed(format!(
+                "VXLAN device {vxlan} not found"
+            )));
+        };
+        let mut peers = peers.to_vec();
+        peers.sort();
+        v.peers = peers;
         Ok(())
     }
 }

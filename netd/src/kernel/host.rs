@@ -14,6 +14,7 @@ use super::link::{self, Netlink};
 use super::netns::{self, NsId};
 use super::traits::*;
 use crate::plan::firewall::{FirewallPlan, PortElement};
+use crate::plan::overlay::{OverlayPeer, VxlanPlan};
 use crate::plan::{BridgePlan, EndpointPlan};
 
 /// The host namespace (the one this process runs in) and its firewall.
@@ -74,7 +75,13 @@ impl LinkOps for Host {
     async fn apply_bridge(&self, plan: &BridgePlan) -> KResult<BridgeState> {
         let (index, created) = self
             .netlink
-            .ensure_bridge(&plan.name, plan.address, plan.address6, plan.mtu)
+            .ensure_bridge(
+                &plan.name,
+                plan.address,
+                plan.address6,
+                plan.mtu,
+                plan.mac.map(|m| m.0),
+            )
             .await
             .with_context(|| format!("bridge {}", plan.name))?;
         Ok(BridgeState { index, created })
@@ -280,26 +287,16 @@ impl SysctlOps for Host {
     }
 }
 
-// Being written (the overlay datapath): refused until then.
-impl super::OverlayOps for Host {
-    async fn apply_vxlan(
-        &self,
-        plan: &crate::plan::overlay::VxlanPlan,
-        _bridge: super::BridgeState,
-    ) -> KResult<()> {
-        Err(KernelError::failed(format!(
-            "VXLAN device {}: not built yet",
-            plan.name
-        )))
+impl OverlayOps for Host {
+    async fn apply_vxlan(&self, plan: &VxlanPlan, bridge: BridgeState) -> KResult<()> {
+        Ok(self
+            .netlink
+            .ensure_vxlan(plan, bridge.index)
+            .await
+            .with_context(|| format!("overlay port of {}", plan.bridge))?)
     }
 
-    async fn sync_peers(
-        &self,
-        vxlan: &str,
-        _peers: &[crate::plan::overlay::OverlayPeer],
-    ) -> KResult<()> {
-        Err(KernelError::failed(format!(
-            "VXLAN device {vxlan}: not built yet"
-        )))
+    async fn sync_peers(&self, vxlan: &str, peers: &[OverlayPeer]) -> KResult<()> {
+        Ok(self.netlink.sync_vxlan_peers(vxlan, peers).await?)
     }
 }

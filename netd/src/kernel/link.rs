@@ -27,18 +27,18 @@ const EEXIST: i32 = 17;
 const ESRCH: i32 = 3;
 const EADDRNOTAVAIL: i32 = 99;
 
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
+pub(super) fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
         _ => None,
     }
 }
 
-fn is_gone(e: &rtnetlink::Error) -> bool {
+pub(super) fn is_gone(e: &rtnetlink::Error) -> bool {
     matches!(errno(e), Some(ENOENT | ENODEV | ESRCH | EADDRNOTAVAIL))
 }
 
-fn is_exists(e: &rtnetlink::Error) -> bool {
+pub(super) fn is_exists(e: &rtnetlink::Error) -> bool {
     errno(e) == Some(EEXIST)
 }
 
@@ -164,6 +164,24 @@ impl Netlink {
             .execute()
             .await
             .context("set link up")
+    }
+
+    pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<()> {
+        self.h
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .address(mac.to_vec())
+                    .build(),
+            )
+            .execute()
+            .await
+            .context("set link MAC")
+    }
+
+    /// The connection itself, for the adapters beside this one (VXLAN).
+    pub(super) fn handle(&self) -> &Handle {
+        &self.h
     }
 
     pub async fn delete_link(&self, name: &str) -> Result<()> {
@@ -348,14 +366,16 @@ impl Netlink {
     }
 
     /// A bridge with the gateways as its addresses, up: its index, and whether
-    /// it had to be created. Re-applying fixes a missing address or a link
-    /// that was set down.
+    /// it had to be created. Re-applying fixes a missing address, a MAC
+    /// that was changed or a link that was set down. Without `mac` the
+    /// kernel picks the bridge's (and may change it as ports come and go).
     pub async fn ensure_bridge(
         &self,
         name: &str,
         gateway: Option<Ipv4Net>,
         gateway6: Option<Ipv6Net>,
         mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
     ) -> Result<(u32, bool)> {
         let (index, up, created) = match self.link(name).await? {
             // Someone else's link under the bridge's name: adding the
@@ -368,11 +388,25 @@ impl Netlink {
                 }
                 .into());
             }
-            Some(l) => (l.index, l.up, false),
+            Some(l) => {
+                if let Some(m) = mac
+                    && l.mac.as_deref() != Some(&m[..])
+                {
+                    self.set_mac(l.index, m)
+                        .await
+                        .with_context(|| format!("put back the MAC of bridge {name}"))?;
+                }
+                (l.index, l.up, false)
+            }
             None => {
                 let mut b = LinkBridge::new(name).up();
                 if let Some(m) = mtu {
                     b = b.mtu(m);
+                }
+                // Given at creation, the kernel keeps it: a bridge takes
+                // its ports' lowest MAC only while nobody set one.
+                if let Some(m) = mac {
+                    b = b.address(m.to_vec());
                 }
                 match self.h.link().add(b.build()).execute().await {
                     Ok(()) => {}

@@ -14,6 +14,7 @@ pub mod netns;
 pub mod nft;
 pub mod notify;
 pub mod traits;
+pub mod vxlan;
 
 pub use error::{KResult, KernelError};
 pub use host::Host;

@@ -117,7 +117,7 @@ pub trait OverlayOps: Send + Sync {
     /// learning and ARP/neighbour discovery answered from its own
     /// neighbour table (nothing flooded to other hosts), the plan's MTU,
     /// up. A link of that name that is not VXLAN is
-    /// [`KernelError::NotABridge`]'s kind of refusal.
+    /// [`KernelError::NotAVxlan`], a refusal like [`KernelError::NotABridge`].
     fn apply_vxlan(
         &self,
         plan: &VxlanPlan,
