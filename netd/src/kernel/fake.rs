@@ -648,3 +648,5 @@ impl OverlayOps for FakeKernel {
         Ok(())
     }
 }
+
+mod tests;
