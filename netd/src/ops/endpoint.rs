@@ -35,7 +35,7 @@ impl<K: Kernel> Netd<K> {
     ) -> Result<()> {
         if let Some(p) = self.endpoint_plan(net, sandbox, ep) {
             // Before the step: a pair half made must go too.
-            rb.push(Undo::Endpoint(p.clone()));
+            rb.push(Undo::Endpoint(Box::new(p.clone())));
             let applied = self.apply_endpoint(net, Some(sandbox), &p).await;
             rb.check(applied).await?;
         }

@@ -28,7 +28,7 @@ pub(crate) enum Undo {
     /// Delete a host link netd made (a new network's bridge).
     Link(String),
     /// Remove an endpoint's veth pair (retired, with deferred removal).
-    Endpoint(EndpointPlan),
+    Endpoint(Box<EndpointPlan>),
     /// Delete a namespace netd created, and its files under /etc/netns.
     Namespace {
         path: PathBuf,
