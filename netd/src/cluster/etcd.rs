@@ -29,8 +29,21 @@ use crate::model::{Driver, Id, Network};
 
 /// The bound on every request to etcd.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-/// How many times a transaction that lost a race is tried again.
-const RETRIES: usize = 8;
+/// How many times a transaction that lost a race is tried again: each
+/// round one of the racing hosts wins, so this bounds the hosts claiming
+/// on one network at the same moment, not the cluster's size.
+const RETRIES: u32 = 32;
+
+/// A short random pause before trying a lost race again, so the losers do
+/// not meet again in lockstep.
+async fn jitter(attempt: u32) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let cap = 2 * u64::from(attempt.min(10)) + 1;
+    tokio::time::sleep(Duration::from_millis(u64::from(nanos) % cap)).await;
+}
 
 /// `etcd://H:P,H:P` (or `http://`, `https://` URLs, comma-separated) as
 /// client URLs: `etcd://` is http, or https when TLS files are given.
@@ -198,7 +211,10 @@ impl Etcd {
 
     async fn create(&self, mut net: Network) -> CResult<Network> {
         let name_key = keys::network(net.name.as_str());
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
+            if attempt > 0 {
+                jitter(attempt).await;
+            }
             let used: BTreeSet<u32> = self
                 .get_prefix(&keys::vnis())
                 .await?
@@ -408,10 +424,11 @@ impl ClusterStore for Etcd {
 
     fn claim<'a>(&'a self, net: &'a Network, want: Claimed) -> BoxFuture<'a, CResult<Claimed>> {
         async move {
-            for _ in 0..RETRIES {
+            for attempt in 0..RETRIES {
                 if let Some(c) = self.claim_once(net, want).await? {
                     return Ok(c);
                 }
+                jitter(attempt).await;
             }
             Err(ClusterError::Conflict(format!(
                 "network {}: addresses contended, try again",
