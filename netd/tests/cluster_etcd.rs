@@ -66,7 +66,10 @@ impl EtcdServer {
         self.child = Some(child);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.client_port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "etcd did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "etcd did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -180,7 +183,10 @@ async fn wait_view(
         if f(&rx.borrow_and_update()) {
             return true;
         }
-        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
             return f(&rx.borrow());
         }
     }

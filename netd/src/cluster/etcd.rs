@@ -52,7 +52,11 @@ pub fn parse_store(spec: &str, tls: bool) -> Result<Vec<String>, String> {
         Some(("etcd", rest)) => (if tls { "https" } else { "http" }, rest),
         Some((s @ ("http" | "https"), rest)) => (s, rest),
         Some((s, _)) => return Err(format!("cluster store {spec}: unknown scheme {s}://")),
-        None => return Err(format!("cluster store {spec}: use etcd://HOST:PORT[,HOST:PORT]")),
+        None => {
+            return Err(format!(
+                "cluster store {spec}: use etcd://HOST:PORT[,HOST:PORT]"
+            ));
+        }
     };
     let eps: Vec<String> = rest
         .split(',')
@@ -60,7 +64,10 @@ pub fn parse_store(spec: &str, tls: bool) -> Result<Vec<String>, String> {
         .map(|hp| hp.strip_prefix(&format!("{scheme}://")).unwrap_or(hp))
         .map(|hp| format!("{scheme}://{hp}"))
         .collect();
-    if rest.split(',').any(|hp| hp.trim().is_empty() || !hp.contains(':')) {
+    if rest
+        .split(',')
+        .any(|hp| hp.trim().is_empty() || !hp.contains(':'))
+    {
         return Err(format!("cluster store {spec}: every endpoint is HOST:PORT"));
     }
     Ok(eps)
@@ -168,7 +175,12 @@ impl Etcd {
             tasks: Mutex::new(Vec::new()),
             cfg: cfg.clone(),
         };
-        let renew = tokio::spawn(super::lease::keep_alive(label.clone(), client.clone(), cfg, held));
+        let renew = tokio::spawn(super::lease::keep_alive(
+            label.clone(),
+            client.clone(),
+            cfg,
+            held,
+        ));
         let follow = tokio::spawn(super::follow::follow(label, client, tx));
         *lock(&etcd.tasks) = vec![renew, follow];
         Ok(Arc::new(etcd))

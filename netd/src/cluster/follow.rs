@@ -62,7 +62,10 @@ async fn follow_once(
     loop {
         // No timeout here: a quiet cluster sends nothing; a dead connection
         // is caught by the client's HTTP/2 keep-alive.
-        let msg = stream.message().await.map_err(|e| super::etcd::unavailable(label, e))?;
+        let msg = stream
+            .message()
+            .await
+            .map_err(|e| super::etcd::unavailable(label, e))?;
         let Some(resp) = msg else {
             return Err(super::etcd::unavailable(label, "watch stream closed"));
         };

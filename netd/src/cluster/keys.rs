@@ -52,8 +52,15 @@ pub enum Key<'a> {
     Host(&'a str),
     Network(&'a str),
     Vni(u32),
-    Ipam { net: &'a str, addr: IpAddr },
-    Endpoint { net: &'a str, host: &'a str, ep: &'a str },
+    Ipam {
+        net: &'a str,
+        addr: IpAddr,
+    },
+    Endpoint {
+        net: &'a str,
+        host: &'a str,
+        ep: &'a str,
+    },
 }
 
 /// `None` for keys netd does not write (left alone, never an error: a newer

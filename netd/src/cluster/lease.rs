@@ -19,7 +19,9 @@ fn ttl_secs(cfg: &ClusterConfig) -> i64 {
 /// A new lease with this host's record under it.
 pub(super) async fn grant(label: &str, client: &Client, cfg: &ClusterConfig) -> CResult<i64> {
     let mut c = client.clone();
-    let id = bounded(label, c.lease_grant(ttl_secs(cfg), None)).await?.id();
+    let id = bounded(label, c.lease_grant(ttl_secs(cfg), None))
+        .await?
+        .id();
     let opts = PutOptions::new().with_lease(id);
     bounded(
         label,
@@ -97,9 +99,9 @@ async fn regrant(
             )]);
         let r = bounded(label, c.txn(txn)).await?;
         let ours = r.succeeded()
-            || r.op_responses().iter().any(|op| {
-                matches!(op, etcd_client::TxnOpResponse::Txn(t) if t.succeeded())
-            });
+            || r.op_responses()
+                .iter()
+                .any(|op| matches!(op, etcd_client::TxnOpResponse::Txn(t) if t.succeeded()));
         if !ours {
             tracing::error!(
                 key,
