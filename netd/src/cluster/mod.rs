@@ -21,10 +21,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Id, Mac, Name, Network};
 
+pub mod alloc;
 pub mod etcd;
 #[cfg(test)]
 pub mod fake;
+mod follow;
 pub mod keys;
+mod lease;
+pub mod view;
 
 /// How this host joins the cluster (the daemon's `--cluster-*` flags).
 #[derive(Debug, Clone)]
