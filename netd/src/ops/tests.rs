@@ -23,6 +23,7 @@ mod forward;
 mod ipv6_only;
 mod network;
 mod options;
+mod overlay;
 mod reconcile;
 mod rollback;
 mod sandbox;
@@ -52,6 +53,12 @@ pub(super) struct Snapshot {
 /// A netd over a fresh fake kernel whose firewall table is in place, as
 /// the daemon's is from its start.
 pub(super) async fn world() -> T {
+    world_with(|n| n).await
+}
+
+/// [`world`], with the netd made by `f` from the plain one (one in a
+/// cluster, say).
+pub(super) async fn world_with(f: impl FnOnce(Netd<FakeKernel>) -> Netd<FakeKernel>) -> T {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "netd-ops-test-{}-{}",
@@ -61,9 +68,9 @@ pub(super) async fn world() -> T {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("test dir");
     let k = FakeKernel::new(&dir.join("run"));
-    let netd = Netd::with_kernel(&dir.join("state"), k)
+    let netd = f(Netd::with_kernel(&dir.join("state"), k)
         .await
-        .expect("open netd over the fake kernel");
+        .expect("open netd over the fake kernel"));
     netd.sync_firewall().await.expect("first firewall apply");
     T { netd, dir }
 }
