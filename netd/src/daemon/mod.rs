@@ -7,6 +7,7 @@
 //! call the same [`Netd`] operations.
 
 pub mod dns_host;
+mod dns_sync;
 pub mod docker;
 mod host;
 mod locks;
