@@ -9,6 +9,8 @@
 #   sudo NETD=/path/to/netd bench/dns-burst.sh # another binary as "after"
 #   sudo NETD_BEFORE=/path/to/old/netd bench/dns-burst.sh
 #                                              # and an older one first, as "before"
+#   sudo TASKSET=0 bench/dns-burst.sh          # daemon pinned to CPU 0 (taskset -c),
+#                                              # as on a loaded machine
 #
 # Printed per build:
 #   max gap      longest time between two answers to the probe, from the
@@ -30,6 +32,7 @@ BEFORE=${NETD_BEFORE:-}
 N=${N:-500}
 CREATORS=${CREATORS:-4}
 SETTLE=${SETTLE:-5}
+TASKSET=${TASKSET:-}
 P=ndb-$$
 TMP=$(mktemp -d /tmp/ndb-burst.XXXXXX)
 PIDS=()
@@ -54,7 +57,9 @@ run() { # label binary
   ip netns add "$host"
   ip -n "$host" link set lo up
   local sock=$dir/run/netd.sock
-  NETD_SOCKET=$sock nsenter --net="/run/netns/$host" "$bin" daemon \
+  local pin=()
+  [ -z "$TASKSET" ] || pin=(taskset -c "$TASKSET")
+  NETD_SOCKET=$sock nsenter --net="/run/netns/$host" "${pin[@]}" "$bin" daemon \
     --state-dir "$dir/state" --run-dir "$dir/run" >"$dir/daemon.log" 2>&1 &
   local daemon=$!
   PIDS+=("$daemon")
@@ -127,7 +132,8 @@ run() { # label binary
 
 [ -z "$BEFORE" ] || run before "$BEFORE"
 run after "$NETD"
-printf '\nN=%s creates (%s CLI processes at once), probe asking its own name:\n' "$N" "$CREATORS"
+printf '\nN=%s creates (%s CLI processes at once), probe asking its own name%s:\n' "$N" "$CREATORS" \
+  "${TASKSET:+, daemon on CPU $TASKSET}"
 printf '%-8s %12s %10s %16s\n' build "max gap s" creates/s "last answers s"
 while read -r l g c a; do
   printf '%-8s %12s %10s %16s\n' "$l" "$g" "$c" "$a"
