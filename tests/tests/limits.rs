@@ -36,7 +36,7 @@ fn nofile_of(pid: u32) -> (String, String) {
     )
 }
 
-/// `dig` until it gets an answer, for at most 20 s: `sandbox create`
+/// `dig` until it gets an answer, for at most 10 s: `sandbox create`
 /// returns before the daemon's DNS serves the new sandbox (it follows the
 /// store's events, and a sync reads every sandbox: up to 1.3 s at 1,000
 /// here, on a loaded machine).
@@ -44,12 +44,11 @@ fn dig_soon(ns: &str, args: &[&str]) -> support::Dig {
     let t = Instant::now();
     loop {
         let d = support::dig(ns, args);
-        // Right after a burst of 1,000 creates the daemon is still working
-        // through their DNS syncs (each re-reads every sandbox), and a
-        // sandbox's 127.0.0.11 can stay silent for tens of seconds on a
-        // loaded machine (21.5 s seen in CI): a known cost, printed below
-        // and left to a benchmark; what this test proves is that it answers.
-        if !d.status.starts_with("no answer") || t.elapsed() > std::time::Duration::from_secs(120) {
+        // Syncs asked for during one are folded into one more, and run
+        // off the async workers (21.5 s of silence was seen in CI when they
+        // queued up on them): a sync or two after the burst, it answers.
+        // bench/dns-burst.sh measures the gap.
+        if !d.status.starts_with("no answer") || t.elapsed() > std::time::Duration::from_secs(10) {
             if t.elapsed().as_millis() > 100 {
                 eprintln!("dig {args:?} in {ns}: answered after {:.1?}", t.elapsed());
             }

@@ -3,208 +3,141 @@
 //! process through `POST /netd/dns/sync`) recomputes the views and swaps
 //! them in; sandboxes that left are stopped, new ones served.
 //!
-//! A recompute reads and derives every sandbox, so it grows with them. The
-//! CNI plugin's ADD, which waits for its names to answer, names the new
+//! A recompute reads and derives every sandbox, so it grows with them. It
+//! runs on tokio's blocking pool (`dns_sync`), so the DNS servers and the API
+//! keep their workers, and recomputes are coalesced: one asked for while
+//! another runs is folded into a single next run, so a burst of N changes
+//! costs a few recomputes, not N queued behind each other.
+//!
+//! The CNI plugin's ADD, which waits for its names to answer, names the new
 //! sandbox instead (`POST /netd/dns/sync?sandbox=NAME`): its records are
 //! added to the views that see its networks and it is served, reading
 //! nothing but its own rows; a full recompute follows shortly after, off
 //! the caller's path, and settles anything the shortcut did not cover.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use netd_dns::{Dns, Record4, Sockets, Table, View, ViewStats};
-use tracing::{info, warn};
+use netd_dns::ViewStats;
+use tracing::info;
 
-use crate::kernel::netns;
-use crate::model::{Id, SandboxNet};
+use super::dns_sync::Core;
+use crate::model::{Endpoint, Sandbox};
 use crate::ops::Netd;
-use crate::plan::dns::{SandboxNames, endpoint_names, resolves_names, views};
-use crate::store;
 
 pub struct DnsHost {
-    dns: Dns,
-    state: tokio::sync::Mutex<Served>,
+    core: Arc<Core>,
+    runs: Arc<Runs>,
     /// Asks `follow`'s task for a full recompute soon.
     resync: tokio::sync::Notify,
-    /// The views' counters as the last sync left them, for `/metrics`
-    /// (which must not wait for a sync in progress).
-    stats: std::sync::Mutex<Vec<(String, Arc<ViewStats>)>>,
 }
-
-/// The `view` label of sandboxes on no network with names (the default
-/// `bridge` only, say), and of queries from a sandbox not given a table yet.
-const NO_NAMES: &str = "-";
 
 /// How long a full recompute waits after a shortcut, so that a burst of
 /// ADDs is settled once.
 const RESYNC_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Which view a sandbox has: the networks with names it is on, and
-/// whether it forwards (for sandboxes only on networks without names).
-type ViewKey = (Vec<Id>, bool);
+/// The coalescing of full recomputes. Requests are numbered; a recompute
+/// covers every request made before it started, and `done` says up to
+/// which one the last finished recompute covered.
+struct Runs {
+    gens: Mutex<Gens>,
+    done: tokio::sync::watch::Sender<u64>,
+}
 
-/// What the last sync handed out, so the next one rebuilds only tables
-/// whose view changed and touches only sandboxes whose table changed.
 #[derive(Default)]
-struct Served {
-    tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)>,
-    sandboxes: HashMap<String, Arc<Table>>,
-    /// The namespace each sandbox's sockets were opened in: one replaced
-    /// since (deleted by hand and made again by reconcile) needs new ones.
-    namespaces: HashMap<String, netns::NsId>,
-    rows: store::Rereader,
-    /// Per view label, the counters every table of that view counts in.
-    stats: HashMap<String, Arc<ViewStats>>,
+struct Gens {
+    requested: u64,
+    /// A runner is on the blocking pool; it loops while requests arrive.
+    running: bool,
+}
+
+impl Runs {
+    fn gens(&self) -> std::sync::MutexGuard<'_, Gens> {
+        self.gens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Ends a runner that panicked: the next request must be able to start a
+/// runner, and its waiters are let go (they get the views as they are).
+struct Runner {
+    runs: Arc<Runs>,
+    finished: bool,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut g = self.runs.gens();
+        g.running = false;
+        self.runs.done.send_replace(g.requested);
+    }
 }
 
 impl DnsHost {
     pub fn new(cfg: netd_dns::Config) -> DnsHost {
-        let dns = Dns::new(cfg);
-        let no_names = vec![(NO_NAMES.to_string(), dns.unviewed_stats())];
         DnsHost {
-            state: tokio::sync::Mutex::new(Served {
-                stats: no_names.iter().cloned().collect(),
-                ..Default::default()
+            core: Arc::new(Core::new(cfg)),
+            runs: Arc::new(Runs {
+                gens: Mutex::default(),
+                done: tokio::sync::watch::channel(0).0,
             }),
-            stats: std::sync::Mutex::new(no_names),
-            dns,
             resync: tokio::sync::Notify::new(),
         }
     }
 
     /// Per view label (sorted), its DNS counters.
     pub fn view_stats(&self) -> Vec<(String, Arc<ViewStats>)> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.core.view_stats()
     }
 
     /// How many sandboxes are served.
     pub fn served(&self) -> usize {
-        self.dns.served().len()
+        self.core.dns.served().len()
     }
 
-    /// Serve exactly the sandboxes that should have DNS, with current views.
-    pub async fn sync(&self, netd: &Netd) {
-        let mut served = self.state.lock().await;
-        let rows = &mut served.rows;
-        let state = netd
-            .store()
-            .read(|c| Ok((store::networks(c)?, rows.sandboxes(c)?, rows.endpoints(c)?)));
-        let (nets, sandboxes, eps) = match state {
-            Ok(s) => s,
-            Err(e) => return warn!("DNS sync: {e}"),
-        };
-        let mut all = views(&nets, &sandboxes, &eps);
-        let routes_out: HashMap<&Id, bool> = nets
-            .iter()
-            .map(|n| (&n.id, n.bridge().is_some_and(|b| !b.internal)))
+    /// Rows of other hosts of a cluster (their sandboxes are never served
+    /// here): every recompute adds them to the store's rows, so their names
+    /// resolve in the views that see their networks. Replaces the previous
+    /// set, and asks `follow`'s task for a recompute.
+    pub fn set_remote(&self, rows: Vec<(Sandbox, Endpoint)>) {
+        let rows = rows
+            .into_iter()
+            .map(|(s, e)| (Arc::new(s), Arc::new(e)))
             .collect();
-        let mut mine: HashMap<&Id, Vec<&crate::model::Endpoint>> = HashMap::new();
-        for e in &eps {
-            mine.entry(&e.sandbox).or_default().push(e);
-        }
-        let mut tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)> = HashMap::new();
-        let mut wanted = HashMap::new();
-        let names_of: HashMap<&Id, &str> = nets.iter().map(|n| (&n.id, n.name.as_str())).collect();
-        let host_side: HashMap<&Id, Vec<IpAddr>> = nets
-            .iter()
-            .filter_map(|n| {
-                let b = n.bridge()?;
-                (!b.internal).then(|| (&n.id, b.gateways()))
-            })
-            .collect();
-        let mut stats: HashMap<String, Arc<ViewStats>> = HashMap::new();
-        stats.insert(NO_NAMES.into(), self.dns.unviewed_stats());
-        for s in &sandboxes {
-            let SandboxNet::Namespace { path, .. } = &s.net else {
-                continue;
-            };
-            let Some(mine) = mine.get(&s.id) else {
-                continue;
-            };
-            // Only a sandbox not served yet needs its namespace looked at: a
-            // served one whose namespace went keeps its (idle) server until
-            // its record goes, and the look-up is most of a sync's system time.
-            let id = s.id.to_string();
-            if !served.sandboxes.contains_key(&id) && !netns::is_netns(Path::new(path)) {
-                continue;
-            }
-            // A sandbox on networks without names (the default bridge) still
-            // gets a resolver that forwards, like Docker's copy of the host's.
-            let key: ViewKey = match all.of_sandbox.get(&s.id) {
-                Some(k) => (k.clone(), true),
-                None => (
-                    vec![],
-                    mine.iter()
-                        .any(|e| routes_out.get(&e.network).copied().unwrap_or(false)),
-                ),
-            };
-            let table = match tables.get(&key) {
-                Some((_, t)) => Arc::clone(t),
-                None => {
-                    // Taken, not cloned: later sandboxes with this key find
-                    // it in `tables`.
-                    let mut names = match all.of_sandbox.get(&s.id) {
-                        Some(k) => all.views.remove(k).unwrap_or_default(),
-                        None => SandboxNames {
-                            names: Default::default(),
-                            forward: key.1,
+        self.core.set_remote(Arc::new(rows));
+        self.resync.notify_one();
+    }
+
+    /// Serve exactly the sandboxes that should have DNS, with current views:
+    /// returns once a recompute that started after this call has finished.
+    pub async fn sync(&self, netd: &Arc<Netd>) {
+        let want = {
+            let mut g = self.runs.gens();
+            g.requested += 1;
+            if !g.running {
+                g.running = true;
+                let (core, netd, runs) = (
+                    Arc::clone(&self.core),
+                    Arc::clone(netd),
+                    Arc::clone(&self.runs),
+                );
+                tokio::task::spawn_blocking(move || {
+                    run(
+                        &core,
+                        &netd,
+                        Runner {
+                            runs,
+                            finished: false,
                         },
-                    };
-                    add_host_names(&mut names, &key.0, &host_side);
-                    let label = view_label(&key.0, &names_of);
-                    let counted = stats
-                        .entry(label.clone())
-                        .or_insert_with(|| served.stats.get(&label).cloned().unwrap_or_default());
-                    // An unchanged view keeps its table (and its rotation);
-                    // only a changed one is turned into records.
-                    let t = match served.tables.get(&key) {
-                        Some((old, t)) if *old == names => Arc::clone(t),
-                        _ => self
-                            .dns
-                            .table_counted(&view_of(&names), Arc::clone(counted)),
-                    };
-                    tables.insert(key, (names, Arc::clone(&t)));
-                    t
-                }
-            };
-            let unchanged = served
-                .sandboxes
-                .get(&id)
-                .is_some_and(|t| Arc::ptr_eq(t, &table));
-            // Sockets are made on this thread, in the sandbox's namespace
-            // for a moment (no helper thread to start and wait for).
-            if !unchanged {
-                let mut opened = None;
-                if let Err(e) = self.dns.serve_with(&id, Arc::clone(&table), || {
-                    open_sockets(Path::new(path), &mut opened)
-                }) {
-                    warn!(sandbox = %s.name, "DNS: {e:#}");
-                    continue;
-                }
-                if let Some(ns) = opened {
-                    served.namespaces.insert(id.clone(), ns);
-                }
+                    )
+                });
             }
-            wanted.insert(id, table);
-        }
-        for id in self.dns.served() {
-            if !wanted.contains_key(&id) {
-                self.dns.stop(&id);
-            }
-        }
-        served.namespaces.retain(|id, _| wanted.contains_key(id));
-        served.tables = tables;
-        served.sandboxes = wanted;
-        let mut published: Vec<_> = stats
-            .iter()
-            .map(|(l, s)| (l.clone(), Arc::clone(s)))
-            .collect();
-        published.sort_by(|a, b| a.0.cmp(&b.0));
-        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = published;
-        served.stats = stats;
+            g.requested
+        };
+        let mut done = self.runs.done.subscribe();
+        // An error means the sender is gone, with `self`: nothing to wait for.
+        let _ = done.wait_for(|d| *d >= want).await;
     }
 
     /// Stop serving sandboxes whose namespace is no longer the one their
@@ -212,34 +145,14 @@ impl DnsHost {
     /// closes the old sockets and so lets the old namespace go; then serve
     /// again those whose namespace is there now. A stat per sandbox served:
     /// for after a reconcile, not for every change.
-    pub async fn follow_namespaces(&self, netd: &Netd) {
-        let stale: Vec<String> = {
-            let mut served = self.state.lock().await;
-            let rows = &mut served.rows;
-            let sandboxes = match netd.store().read(|c| rows.sandboxes(c)) {
-                Ok(s) => s,
-                Err(e) => return warn!("DNS namespaces: {e}"),
-            };
-            let mut stale = Vec::new();
-            for s in &sandboxes {
-                let id = s.id.to_string();
-                let (Some(was), Some(path)) = (served.namespaces.get(&id), s.netns_path()) else {
-                    continue;
-                };
-                if netns::file_id(Path::new(path)) != Some(*was) {
-                    self.dns.stop(&id);
-                    stale.push(id);
-                }
-            }
-            for id in &stale {
-                served.sandboxes.remove(id);
-                served.namespaces.remove(id);
-            }
-            stale
-        };
-        if !stale.is_empty() {
+    pub async fn follow_namespaces(&self, netd: &Arc<Netd>) {
+        let (core, n) = (Arc::clone(&self.core), Arc::clone(netd));
+        let stale = tokio::task::spawn_blocking(move || core.drop_stale(&n))
+            .await
+            .unwrap_or(0);
+        if stale > 0 {
             info!(
-                sandboxes = stale.len(),
+                sandboxes = stale,
                 "DNS: namespaces replaced; serving them anew"
             );
             self.sync(netd).await;
@@ -250,83 +163,16 @@ impl DnsHost {
     /// names now, recompute everything soon. Falls back to a full sync when
     /// the shortcut does not apply (a sandbox served already, or the first
     /// on its set of networks).
-    pub async fn sync_sandbox(&self, netd: &Netd, name: &str) {
-        if self.add_sandbox(netd, name).await {
+    pub async fn sync_sandbox(&self, netd: &Arc<Netd>, name: &str) {
+        let (core, n, name) = (Arc::clone(&self.core), Arc::clone(netd), name.to_string());
+        let added = tokio::task::spawn_blocking(move || core.add_sandbox(&n, &name))
+            .await
+            .unwrap_or(false);
+        if added {
             self.resync.notify_one();
         } else {
             self.sync(netd).await;
         }
-    }
-
-    async fn add_sandbox(&self, netd: &Netd, name: &str) -> bool {
-        let mut served = self.state.lock().await;
-        let rows = netd.store().read(|c| {
-            let s = store::sandbox(c, store::Ref::Name(name))?;
-            let mut on = Vec::new();
-            for e in store::endpoints_of_sandbox(c, &s.id)? {
-                on.push((store::network_by_id(c, &e.network)?, e));
-            }
-            Ok((s, on))
-        });
-        let Ok((sb, on)) = rows else {
-            return false;
-        };
-        let id = sb.id.to_string();
-        let SandboxNet::Namespace { path, .. } = &sb.net else {
-            return false;
-        };
-        if served.sandboxes.contains_key(&id) {
-            return false;
-        }
-        let named: Vec<_> = on.iter().filter(|(n, _)| resolves_names(n)).collect();
-        let mut ids: Vec<Id> = named.iter().map(|(n, _)| n.id.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        let own: ViewKey = (ids, true);
-        if own.0.is_empty() || !served.tables.contains_key(&own) {
-            return false;
-        }
-        // Every view that sees one of its networks gains its names, as
-        // `views` would derive them, in place: the sandboxes sharing a
-        // table see them at once.
-        for (key, (names, table)) in served.tables.iter_mut() {
-            let mut added = Vec::new();
-            for (n, ep) in named.iter().filter(|(n, _)| key.0.contains(&n.id)) {
-                let ips = ep.addrs();
-                for name in endpoint_names(n.name.as_str(), &sb, ep) {
-                    let v = names.names.entry(name.clone()).or_default();
-                    for ip in &ips {
-                        if !v.contains(ip) {
-                            v.push(*ip);
-                            if key.0.len() == 1 {
-                                v.sort();
-                            }
-                        }
-                    }
-                    added.push(Record4 {
-                        name,
-                        addrs: ips.clone(),
-                    });
-                }
-            }
-            if !added.is_empty() {
-                table.insert(&added);
-            }
-        }
-        let table = Arc::clone(&served.tables[&own].1);
-        let mut opened = None;
-        let bound = self.dns.serve_with(&id, Arc::clone(&table), || {
-            open_sockets(Path::new(path), &mut opened)
-        });
-        if let Err(e) = bound {
-            warn!(sandbox = %sb.name, "DNS: {e:#}");
-            return false;
-        }
-        if let Some(ns) = opened {
-            served.namespaces.insert(id.clone(), ns);
-        }
-        served.sandboxes.insert(id, table);
-        true
     }
 
     /// Follow this daemon's own changes, and recompute after shortcuts.
@@ -349,75 +195,21 @@ impl DnsHost {
     }
 }
 
-/// Open a sandbox's DNS sockets inside its namespace, noting which
-/// namespace that was (the path may name another one later).
-fn open_sockets(path: &Path, opened: &mut Option<netns::NsId>) -> anyhow::Result<Sockets> {
-    netns::in_netns(path, || {
-        *opened = netns::thread_ns_id();
-        Ok(Sockets::bind()?)
-    })
-}
-
-/// A view's `view` label: the names of the networks whose names it
-/// resolves, sorted, comma-separated. Sandboxes on the same networks share
-/// one view (one table), so the labels are as many as the distinct sets of
-/// networks sandboxes are on (about as many as networks, in practice), never
-/// one per sandbox; a per-network label could not say which of a sandbox's
-/// networks a query was for.
-fn view_label(networks: &[Id], names_of: &HashMap<&Id, &str>) -> String {
-    let mut names: Vec<&str> = networks
-        .iter()
-        .map(|id| names_of.get(id).copied().unwrap_or("?"))
-        .collect();
-    if names.is_empty() {
-        return NO_NAMES.into();
-    }
-    names.sort_unstable();
-    names.join(",")
-}
-
-/// The names Docker and podman give the host, as seen from a container.
-const HOST_NAMES: [&str; 2] = ["host.docker.internal", "host.containers.internal"];
-
-/// Answer [`HOST_NAMES`] with the host side of the sandbox's networks: their
-/// gateways, which are the host's addresses on those bridges (both families
-/// on a dual-stack network). Internal networks are left out, as podman
-/// does: nothing on them is meant to reach the host. A member that took
-/// one of these names as an alias keeps it.
-fn add_host_names(
-    names: &mut SandboxNames,
-    networks: &[Id],
-    host_side: &HashMap<&Id, Vec<IpAddr>>,
-) {
-    let mut gateways: Vec<IpAddr> = networks
-        .iter()
-        .filter_map(|id| host_side.get(id))
-        .flatten()
-        .copied()
-        .collect();
-    if gateways.is_empty() {
-        return;
-    }
-    gateways.sort();
-    gateways.dedup();
-    for name in HOST_NAMES {
-        names
-            .names
-            .entry(name.to_string())
-            .or_insert_with(|| gateways.clone());
-    }
-}
-
-fn view_of(names: &SandboxNames) -> View {
-    View {
-        records: names
-            .names
-            .iter()
-            .map(|(n, a)| Record4 {
-                name: n.clone(),
-                addrs: a.clone(),
-            })
-            .collect(),
-        forward: names.forward,
+/// The runner: recompute until no request is left that an earlier
+/// recompute did not cover. Requests made during a recompute cost one more,
+/// however many they are.
+fn run(core: &Core, netd: &Netd, mut runner: Runner) {
+    loop {
+        let covers = runner.runs.gens().requested;
+        core.sync(netd);
+        // Under the lock: a request made after this check sees `running`
+        // cleared and starts a runner of its own.
+        let mut g = runner.runs.gens();
+        runner.runs.done.send_replace(covers);
+        if g.requested == covers {
+            g.running = false;
+            runner.finished = true;
+            return;
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 mod cluster;
 pub mod dns_host;
+mod dns_sync;
 pub mod docker;
 mod host;
 mod locks;
