@@ -422,3 +422,24 @@ async fn a_lost_lease_is_replaced_and_the_records_put_back() {
     // Held again: b cannot take it.
     assert!(b.claim(&net, got).await.is_err());
 }
+
+#[tokio::test]
+async fn connecting_to_no_etcd_is_unavailable_in_seconds() {
+    let port = free_port();
+    let cfg = ClusterConfig {
+        endpoints: vec![format!("http://127.0.0.1:{port}")],
+        advertise: Ipv4Addr::new(192, 0, 2, 1),
+        host: "a".into(),
+        ttl: Duration::from_secs(2),
+        tls: None,
+    };
+    let t = Instant::now();
+    let Err(err) = Etcd::connect(cfg).await else {
+        panic!("connected to nothing")
+    };
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    assert!(
+        matches!(&err, ClusterError::Unavailable { endpoints, .. } if endpoints.contains(&port.to_string())),
+        "{err}"
+    );
+}
