@@ -383,3 +383,63 @@ async fn etcd_away_then_back() {
         a.view().borrow()
     );
 }
+
+#[tokio::test]
+async fn a_lost_lease_is_replaced_and_the_records_put_back() {
+    let server = EtcdServer::start();
+    let a = client(&server, "a", 1).await;
+    let b = client(&server, "b", 2).await;
+    let net = a
+        .create_network(overlay("ov", "10.84.0.0/24"))
+        .await
+        .unwrap();
+    let got = a.claim(&net, Claimed::default()).await.unwrap();
+    a.publish(&endpoint(&net, "a", got)).await.unwrap();
+    // What etcd does to a lease it has not heard of for its TTL.
+    let mut raw = etcd_client::Client::connect([server.url()], None)
+        .await
+        .unwrap();
+    let r = raw.get("/netd/hosts/a", None).await.unwrap();
+    let lease = r.kvs()[0].lease();
+    raw.lease_revoke(lease).await.unwrap();
+    assert!(wait_view(&b, Duration::from_secs(1), |v| v.endpoints.is_empty()).await);
+    let t = Instant::now();
+    assert!(
+        wait_view(&b, Duration::from_secs(3), |v| v.hosts.contains_key("a")
+            && v.endpoints.len() == 1)
+        .await
+    );
+    eprintln!("a's records back after {:?}", t.elapsed());
+    let r = raw
+        .get(
+            format!("/netd/ipam/{}/{}", net.id.as_str(), got.ip.unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.kvs()[0].value(), b"a");
+    assert_ne!(r.kvs()[0].lease(), lease);
+    // Held again: b cannot take it.
+    assert!(b.claim(&net, got).await.is_err());
+}
+
+#[tokio::test]
+async fn connecting_to_no_etcd_is_unavailable_in_seconds() {
+    let port = free_port();
+    let cfg = ClusterConfig {
+        endpoints: vec![format!("http://127.0.0.1:{port}")],
+        advertise: Ipv4Addr::new(192, 0, 2, 1),
+        host: "a".into(),
+        ttl: Duration::from_secs(2),
+        tls: None,
+    };
+    let t = Instant::now();
+    let Err(err) = Etcd::connect(cfg).await else {
+        panic!("connected to nothing")
+    };
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    assert!(
+        matches!(&err, ClusterError::Unavailable { endpoints, .. } if endpoints.contains(&port.to_string())),
+        "{err}"
+    );
+}

@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions,
-    TlsOptions, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -26,6 +25,8 @@ use super::{
     HostRecord, keys,
 };
 use crate::model::{Driver, Id, Network};
+
+pub use super::connect::parse_store;
 
 /// The bound on every request to etcd.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -43,34 +44,6 @@ async fn jitter(attempt: u32) {
         .unwrap_or(0);
     let cap = 2 * u64::from(attempt.min(10)) + 1;
     tokio::time::sleep(Duration::from_millis(u64::from(nanos) % cap)).await;
-}
-
-/// `etcd://H:P,H:P` (or `http://`, `https://` URLs, comma-separated) as
-/// client URLs: `etcd://` is http, or https when TLS files are given.
-pub fn parse_store(spec: &str, tls: bool) -> Result<Vec<String>, String> {
-    let (scheme, rest) = match spec.split_once("://") {
-        Some(("etcd", rest)) => (if tls { "https" } else { "http" }, rest),
-        Some((s @ ("http" | "https"), rest)) => (s, rest),
-        Some((s, _)) => return Err(format!("cluster store {spec}: unknown scheme {s}://")),
-        None => {
-            return Err(format!(
-                "cluster store {spec}: use etcd://HOST:PORT[,HOST:PORT]"
-            ));
-        }
-    };
-    let eps: Vec<String> = rest
-        .split(',')
-        .map(str::trim)
-        .map(|hp| hp.strip_prefix(&format!("{scheme}://")).unwrap_or(hp))
-        .map(|hp| format!("{scheme}://{hp}"))
-        .collect();
-    if rest
-        .split(',')
-        .any(|hp| hp.trim().is_empty() || !hp.contains(':'))
-    {
-        return Err(format!("cluster store {spec}: every endpoint is HOST:PORT"));
-    }
-    Ok(eps)
 }
 
 /// The lease and what this host put under it, to be put back under a new
@@ -124,30 +97,6 @@ pub(super) async fn bounded<T>(
     }
 }
 
-fn tls_options(label: &str, cfg: &ClusterConfig) -> CResult<Option<TlsOptions>> {
-    let Some(files) = &cfg.tls else {
-        return Ok(None);
-    };
-    let read = |p: &std::path::PathBuf| {
-        std::fs::read(p).map_err(|e| unavailable(label, format!("{}: {e}", p.display())))
-    };
-    let mut tls = TlsOptions::new();
-    if let Some(ca) = &files.ca {
-        tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
-    }
-    match (&files.cert, &files.key) {
-        (Some(c), Some(k)) => tls = tls.identity(Identity::from_pem(read(c)?, read(k)?)),
-        (None, None) => {}
-        _ => {
-            return Err(unavailable(
-                label,
-                "a client certificate and its key go together",
-            ));
-        }
-    }
-    Ok(Some(tls))
-}
-
 impl Etcd {
     /// Connect, take a lease and record this host; the lease is renewed and
     /// the view followed from here on.
@@ -159,7 +108,7 @@ impl Etcd {
             // seconds, and the watch stream with it.
             .with_keep_alive(Duration::from_secs(2), REQUEST_TIMEOUT)
             .with_keep_alive_while_idle(true);
-        if let Some(tls) = tls_options(&label, &cfg)? {
+        if let Some(tls) = super::connect::tls_options(&label, &cfg)? {
             opts = opts.with_tls(tls);
         }
         let client = bounded(&label, Client::connect(&cfg.endpoints, Some(opts))).await?;
@@ -517,29 +466,4 @@ pub(super) fn host_record(cfg: &ClusterConfig) -> Vec<u8> {
         vtep: cfg.advertise,
     })
     .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_urls() {
-        assert_eq!(
-            parse_store("etcd://10.0.0.1:2379,10.0.0.2:2379", false).unwrap(),
-            vec!["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
-        );
-        assert_eq!(
-            parse_store("etcd://h:2379", true).unwrap(),
-            vec!["https://h:2379"]
-        );
-        assert_eq!(
-            parse_store("https://h:1", false).unwrap(),
-            vec!["https://h:1"]
-        );
-        assert!(parse_store("h:2379", false).is_err());
-        assert!(parse_store("consul://h:1", false).is_err());
-        assert!(parse_store("etcd://h", false).is_err());
-        assert!(parse_store("etcd://h:1,", false).is_err());
-    }
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Id, Mac, Name, Network};
 
 pub mod alloc;
+mod connect;
 pub mod etcd;
 #[cfg(test)]
 pub mod fake;
