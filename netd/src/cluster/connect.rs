@@ -6,32 +6,26 @@ use etcd_client::{Certificate, Identity, TlsOptions};
 use super::etcd::unavailable;
 use super::{CResult, ClusterConfig};
 
-/// `etcd://H:P,H:P` (or `http://`, `https://` URLs, comma-separated) as
-/// client URLs: `etcd://` is http, or https when TLS files are given.
-pub fn parse_store(spec: &str, tls: bool) -> Result<Vec<String>, String> {
-    let (scheme, rest) = match spec.split_once("://") {
+/// `etcd://HOST:PORT[,HOST:PORT...]` (Docker's form) as etcd client URLs,
+/// `https://` with TLS. `http://` and `https://` URLs are taken as they are.
+pub fn store_endpoints(url: &str, tls: bool) -> Result<Vec<String>, crate::model::Invalid> {
+    let bad = |why: &str| crate::model::Invalid(format!("{url:?}: {why}"));
+    let (scheme, rest) = match url.split_once("://") {
         Some(("etcd", rest)) => (if tls { "https" } else { "http" }, rest),
         Some((s @ ("http" | "https"), rest)) => (s, rest),
-        Some((s, _)) => return Err(format!("cluster store {spec}: unknown scheme {s}://")),
-        None => {
-            return Err(format!(
-                "cluster store {spec}: use etcd://HOST:PORT[,HOST:PORT]"
-            ));
-        }
+        _ => return Err(bad("expected etcd://HOST:PORT[,HOST:PORT...]")),
     };
-    let eps: Vec<String> = rest
-        .split(',')
-        .map(str::trim)
-        .map(|hp| hp.strip_prefix(&format!("{scheme}://")).unwrap_or(hp))
-        .map(|hp| format!("{scheme}://{hp}"))
-        .collect();
-    if rest
-        .split(',')
-        .any(|hp| hp.trim().is_empty() || !hp.contains(':'))
-    {
-        return Err(format!("cluster store {spec}: every endpoint is HOST:PORT"));
+    let mut out = Vec::new();
+    for hp in rest.trim_end_matches('/').split(',') {
+        let Some((host, port)) = hp.rsplit_once(':') else {
+            return Err(bad(&format!("{hp:?} has no port (etcd's is 2379)")));
+        };
+        if host.is_empty() || host.contains('/') || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad(&format!("{hp:?} is not HOST:PORT")));
+        }
+        out.push(format!("{scheme}://{host}:{port}"));
     }
-    Ok(eps)
+    Ok(out)
 }
 
 pub(super) fn tls_options(label: &str, cfg: &ClusterConfig) -> CResult<Option<TlsOptions>> {
@@ -63,22 +57,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn store_urls() {
+    fn store_urls_become_client_urls() {
         assert_eq!(
-            parse_store("etcd://10.0.0.1:2379,10.0.0.2:2379", false).unwrap(),
-            vec!["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+            store_endpoints("etcd://10.0.0.1:2379,10.0.0.2:2379", false).unwrap(),
+            ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
         );
         assert_eq!(
-            parse_store("etcd://h:2379", true).unwrap(),
-            vec!["https://h:2379"]
+            store_endpoints("etcd://[fd00::1]:2379", true).unwrap(),
+            ["https://[fd00::1]:2379"]
         );
         assert_eq!(
-            parse_store("https://h:1", false).unwrap(),
-            vec!["https://h:1"]
+            store_endpoints("http://e:2379", false).unwrap(),
+            ["http://e:2379"]
         );
-        assert!(parse_store("h:2379", false).is_err());
-        assert!(parse_store("consul://h:1", false).is_err());
-        assert!(parse_store("etcd://h", false).is_err());
-        assert!(parse_store("etcd://h:1,", false).is_err());
+        for bad in [
+            "consul://x:8500",
+            "etcd://x",
+            "etcd://:2379",
+            "etcd://x:0",
+            "x:2379",
+        ] {
+            let e = store_endpoints(bad, false).unwrap_err().0;
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }

@@ -26,8 +26,6 @@ use super::{
 };
 use crate::model::{Driver, Id, Network};
 
-pub use super::connect::parse_store;
-
 /// The bound on every request to etcd.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many times a transaction that lost a race is tried again: each

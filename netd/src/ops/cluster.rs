@@ -234,7 +234,7 @@ impl<K: Kernel> Netd<K> {
         };
         let local: Vec<Network> = self
             .store
-            .read(|c| store::networks(c))?
+            .read(store::networks)?
             .into_iter()
             .filter(|n| n.overlay().is_some())
             .collect();
@@ -264,7 +264,7 @@ impl<K: Kernel> Netd<K> {
         let me = cluster.host();
         for net in self
             .store
-            .read(|c| store::networks(c))?
+            .read(store::networks)?
             .iter()
             .filter(|n| n.overlay().is_some())
         {
