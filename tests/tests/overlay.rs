@@ -177,6 +177,21 @@ fn network_on_every_host_and_sandboxes_ping_across_hosts() {
         let info = &d["linkinfo"]["info_data"];
         assert_eq!(info["id"], seen[0]["driver"]["vni"], "h{}: {d}", n + 1);
         assert_eq!(info["port"], 4789, "h{}: {d}", n + 1);
+        assert_eq!(info["learning"], false, "h{}: {d}", n + 1);
+        assert_eq!(info["proxy"], true, "h{}: {d}", n + 1);
+        // Unicast only: the two other hosts' sandboxes, and nothing flooded.
+        let (ips_here, macs) = vxlan_entries(h.ns.name(), &vx[0]);
+        assert!(
+            !macs.contains("00:00:00:00:00:00"),
+            "h{}: a flood entry",
+            n + 1
+        );
+        assert_eq!(macs.len(), 2, "h{}: {macs:?}", n + 1);
+        for other in (0..3).filter(|o| *o != n) {
+            for ip in [&ips[other], &ip6s[other]] {
+                assert!(ips_here.contains(ip), "h{}: no entry for {ip}", n + 1);
+            }
+        }
     }
 }
 
