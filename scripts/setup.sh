@@ -22,8 +22,9 @@ fi
 command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script is for Debian 12"
 
 # Build: nftnl-sys/mnl-sys link libnftnl/libmnl through pkg-config; cmake is
-# needed by zlib-ng (pulled in by the load balancer's dependencies).
-BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev)
+# needed by zlib-ng (pulled in by the load balancer's dependencies);
+# protobuf-compiler (protoc) by the etcd client's gRPC code generation.
+BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev protobuf-compiler)
 # Run and test: ip, nft, ping, dig, ps/pgrep, curl, python3.
 # dnsmasq-base: the binary only (no service that would start in the root namespace),
 # used as the upstream resolver in the DNS tests.
@@ -32,7 +33,11 @@ BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev)
 # systemd: for `systemd-analyze verify` of the units in dist/systemd (tests/install.rs).
 # A no-op on a host booted with systemd; in a container its maintainer scripts
 # start nothing (deb-systemd-invoke only acts when systemd is PID 1).
-TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base containernetworking-plugins systemd)
+# etcd-server: the cluster store the overlay tests start on their underlay
+# (they run the binary themselves; on a host booted with systemd the package
+# also starts its own etcd.service on localhost, which the tests never use);
+# iperf3: the throughput rows of bench/overlay.sh.
+TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base containernetworking-plugins systemd etcd-server iperf3)
 
 APT_LOG=$(mktemp /tmp/netd-setup-apt.XXXXXX.log)
 trap 'rm -f "$APT_LOG"' EXIT

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
 mod daemon;
 pub use daemon::{Daemon, StartedDaemon, World};
 
