@@ -245,7 +245,7 @@ impl<K: Kernel> Netd<K> {
                 continue;
             }
             match self.adopt_overlay(net).await {
-                Ok(()) => changed = true,
+                Ok(made) => changed |= made,
                 Err(e) => warn!(network = %net.name, "overlay network not made on this host: {e}"),
             }
         }
@@ -279,9 +279,19 @@ impl<K: Kernel> Netd<K> {
         Ok(changed)
     }
 
-    /// An overlay network of the cluster made on this host.
-    async fn adopt_overlay(&self, net: &Network) -> Result<()> {
-        self.store.write(|c| store::insert_network(c, net))?;
+    /// An overlay network of the cluster made on this host; false when it
+    /// was here already (created here, the watch only catching up).
+    async fn adopt_overlay(&self, net: &Network) -> Result<bool> {
+        let new = self.store.write(|c| {
+            if store::network_by_id(c, &net.id).is_ok() {
+                return Ok(false);
+            }
+            store::insert_network(c, net)?;
+            Ok(true)
+        })?;
+        if !new {
+            return Ok(false);
+        }
         let mut rb = Rollback::new(self);
         rb.push(Undo::NetworkRecord(net.id.clone()));
         let drv = driver::of::<K>(&net.driver);
@@ -301,7 +311,7 @@ impl<K: Kernel> Netd<K> {
             &net.name,
             &[("driver", "overlay")],
         );
-        Ok(())
+        Ok(true)
     }
 
     /// An overlay network gone from the cluster, removed here; false

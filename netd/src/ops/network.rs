@@ -206,7 +206,13 @@ impl<K: Kernel> Netd<K> {
         let net = if v.overlay {
             let net = self.create_in_cluster(&v, &id, &routes, &routes6).await?;
             rb.push(Undo::ClusterNetwork(Box::new(net.clone())));
-            let inserted = self.store.write(|c| store::insert_network(c, &net));
+            // The cluster's watch may have brought it here already.
+            let inserted = self
+                .store
+                .write(|c| match store::network_by_id(c, &net.id) {
+                    Ok(_) => Ok(()),
+                    Err(_) => store::insert_network(c, &net),
+                });
             rb.check(inserted).await?;
             net
         } else {
