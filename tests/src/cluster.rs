@@ -368,7 +368,15 @@ impl Cluster {
         let mut full = vec!["network", "create", "--driver", "overlay"];
         full.extend_from_slice(args);
         full.push(name);
-        self.h(n).cli(&full)
+        let out = self.h(n).daemon.cli(&full);
+        assert!(
+            out.status.success(),
+            "netd {} on h{n}: {}\n{}",
+            full.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Wait until every host lists network `name` (at most `within`): its
@@ -388,7 +396,14 @@ impl Cluster {
         let mut full = vec!["sandbox", "create", "--network", net];
         full.extend_from_slice(args);
         full.push(name);
-        self.h(n).cli(&full);
+        let out = self.h(n).daemon.cli(&full);
+        assert!(
+            out.status.success(),
+            "netd {} on h{n}: {}\n{}",
+            full.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
     }
 
     /// Every daemon's log, for failure messages.
