@@ -65,7 +65,8 @@ pub struct Difference {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnsureError {
-    /// A network of that name exists and is not a bridge network.
+    /// A network of that name exists and is not a bridge network (an
+    /// overlay network is the daemon's: the CNI plugin is not in a cluster).
     #[error("network {0} is not a bridge network")]
     NotBridge(Name),
     /// A network of that name exists with other settings.
@@ -222,6 +223,7 @@ impl<K: Kernel> Netd<K> {
                 Ok(net) => {
                     let b = net
                         .bridge()
+                        .filter(|_| net.overlay().is_none())
                         .ok_or(EnsureError::NotBridge(net.name.clone()))?;
                     let differences = differences(b, &want, spec);
                     if !differences.is_empty() {
@@ -258,6 +260,7 @@ impl<K: Kernel> Netd<K> {
                 Ok(net) => {
                     let b = net
                         .bridge()
+                        .filter(|_| net.overlay().is_none())
                         .ok_or(EnsureError::NotBridge(net.name.clone()))?;
                     return Ok((b.clone(), true));
                 }
