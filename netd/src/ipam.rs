@@ -31,6 +31,33 @@ fn reserved(cfg: &Ipv4Config, ip: Ipv4Addr) -> bool {
         || cfg.aux_addresses.values().any(|a| *a == ip)
 }
 
+/// A requested address of either family, if it is usable: in `subnet`,
+/// not reserved there, not taken.
+pub fn wanted<A: Into<IpAddr> + Copy>(
+    ip: A,
+    inside: bool,
+    subnet: IpNet,
+    reserved: bool,
+    taken: bool,
+) -> Result<A, IpamError> {
+    if !inside {
+        return Err(IpamError::OutsideSubnet {
+            ip: ip.into(),
+            subnet,
+        });
+    }
+    if reserved {
+        return Err(IpamError::Reserved {
+            ip: ip.into(),
+            subnet,
+        });
+    }
+    if taken {
+        return Err(IpamError::Taken { ip: ip.into() });
+    }
+    Ok(ip)
+}
+
 /// Choose an address: the requested one if it is usable, else the lowest
 /// free address of the ip-range (or of the subnet). Lowest-free makes
 /// released addresses the first to be reused, as Docker users expect.
@@ -40,22 +67,13 @@ pub fn allocate(
     request: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr, IpamError> {
     if let Some(ip) = request {
-        if !cfg.subnet.contains(&ip) {
-            return Err(IpamError::OutsideSubnet {
-                ip: ip.into(),
-                subnet: cfg.subnet.into(),
-            });
-        }
-        if reserved(cfg, ip) {
-            return Err(IpamError::Reserved {
-                ip: ip.into(),
-                subnet: cfg.subnet.into(),
-            });
-        }
-        if used.contains(&ip) {
-            return Err(IpamError::Taken { ip: ip.into() });
-        }
-        return Ok(ip);
+        return wanted(
+            ip,
+            cfg.subnet.contains(&ip),
+            cfg.subnet.into(),
+            reserved(cfg, ip),
+            used.contains(&ip),
+        );
     }
     let range = cfg.ip_range.unwrap_or(cfg.subnet);
     let start = u32::from(range.network());

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::ipam::IpamError;
 use crate::ipam6::reserved6;
-use crate::model::{Ipv4Config, Ipv6Config, Vni};
+use crate::model::{Driver, Ipv4Config, Ipv6Config, Network, Vni};
 
 use super::ClusterError;
 
@@ -43,22 +43,13 @@ pub fn pick6(
     want: Option<Ipv6Addr>,
 ) -> Result<Ipv6Addr, IpamError> {
     if let Some(ip) = want {
-        if !cfg.subnet.contains(&ip) {
-            return Err(IpamError::OutsideSubnet {
-                ip: ip.into(),
-                subnet: cfg.subnet.into(),
-            });
-        }
-        if reserved6(cfg, ip) {
-            return Err(IpamError::Reserved {
-                ip: ip.into(),
-                subnet: cfg.subnet.into(),
-            });
-        }
-        if used.contains(&ip) {
-            return Err(IpamError::Taken { ip: ip.into() });
-        }
-        return Ok(ip);
+        return crate::ipam::wanted(
+            ip,
+            cfg.subnet.contains(&ip),
+            cfg.subnet.into(),
+            reserved6(cfg, ip),
+            used.contains(&ip),
+        );
     }
     let range = cfg.ip_range.unwrap_or(cfg.subnet);
     let end = range.broadcast();
@@ -79,6 +70,21 @@ pub fn pick6(
             });
         }
         n += 1;
+    }
+}
+
+/// Give an overlay network the VNI the cluster picked; any other network
+/// is no overlay to record.
+pub fn set_vni(net: &mut Network, vni: Vni) -> Result<(), ClusterError> {
+    match &mut net.driver {
+        Driver::Overlay(o) => {
+            o.vni = vni;
+            Ok(())
+        }
+        _ => Err(ClusterError::Conflict(format!(
+            "network {} is not an overlay network",
+            net.name
+        ))),
     }
 }
 

@@ -24,7 +24,7 @@ use super::{
     CResult, Claimed, ClusterConfig, ClusterEndpoint, ClusterError, ClusterStore, ClusterView,
     HostRecord, keys,
 };
-use crate::model::{Driver, Id, Network};
+use crate::model::{Id, Network};
 
 /// The bound on every request to etcd.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -185,15 +185,7 @@ impl Etcd {
                 .collect();
             let vni = pick_vni(&used)
                 .ok_or_else(|| ClusterError::Exhausted("no free VXLAN network id left".into()))?;
-            match &mut net.driver {
-                Driver::Overlay(o) => o.vni = vni,
-                _ => {
-                    return Err(ClusterError::Conflict(format!(
-                        "network {} is not an overlay network",
-                        net.name
-                    )));
-                }
-            }
+            super::alloc::set_vni(&mut net, vni)?;
             let json = serde_json::to_vec(&net).map_err(|e| ClusterError::Corrupt {
                 key: name_key.clone(),
                 source: e,

@@ -197,15 +197,7 @@ impl ClusterStore for FakeStore {
             }
             let vni = pick_vni(&w.vnis)
                 .ok_or_else(|| ClusterError::Exhausted("no free VXLAN network id left".into()))?;
-            match &mut net.driver {
-                Driver::Overlay(o) => o.vni = vni,
-                _ => {
-                    return Err(ClusterError::Conflict(format!(
-                        "network {} is not an overlay network",
-                        net.name
-                    )));
-                }
-            }
+            super::alloc::set_vni(&mut net, vni)?;
             w.vnis.insert(vni.get());
             w.networks.insert(net.name.to_string(), net.clone());
             w.changed();
