@@ -69,6 +69,9 @@ pub struct Netd<K: Kernel = Host> {
     deferred: Option<std::sync::Mutex<Vec<String>>>,
     /// The cluster this host is in (`with_cluster`): overlay networks.
     cluster: Option<std::sync::Arc<dyn crate::cluster::ClusterStore>>,
+    /// The overlay networks the last view of the cluster had (see
+    /// `follow_cluster`).
+    cluster_seen: std::sync::Mutex<std::collections::HashSet<crate::model::Id>>,
 }
 
 impl Netd<Host> {
@@ -104,6 +107,7 @@ impl<K: Kernel> Netd<K> {
             events: std::sync::OnceLock::new(),
             deferred: None,
             cluster: None,
+            cluster_seen: Default::default(),
         };
         netd.ensure_predefined().await?;
         Ok(netd)

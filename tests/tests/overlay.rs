@@ -453,7 +453,7 @@ fn egress_from_an_overlay_sandbox_leaves_through_its_own_host() {
     c.wait_network(&net, Duration::from_secs(1));
     for n in [1, 2] {
         let s = c.name(&format!("g{n}"));
-        c.sandbox(n, &net, &s, &[]);
+        c.sandbox(n, &net, &s, &["--publish", "9090:80"]);
         assert!(ping(&s, OUTSIDE_IP), "ping outside from h{n}'s sandbox");
         let seen = tcp_read(&s, &format!("{OUTSIDE_IP}:8080"));
         assert_eq!(
@@ -461,6 +461,39 @@ fn egress_from_an_overlay_sandbox_leaves_through_its_own_host() {
             Some(format!("10.203.{n}.1").as_str()),
             "h{n}"
         );
+    }
+    // Published ports of overlay sandboxes work on their own host, as on a
+    // bridge: each host's 9090 reaches its own sandbox.
+    let _greeters: Vec<Child> = [1, 2]
+        .iter()
+        .map(|n| {
+            let s = c.name(&format!("g{n}"));
+            let who = format!("g{n}");
+            let g = spawn_in(
+                &s,
+                "python3",
+                &[
+                    "-c",
+                    &format!(
+                        "import socket\n\
+                         s = socket.socket()\n\
+                         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                         s.bind(('0.0.0.0', 80))\n\
+                         s.listen(16)\n\
+                         while True:\n\
+                         \x20   c, a = s.accept()\n\
+                         \x20   c.sendall(b'{who}')\n\
+                         \x20   c.close()\n"
+                    ),
+                ],
+            );
+            wait_listening(&s, 80);
+            g
+        })
+        .collect();
+    for n in [1, 2] {
+        let seen = tcp_read(c.outside.name(), &format!("10.203.{n}.1:9090"));
+        assert_eq!(seen.as_deref(), Some(format!("g{n}").as_str()), "h{n}:9090");
     }
 }
 

@@ -101,6 +101,17 @@ impl FakeCluster {
         }
     }
 
+    /// Network `name` removed from the cluster by someone else.
+    pub fn remove_network_behind(&self, name: &str) {
+        let mut w = lock(&self.0);
+        if let Some(n) = w.networks.remove(name)
+            && let Some(o) = n.overlay()
+        {
+            w.vnis.remove(&o.vni.get());
+        }
+        w.changed();
+    }
+
     /// `host`'s lease runs out: its host record, addresses and endpoints go.
     pub fn expire(&self, host: &str) {
         let mut w = lock(&self.0);

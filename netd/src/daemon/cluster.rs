@@ -48,7 +48,8 @@ pub async fn start(netd: &Netd) -> Result<()> {
         .await
         .context("publish this host's endpoints")?;
     let view = Arc::clone(&rx.borrow());
-    netd.follow_cluster(&view).await?;
+    netd.follow_cluster(&view, first.is_ok_and(|read| read))
+        .await?;
     info!(
         endpoints = n,
         networks = view.networks.len(),
@@ -67,7 +68,7 @@ pub fn follow(netd: Arc<Netd>, dns: Arc<DnsHost>) {
         let mut last: Vec<(Sandbox, Endpoint)> = Vec::new();
         loop {
             let view: Arc<ClusterView> = Arc::clone(&rx.borrow_and_update());
-            if let Err(e) = netd.follow_cluster(&view).await {
+            if let Err(e) = netd.follow_cluster(&view, false).await {
                 warn!("following the cluster: {e}");
             }
             let rows = netd.remote_rows(&view);

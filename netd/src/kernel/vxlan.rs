@@ -29,6 +29,13 @@ use super::link::{Netlink, is_exists, is_gone};
 use crate::model::Mac;
 use crate::plan::overlay::{OverlayPeer, VXLAN_PORT, VxlanPlan};
 
+/// How one pass of `ensure_vxlan` ended.
+enum Made {
+    Done,
+    /// The device appeared between the look and the create.
+    Raced,
+}
+
 /// A VXLAN device as far as netd checks it.
 #[derive(Debug)]
 struct Device {
@@ -150,6 +157,22 @@ impl Netlink {
     /// up. Idempotent; a device of that name with another VNI or port is
     /// made again, a link of that name of another kind refused.
     pub async fn ensure_vxlan(&self, plan: &VxlanPlan, bridge_index: u32) -> Result<()> {
+        match self.try_ensure_vxlan(plan, bridge_index).await? {
+            Made::Done => Ok(()),
+            // Made by another caller at the same moment (the daemon's
+            // cluster loop making a network that a create here is making):
+            // a second look finds it, and puts it on the bridge if need be.
+            Made::Raced => match self.try_ensure_vxlan(plan, bridge_index).await? {
+                Made::Done => Ok(()),
+                Made::Raced => Err(anyhow!(
+                    "VXLAN device {}: made and deleted by someone else meanwhile",
+                    plan.name
+                )),
+            },
+        }
+    }
+
+    async fn try_ensure_vxlan(&self, plan: &VxlanPlan, bridge_index: u32) -> Result<Made> {
         let name = &plan.name;
         match self.vxlan(name).await? {
             Found::Other(kind) => {
@@ -175,7 +198,7 @@ impl Netlink {
                         .await
                         .with_context(|| format!("put {name} back on its bridge"))?;
                 }
-                return Ok(());
+                return Ok(Made::Done);
             }
             // Its name is netd's (the network id's): an earlier device of
             // the same network, made with settings it no longer has.
@@ -191,7 +214,8 @@ impl Netlink {
             .up()
             .build();
         match self.handle().link().add(req).execute().await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Made::Done),
+            Err(e) if is_exists(&e) => Ok(Made::Raced),
             Err(e) => Err(e).with_context(|| format!("create VXLAN device {name}")),
         }
     }

@@ -228,7 +228,11 @@ impl<K: Kernel> Netd<K> {
     /// removed elsewhere removed here when no local endpoint is on them,
     /// and every overlay network's forwarding entries set to the other
     /// hosts' endpoints. Returns whether the set of networks changed.
-    pub async fn follow_cluster(&self, view: &ClusterView) -> Result<bool> {
+    ///
+    /// `first`: the first full read after a start, when nothing is being
+    /// created here, so a network this host has and the view lacks was
+    /// removed while it was away.
+    pub async fn follow_cluster(&self, view: &ClusterView, first: bool) -> Result<bool> {
         let Some(cluster) = &self.cluster else {
             return Ok(false);
         };
@@ -250,10 +254,22 @@ impl<K: Kernel> Netd<K> {
             }
         }
         // Only with a live view: a view read before an outage must not
-        // take networks away.
+        // take networks away. And only networks a view has shown before
+        // (or any, on the first full read after a start): one created here
+        // a moment ago is in etcd but maybe not yet in this view.
+        let wanted: HashSet<&Id> = view.networks.values().map(|n| &n.id).collect();
+        let seen_before = {
+            let mut seen = self.cluster_seen.lock().unwrap_or_else(|p| p.into_inner());
+            let before = std::mem::take(&mut *seen);
+            seen.extend(wanted.iter().map(|id| (*id).clone()));
+            before
+        };
         if view.connected && view.revision > 0 {
-            let wanted: HashSet<&Id> = view.networks.values().map(|n| &n.id).collect();
-            for net in local.iter().filter(|n| !wanted.contains(&n.id)) {
+            let gone = local
+                .iter()
+                .filter(|n| !wanted.contains(&n.id))
+                .filter(|n| first || seen_before.contains(&n.id));
+            for net in gone {
                 match self.forget_overlay(net).await {
                     Ok(true) => changed = true,
                     Ok(false) => {}

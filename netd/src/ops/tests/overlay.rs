@@ -86,7 +86,7 @@ async fn hosts_follow_the_cluster_and_take_distinct_addresses() {
     let t1 = host(&c, "h1", 1).await;
     let t2 = host(&c, "h2", 2).await;
     let n = t1.network_overlay("ov").await;
-    assert!(t2.netd.follow_cluster(&view(&t2)).await.unwrap());
+    assert!(t2.netd.follow_cluster(&view(&t2), false).await.unwrap());
     assert_eq!(t2.netd.network("ov").unwrap(), n, "same id, VNI, subnet");
     let a = t1.sandbox("a", "ov").await;
     let b = t2.sandbox("b", "ov").await;
@@ -98,7 +98,7 @@ async fn hosts_follow_the_cluster_and_take_distinct_addresses() {
         "the cluster's IPAM, not h2's"
     );
     // Each host's forwarding entries name the other's endpoint.
-    t1.netd.follow_cluster(&view(&t1)).await.unwrap();
+    t1.netd.follow_cluster(&view(&t1), false).await.unwrap();
     let vx = plan::overlay::vxlan(&n).unwrap().name;
     let peers = &t1.k().world().vxlans[&vx].peers;
     assert_eq!(peers.len(), 1, "{peers:?}");
@@ -117,9 +117,30 @@ async fn hosts_follow_the_cluster_and_take_distinct_addresses() {
     assert!(view(&t1).endpoints.iter().all(|e| e.host != "h2"));
     t1.netd.remove_sandbox("a", false).await.unwrap();
     t1.netd.remove_network("ov").await.unwrap();
-    assert!(t2.netd.follow_cluster(&view(&t2)).await.unwrap());
+    assert!(t2.netd.follow_cluster(&view(&t2), false).await.unwrap());
     assert!(t2.netd.network("ov").is_err(), "gone from h2 too");
     t2.assert_consistent();
+}
+
+#[tokio::test]
+async fn a_network_created_here_survives_a_view_that_lags_behind() {
+    let c = FakeCluster::new();
+    let t = host(&c, "h1", 1).await;
+    let stale = view(&t);
+    t.network_overlay("ov").await;
+    // The watch has not brought it yet: not taken away for that.
+    t.netd.follow_cluster(&stale, false).await.unwrap();
+    assert!(t.netd.network("ov").is_ok());
+    // Seen in a view, then gone from the cluster: removed here too.
+    t.netd.follow_cluster(&view(&t), false).await.unwrap();
+    c.remove_network_behind("ov");
+    assert!(t.netd.follow_cluster(&view(&t), false).await.unwrap());
+    assert!(t.netd.network("ov").is_err());
+    // After a start, the first full read decides alone.
+    t.network_overlay("ov2").await;
+    c.remove_network_behind("ov2");
+    assert!(t.netd.follow_cluster(&view(&t), true).await.unwrap());
+    assert!(t.netd.network("ov2").is_err());
 }
 
 #[tokio::test]
