@@ -427,13 +427,11 @@ fn etcd_away_keeps_the_datapath_refuses_cluster_changes_then_recovers() {
     eprintln!("refused in {refused_in:?} while etcd was stopped");
 }
 
-#[test]
-fn egress_from_an_overlay_sandbox_leaves_through_its_own_host() {
-    let c = Cluster::new("nov", "g");
-    // Answers each connection with the address it came from: which host
-    // masqueraded it.
-    let _server: Child = spawn_in(
-        c.outside.name(),
+/// A TCP server in `ns` on `addr:port` that answers each connection with
+/// the Python expression `reply` (`a` is the peer's address) and closes it.
+fn answering(ns: &str, addr: &str, port: u16, reply: &str) -> Child {
+    spawn_in(
+        ns,
         "python3",
         &[
             "-c",
@@ -441,15 +439,23 @@ fn egress_from_an_overlay_sandbox_leaves_through_its_own_host() {
                 "import socket\n\
                  s = socket.socket()\n\
                  s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-                 s.bind(('{OUTSIDE_IP}', 8080))\n\
+                 s.bind(('{addr}', {port}))\n\
                  s.listen(16)\n\
                  while True:\n\
                  \x20   c, a = s.accept()\n\
-                 \x20   c.sendall(a[0].encode())\n\
+                 \x20   c.sendall({reply})\n\
                  \x20   c.close()\n"
             ),
         ],
-    );
+    )
+}
+
+#[test]
+fn egress_from_an_overlay_sandbox_leaves_through_its_own_host() {
+    let c = Cluster::new("nov", "g");
+    // Answers each connection with the address it came from: which host
+    // masqueraded it.
+    let _server = answering(c.outside.name(), OUTSIDE_IP, 8080, "a[0].encode()");
     wait_listening(c.outside.name(), 8080);
     let net = c.name("gnet");
     c.overlay(1, &net, &["--subnet", "10.251.7.0/24"]);
@@ -471,25 +477,7 @@ fn egress_from_an_overlay_sandbox_leaves_through_its_own_host() {
         .iter()
         .map(|n| {
             let s = c.name(&format!("g{n}"));
-            let who = format!("g{n}");
-            let g = spawn_in(
-                &s,
-                "python3",
-                &[
-                    "-c",
-                    &format!(
-                        "import socket\n\
-                         s = socket.socket()\n\
-                         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-                         s.bind(('0.0.0.0', 80))\n\
-                         s.listen(16)\n\
-                         while True:\n\
-                         \x20   c, a = s.accept()\n\
-                         \x20   c.sendall(b'{who}')\n\
-                         \x20   c.close()\n"
-                    ),
-                ],
-            );
+            let g = answering(&s, "0.0.0.0", 80, &format!("b'g{n}'"));
             wait_listening(&s, 80);
             g
         })
