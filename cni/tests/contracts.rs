@@ -84,6 +84,29 @@ fn reference_bridge_keys_are_honoured_or_refused_naming_the_key() {
     w.cmd("DEL", "kctr", Some(&c), "eth0", &honoured).silent();
 }
 
+/// A container namespace whose `lo` was never up (a bare `ip netns add`)
+/// resolves at 127.0.0.11 after ADD. The daemon serves it while the plugin
+/// still makes the veth pair; a socket bound before 127.0.0.11 was local
+/// answered from 127.0.0.1, which dig and glibc's resolver drop.
+#[test]
+fn a_container_whose_lo_was_never_up_resolves_names() {
+    let w = World::new("ccxlo");
+    let _daemon = support::StartedDaemon(w.state.0.join("run/netd.pid"));
+    let mut c = conf("1.1.0", "lonet", "10.218.0.0/24");
+    c["dnsEnabled"] = json!(true);
+    let first = w.container("first");
+    w.add("loctr0", &first, &c);
+    for i in 1..=5 {
+        let ns = support::Netns::bare(&format!("{}-bare{i}", w.tag));
+        w.add(&format!("loctr{i}"), &ns, &c);
+        let got = ns.run_ok(
+            "dig",
+            &["+short", "+tries=1", "+time=2", "@127.0.0.11", "loctr0"],
+        );
+        assert_eq!(got.trim(), "10.218.0.2", "from bare namespace {i}");
+    }
+}
+
 /// `aliases` in CONVENTIONS' list form names this attachment, as the map
 /// form podman passes does: both resolve at 127.0.0.11.
 #[test]

@@ -255,15 +255,14 @@ pub struct Sockets {
 
 impl Sockets {
     /// Bind UDP and TCP on 127.0.0.11:53 in the calling thread's network
-    /// namespace. The address need not exist yet (`IP_FREEBIND`, for the
-    /// kernels that check): a sandbox can be served while its `lo` is still
-    /// coming up, and answers as soon as it is.
+    /// namespace, whose `lo` must be up (else `EADDRNOTAVAIL`). Not bound
+    /// ahead with `IP_FREEBIND`: a UDP socket bound to 127.0.0.11 while the
+    /// address is not local yet keeps sending its replies from 127.0.0.1
+    /// once it is, and connected clients (dig, glibc's resolver) drop them.
     pub fn bind() -> std::io::Result<Sockets> {
         use socket2::{Domain, Socket, Type};
         let open = |ty: Type| -> std::io::Result<Socket> {
-            let s = Socket::new(Domain::IPV4, ty.nonblocking().cloexec(), None)?;
-            s.set_freebind_v4(true)?;
-            Ok(s)
+            Socket::new(Domain::IPV4, ty.nonblocking().cloexec(), None)
         };
         let udp = open(Type::DGRAM)?;
         udp.bind(&LISTEN.into())?;

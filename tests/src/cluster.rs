@@ -414,6 +414,29 @@ impl Cluster {
         }
         s
     }
+
+    /// The daemons' logs, etcd's keys under `/netd/` and etcd's log: what
+    /// a failure of the cluster's state needs to be understood.
+    pub fn state(&self) -> String {
+        let keys = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.underlay.name()))
+            .args(["etcdctl", "--endpoints", &Etcd::client_url()])
+            .args(["--command-timeout", "3s", "get", "--prefix", "/netd/"])
+            .arg("--write-out=fields")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let keys: Vec<&str> = keys
+            .lines()
+            .filter(|l| l.starts_with("\"Key\"") || l.starts_with("\"Lease\""))
+            .collect();
+        format!(
+            "{}--- etcd keys\n{}\n--- etcd log (tail)\n{}",
+            self.logs(),
+            keys.join("\n"),
+            tail(&self.etcd.log(), 40)
+        )
+    }
 }
 
 impl Drop for Cluster {
@@ -453,16 +476,7 @@ fn cluster_flags(n: usize, addr: &str) -> Vec<String> {
     v
 }
 
-/// Poll `f` every 50 ms until it is true or `within` has passed.
-pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() >= within {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }

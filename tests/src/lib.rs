@@ -102,6 +102,17 @@ impl Netns {
         ns
     }
 
+    /// A namespace as `ip netns add` leaves it: `lo` never brought up (no
+    /// address on it, no local routing table yet), as a runtime without
+    /// CNI's `loopback` plugin hands one over.
+    pub fn bare(name: &str) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        run_ok("ip", &["netns", "add", name]);
+        Netns {
+            name: name.to_string(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -501,5 +512,19 @@ pub fn dig(ns: &str, args: &[&str]) -> Dig {
         answers,
         text,
         took,
+    }
+}
+
+/// Poll `f` every 50 ms until it is true or `within` has passed.
+pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() >= within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::cluster::{Cluster, ETCD_IP, Etcd, OUTSIDE_IP, TTL, UNDERLAY, wait_until};
-use support::{Child, dig, ping, ping6, run_ok, spawn_in, tcp_read, wait_listening};
+use support::cluster::{Cluster, ETCD_IP, Etcd, OUTSIDE_IP, TTL, UNDERLAY};
+use support::{Child, dig, ping, ping6, run_ok, spawn_in, tcp_read, wait_listening, wait_until};
 
 /// How long a sandbox made on one host may take to reach the others' DNS
 /// and forwarding entries (the watch pushes it; this is patience for a
@@ -24,16 +24,28 @@ fn resolve(ns: &str, name: &str) -> Vec<String> {
     a
 }
 
-/// Wait until `dig NAME` from `ns` answers exactly `want` (any order).
-fn wait_resolves(ns: &str, name: &str, want: &[&str], within: Duration) {
+/// Wait until `dig NAME` from `ns` answers exactly `want` (any order); a
+/// failure shows the cluster's state.
+fn wait_resolves(c: &Cluster, ns: &str, name: &str, want: &[&str], within: Duration) {
     let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
     want.sort();
     let mut got = Vec::new();
+    let mut last = String::new();
     let ok = wait_until(within, || {
-        got = resolve(ns, name);
+        let d = dig(ns, &[name]);
+        last = format!("{} in {:?}", d.status, d.took);
+        got = d.answers;
+        got.sort();
         got == want
     });
-    assert!(ok, "{name} from {ns}: {got:?}, want {want:?}");
+    if !ok {
+        let sockets = run_ok("ip", &["netns", "exec", ns, "ss", "-lnup"]);
+        let addrs = run_ok("ip", &["-n", ns, "addr"]);
+        panic!(
+            "{name} from {ns}: {got:?} ({last}), want {want:?}\n{sockets}\n{addrs}\n{}",
+            c.state()
+        );
+    }
 }
 
 /// One ping with the Don't Fragment bit and `size` bytes of payload.
@@ -209,11 +221,11 @@ fn names_and_a_shared_alias_resolve_across_hosts_with_ptr() {
 
     // From host 3: a name of host 1's, one of host 2's, and the alias both
     // have, with both addresses.
-    wait_resolves(&c3, &w1, &[&ip1], PROPAGATION);
-    wait_resolves(&c3, &w2, &[&ip2], PROPAGATION);
-    wait_resolves(&c3, "web", &[&ip1, &ip2], PROPAGATION);
+    wait_resolves(&c, &c3, &w1, &[&ip1], PROPAGATION);
+    wait_resolves(&c, &c3, &w2, &[&ip2], PROPAGATION);
+    wait_resolves(&c, &c3, "web", &[&ip1, &ip2], PROPAGATION);
     // And the other way: host 1 knows host 3's sandbox.
-    wait_resolves(&w1, &c3, &[&ip3], PROPAGATION);
+    wait_resolves(&c, &w1, &c3, &[&ip3], PROPAGATION);
 
     let ptr = dig(&c3, &["-x", &ip2]).answers;
     assert_eq!(ptr, vec![format!("{w2}.{net}.").to_lowercase()]);
@@ -278,14 +290,15 @@ fn a_killed_host_leaves_the_others_dns_within_the_ttl_and_comes_back() {
         .as_str()
         .expect("mac")
         .to_string();
-    wait_resolves(&k1, "svc", &[&ip2, &ip3], PROPAGATION);
+    wait_resolves(&c, &k1, "svc", &[&ip2, &ip3], PROPAGATION);
+    wait_resolves(&c, &k3, "svc", &[&ip2, &ip3], PROPAGATION);
     assert!(wait_until(PROPAGATION, || ping(&k1, &ip2)));
 
     c.h_mut(2).daemon.kill9();
     // Its lease runs out within the TTL; the watch then tells the others.
     let within = TTL + Duration::from_secs(4);
-    wait_resolves(&k1, "svc", &[&ip3], within);
-    wait_resolves(&k3, "svc", &[&ip3], Duration::from_secs(1));
+    wait_resolves(&c, &k1, "svc", &[&ip3], within);
+    wait_resolves(&c, &k3, "svc", &[&ip3], Duration::from_secs(1));
     let d = dig(&k1, &[&k2]);
     assert!(d.answers.is_empty(), "{k2} still resolves: {}", d.text);
     // Gone from the forwarding and neighbour entries too.
@@ -304,7 +317,7 @@ fn a_killed_host_leaves_the_others_dns_within_the_ttl_and_comes_back() {
 
     // Restarted on its state dir, host 2 re-publishes its sandbox.
     c.h_mut(2).daemon.restart();
-    wait_resolves(&k1, &k2, &[&ip2], Duration::from_secs(10));
+    wait_resolves(&c, &k1, &k2, &[&ip2], Duration::from_secs(10));
     assert!(
         wait_until(PROPAGATION, || ping(&k1, &ip2)),
         "h1 -> h2 after its restart\n{}",
@@ -338,7 +351,8 @@ fn etcd_away_keeps_the_datapath_refuses_cluster_changes_then_recovers() {
     c.sandbox(2, &net, &e2, &[]);
     c.sandbox(3, &net, &e3, &[]);
     let (ip1, ip2) = (c.h(1).ip(&e1), c.h(2).ip(&e2));
-    wait_resolves(&e1, &e2, &[&ip2], PROPAGATION);
+    wait_resolves(&c, &e1, &e2, &[&ip2], PROPAGATION);
+    wait_resolves(&c, &e3, &e2, &[&ip2], PROPAGATION);
     assert!(wait_until(PROPAGATION, || ping(&e1, &ip2)));
 
     // SIGSTOP: requests to etcd go unanswered, as behind a partition.
@@ -413,16 +427,14 @@ fn etcd_away_keeps_the_datapath_refuses_cluster_changes_then_recovers() {
     c.wait_network(&net2, Duration::from_secs(2));
     c.sandbox(3, &net, &e4, &[]);
     let ip4 = c.h(3).ip(&e4);
-    wait_resolves(&e1, &e4, &[&ip4], PROPAGATION);
+    wait_resolves(&c, &e1, &e4, &[&ip4], PROPAGATION);
     assert!(
         wait_until(PROPAGATION, || ping(&e1, &ip4)),
         "h1 -> new h3 sandbox"
     );
-    // What was there before the outage is still known everywhere: once
-    // each host's lease and watch are back (30 s: on a loaded CI machine
-    // with every overlay test's etcd and daemons at once, 10 s was seen
-    // to be too short once).
-    wait_resolves(&e3, &e2, &[&ip2], Duration::from_secs(30));
+    // What was there before the outage is still known everywhere, once
+    // each host's lease and watch are back.
+    wait_resolves(&c, &e3, &e2, &[&ip2], Duration::from_secs(10));
     assert!(ping(&e3, &ip2));
     eprintln!("refused in {refused_in:?} while etcd was stopped");
 }

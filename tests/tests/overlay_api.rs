@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use netd_tests::cluster::{Cluster, wait_until};
+use netd_tests::cluster::Cluster;
+use netd_tests::wait_until;
 
 #[test]
 fn docker_api_overlay_network_is_global_attachable_and_seen_on_every_host() {

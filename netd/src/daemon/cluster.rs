@@ -72,6 +72,14 @@ pub fn follow(netd: Arc<Netd>, dns: Arc<DnsHost>) {
                 warn!("following the cluster: {e}");
             }
             let rows = netd.remote_rows(&view);
+            tracing::debug!(
+                revision = view.revision,
+                connected = view.connected,
+                networks = view.networks.len(),
+                endpoints = view.endpoints.len(),
+                remote = rows.len(),
+                "cluster view followed"
+            );
             if rows != last {
                 announce(&netd, &view, &last, &rows);
                 dns.set_remote(rows.clone());

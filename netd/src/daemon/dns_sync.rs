@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use netd_dns::{Dns, Record4, Sockets, Table, View, ViewStats};
 use tracing::warn;
 
+use crate::kernel::link::Netlink;
 use crate::kernel::netns;
 use crate::model::{Endpoint, Id, Network, Sandbox, SandboxNet};
 use crate::ops::Netd;
@@ -164,6 +165,11 @@ impl Core {
         };
         let remote = Arc::clone(&lock(&self.remote));
         let remote_ids = add_remote(&mut sandboxes, &mut eps, &remote);
+        tracing::debug!(
+            sandboxes = sandboxes.len(),
+            remote = remote.len(),
+            "DNS sync"
+        );
         // Only a sandbox not served yet needs its namespace looked at: a
         // served one whose namespace went keeps its (idle) server until
         // its record goes, and the look-up is most of a sync's system time.
@@ -358,8 +364,15 @@ impl Core {
 }
 
 /// Open a sandbox's DNS sockets inside its namespace, noting which
-/// namespace that was (the path may name another one later).
+/// namespace that was (the path may name another one later). Its `lo` is
+/// brought up first, as an endpoint's attach or CNI's `loopback` plugin
+/// would: a sync may reach a sandbox whose creation is still under way (the
+/// CNI plugin names it while it makes the veth pair), and 127.0.0.11 must
+/// be local before it is bound (see [`Sockets::bind`]). Called on the
+/// blocking pool, inside the runtime.
 fn open_sockets(path: &Path, opened: &mut Option<netns::NsId>) -> anyhow::Result<Sockets> {
+    tokio::runtime::Handle::current()
+        .block_on(async { Netlink::in_netns(path)?.ensure_lo_up().await })?;
     netns::in_netns(path, || {
         *opened = netns::thread_ns_id();
         Ok(Sockets::bind()?)
