@@ -35,7 +35,11 @@ fn read_hosts(path: &PathBuf, forward: bool) -> std::io::Result<View> {
             }
         }
     }
-    Ok(View { records, forward })
+    Ok(View {
+        records,
+        forward,
+        upstreams: vec![],
+    })
 }
 
 fn usage() -> ! {

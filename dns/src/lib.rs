@@ -63,6 +63,10 @@ pub struct View {
     /// Forward names that are not local; false for sandboxes only on
     /// internal networks (they answer NXDOMAIN instead).
     pub forward: bool,
+    /// Where this view forwards (a sandbox's or its networks' own
+    /// servers); empty: the server's ([`Config::upstreams`], else the
+    /// host's resolv.conf).
+    pub upstreams: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +103,11 @@ struct Inner {
     cfg: Config,
     views: RwLock<HashMap<String, Arc<Table>>>,
     servers: Mutex<HashMap<String, Serving>>,
-    upstreams: Upstreams,
+    upstreams: Arc<Upstreams>,
+    /// Views' own upstream sets, each with its cache, shared by every table
+    /// that forwards to the same servers. Never pruned: the sets are the
+    /// few an operator configured.
+    own_upstreams: Mutex<HashMap<Vec<SocketAddr>, Arc<Upstreams>>>,
     /// Counts the queries of a sandbox served before it has a table.
     unviewed: Arc<ViewStats>,
 }
@@ -112,13 +120,14 @@ pub struct Dns {
 
 impl Dns {
     pub fn new(cfg: Config) -> Dns {
-        let upstreams = Upstreams::new(cfg.upstreams.clone(), cfg.upstream_timeout);
+        let upstreams = Arc::new(Upstreams::new(cfg.upstreams.clone(), cfg.upstream_timeout));
         Dns {
             inner: Arc::new(Inner {
                 cfg,
                 views: RwLock::new(HashMap::new()),
                 servers: Mutex::new(HashMap::new()),
                 upstreams,
+                own_upstreams: Mutex::default(),
                 unviewed: Arc::default(),
             }),
         }
@@ -339,12 +348,32 @@ impl Handler {
 
     /// Answer a non-local question from upstream (or the cache); SERVFAIL
     /// when this sandbox already has too many in flight or upstream fails.
+    /// The upstreams a query answered from `table` goes to.
+    fn upstreams(&self, table: &Option<Arc<Table>>) -> Arc<Upstreams> {
+        let own = table.as_deref().map(Table::upstreams).unwrap_or_default();
+        if own.is_empty() {
+            return Arc::clone(&self.inner.upstreams);
+        }
+        let mut sets = self
+            .inner
+            .own_upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let set = sets.entry(own.to_vec()).or_insert_with(|| {
+            Arc::new(Upstreams::new(
+                own.to_vec(),
+                self.inner.cfg.upstream_timeout,
+            ))
+        });
+        Arc::clone(set)
+    }
+
     async fn forward(
         &self,
         req: &Message,
-        qname: &Name,
-        qtype: RecordType,
+        (qname, qtype): (&Name, RecordType),
         transport: Transport,
+        via: &Upstreams,
         stats: &ViewStats,
     ) -> Option<(Vec<u8>, Outcome)> {
         let n = self
@@ -354,7 +383,7 @@ impl Handler {
         let resolved = if n >= self.inner.cfg.max_inflight_per_sandbox {
             Err("too many forwarded queries in flight".to_string())
         } else {
-            self.inner.upstreams.resolve_cached(qname, qtype).await
+            via.resolve_cached(qname, qtype).await
         };
         stats.forward(matches!(resolved, Ok((_, true))));
         let r = match resolved {
@@ -394,8 +423,9 @@ async fn serve_udp(sock: Arc<tokio::net::UdpSocket>, handler: Arc<Handler>) {
                 let (sock, handler) = (Arc::clone(&sock), Arc::clone(&handler));
                 tokio::spawn(async move {
                     let stats = handler.stats(&table);
+                    let via = handler.upstreams(&table);
                     let sent = handler
-                        .forward(&req, &qname, qtype, Transport::Udp, stats)
+                        .forward(&req, (&qname, qtype), Transport::Udp, &via, stats)
                         .await;
                     let outcome = match sent {
                         Some((b, outcome)) => {
@@ -472,8 +502,9 @@ async fn tcp_conn(mut stream: tokio::net::TcpStream, handler: &Handler) {
         let (out, outcome) = match query::step(&buf[..n], table.as_deref(), Transport::Tcp) {
             Step::Reply(b, outcome) => (b, outcome),
             Step::Forward { req, qname, qtype } => {
+                let via = handler.upstreams(&table);
                 match handler
-                    .forward(&req, &qname, qtype, Transport::Tcp, stats)
+                    .forward(&req, (&qname, qtype), Transport::Tcp, &via, stats)
                     .await
                 {
                     Some(sent) => sent,

@@ -170,6 +170,7 @@ pub fn fuzz_one(bytes: &[u8]) {
                     rec("db", &["10.0.0.9"]),
                 ],
                 forward: true,
+                ..Default::default()
             },
             5,
         )
@@ -220,6 +221,7 @@ mod tests {
                     },
                 ],
                 forward,
+                upstreams: vec![],
             },
             5,
         )
@@ -316,6 +318,7 @@ mod tests {
                     },
                 ],
                 forward: true,
+                ..Default::default()
             },
             5,
         );

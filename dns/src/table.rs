@@ -44,6 +44,7 @@ fn slot(qtype: RecordType) -> usize {
 pub struct Table {
     records: RwLock<Records>,
     forward: bool,
+    upstreams: Vec<std::net::SocketAddr>,
     ttl: u32,
     stats: Arc<ViewStats>,
 }
@@ -123,6 +124,7 @@ impl Table {
         Table {
             records: RwLock::new(records),
             forward: view.forward,
+            upstreams: view.upstreams.clone(),
             ttl,
             stats,
         }
@@ -143,6 +145,11 @@ impl Table {
 
     pub fn forward(&self) -> bool {
         self.forward
+    }
+
+    /// The view's own upstreams (empty: the server's).
+    pub fn upstreams(&self) -> &[std::net::SocketAddr] {
+        &self.upstreams
     }
 
     /// Whether the table has anything for `qname` (without rotating).
@@ -221,6 +228,7 @@ mod tests {
                 })
                 .collect(),
             forward: true,
+            ..Default::default()
         }
     }
 

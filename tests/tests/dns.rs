@@ -439,3 +439,148 @@ fn truncated_upstream_answer_is_fetched_over_tcp() {
         "the upstream was never asked over TCP"
     );
 }
+
+/// Per-network upstreams (`network create --dns`, as podman) and a
+/// sandbox's own (`sandbox create --dns --dns-search --dns-option`, as
+/// `docker run`): three dnsmasq in the test's host namespace, each the only
+/// one that knows its name; 127.0.0.11 asks the right one for each sandbox,
+/// and the sandbox's resolv.conf has its search list and options.
+#[test]
+fn network_and_sandbox_upstreams_answer_names_only_they_know() {
+    let tag = format!("ndu{}", std::process::id());
+    let host = Netns::new(&format!("{tag}-host"));
+    let known = [
+        ("127.0.1.1", "daemon.test", "192.0.2.1"),
+        ("127.0.1.2", "network.test", "192.0.2.2"),
+        ("127.0.1.3", "sandbox.test", "192.0.2.3"),
+    ];
+    let _servers: Vec<Child> = known
+        .iter()
+        .map(|(ip, name, a)| {
+            support::spawn_in(
+                host.name(),
+                "dnsmasq",
+                &[
+                    "--no-daemon",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    &format!("--listen-address={ip}"),
+                    &format!("--address=/{name}/{a}"),
+                    "--pid-file=",
+                ],
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let daemon = Daemon::start_with(&host, &["--dns-upstream", "127.0.1.1"]);
+    let name = |s: &str| format!("{tag}-{s}");
+    let (plain, own_net) = (name("plain"), name("ownnet"));
+    daemon.cli_ok(&["network", "create", "--subnet", "10.214.11.0/24", &plain]);
+    daemon.cli_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.214.12.0/24",
+        "--dns",
+        "127.0.1.2",
+        &own_net,
+    ]);
+    let (p, n, o) = (name("p"), name("n"), name("o"));
+    daemon.cli_ok(&["sandbox", "create", "--network", &plain, &p]);
+    daemon.cli_ok(&["sandbox", "create", "--network", &own_net, &n]);
+    daemon.cli_ok(&[
+        "sandbox",
+        "create",
+        "--network",
+        &own_net,
+        "--dns",
+        "127.0.1.3",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:2",
+        "--dns-option",
+        "edns0",
+        &o,
+    ]);
+    // Each sandbox's upstream, and only it, knows its name.
+    for (from, answered) in [(&p, 0), (&n, 1), (&o, 2)] {
+        for (i, (_, qname, a)) in known.iter().enumerate() {
+            let got = dig(from, &[qname]).1;
+            if i == answered {
+                assert_eq!(got, [*a], "{qname} from {from}");
+            } else {
+                assert!(got.is_empty(), "{qname} from {from}: {got:?}");
+            }
+        }
+    }
+    // Local names do not depend on upstreams.
+    assert_eq!(dig(&o, &[&n]).1, ["10.214.12.2"]);
+    let conf = support::run_ok("ip", &["netns", "exec", &o, "cat", "/etc/resolv.conf"]);
+    assert!(
+        conf.contains("nameserver 127.0.0.11\n")
+            && conf.contains("search corp.example\n")
+            && conf.contains("options ndots:2 edns0\n"),
+        "{conf}"
+    );
+    let inspect = daemon.cli_ok(&["network", "inspect", &own_net]);
+    assert!(inspect.contains("127.0.1.2"), "{inspect}");
+    let inspect = daemon.cli_ok(&["sandbox", "inspect", &o]);
+    assert!(inspect.contains("corp.example"), "{inspect}");
+
+    // Bad values: refused naming the value, nothing made.
+    for (args, names) in [
+        (
+            vec!["network", "create", "--dns", "300.1.1.1", &name("bad1")],
+            "300.1.1.1",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--internal",
+                "--dns",
+                "10.0.0.53",
+                &name("bad2"),
+            ],
+            "internal",
+        ),
+        (
+            vec![
+                "sandbox",
+                "create",
+                "--network",
+                &plain,
+                "--dns-option",
+                "bogus",
+                &name("bad3"),
+            ],
+            "bogus",
+        ),
+        (
+            vec![
+                "sandbox",
+                "create",
+                "--network",
+                "none",
+                "--dns",
+                "10.0.0.53",
+                &name("bad4"),
+            ],
+            "bridge or overlay",
+        ),
+    ] {
+        let out = daemon.cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(names),
+            "{args:?}: {err}"
+        );
+    }
+    let ls = daemon.cli_ok(&["network", "ls"]) + &daemon.cli_ok(&["sandbox", "ls"]);
+    assert!(
+        !ls.contains(&name("bad")),
+        "a refused create left something: {ls}"
+    );
+}

@@ -66,6 +66,7 @@ fn network() -> Network {
         }),
         options: Default::default(),
         labels: Default::default(),
+        dns_servers: Vec::new(),
         created: "2026-01-01T00:00:00Z".into(),
     }
 }
@@ -115,6 +116,7 @@ impl Node {
                 owned: false,
             },
             isolated: false,
+            dns: Default::default(),
             created: String::new(),
         };
         let ep = Endpoint {

@@ -204,6 +204,8 @@ pub enum SandboxCmd {
         /// Adopt this existing namespace instead of creating /run/netns/NAME.
         #[arg(long)]
         netns: Option<String>,
+        #[command(flatten)]
+        dns: Box<ResolverArgs>,
         name: String,
     },
     /// List sandboxes.
@@ -228,6 +230,24 @@ pub enum SandboxCmd {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
+}
+
+/// A sandbox's resolver, as `docker run` takes it.
+#[derive(Args, Debug)]
+pub struct ResolverArgs {
+    /// An upstream DNS server for this sandbox: 127.0.0.11 forwards its
+    /// names that are not local there (instead of to its networks' or the
+    /// daemon's). Repeatable.
+    #[arg(long = "dns", value_name = "IP")]
+    pub servers: Vec<String>,
+    /// A search domain of its resolv.conf (instead of the host's).
+    /// Repeatable; needs a namespace netd makes.
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub search: Vec<String>,
+    /// A resolv.conf option (ndots:N, timeout:N, attempts:N, rotate,
+    /// edns0, ...). Repeatable; needs a namespace netd makes.
+    #[arg(long = "dns-option", value_name = "OPT")]
+    pub options: Vec<String>,
 }
 
 /// What a sandbox gets on a network, for `sandbox create` and `network connect`.
@@ -427,6 +447,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
             network,
             endpoint,
             netns,
+            dns,
             name,
         } => {
             let req = SandboxCreate {
@@ -434,6 +455,9 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
                 network: Some(network),
                 netns,
                 endpoint: endpoint_request(endpoint)?,
+                dns: dns.servers,
+                dns_search: dns.search,
+                dns_options: dns.options,
             };
             let d: SandboxDetail = c.post("/netd/sandboxes", &req)?;
             println!("{}", d.sandbox.id);

@@ -47,6 +47,11 @@ pub enum NetworkCmd {
         /// No route out, no masquerade.
         #[arg(long)]
         internal: bool,
+        /// An upstream DNS server of the network's sandboxes (podman's
+        /// `--dns`): 127.0.0.11 forwards their other names there instead of
+        /// to the daemon's upstreams. Repeatable.
+        #[arg(long = "dns", value_name = "IP")]
+        dns: Vec<String>,
         /// Driver options KEY=VALUE: com.docker.network.bridge.name, com.docker.network.driver.mtu,
         /// com.docker.network.bridge.enable_ip_masquerade, com.docker.network.bridge.enable_icc,
         /// com.docker.network.bridge.gateway_mode_ipv6 (nat or routed; needs --ipv6),
@@ -237,6 +242,7 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             ipv6,
             ipv4,
             internal,
+            dns,
             opts,
             labels,
             name,
@@ -265,6 +271,7 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 options: opts.into_iter().collect(),
                 labels: labels.into_iter().collect(),
                 aux_addresses: aux,
+                dns,
             };
             // Refuse bad input before it reaches the daemon, with the same message.
             req.validate()?;

@@ -5,7 +5,7 @@
 //! async workers that also run the DNS servers and the API.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,9 +23,10 @@ use crate::store;
 /// `bridge` only, say), and of queries from a sandbox not given a table yet.
 pub(super) const NO_NAMES: &str = "-";
 
-/// Which view a sandbox has: the networks with names it is on, and
-/// whether it forwards (for sandboxes only on networks without names).
-type ViewKey = (Vec<Id>, bool);
+/// Which view a sandbox has: the networks with names it is on, whether it
+/// forwards (for sandboxes only on networks without names), and where (see
+/// [`upstreams_of`]).
+type ViewKey = (Vec<Id>, bool, Vec<SocketAddr>);
 
 /// Rows of other hosts (see `DnsHost::set_remote`).
 pub(super) type Remote = Arc<Vec<(Arc<Sandbox>, Arc<Endpoint>)>>;
@@ -78,6 +79,7 @@ fn plan<'a>(
         .iter()
         .map(|n| (&n.id, n.bridge().is_some_and(|b| !b.internal)))
         .collect();
+    let by_id: HashMap<&Id, &Network> = nets.iter().map(|n| (&n.id, n)).collect();
     let mut mine: HashMap<&Id, Vec<&Endpoint>> = HashMap::new();
     for e in eps {
         mine.entry(&e.sandbox).or_default().push(e);
@@ -98,17 +100,42 @@ fn plan<'a>(
         }
         // A sandbox on networks without names (the default bridge) still
         // gets a resolver that forwards, like Docker's copy of the host's.
+        let via = upstreams_of(
+            s,
+            mine.iter().filter_map(|e| by_id.get(&e.network).copied()),
+        );
         let key: ViewKey = match all.of_sandbox.get(&s.id) {
-            Some(k) => (k.clone(), true),
+            Some(k) => (k.clone(), true, via),
             None => (
                 vec![],
                 mine.iter()
                     .any(|e| routes_out.get(&e.network).copied().unwrap_or(false)),
+                via,
             ),
         };
         out.push((&**s, path.as_str(), key));
     }
     (all, out)
+}
+
+/// Where a sandbox's 127.0.0.11 forwards: its own servers (`--dns`), else
+/// those of the networks it is on (each once, in the order given), else
+/// the daemon's (empty), port 53.
+fn upstreams_of<'a>(s: &Sandbox, nets: impl Iterator<Item = &'a Network>) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let own = &s.dns.servers;
+    let servers = if own.is_empty() {
+        nets.flat_map(|n| n.dns_servers.iter()).collect::<Vec<_>>()
+    } else {
+        own.iter().collect()
+    };
+    for ip in servers {
+        let a = SocketAddr::new(*ip, 53);
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// Add the rows of other hosts to the store's; returns their sandboxes' ids
@@ -173,7 +200,7 @@ impl Core {
         // Only a sandbox not served yet needs its namespace looked at: a
         // served one whose namespace went keeps its (idle) server until
         // its record goes, and the look-up is most of a sync's system time.
-        let (mut all, planned) = plan(&nets, &sandboxes, &eps, &remote_ids, |s, path| {
+        let (all, planned) = plan(&nets, &sandboxes, &eps, &remote_ids, |s, path| {
             served.sandboxes.contains_key(&s.id.to_string()) || netns::is_netns(Path::new(path))
         });
         let names_of: HashMap<&Id, &str> = nets.iter().map(|n| (&n.id, n.name.as_str())).collect();
@@ -195,8 +222,10 @@ impl Core {
                 None => {
                     // Taken, not cloned: later sandboxes with this key find
                     // it in `tables`.
-                    let mut names = match all.views.remove(&key.0) {
-                        Some(n) if !key.0.is_empty() => n,
+                    // Cloned: sandboxes on these networks with other
+                    // upstreams have a key (and a table) of their own.
+                    let mut names = match all.views.get(&key.0) {
+                        Some(n) if !key.0.is_empty() => n.clone(),
                         _ => SandboxNames {
                             names: Default::default(),
                             forward: key.1,
@@ -213,7 +242,7 @@ impl Core {
                         Some((old, t)) if *old == names => Arc::clone(t),
                         _ => self
                             .dns
-                            .table_counted(&view_of(&names), Arc::clone(counted)),
+                            .table_counted(&view_of(&names, &key.2), Arc::clone(counted)),
                     };
                     tables.insert(key, (names, Arc::clone(&t)));
                     t
@@ -315,7 +344,8 @@ impl Core {
         let mut ids: Vec<Id> = named.iter().map(|(n, _)| n.id.clone()).collect();
         ids.sort();
         ids.dedup();
-        let own: ViewKey = (ids, true);
+        let via = upstreams_of(&sb, on.iter().map(|(n, _)| n));
+        let own: ViewKey = (ids, true, via);
         if own.0.is_empty() || !served.tables.contains_key(&own) {
             return false;
         }
@@ -429,7 +459,7 @@ fn add_host_names(
     }
 }
 
-fn view_of(names: &SandboxNames) -> View {
+fn view_of(names: &SandboxNames, upstreams: &[SocketAddr]) -> View {
     View {
         records: names
             .names
@@ -440,6 +470,7 @@ fn view_of(names: &SandboxNames) -> View {
             })
             .collect(),
         forward: names.forward,
+        upstreams: upstreams.to_vec(),
     }
 }
 
@@ -490,5 +521,26 @@ mod tests {
         assert_eq!(names["store"], ip("10.9.0.3"));
         assert_eq!(names["cache.over"], ip("10.9.0.4"));
         assert_eq!(names["web"], ip("10.9.0.2"));
+    }
+
+    #[test]
+    fn a_sandboxs_servers_win_over_its_networks_and_theirs_over_the_daemons() {
+        let ip = |a: &str| a.parse::<IpAddr>().expect("ip");
+        let mut a = fixtures::network("a", "10.9.0.0/24");
+        let mut b = fixtures::network("b", "10.9.1.0/24");
+        let plain = fixtures::network("c", "10.9.2.0/24");
+        a.dns_servers = vec![ip("10.0.0.1"), ip("10.0.0.2")];
+        b.dns_servers = vec![ip("10.0.0.2"), ip("fd00::53")];
+        let mut s = fixtures::sandbox("s");
+        let at = |v: &[&str]| -> Vec<SocketAddr> {
+            v.iter().map(|x| SocketAddr::new(ip(x), 53)).collect()
+        };
+        assert_eq!(
+            upstreams_of(&s, [&a, &plain, &b].into_iter()),
+            at(&["10.0.0.1", "10.0.0.2", "fd00::53"])
+        );
+        assert!(upstreams_of(&s, [&plain].into_iter()).is_empty());
+        s.dns.servers = vec![ip("192.0.2.53")];
+        assert_eq!(upstreams_of(&s, [&a].into_iter()), at(&["192.0.2.53"]));
     }
 }

@@ -14,6 +14,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use super::hostport::HostPortError;
 use super::netns::NsId;
 use super::traits::*;
+use crate::model::Resolver;
 use crate::plan::firewall::{FirewallPlan, PortElement};
 use crate::plan::overlay::{OverlayPeer, VxlanPlan};
 use crate::plan::{BridgePlan, EndpointPlan};
@@ -507,7 +508,7 @@ impl NamespaceOps for FakeKernel {
         Ok(())
     }
 
-    fn write_resolv_conf(&self, name: &str) -> KResult<()> {
+    fn write_resolv_conf(&self, name: &str, _dns: &Resolver) -> KResult<()> {
         let mut s = self.call(format!("write_resolv_conf {name}"))?;
         s.world.resolv_confs.insert(name.to_string());
         Ok(())

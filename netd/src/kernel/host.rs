@@ -13,6 +13,7 @@ use super::hostport::{self, HostPortError};
 use super::link::{self, Netlink};
 use super::netns::{self, NsId};
 use super::traits::*;
+use crate::model::Resolver;
 use crate::plan::firewall::{FirewallPlan, PortElement};
 use crate::plan::overlay::{OverlayPeer, VxlanPlan};
 use crate::plan::{BridgePlan, EndpointPlan};
@@ -246,8 +247,8 @@ impl NamespaceOps for Host {
         Ok(netns::delete_named(path)?)
     }
 
-    fn write_resolv_conf(&self, name: &str) -> KResult<()> {
-        Ok(netns::write_resolv_conf(name)?)
+    fn write_resolv_conf(&self, name: &str, dns: &Resolver) -> KResult<()> {
+        Ok(netns::write_resolv_conf(name, dns)?)
     }
 
     fn remove_etc(&self, name: &str) {

@@ -9,6 +9,7 @@
 //! waiting for it cost each call a thread start and two wake-ups,
 //! milliseconds when the machine is busy starting containers.
 
+use crate::model::Resolver;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -219,31 +220,35 @@ pub fn etc_dir(name: &str) -> PathBuf {
     Path::new("/etc/netns").join(name)
 }
 
-/// Point the sandbox's resolver at netd's DNS server, keeping the host's
-/// search domains (`ndots:0`, as Docker does, so single names are tried as is).
-pub fn write_resolv_conf(name: &str) -> Result<()> {
+/// Point the sandbox's resolver at netd's DNS server, with its own search
+/// domains and options or else the host's search domains and `ndots:0` (as
+/// Docker does, so single names are tried as is).
+pub fn write_resolv_conf(name: &str, dns: &Resolver) -> Result<()> {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let text = sandbox_resolv_conf(&host);
+    let text = sandbox_resolv_conf(&host, dns);
     let dir = etc_dir(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     std::fs::write(dir.join("resolv.conf"), text)
         .with_context(|| format!("write {}/resolv.conf", dir.display()))
 }
 
-/// A sandbox's resolv.conf given the host's. The search list is the one the
-/// host's resolver uses: the last `search` or `domain` line (resolv.conf(5)).
-fn sandbox_resolv_conf(host: &str) -> String {
-    // Lines that do not parse are skipped: the search list is all we take.
-    let (cfg, _errors) = resolv_conf::Config::parse_with_errors(host.as_bytes());
-    let search: Vec<&str> = cfg
-        .get_last_search_or_domain()
-        .map(String::as_str)
-        .collect();
+/// A sandbox's resolv.conf given the host's. Without a search list of its
+/// own, the one the host's resolver uses: the last `search` or `domain`
+/// line (resolv.conf(5)). Every value was checked (`model::resolver`), so
+/// none adds a line.
+fn sandbox_resolv_conf(host: &str, dns: &Resolver) -> String {
+    let search: Vec<String> = if dns.search.is_empty() {
+        // Lines that do not parse are skipped: the search list is all we take.
+        let (cfg, _errors) = resolv_conf::Config::parse_with_errors(host.as_bytes());
+        cfg.get_last_search_or_domain().cloned().collect()
+    } else {
+        dns.search.iter().map(|d| d.to_string()).collect()
+    };
     let mut text = String::from("# written by netd\nnameserver 127.0.0.11\n");
     if !search.is_empty() {
         text.push_str(&format!("search {}\n", search.join(" ")));
     }
-    text.push_str("options ndots:0\n");
+    text.push_str(&format!("options {}\n", dns.options_line().join(" ")));
     text
 }
 
@@ -254,21 +259,44 @@ pub fn remove_etc(name: &str) {
 #[cfg(test)]
 mod tests {
     use super::sandbox_resolv_conf;
+    use crate::model::Resolver;
 
     #[test]
     fn sandbox_resolv_conf_keeps_the_hosts_search_list() {
         let host = "# host\nnameserver 10.0.0.1\nsearch lan corp.example\noptions rotate\n";
+        let none = &Resolver::default();
         assert_eq!(
-            sandbox_resolv_conf(host),
+            sandbox_resolv_conf(host, none),
             "# written by netd\nnameserver 127.0.0.11\nsearch lan corp.example\noptions ndots:0\n"
         );
         assert_eq!(
-            sandbox_resolv_conf("domain home.arpa\nnameserver bad\n"),
+            sandbox_resolv_conf("domain home.arpa\nnameserver bad\n", none),
             "# written by netd\nnameserver 127.0.0.11\nsearch home.arpa\noptions ndots:0\n"
         );
         assert_eq!(
-            sandbox_resolv_conf(""),
+            sandbox_resolv_conf("", none),
             "# written by netd\nnameserver 127.0.0.11\noptions ndots:0\n"
+        );
+    }
+
+    #[test]
+    fn a_sandboxs_own_search_list_and_options_replace_the_hosts() {
+        let host = "nameserver 10.0.0.1\nsearch lan\n";
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let own = Resolver::parse(
+            &s(&["10.0.0.53"]),
+            &s(&["svc.local", "corp"]),
+            &s(&["rotate"]),
+        )
+        .unwrap();
+        assert_eq!(
+            sandbox_resolv_conf(host, &own),
+            "# written by netd\nnameserver 127.0.0.11\nsearch svc.local corp\noptions rotate ndots:0\n"
+        );
+        let ndots = Resolver::parse(&[], &[], &s(&["ndots:3"])).unwrap();
+        assert_eq!(
+            sandbox_resolv_conf(host, &ndots),
+            "# written by netd\nnameserver 127.0.0.11\nsearch lan\noptions ndots:3\n"
         );
     }
 }

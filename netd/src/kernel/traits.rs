@@ -18,6 +18,7 @@ use ipnet::IpNet;
 pub use super::error::{KResult, KernelError};
 use super::hostport::HostPortError;
 use super::netns::NsId;
+use crate::model::Resolver;
 use crate::plan::firewall::{FirewallPlan, PortElement};
 use crate::plan::overlay::{OverlayPeer, VxlanPlan};
 use crate::plan::{BridgePlan, EndpointPlan};
@@ -87,7 +88,9 @@ pub trait NamespaceOps: Send + Sync {
     /// Remove a namespace netd created; gone already is fine.
     fn delete_named(&self, path: &Path) -> KResult<()>;
     /// The sandbox's resolv.conf, pointing at 127.0.0.11.
-    fn write_resolv_conf(&self, name: &str) -> KResult<()>;
+    /// The sandbox's resolv.conf: nameserver 127.0.0.11, its search list
+    /// (else the host's) and options.
+    fn write_resolv_conf(&self, name: &str, dns: &Resolver) -> KResult<()>;
     /// Remove the sandbox's per-namespace files; best effort.
     fn remove_etc(&self, name: &str);
 }

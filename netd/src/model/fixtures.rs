@@ -31,6 +31,7 @@ pub fn network(name: &str, subnet: &str) -> Network {
         }),
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
+        dns_servers: Vec::new(),
         created: now_rfc3339(),
     }
 }
@@ -53,6 +54,7 @@ pub fn sandbox(name: &str) -> Sandbox {
             owned: true,
         },
         isolated: false,
+        dns: Default::default(),
         created: now_rfc3339(),
     }
 }

@@ -9,6 +9,7 @@ mod network;
 mod options;
 mod ports;
 mod requests;
+mod resolver;
 mod sandbox;
 mod subnets;
 
@@ -29,6 +30,7 @@ pub use requests::{
     EndpointRequest, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, MAX_PORTS,
     NetworkCreate, SandboxCreate, ValidIpv6, ValidNetworkCreate,
 };
+pub use resolver::{MAX_RESOLVER_ITEMS, ResolvOption, Resolver, SearchDomain, parse_servers};
 pub use sandbox::{Endpoint, Mac, Sandbox, SandboxNet};
 pub use subnets::MAX_PREFIX6;
 

@@ -235,6 +235,10 @@ pub struct Network {
     pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Where 127.0.0.11 forwards for its sandboxes (podman's
+    /// `network create --dns`); empty: the daemon's upstreams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<std::net::IpAddr>,
     /// RFC 3339, UTC.
     pub created: String,
 }

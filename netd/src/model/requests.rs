@@ -46,6 +46,9 @@ pub struct NetworkCreate {
     /// subnet that are never handed out.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, String>,
+    /// podman's `--dns IP`: upstream servers of the network's sandboxes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
 }
 
 /// The IPv6 side of a validated create: the subnet may still have to be
@@ -82,6 +85,7 @@ pub struct ValidNetworkCreate {
     pub aux_addresses: BTreeMap<String, Ipv4Addr>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+    pub dns_servers: Vec<std::net::IpAddr>,
 }
 
 fn is_v6(s: &str) -> bool {
@@ -371,6 +375,13 @@ impl NetworkCreate {
                 )),
             })
             .transpose()?;
+        let dns_servers = super::parse_servers("--dns", &self.dns)?;
+        if self.internal && !dns_servers.is_empty() {
+            return invalid(format!(
+                "--dns {}: the sandboxes of an internal network forward no names",
+                self.dns.join(",")
+            ));
+        }
         Ok(ValidNetworkCreate {
             name,
             overlay,
@@ -389,6 +400,7 @@ impl NetworkCreate {
             aux_addresses: aux,
             options: self.options.clone(),
             labels: self.labels.clone(),
+            dns_servers,
         })
     }
 }
@@ -458,6 +470,15 @@ pub struct SandboxCreate {
     pub netns: Option<String>,
     #[serde(default)]
     pub endpoint: EndpointRequest,
+    /// `docker run --dns IP`: where 127.0.0.11 forwards for this sandbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `--dns-search DOMAIN`: its resolv.conf's search list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `--dns-option OPT`: its resolv.conf's options.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
 }
 
 #[cfg(test)]

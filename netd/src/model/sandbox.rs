@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{HOST_VETH_PREFIX, Id, IfName, Invalid, Name, PortMapping, RETIRED_PREFIX, invalid};
+use super::{
+    HOST_VETH_PREFIX, Id, IfName, Invalid, Name, PortMapping, RETIRED_PREFIX, Resolver, invalid,
+};
 
 /// How a sandbox gets its network namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +28,9 @@ pub struct Sandbox {
     /// Created on `--network none`: the sandbox may never join a network.
     #[serde(default)]
     pub isolated: bool,
+    /// Its own resolver settings (`--dns`, `--dns-search`, `--dns-option`).
+    #[serde(default, skip_serializing_if = "Resolver::is_empty")]
+    pub dns: Resolver,
     pub created: String,
 }
 

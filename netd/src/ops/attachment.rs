@@ -258,6 +258,7 @@ impl<K: Kernel> Netd<K> {
                         network: Some(network.to_string()),
                         netns: Some(req.netns.clone()),
                         endpoint: req.endpoint.clone(),
+                        ..Default::default()
                     };
                     let made = self
                         .create_sandbox_and(&create, |sb| {

@@ -392,6 +392,7 @@ pub fn remote_rows(me: &str, view: &ClusterView) -> Vec<(Sandbox, Endpoint)> {
                 name: e.sandbox_name.clone(),
                 net: SandboxNet::Host,
                 isolated: false,
+                dns: Default::default(),
                 created: String::new(),
             };
             let ep = Endpoint {

@@ -129,6 +129,7 @@ pub(super) fn network_of(v: &ValidNetworkCreate, id: Id, driver: Driver) -> Netw
         driver,
         options: v.options.clone(),
         labels: v.labels.clone(),
+        dns_servers: v.dns_servers.clone(),
         created: now_rfc3339(),
     }
 }
@@ -391,6 +392,7 @@ fn new_network(name: &str, driver: Driver) -> Result<Network> {
         driver,
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
+        dns_servers: Vec::new(),
         created: now_rfc3339(),
     })
 }

@@ -94,6 +94,14 @@ impl<K: Kernel> Netd<K> {
     ) -> Result<detail::SandboxDetail> {
         let name: Name = req.name.parse()?;
         req.endpoint.validate()?;
+        let dns = Resolver::parse(&req.dns, &req.dns_search, &req.dns_options)?;
+        if req.netns.is_some() && !(dns.search.is_empty() && dns.options.is_empty()) {
+            return Err(Error::Invalid(
+                "--dns-search and --dns-option write the resolv.conf of a namespace netd makes; \
+                 an adopted one's (--netns) is its engine's"
+                    .into(),
+            ));
+        }
         let network = req.network.as_deref().unwrap_or("bridge");
         let net = self.store.read(|c| {
             if store::sandbox_name_taken(c, &name)? {
@@ -116,11 +124,20 @@ impl<K: Kernel> Netd<K> {
                 net.name
             )));
         }
+        if !dns.is_empty() && mode != SandboxMode::Own {
+            // Only a sandbox with an endpoint has 127.0.0.11 and a resolv.conf
+            // of netd's; host and none would take the flags and do nothing.
+            return Err(Error::Invalid(format!(
+                "--dns, --dns-search and --dns-option need a bridge or overlay network, not {}",
+                net.name
+            )));
+        }
         let sandbox = Sandbox {
             id: Id::random(),
             name,
             net: sandbox_net,
             isolated: mode == SandboxMode::Isolated,
+            dns,
             created: now_rfc3339(),
         };
         let mut rb = Rollback::new(self);
@@ -161,7 +178,9 @@ impl<K: Kernel> Netd<K> {
                 });
             }
             if sp.resolv_conf {
-                let written = self.k.write_resolv_conf(sandbox.name.as_str());
+                let written = self
+                    .k
+                    .write_resolv_conf(sandbox.name.as_str(), &sandbox.dns);
                 rb.check(written.map_err(Error::from)).await?;
             }
         }

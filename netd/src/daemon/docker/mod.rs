@@ -336,6 +336,7 @@ impl CreateRequest {
             options: self.options.unwrap_or_default(),
             labels: self.labels.unwrap_or_default(),
             aux_addresses,
+            dns: Vec::new(),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Sandboxes against the fake kernel.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::*;
@@ -323,4 +324,58 @@ async fn a_lock_file_of_a_sandbox_that_failed_to_be_created_goes() {
     let locks = t.dir().join("state/locks");
     let left: Vec<_> = std::fs::read_dir(&locks).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn resolver_settings_are_recorded_or_refused_changing_nothing() {
+    let t = world().await;
+    t.network("n1", "10.50.0.0/24").await;
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let with_dns = |name: &str, network: &str| SandboxCreate {
+        dns: s(&["10.0.0.53"]),
+        dns_search: s(&["svc.local"]),
+        dns_options: s(&["ndots:2"]),
+        ..sandbox(name, network)
+    };
+    let d = t.netd.create_sandbox(&with_dns("s1", "n1")).await.unwrap();
+    assert_eq!(
+        d.sandbox.dns.servers,
+        ["10.0.0.53".parse::<IpAddr>().unwrap()]
+    );
+    assert_eq!(d.sandbox.dns.options_line(), ["ndots:2"]);
+    assert!(t.k().world().resolv_confs.contains("s1"));
+    let stored = t.netd.inspect_sandbox("s1").unwrap();
+    assert_eq!(stored.sandbox.dns, d.sandbox.dns);
+
+    let path = t.dir().join("engine-ns");
+    t.k().add_foreign_namespace(&path);
+    let before = t.snapshot();
+    let adopted = SandboxCreate {
+        netns: Some(path.display().to_string()),
+        ..with_dns("s2", "n1")
+    };
+    for (req, names) in [
+        (with_dns("s3", "host"), "need a bridge or overlay network"),
+        (with_dns("s4", "none"), "need a bridge or overlay network"),
+        (adopted, "adopted one's"),
+        (
+            SandboxCreate {
+                dns_options: s(&["ndots:1\nnameserver 8.8.8.8"]),
+                ..sandbox("s5", "n1")
+            },
+            "--dns-option",
+        ),
+        (
+            SandboxCreate {
+                dns: s(&["not-an-ip"]),
+                ..sandbox("s6", "n1")
+            },
+            "--dns \"not-an-ip\"",
+        ),
+    ] {
+        let e = t.netd.create_sandbox(&req).await.unwrap_err();
+        assert_eq!(e.kind(), Kind::Invalid, "{e}");
+        assert!(e.to_string().contains(names), "{e}: should say {names}");
+    }
+    assert_eq!(t.snapshot(), before);
 }
