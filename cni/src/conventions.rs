@@ -59,6 +59,10 @@ pub struct Conventions {
     pub args_ips: Vec<String>,
     /// The `bandwidth` capability.
     pub bandwidth: Option<Bandwidth>,
+    /// Beside netd's DNS: the nameservers asked for, which 127.0.0.11
+    /// forwards the container's other names to (the result names
+    /// 127.0.0.11 only, as Docker's resolv.conf does with `--dns`).
+    pub upstreams: Vec<IpAddr>,
 }
 
 fn bad(m: String) -> CniError {
@@ -156,11 +160,16 @@ impl Conventions {
             }
             Some(o) => return Err(bad(format!("runtimeConfig.dns: {o} is not an object"))),
         }
-        if netd_dns && !dns.nameservers.is_empty() {
-            return Err(unsupported(format!(
-                "unsupported field dns nameservers {:?} beside dnsEnabled: the container's nameserver is netd's DNS at 127.0.0.11, which forwards to the host's resolvers; leave dnsEnabled off to give the container these",
-                dns.nameservers
-            )));
+        let mut upstreams = Vec::new();
+        if netd_dns {
+            for s in std::mem::take(&mut dns.nameservers) {
+                let ip: IpAddr = s
+                    .parse()
+                    .map_err(|_| bad(format!("dns nameserver {s:?} is not an IP address")))?;
+                if !upstreams.contains(&ip) {
+                    upstreams.push(ip);
+                }
+            }
         }
         let args_ips = match obj.get("args").and_then(|a| a.get("cni")) {
             Some(cni) => strings(cni.get("ips"), "args.cni.ips")?,
@@ -172,6 +181,7 @@ impl Conventions {
         };
         Ok(Conventions {
             dns,
+            upstreams,
             args_ips,
             bandwidth,
         })
@@ -309,16 +319,27 @@ mod tests {
             (r#","dns":{"sortlist":[]}"#, code::UNSUPPORTED_FIELD),
             (r#","dns":"yes""#, code::INVALID_CONFIG),
             (
-                r#","dnsEnabled":true,"dns":{"nameservers":["10.0.0.53"]}"#,
-                code::UNSUPPORTED_FIELD,
-            ),
-            (
                 r#","runtimeConfig":{"dns":{"domain":"x"}}"#,
                 code::UNSUPPORTED_FIELD,
             ),
         ] {
             assert_eq!(parse(bad).unwrap_err().code, want, "{bad}");
         }
+        // Beside netd's DNS the nameservers are where 127.0.0.11 forwards;
+        // the result names 127.0.0.11 alone (added by ADD).
+        let c = parse(
+            r#","dnsEnabled":true,"dns":{"nameservers":["10.0.0.53"],"search":["a"]},"runtimeConfig":{"dns":{"servers":["10.0.0.54","10.0.0.54"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.conventions.upstreams,
+            ["10.0.0.54".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            c.conventions
+                .result_dns(&json!({ "nameservers": ["127.0.0.11"] })),
+            json!({ "nameservers": ["127.0.0.11"], "search": ["a"] })
+        );
         // DEL is not stopped by what ADD refuses.
         assert!(
             NetConf::parse_for_del(

@@ -107,6 +107,52 @@ fn a_container_whose_lo_was_never_up_resolves_names() {
     }
 }
 
+/// The `dns` capability's servers beside `dnsEnabled`: 127.0.0.11 stays
+/// the container's nameserver (the result names it alone) and forwards the
+/// container's other names to those servers, as `docker run --dns` does on
+/// a user network. A dnsmasq in the host namespace knows one name.
+#[test]
+fn dns_capability_servers_are_where_the_container_forwards() {
+    let w = World::new("ccxup");
+    let _daemon = support::StartedDaemon(w.state.0.join("run/netd.pid"));
+    let _upstream = support::spawn_in(
+        &w.host,
+        "dnsmasq",
+        &[
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.1.2",
+            "--address=/only-upstream.test/192.0.2.9",
+            "--pid-file=",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let c = w.container("c");
+    let mut cfg = conf("1.1.0", "upnet", "10.219.0.0/24");
+    cfg["dnsEnabled"] = json!(true);
+    cfg["capabilities"] = json!({ "dns": true });
+    cfg["runtimeConfig"] = json!({ "dns": { "servers": ["127.0.1.2"], "searches": ["corp"] } });
+    let r = w.add("upctr", &c, &cfg);
+    assert_eq!(
+        r["dns"],
+        json!({ "nameservers": ["127.0.0.11"], "search": ["corp"] }),
+        "{r}"
+    );
+    let got = c.run_ok(
+        "dig",
+        &[
+            "+short",
+            "+tries=1",
+            "+time=2",
+            "@127.0.0.11",
+            "only-upstream.test",
+        ],
+    );
+    assert_eq!(got.trim(), "192.0.2.9");
+}
+
 /// `aliases` in CONVENTIONS' list form names this attachment, as the map
 /// form podman passes does: both resolve at 127.0.0.11.
 #[test]

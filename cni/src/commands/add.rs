@@ -58,6 +58,7 @@ async fn add_with(
         sandbox: sandbox_name(&e.container),
         netns: netns.to_string(),
         endpoint,
+        dns: conf.conventions.upstreams.clone(),
     };
     let netd = open(conf).await?;
     // The daemon adds the names while the interfaces are made and the result

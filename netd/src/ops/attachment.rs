@@ -21,6 +21,10 @@ pub struct AttachRequest {
     pub netns: String,
     /// Its `ifname` is the interface to make in the namespace.
     pub endpoint: EndpointRequest,
+    /// The container's own upstream DNS servers (the `dns` capability
+    /// beside netd's DNS): a new sandbox's; one that has a sandbox already
+    /// must have these.
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// An attachment as the kernel has it once made.
@@ -232,6 +236,13 @@ impl<K: Kernel> Netd<K> {
                     }
                 }
                 Ok(sb) => {
+                    if !req.dns.is_empty() && sb.sandbox.dns.servers != req.dns {
+                        return Err(Error::Invalid(format!(
+                            "container {name} has the DNS servers {:?}; this attachment asks for {:?}",
+                            sb.sandbox.dns.servers, req.dns
+                        ))
+                        .into());
+                    }
                     // The interface is not in the namespace (checked by the
                     // caller): an endpoint on this network is left over from
                     // an attach that was never detached.
@@ -258,6 +269,7 @@ impl<K: Kernel> Netd<K> {
                         network: Some(network.to_string()),
                         netns: Some(req.netns.clone()),
                         endpoint: req.endpoint.clone(),
+                        dns: req.dns.iter().map(|a| a.to_string()).collect(),
                         ..Default::default()
                     };
                     let made = self
