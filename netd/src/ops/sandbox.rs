@@ -132,6 +132,12 @@ impl<K: Kernel> Netd<K> {
                 net.name
             )));
         }
+        if !dns.servers.is_empty() && net.bridge().is_some_and(|b| b.internal) {
+            return Err(Error::Invalid(format!(
+                "--dns: the sandboxes of internal network {} forward no names",
+                net.name
+            )));
+        }
         let sandbox = Sandbox {
             id: Id::random(),
             name,

@@ -330,6 +330,15 @@ async fn a_lock_file_of_a_sandbox_that_failed_to_be_created_goes() {
 async fn resolver_settings_are_recorded_or_refused_changing_nothing() {
     let t = world().await;
     t.network("n1", "10.50.0.0/24").await;
+    t.netd
+        .create_network(&NetworkCreate {
+            name: "inside".into(),
+            subnet: Some("10.51.0.0/24".into()),
+            internal: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let with_dns = |name: &str, network: &str| SandboxCreate {
         dns: s(&["10.0.0.53"]),
@@ -357,6 +366,7 @@ async fn resolver_settings_are_recorded_or_refused_changing_nothing() {
     for (req, names) in [
         (with_dns("s3", "host"), "need a bridge or overlay network"),
         (with_dns("s4", "none"), "need a bridge or overlay network"),
+        (with_dns("s7", "inside"), "forward no names"),
         (adopted, "adopted one's"),
         (
             SandboxCreate {
