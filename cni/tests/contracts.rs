@@ -268,10 +268,12 @@ fn static_addresses_from_args_and_cni_args() {
 
 /// SPEC's `dns` object and the `dns` capability go into the result's
 /// `dns` (the capability's fields over the object's); beside netd's own
-/// DNS, nameservers are refused (netd's is the container's).
+/// DNS, the result's nameserver is 127.0.0.11 alone (the servers asked for
+/// are where it forwards: see the next test).
 #[test]
 fn dns_object_and_capability_fill_the_result() {
     let w = World::new("ccxdns");
+    let _daemon = support::StartedDaemon(w.state.0.join("run/netd.pid"));
     let c = w.container("c");
     let mut cf = conf("1.1.0", "dnsobj", "10.219.0.0/24");
     cf["dns"] = json!({ "nameservers": ["10.219.0.53"], "domain": "example.org",
@@ -297,11 +299,16 @@ fn dns_object_and_capability_fill_the_result() {
     );
     let c3 = w.container("c3");
     netd_dns["runtimeConfig"] = json!({ "dns": { "servers": ["8.8.8.8"] } });
-    let e = w.cmd("ADD", "dctr3", Some(&c3), "eth0", &netd_dns).error();
-    assert_eq!(e["code"], 2, "{e}");
-    assert!(e["msg"].as_str().unwrap().contains("8.8.8.8"), "{e}");
+    let r = w.add("dctr3", &c3, &netd_dns);
+    assert_eq!(r["dns"], json!({ "nameservers": ["127.0.0.11"] }));
+    let c4 = w.container("c4");
+    netd_dns["runtimeConfig"] = json!({ "dns": { "servers": ["dns.example"] } });
+    let e = w.cmd("ADD", "dctr4", Some(&c4), "eth0", &netd_dns).error();
+    assert_eq!(e["code"], 7, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("dns.example"), "{e}");
     // DEL takes what ADD refused (a runtime cleans up with the same
     // configuration), and still removes what it names.
+    w.cmd("DEL", "dctr4", Some(&c4), "eth0", &netd_dns).silent();
     w.cmd("DEL", "dctr3", Some(&c3), "eth0", &netd_dns).silent();
     w.cmd("DEL", "dctr2", Some(&c2), "eth0", &netd_dns).silent();
     w.cmd("DEL", "dctr", Some(&c), "eth0", &cf).silent();
