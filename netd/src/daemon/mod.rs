@@ -84,6 +84,7 @@ pub fn fuzz_body(bytes: &[u8]) {
         5 => {
             if let Ok(r) = parse_body::<SandboxCreate>(body) {
                 let _ = r.endpoint.validate();
+                let _ = crate::model::Resolver::parse(&r.dns, &r.dns_search, &r.dns_options);
             }
         }
         6 => {
