@@ -23,8 +23,11 @@ command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script is for
 
 # Build: nftnl-sys/mnl-sys link libnftnl/libmnl through pkg-config; cmake is
 # needed by zlib-ng (pulled in by the load balancer's dependencies);
-# protobuf-compiler (protoc) by the etcd client's gRPC code generation.
-BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev protobuf-compiler)
+# protobuf-compiler (protoc) by the etcd client's gRPC code generation, which
+# also imports protobuf's well-known types (google/protobuf/descriptor.proto):
+# those are in libprotobuf-dev, only a recommendation of protobuf-compiler,
+# which --no-install-recommends leaves out.
+BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev protobuf-compiler libprotobuf-dev)
 # Run and test: ip, nft, ping, dig, ps/pgrep, curl, python3.
 # dnsmasq-base: the binary only (no service that would start in the root namespace),
 # used as the upstream resolver in the DNS tests.
