@@ -141,6 +141,8 @@ pub fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniE
         ports,
         mac,
         ifname: Some(ifname),
+        // CNI has no priority: the first network's default route stands.
+        gw_priority: 0,
     };
     req.validate().map_err(|err| bad(err.0))?;
     Ok(req)

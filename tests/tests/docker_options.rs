@@ -20,6 +20,18 @@ fn greeter(ns: &str, port: u16, greeting: &str) -> support::Child {
     child
 }
 
+/// The stock docker CLI against `daemon`'s socket.
+fn docker_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", daemon.socket().display()),
+        )
+        .args(args)
+        .output()
+        .expect("the docker CLI (scripts/setup.sh installs one)")
+}
+
 #[test]
 fn compose_bridge_options_bind_ports_and_route() {
     let tag = format!("cdx{}o", std::process::id() % 100_000);
@@ -87,16 +99,7 @@ fn the_docker_cli_filters_by_regex_and_takes_aux_addresses() {
     let tag = format!("cdx{}f", std::process::id() % 100_000);
     let host = Netns::new(&format!("{tag}-host"));
     let daemon = Daemon::start(&host);
-    let docker = |args: &[&str]| {
-        std::process::Command::new("docker")
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", daemon.socket().display()),
-            )
-            .args(args)
-            .output()
-            .expect("the docker CLI (scripts/setup.sh installs one)")
-    };
+    let docker = |args: &[&str]| docker_cli(&daemon, args);
     let (x, xy) = (format!("{tag}-x"), format!("{tag}-xy"));
     daemon.cli_ok(&["network", "create", "--subnet", "10.203.42.0/24", &xy]);
     let out = docker(&[
@@ -174,6 +177,74 @@ fn the_docker_cli_filters_by_regex_and_takes_aux_addresses() {
     assert_eq!(d[0]["endpoints"][0]["ip"], "10.203.41.3", "{d}");
     daemon.cli_ok(&["sandbox", "rm", &a]);
     for n in [&x, &xy] {
+        daemon.cli_ok(&["network", "rm", n]);
+    }
+}
+
+/// `docker network connect --gw-priority`: the network with the highest
+/// priority carries the sandbox's traffic out, seen from outside by the
+/// source address (both networks are routed, so nothing is masqueraded);
+/// when it leaves, the route goes back.
+#[test]
+fn gw_priority_picks_the_network_traffic_leaves_by() {
+    let tag = format!("cdx{}g", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let outside = Netns::new(&format!("{tag}-out"));
+    uplink(&host, &outside, "10.202.43");
+    host.run_ok("ip", &["route", "add", "default", "via", "10.202.43.2"]);
+    for subnet in ["10.203.43.0/24", "10.203.44.0/24"] {
+        outside.run_ok("ip", &["route", "add", subnet, "via", "10.202.43.1"]);
+    }
+    // Answers each connection with the address it came from.
+    let script = "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                  s.bind(('0.0.0.0', 7000)); s.listen(16)\n\
+                  while True:\n    c,a=s.accept(); c.sendall(a[0].encode()); c.close()\n";
+    let _who = support::spawn_in(outside.name(), "python3", &["-c", script]);
+    support::wait_listening(outside.name(), 7000);
+    let daemon = Daemon::start(&host);
+    let docker = |args: &[&str]| {
+        let out = docker_cli(&daemon, args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (na, nb, a) = (format!("{tag}-a"), format!("{tag}-b"), format!("{tag}-s"));
+    for (n, subnet) in [(&na, "10.203.43.0/24"), (&nb, "10.203.44.0/24")] {
+        docker(&[
+            "network",
+            "create",
+            "--subnet",
+            subnet,
+            "-o",
+            "com.docker.network.bridge.gateway_mode_ipv4=routed",
+            n,
+        ]);
+    }
+    daemon.cli_ok(&["sandbox", "create", "--network", &na, &a]);
+    let seen = || support::tcp_read(&a, "10.202.43.2:7000");
+    assert_eq!(seen().as_deref(), Some("10.203.43.2"));
+
+    docker(&["network", "connect", "--gw-priority", "10", &nb, &a]);
+    let route = support::run_ok("ip", &["-n", &a, "route", "show", "default"]);
+    assert!(route.contains("via 10.203.44.1"), "{route}");
+    assert_eq!(seen().as_deref(), Some("10.203.44.2"), "not out by b");
+    let d: serde_json::Value =
+        serde_json::from_str(&daemon.cli_ok(&["sandbox", "inspect", &a])).expect("inspect JSON");
+    assert_eq!(d[0]["endpoints"][1]["gw_priority"], 10, "{d}");
+
+    docker(&["network", "disconnect", &nb, &a]);
+    assert_eq!(seen().as_deref(), Some("10.203.43.2"), "not back out by a");
+
+    // netd's own CLI: a negative priority yields to a network joined later.
+    daemon.cli_ok(&["network", "disconnect", &na, &a]);
+    daemon.cli_ok(&["network", "connect", "--gw-priority", "-1", &na, &a]);
+    daemon.cli_ok(&["network", "connect", &nb, &a]);
+    assert_eq!(seen().as_deref(), Some("10.203.44.2"), "-1 outranked 0");
+
+    daemon.cli_ok(&["sandbox", "rm", &a]);
+    for n in [&na, &nb] {
         daemon.cli_ok(&["network", "rm", n]);
     }
 }

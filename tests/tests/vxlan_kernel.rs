@@ -129,6 +129,7 @@ impl Node {
             mac: Mac::for_ip(ip),
             aliases: vec![],
             ports: vec![],
+            gw_priority: 0,
         };
         Node {
             host,

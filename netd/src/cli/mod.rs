@@ -268,6 +268,11 @@ pub struct EndpointArgs {
     /// The interface's MAC address (default 02:42 followed by the IPv4 address).
     #[arg(long)]
     mac: Option<String>,
+    /// Of the sandbox's networks that route out, the one with the highest
+    /// priority gives its default route (Docker's --gw-priority; ties go to
+    /// the first interface).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    gw_priority: i64,
 }
 
 fn label(s: &str) -> Result<(String, String), String> {
@@ -292,6 +297,7 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         aliases,
         publish,
         mac,
+        gw_priority,
     } = a;
     let ip = ip
         .map(|s| {
@@ -317,6 +323,7 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         ports,
         mac,
         ifname: None,
+        gw_priority,
     })
 }
 

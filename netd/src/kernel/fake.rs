@@ -108,6 +108,14 @@ impl FakeKernel {
         self.st().world.clone()
     }
 
+    /// An IPv4 default route made by someone else (a runtime, a user).
+    pub fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr, via: &str) {
+        self.st()
+            .world
+            .default_routes
+            .insert(netns.to_path_buf(), (gateway, via.to_string()));
+    }
+
     /// Every call so far, in order ("apply_bridge nd-…").
     pub fn calls(&self) -> Vec<String> {
         self.st().calls.clone()
@@ -417,31 +425,35 @@ impl LinkOps for FakeKernel {
         Ok(())
     }
 
-    async fn ensure_default_route(&self, netns: &Path, gateway: IpAddr) -> KResult<bool> {
+    async fn ensure_default_route(
+        &self,
+        netns: &Path,
+        gateway: IpAddr,
+        ours: &[IpAddr],
+    ) -> KResult<bool> {
         let mut s = self.call(format!(
             "ensure_default_route {} {gateway}",
             netns.display()
         ))?;
         let w = &mut s.world;
+        let now = match gateway {
+            IpAddr::V4(_) => w.default_routes.get(netns).map(|(g, _)| IpAddr::V4(*g)),
+            IpAddr::V6(_) => w.default_routes6.get(netns).map(|(g, _)| *g),
+        };
+        if now.is_some_and(|now| now == gateway || !ours.contains(&now)) {
+            return Ok(false);
+        }
         let via = match gateway {
-            IpAddr::V4(gw) => {
-                if w.default_routes.contains_key(netns) {
-                    return Ok(false);
-                }
-                w.ifaces
-                    .iter()
-                    .find(|((ns, _), a)| ns == netns && a.contains(&gw))
-                    .map(|((_, via), _)| via.clone())
-            }
-            IpAddr::V6(gw) => {
-                if w.default_routes6.contains_key(netns) {
-                    return Ok(false);
-                }
-                w.ifaces6
-                    .iter()
-                    .find(|((ns, _), a)| ns == netns && a.contains(&gw))
-                    .map(|((_, via), _)| via.clone())
-            }
+            IpAddr::V4(gw) => w
+                .ifaces
+                .iter()
+                .find(|((ns, _), a)| ns == netns && a.contains(&gw))
+                .map(|((_, via), _)| via.clone()),
+            IpAddr::V6(gw) => w
+                .ifaces6
+                .iter()
+                .find(|((ns, _), a)| ns == netns && a.contains(&gw))
+                .map(|((_, via), _)| via.clone()),
         };
         let Some(via) = via else {
             return Err(KernelError::failed(format!("no route to {gateway}")));

@@ -184,13 +184,24 @@ impl LinkOps for Host {
         Ok(Netlink::in_netns(netns)?.ensure_lo_up().await?)
     }
 
-    async fn ensure_default_route(&self, netns: &Path, gateway: IpAddr) -> KResult<bool> {
+    async fn ensure_default_route(
+        &self,
+        netns: &Path,
+        gateway: IpAddr,
+        ours: &[IpAddr],
+    ) -> KResult<bool> {
         let nl = Netlink::in_netns(netns)?;
-        if nl.has_default_route_for(gateway).await? {
-            return Ok(false);
+        match nl.default_gateway_of(gateway.is_ipv6()).await? {
+            Some(now) if now == gateway || !ours.contains(&now) => Ok(false),
+            Some(_) => {
+                nl.replace_default_route(gateway).await?;
+                Ok(true)
+            }
+            None => {
+                nl.add_default_route(gateway).await?;
+                Ok(true)
+            }
         }
-        nl.add_default_route(gateway).await?;
-        Ok(true)
     }
 }
 

@@ -332,7 +332,7 @@ impl Netlink {
         })
     }
 
-    async fn default_gateway_of(&self, v6: bool) -> Result<Option<IpAddr>> {
+    pub async fn default_gateway_of(&self, v6: bool) -> Result<Option<IpAddr>> {
         Ok(self
             .routes(v6)
             .await?
@@ -354,15 +354,23 @@ impl Netlink {
 
     pub async fn add_default_route(&self, gateway: impl Into<IpAddr>) -> Result<()> {
         let gateway: IpAddr = gateway.into();
-        let r = match gateway {
-            IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build(),
-            IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).build(),
-        };
-        match self.h.route().add(r).execute().await {
+        match self.h.route().add(default_route(gateway)).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_exists(&e) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("add default route via {gateway}")),
         }
+    }
+
+    /// Move the default route of `gateway`'s family to it, in one step:
+    /// the sandbox is never without one.
+    pub async fn replace_default_route(&self, gateway: IpAddr) -> Result<()> {
+        self.h
+            .route()
+            .add(default_route(gateway))
+            .replace()
+            .execute()
+            .await
+            .with_context(|| format!("move the default route to {gateway}"))
     }
 
     /// A bridge with the gateways as its addresses, up: its index, and whether
@@ -533,4 +541,11 @@ pub struct VethSpec<'a> {
     pub ifname: &'a str,
     pub mac: [u8; 6],
     pub mtu: Option<u32>,
+}
+
+fn default_route(gateway: IpAddr) -> RouteMessage {
+    match gateway {
+        IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build(),
+        IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).build(),
+    }
 }

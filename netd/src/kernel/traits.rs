@@ -62,12 +62,15 @@ pub trait LinkOps: Send + Sync {
     fn retire_endpoint(&self, plan: &EndpointPlan) -> impl Future<Output = KResult<()>> + Send;
     /// Bring `lo` up in a namespace.
     fn loopback_up(&self, netns: &Path) -> impl Future<Output = KResult<()>> + Send;
-    /// Add a default route via `gateway` in a namespace that has none.
-    /// True if one was added.
+    /// Make the namespace's default route of `gateway`'s family go via
+    /// it: added where there is none, moved from a gateway in `ours` (one
+    /// netd made). A route via any other gateway is not netd's and stays.
+    /// True if the route changed.
     fn ensure_default_route(
         &self,
         netns: &Path,
         gateway: IpAddr,
+        ours: &[IpAddr],
     ) -> impl Future<Output = KResult<bool>> + Send;
 }
 

@@ -81,6 +81,7 @@ pub fn endpoint(
             .iter()
             .map(|p| p.parse().expect("fixture publish spec"))
             .collect(),
+        gw_priority: 0,
     }
 }
 

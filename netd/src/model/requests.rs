@@ -422,6 +422,10 @@ pub struct EndpointRequest {
     /// the lowest free `ethN` when absent.
     #[serde(default)]
     pub ifname: Option<IfName>,
+    /// Docker's GwPriority: of a sandbox's networks that route out, the
+    /// one with the highest priority gives the default route.
+    #[serde(default, skip_serializing_if = "super::sandbox::is_zero")]
+    pub gw_priority: i64,
 }
 
 impl EndpointRequest {

@@ -62,6 +62,14 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
+    /// Its network gives the sandbox's default route when no other network
+    /// that routes out has a higher priority (Docker's GwPriority).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gw_priority: i64,
+}
+
+pub(super) fn is_zero(p: &i64) -> bool {
+    *p == 0
 }
 
 impl Endpoint {

@@ -275,6 +275,7 @@ mod tests {
             mac: Mac::for_ip("10.1.0.2".parse().unwrap()),
             aliases: Vec::new(),
             ports: Vec::new(),
+            gw_priority: 0,
         }
     }
 

@@ -405,6 +405,7 @@ pub fn remote_rows(me: &str, view: &ClusterView) -> Vec<(Sandbox, Endpoint)> {
                 mac: e.mac,
                 aliases: e.aliases.clone(),
                 ports: Vec::new(),
+                gw_priority: 0,
             };
             Some((sb, ep))
         })

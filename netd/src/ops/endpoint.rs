@@ -179,6 +179,12 @@ impl<K: Kernel> Netd<K> {
         rb.check(self.check_host_ports(&net, &ep)).await?;
         self.attach_endpoint(&mut rb, &net, &sb, &ep).await?;
         rb.commit();
+        // A network with a higher gateway priority than the sandbox's
+        // others takes the default route (the attach made one only where
+        // there was none).
+        if let Err(e) = self.settle_default_routes(&sb, &[], true).await {
+            warn!(sandbox = %sb.name, "default route not moved to network {}: {e}", net.name);
+        }
         info!(network = %net.name, sandbox = %sb.name, ip = ?ep.ip, ip6 = ?ep.ip6, "connected");
         self.emit(
             "network",
@@ -231,7 +237,10 @@ impl<K: Kernel> Netd<K> {
         }
         // The default route may have left with that interface: give it to
         // another network the sandbox is still on.
-        if let Err(e) = self.restore_default_route(&sb).await {
+        if let Err(e) = self
+            .settle_default_routes(&sb, &plan::gateways(std::slice::from_ref(&net)), false)
+            .await
+        {
             warn!(sandbox = %sb.name, "no default route after disconnect: {e}");
         }
         info!(network = %net.name, sandbox = %sb.name, "disconnected");
@@ -245,15 +254,30 @@ impl<K: Kernel> Netd<K> {
         Ok(())
     }
 
-    async fn restore_default_route(&self, sb: &Sandbox) -> Result<()> {
+    /// Give the sandbox the default routes its networks' priorities ask
+    /// for, taking them from any of its networks' gateways or `left` (a
+    /// network it just left); a route someone else made stays. `if_ranked`:
+    /// nothing to do unless a priority is set (without one the first
+    /// network's route stands, as attach made it).
+    async fn settle_default_routes(
+        &self,
+        sb: &Sandbox,
+        left: &[std::net::IpAddr],
+        if_ranked: bool,
+    ) -> Result<()> {
         let nets = self.store.read(|c| {
             store::endpoints_of_sandbox(c, &sb.id)?
                 .iter()
-                .map(|e| store::network_by_id(c, &e.network))
+                .map(|e| Ok((store::network_by_id(c, &e.network)?, e.gw_priority)))
                 .collect::<Result<Vec<_>>>()
         })?;
+        if if_ranked && nets.iter().all(|(_, p)| *p == 0) {
+            return Ok(());
+        }
+        let mut ours = plan::gateways(&nets.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+        ours.extend_from_slice(left);
         for (netns, gw) in plan::default_routes(sb, &nets) {
-            self.k.ensure_default_route(&netns, gw).await?;
+            self.k.ensure_default_route(&netns, gw, &ours).await?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ mod aux;
 mod dual_stack;
 mod endpoint;
 mod forward;
+mod gw_priority;
 mod ipv6_only;
 mod network;
 mod options;

@@ -13,7 +13,9 @@ pub mod firewall;
 pub mod forward;
 pub mod overlay;
 
-use crate::model::{BRIDGE_PREFIX, Endpoint, HOST_VETH_PREFIX, Mac, Network, Sandbox, SandboxNet};
+use crate::model::{
+    BRIDGE_PREFIX, BridgeConfig, Endpoint, HOST_VETH_PREFIX, Mac, Network, Sandbox, SandboxNet,
+};
 
 /// A network's bridge: its name, the gateway address on it, MTU, and whether
 /// the host must forward for it (every network that is not internal).
@@ -160,27 +162,47 @@ pub fn sandbox(sb: &Sandbox, has_endpoints: bool) -> Option<SandboxPlan> {
 }
 
 /// The default routes a sandbox should have, one per family: via the
-/// gateway of the first of its networks that routes out in that family (an
-/// internal network has none).
-pub fn default_routes(sb: &Sandbox, networks: &[Network]) -> Vec<(PathBuf, IpAddr)> {
+/// gateway of the network that routes out in that family (an internal
+/// network has none) with the highest gateway priority (Docker's
+/// GwPriority), the first listed winning a tie. `networks` pairs each of
+/// the sandbox's networks with its endpoint's priority.
+pub fn default_routes(sb: &Sandbox, networks: &[(Network, i64)]) -> Vec<(PathBuf, IpAddr)> {
     let Some(netns) = sb.netns_path().map(PathBuf::from) else {
         return vec![];
     };
-    let out = || {
-        networks
-            .iter()
-            .filter_map(|n| n.bridge())
-            .filter(|b| !b.internal)
+    let best = |gateway: fn(&BridgeConfig) -> Option<IpAddr>| {
+        let mut best: Option<(i64, IpAddr)> = None;
+        for (n, prio) in networks {
+            let Some(gw) = n.bridge().filter(|b| !b.internal).and_then(gateway) else {
+                continue;
+            };
+            if best.is_none_or(|(p, _)| *prio > p) {
+                best = Some((*prio, gw));
+            }
+        }
+        best.map(|(_, gw)| gw)
     };
-    let v4 = out()
-        .find_map(|b| b.ipv4.as_ref())
-        .map(|v4| IpAddr::V4(v4.gateway));
-    let v6 = out()
-        .find_map(|b| b.ipv6.as_ref())
-        .map(|v6| IpAddr::V6(v6.gateway));
+    let v4 = best(|b| b.ipv4.as_ref().map(|v4| IpAddr::V4(v4.gateway)));
+    let v6 = best(|b| b.ipv6.as_ref().map(|v6| IpAddr::V6(v6.gateway)));
     v4.into_iter()
         .chain(v6)
         .map(|gw| (netns.clone(), gw))
+        .collect()
+}
+
+/// Every gateway of these networks, both families: the default routes
+/// netd may move between a sandbox's networks (any other is not netd's).
+pub fn gateways(networks: &[Network]) -> Vec<IpAddr> {
+    networks
+        .iter()
+        .filter_map(|n| n.bridge())
+        .flat_map(|b| {
+            b.ipv4
+                .as_ref()
+                .map(|v4| IpAddr::V4(v4.gateway))
+                .into_iter()
+                .chain(b.ipv6.as_ref().map(|v6| IpAddr::V6(v6.gateway)))
+        })
         .collect()
 }
 
@@ -319,8 +341,8 @@ mod tests {
     #[test]
     fn the_default_route_comes_from_the_first_network_that_routes_out() {
         let s = sandbox();
-        let internal = net(true);
-        let out = fixtures::network("o", "10.9.0.0/24");
+        let internal = (net(true), 0);
+        let out = (fixtures::network("o", "10.9.0.0/24"), 0);
         assert!(default_routes(&s, std::slice::from_ref(&internal)).is_empty());
         let (ns, gw) = default_routes(&s, &[internal.clone(), out.clone()])[0].clone();
         assert_eq!(
@@ -329,11 +351,34 @@ mod tests {
         );
         // IPv6 from the first dual-stack network that routes out.
         let dual = fixtures::with_ipv6(fixtures::network("d", "10.8.0.0/24"), "fd00:8::/64");
-        let gws: Vec<String> = default_routes(&s, &[internal, out, dual])
-            .into_iter()
-            .map(|(_, gw)| gw.to_string())
-            .collect();
-        assert_eq!(gws, ["10.9.0.1", "fd00:8::1"]);
+        let gws = |nets: &[(Network, i64)]| -> Vec<String> {
+            default_routes(&s, nets)
+                .into_iter()
+                .map(|(_, gw)| gw.to_string())
+                .collect()
+        };
+        assert_eq!(
+            gws(&[internal.clone(), out.clone(), (dual.clone(), 0)]),
+            ["10.9.0.1", "fd00:8::1"]
+        );
+        // The highest priority wins, per family; negative ones lose to 0;
+        // an internal network never gives a route however high.
+        assert_eq!(
+            gws(&[out.clone(), (dual.clone(), 5)]),
+            ["10.8.0.1", "fd00:8::1"]
+        );
+        assert_eq!(
+            gws(&[(out.0.clone(), -1), (dual.clone(), 0)]),
+            ["10.8.0.1", "fd00:8::1"]
+        );
+        assert_eq!(gws(&[(internal.0.clone(), 100), out.clone()]), ["10.9.0.1"]);
+        assert_eq!(
+            gateways(&[internal.0, out.0, dual])
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.3.0.1", "10.9.0.1", "10.8.0.1", "fd00:8::1"]
+        );
     }
 
     #[test]

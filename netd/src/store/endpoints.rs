@@ -196,6 +196,7 @@ pub fn insert_endpoint(
         mac: req.mac.unwrap_or_else(|| Mac::for_addr(primary)),
         aliases: req.aliases.clone(),
         ports,
+        gw_priority: req.gw_priority,
     };
     c.execute(
         "INSERT INTO endpoints (id, network_id, sandbox_id, ip, ifname, spec, ip6, ip6_off)

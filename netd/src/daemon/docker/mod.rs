@@ -396,11 +396,6 @@ impl ConnectRequest {
                 "EndpointConfig.IPAMConfig.LinkLocalIPs {ips:?} is not supported: sandboxes get only their kernel link-local address"
             ));
         }
-        if let Some(p) = ec.gw_priority.filter(|p| *p != 0) {
-            return Err(format!(
-                "EndpointConfig.GwPriority {p} is not supported: the default route goes via the first non-internal network connected"
-            ));
-        }
         if let Some(l) = ec.links.as_ref().filter(|l| !l.is_empty()) {
             return Err(format!(
                 "EndpointConfig.Links {l:?} (legacy links) are not supported: use aliases"
@@ -433,6 +428,7 @@ impl ConnectRequest {
             ports: vec![],
             mac,
             ifname: None,
+            gw_priority: ec.gw_priority.unwrap_or(0),
         })
     }
 }
@@ -660,10 +656,6 @@ mod tests {
                 "LinkLocalIPs",
             ),
             (
-                r#"{"Container":"a","EndpointConfig":{"GwPriority":10}}"#,
-                "GwPriority 10",
-            ),
-            (
                 r#"{"Container":"a","EndpointConfig":{"Links":["b:c"]}}"#,
                 "Links",
             ),
@@ -672,6 +664,8 @@ mod tests {
             assert!(e.contains(want), "{body}: {e}");
         }
         connect(r#"{"Container":"a","EndpointConfig":{"DriverOpts":{},"GwPriority":0,"Links":[],"IPAMConfig":{"LinkLocalIPs":[]}}}"#).unwrap();
+        let taken = connect(r#"{"Container":"a","EndpointConfig":{"GwPriority":-3}}"#).unwrap();
+        assert_eq!(taken.gw_priority, -3);
     }
 
     #[test]
