@@ -72,6 +72,10 @@ pub struct Netd<K: Kernel = Host> {
     /// The overlay networks the last view of the cluster had (see
     /// `follow_cluster`).
     cluster_seen: std::sync::Mutex<std::collections::HashSet<crate::model::Id>>,
+    /// The daemon's `--forward-accept`: the `netd.forward_accept` of the
+    /// bridge networks it creates without one, and of the predefined
+    /// `bridge` (see `with_forward_accept`).
+    forward_accept: Option<String>,
 }
 
 impl Netd<Host> {
@@ -108,6 +112,7 @@ impl<K: Kernel> Netd<K> {
             deferred: None,
             cluster: None,
             cluster_seen: Default::default(),
+            forward_accept: None,
         };
         netd.ensure_predefined().await?;
         Ok(netd)

@@ -330,3 +330,101 @@ fn auto_opens_every_drop_policy_forward_chain_ufw_style_and_late_ones() {
         assert!(netd_rules(&f.w, fam, t, c).is_empty(), "{fam} {t} {c}");
     }
 }
+
+/// `netd daemon --forward-accept auto`: the predefined `bridge` network and
+/// a network created without the option get accept rules in the drop-policy
+/// chain, and egress passes there; a network created with
+/// `netd.forward_accept=none` opts out and stays dropped. A bad value
+/// refuses to start the daemon.
+#[test]
+fn the_daemon_wide_default_opens_the_predefined_bridge_and_new_networks() {
+    let tag = format!("hfd{}", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let outside = Netns::new(&format!("{tag}-out"));
+    support::uplink(&host, &outside, "10.231.9");
+    host.run_ok("ip", &["route", "add", "default", "via", "10.231.9.2"]);
+    host.run_ok("nft", &["add", "table", "inet", "hostfw"]);
+    host.run_ok(
+        "nft",
+        &["add chain inet hostfw hostfwd { type filter hook forward priority 0; policy drop; }"],
+    );
+    let _svc = greeter(outside.name(), 9999, "outside");
+
+    // Refused while parsing its flags, before it touches anything (the
+    // paths are the test's own all the same).
+    let scratch = std::env::temp_dir().join(format!("{tag}-bad"));
+    let bad = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", host.name()))
+        .arg(support::netd_bin())
+        .arg("--socket")
+        .arg(scratch.join("netd.sock"))
+        .args(["daemon", "--state-dir"])
+        .arg(scratch.join("state"))
+        .arg("--run-dir")
+        .arg(scratch.join("run"))
+        .args(["--forward-accept", "inet/hostfw"])
+        .output()
+        .expect("run netd");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success(),
+        "a bad --forward-accept started the daemon"
+    );
+    assert!(err.contains("inet/hostfw"), "{err}");
+    assert!(
+        !scratch.exists(),
+        "a refused start made {}",
+        scratch.display()
+    );
+
+    let daemon = support::Daemon::start_with(&host, &["--forward-accept", "auto"]);
+    let (a, net, b, closed, c) = (
+        format!("{tag}-a"),
+        format!("{tag}-n"),
+        format!("{tag}-b"),
+        format!("{tag}-closed"),
+        format!("{tag}-c"),
+    );
+    // On the predefined bridge: no --network.
+    daemon.cli_ok(&["sandbox", "create", &a]);
+    daemon.cli_ok(&["network", "create", "--subnet", "10.233.9.0/24", &net]);
+    daemon.cli_ok(&["sandbox", "create", "--network", &net, &b]);
+    daemon.cli_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.233.10.0/24",
+        "-o",
+        "netd.forward_accept=none",
+        &closed,
+    ]);
+    daemon.cli_ok(&["sandbox", "create", "--network", &closed, &c]);
+    let out = "10.231.9.2:9999";
+    assert_eq!(
+        said(&a, out).as_deref(),
+        Some("outside"),
+        "predefined bridge dropped"
+    );
+    assert_eq!(
+        said(&b, out).as_deref(),
+        Some("outside"),
+        "new network dropped"
+    );
+    assert_eq!(
+        said(&c, out),
+        None,
+        "netd.forward_accept=none still let it out"
+    );
+    let inspect = daemon.cli_ok(&["network", "inspect", &net]);
+    assert!(
+        inspect.contains("\"netd.forward_accept\": \"auto\""),
+        "{inspect}"
+    );
+
+    for s in [&a, &b, &c] {
+        daemon.cli_ok(&["sandbox", "rm", s]);
+    }
+    for n in [&net, &closed] {
+        daemon.cli_ok(&["network", "rm", n]);
+    }
+}

@@ -71,6 +71,13 @@ pub struct DaemonArgs {
     /// e.g. 127.0.0.1:9101 or [::1]:9101. The API socket serves it anyway.
     #[arg(long, value_name = "ADDR:PORT", value_parser = metrics_addr)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// netd.forward_accept of the predefined bridge network and of every
+    /// bridge network created without the option: auto, or
+    /// FAMILY/TABLE/CHAIN,... (accept rules for the bridges in the host
+    /// firewall's forward chains). A network opts out with
+    /// `-o netd.forward_accept=none`.
+    #[arg(long, env = "NETD_FORWARD_ACCEPT", value_name = "auto|FAMILY/TABLE/CHAIN,...", value_parser = forward_accept)]
+    pub forward_accept: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -283,6 +290,11 @@ fn label(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn forward_accept(s: &str) -> Result<String, String> {
+    crate::plan::forward::parse(s).map_err(|e| e.0)?;
+    Ok(s.to_string())
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -387,7 +399,13 @@ fn run_command(cli: Cli) -> Result<()> {
                 ..Default::default()
             };
             let cluster = a.cluster.config()?;
-            rt.block_on(crate::daemon::run(&paths, dns, a.metrics, cluster))
+            rt.block_on(crate::daemon::run(
+                &paths,
+                dns,
+                a.metrics,
+                cluster,
+                a.forward_accept,
+            ))
         }
         Command::Network(n) => network::network(&Client::new(&cli.socket)?, n),
         Command::Sandbox(s) => sandbox(&Client::new(&cli.socket)?, s),

@@ -112,6 +112,7 @@ pub async fn run(
     dns: netd_dns::Config,
     metrics: Option<std::net::SocketAddr>,
     cluster: Option<crate::cluster::ClusterConfig>,
+    forward_accept: Option<String>,
 ) -> Result<()> {
     host::raise_nofile_limit();
     // Every check that can refuse to start comes before the reconcile, which
@@ -134,7 +135,11 @@ pub async fn run(
     // For whoever started the daemon from afar (the CNI plugin) and must stop it.
     let pid_file = paths.run_dir.join("netd.pid");
     lock::write_private(&pid_file, format!("{}\n", std::process::id()).as_bytes())?;
-    let mut netd = Netd::open(&paths.state_dir).await.context("open state")?;
+    let mut netd = Netd::open(&paths.state_dir)
+        .await
+        .context("open state")?
+        .with_forward_accept(forward_accept)
+        .context("--forward-accept")?;
     if let Some(cfg) = cluster {
         netd = netd.with_cluster(cluster::join(cfg).await?);
     }

@@ -177,8 +177,46 @@ impl<K: Kernel> Netd<K> {
         })
     }
 
+    /// A daemon-wide `netd.forward_accept` (`netd daemon --forward-accept`):
+    /// recorded in each bridge network created without the option, so
+    /// every process that syncs the firewall (the CNI plugin's too) reads
+    /// the same rules from the store; and made the predefined `bridge`'s
+    /// option now, or taken from it when `value` is None, since that
+    /// network's settings are the daemon's flags. A bad value is refused
+    /// and changes nothing.
+    pub fn with_forward_accept(mut self, value: Option<String>) -> Result<Netd<K>> {
+        if let Some(v) = &value {
+            crate::plan::forward::parse(v)?;
+        }
+        let changed = self.store.write(|c| {
+            let bridge = store::network(c, "bridge")?;
+            let mut options = bridge.options.clone();
+            match &value {
+                Some(v) => options.insert(OPT_FORWARD_ACCEPT.to_string(), v.clone()),
+                None => options.remove(OPT_FORWARD_ACCEPT),
+            };
+            if options == bridge.options {
+                return Ok(false);
+            }
+            store::set_network_options(c, &bridge.id, &options)?;
+            Ok(true)
+        })?;
+        if changed {
+            info!(forward_accept = ?value, "the predefined bridge network's netd.forward_accept follows --forward-accept");
+        }
+        self.forward_accept = value;
+        Ok(self)
+    }
+
     pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
-        let v = req.validate()?;
+        let mut v = req.validate()?;
+        if let Some(d) = &self.forward_accept
+            && !v.overlay
+        {
+            v.options
+                .entry(OPT_FORWARD_ACCEPT.to_string())
+                .or_insert_with(|| d.clone());
+        }
         // Docker answers 403 here, not 409: the name is not merely taken,
         // it can never be given.
         if matches!(v.name.as_str(), "bridge" | "host" | "none") {

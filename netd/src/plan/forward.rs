@@ -80,6 +80,9 @@ pub struct ForwardAccept {
     pub scope: Scope,
 }
 
+/// The option's value that asks for no accept rules (see `parse`).
+pub const NONE: &str = "none";
+
 /// netd's own table (`inet netd`, `kernel::nft::TABLE`).
 pub const NETD_TABLE: &str = "netd";
 
@@ -102,9 +105,13 @@ pub fn parse(v: &str) -> Result<Scope, Invalid> {
     if v == "auto" {
         return Ok(Scope::Auto);
     }
+    // A network's way out of the daemon's `--forward-accept` default.
+    if v == NONE {
+        return Ok(Scope::Chains(Vec::new()));
+    }
     let bad = |what: &str| {
         Invalid(format!(
-            "invalid {OPT_FORWARD_ACCEPT} {what:?}: expected auto, or FAMILY/TABLE/CHAIN \
+            "invalid {OPT_FORWARD_ACCEPT} {what:?}: expected auto, none, or FAMILY/TABLE/CHAIN \
              (family ip, ip6 or inet) separated by commas"
         ))
     };
@@ -154,6 +161,9 @@ pub fn parse(v: &str) -> Result<Scope, Invalid> {
 pub fn of_network(n: &Network) -> Option<ForwardAccept> {
     let b = n.bridge()?;
     let scope = parse(n.options.get(OPT_FORWARD_ACCEPT)?).ok()?;
+    if scope == Scope::Chains(Vec::new()) {
+        return None;
+    }
     Some(ForwardAccept {
         bridge: b.bridge.to_string(),
         scope,

@@ -35,7 +35,7 @@ pub use endpoints::{
 };
 pub use networks::{
     delete_network, insert_network, network, network_by_id, network_names_present, networks,
-    subnets, subnets6,
+    set_network_options, subnets, subnets6,
 };
 pub use ports::{EPHEMERAL_PORTS, published_on_loopback6};
 pub use refs::Ref;

@@ -131,6 +131,22 @@ pub fn insert_network(c: &Connection, n: &Network) -> Result<()> {
     Ok(())
 }
 
+/// Record a network's options anew: only the predefined `bridge`, whose
+/// options are the daemon's flags, changes after it is made.
+pub fn set_network_options(
+    c: &Connection,
+    id: &Id,
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let mut n = network_by_id(c, id)?;
+    n.options = options.clone();
+    c.execute(
+        "UPDATE networks SET spec = ?2 WHERE id = ?1",
+        params![id.as_str(), serde_json::to_string(&n)?],
+    )?;
+    Ok(())
+}
+
 pub fn delete_network(c: &Connection, id: &Id) -> Result<()> {
     c.execute("DELETE FROM networks WHERE id = ?1", [id.as_str()])?;
     Ok(())

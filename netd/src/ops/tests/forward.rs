@@ -99,3 +99,90 @@ async fn a_remove_that_fails_in_the_kernel_leaves_no_accept_rules_after_reconcil
     assert!(t.k().world().table.unwrap().forward.is_empty());
     t.assert_consistent();
 }
+
+fn daemon_default(value: &str) -> impl FnOnce(Netd<FakeKernel>) -> Netd<FakeKernel> {
+    let value = value.to_string();
+    move |n| n.with_forward_accept(Some(value)).expect("a good value")
+}
+
+#[tokio::test]
+async fn the_daemon_default_goes_to_new_networks_and_the_predefined_bridge() {
+    let t = world_with(daemon_default("auto")).await;
+    let option = |name: &str| {
+        t.netd
+            .inspect_network(name)
+            .unwrap()
+            .network
+            .options
+            .get(OPT_FORWARD_ACCEPT)
+            .cloned()
+    };
+    assert_eq!(option("bridge").as_deref(), Some("auto"));
+    t.network("d1", "10.51.5.0/24").await;
+    assert_eq!(
+        option("d1").as_deref(),
+        Some("auto"),
+        "recorded, for the CNI plugin to read"
+    );
+    // The network's own value wins, and `none` opts out.
+    t.netd
+        .create_network(&opted("d2", "10.51.6.0/24", "inet/filter/forward"))
+        .await
+        .unwrap();
+    t.netd
+        .create_network(&opted("d3", "10.51.7.0/24", "none"))
+        .await
+        .unwrap();
+    let fwd = t.k().world().table.unwrap().forward;
+    let bridges: Vec<&str> = fwd.iter().map(|f| f.bridge.as_str()).collect();
+    assert!(bridges.contains(&t.bridge_of("d1").as_str()), "{bridges:?}");
+    assert!(bridges.contains(&t.bridge_of("d2").as_str()), "{bridges:?}");
+    assert!(
+        !bridges.contains(&t.bridge_of("d3").as_str()),
+        "none asked for rules"
+    );
+    t.assert_consistent();
+}
+
+#[tokio::test]
+async fn the_predefined_bridge_follows_the_daemons_flag_and_a_bad_one_changes_nothing() {
+    let t = world_with(daemon_default("ip/filter/FORWARD")).await;
+    let bridge = || t.netd.inspect_network("bridge").unwrap().network.options;
+    assert_eq!(bridge()[OPT_FORWARD_ACCEPT], "ip/filter/FORWARD");
+    // A restart without the flag takes it from the predefined bridge, and
+    // a network created meanwhile keeps what was recorded for it.
+    t.network("kept", "10.51.8.0/24").await;
+    let again = Netd::with_kernel(
+        &t.dir().join("state"),
+        FakeKernel::new(&t.dir().join("run2")),
+    )
+    .await
+    .unwrap();
+    let again = again.with_forward_accept(None).unwrap();
+    assert!(
+        !again
+            .inspect_network("bridge")
+            .unwrap()
+            .network
+            .options
+            .contains_key(OPT_FORWARD_ACCEPT)
+    );
+    assert_eq!(
+        again.inspect_network("kept").unwrap().network.options[OPT_FORWARD_ACCEPT],
+        "ip/filter/FORWARD"
+    );
+    let before = again.inspect_network("bridge").unwrap().network;
+    let e = again
+        .with_forward_accept(Some("inet/filter".into()))
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind(), Kind::Invalid);
+    assert!(e.to_string().contains("inet/filter"), "{e}");
+    let after = Netd::with_kernel(
+        &t.dir().join("state"),
+        FakeKernel::new(&t.dir().join("run3")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.inspect_network("bridge").unwrap().network, before);
+}
