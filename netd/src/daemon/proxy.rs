@@ -80,9 +80,15 @@ impl Proxy {
     }
 
     /// Serve exactly the `[::1]` ports the store has.
-    pub async fn sync(&self, netd: &Netd) {
-        let rows = match netd.store().read(store::published_on_loopback6) {
-            Ok(r) => r,
+    pub async fn sync(&self, netd: &Arc<Netd>) {
+        // The read may wait on the store's lock (a CNI plugin writing):
+        // never on an async worker, which also serves DNS and the API.
+        let n = Arc::clone(netd);
+        let read =
+            tokio::task::spawn_blocking(move || n.store().read(store::published_on_loopback6));
+        let rows = match read.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return warn!("proxy: reading published ports: {e}"),
             Err(e) => return warn!("proxy: reading published ports: {e}"),
         };
         let want = rows
