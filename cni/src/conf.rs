@@ -64,11 +64,17 @@ fn dns_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(matches!(Value::deserialize(d)?, Value::Bool(true)))
 }
 
+fn implicit_version() -> String {
+    IMPLICIT_VERSION.to_string()
+}
+
 /// The plugin's configuration (one entry of a conflist, with `name` and
 /// `cniVersion` filled in by the runtime).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetConf {
+    /// Without one, 0.1.0 (libcni's reading).
+    #[serde(default = "implicit_version")]
     pub cni_version: String,
     pub name: String,
     #[serde(rename = "type", default)]
@@ -473,10 +479,17 @@ mod tests {
             code_of(r#"{"cniVersion":"9.9.9","name":"n","type":"netd-cni"}"#),
             code::INCOMPATIBLE_VERSION
         );
+        // No cniVersion is 0.1.0, as libcni decodes it: spoken.
         assert_eq!(
-            code_of(r#"{"name":"n","type":"netd-cni"}"#),
-            code::INCOMPATIBLE_VERSION
+            NetConf::parse(br#"{"name":"n","type":"netd-cni"}"#)
+                .unwrap()
+                .cni_version,
+            "0.1.0"
         );
+        let e =
+            NetConf::parse(br#"{"cniVersion":"0.5.0","name":"n","type":"netd-cni"}"#).unwrap_err();
+        assert_eq!(e.code, code::INCOMPATIBLE_VERSION);
+        assert!(e.details.contains("0.1.0 0.2.0 0.3.0"), "{e}");
         assert_eq!(
             code_of(r#"{"cniVersion":"1.0.0","name":"n","type":"netd-cni","mtu":"big"}"#),
             code::INVALID_CONFIG

@@ -25,8 +25,21 @@ pub struct Lease {
 pub fn lease(result: &Value) -> Result<Lease, CniError> {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
-    for ip in result["ips"].as_array().into_iter().flatten() {
-        let Some(address) = ip["address"].as_str().and_then(|a| a.parse::<IpNet>().ok()) else {
+    // 0.3.0 and later list `ips` of `{"address", "gateway"}`; a plugin
+    // answering a 0.1.0/0.2.0 configuration gives `ip4`/`ip6` of
+    // `{"ip", "gateway"}` instead.
+    let current = result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|ip| (&ip["address"], ip));
+    let legacy = ["ip4", "ip6"]
+        .into_iter()
+        .map(|k| &result[k])
+        .filter(|ip| ip.is_object())
+        .map(|ip| (&ip["ip"], ip));
+    for (address, ip) in current.chain(legacy) {
+        let Some(address) = address.as_str().and_then(|a| a.parse::<IpNet>().ok()) else {
             continue;
         };
         let gateway = ip["gateway"].as_str();
@@ -103,5 +116,23 @@ mod tests {
         let e = lease(&two6).unwrap_err();
         assert_eq!(e.code, code::INVALID_CONFIG);
         assert!(e.msg.contains("fd00::5/64, fd01::5/64"), "{e}");
+    }
+
+    #[test]
+    fn a_0_2_0_result_leases_its_ip4_and_ip6() {
+        let r = json!({"cniVersion":"0.2.0",
+            "ip4":{"ip":"10.9.0.5/24","gateway":"10.9.0.1","routes":[{"dst":"0.0.0.0/0"}]},
+            "ip6":{"ip":"fd00::5/64","gateway":"fd00::1"},"dns":{}});
+        assert_eq!(
+            lease(&r).unwrap(),
+            Lease {
+                address: "10.9.0.5/24".parse().ok(),
+                gateway: Some(Ipv4Addr::new(10, 9, 0, 1)),
+                address6: Some("fd00::5/64".parse().unwrap()),
+                gateway6: Some("fd00::1".parse().unwrap()),
+            }
+        );
+        let e = lease(&json!({"cniVersion":"0.2.0","dns":{}})).unwrap_err();
+        assert_eq!(e.code, code::GENERIC);
     }
 }

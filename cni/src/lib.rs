@@ -31,7 +31,9 @@ pub use error::{CniError, code};
 pub use lease::{Lease, lease};
 pub use request::{endpoint_request, network_request, network_spec};
 pub use result::{Attachment, NAMESERVER, result};
-pub use version::{IMPLICIT_VERSION, SUPPORTED, at_least, command_allowed};
+pub use version::{
+    IMPLICIT_VERSION, SUPPORTED, at_least, command_allowed, legacy_result, prev_result_allowed,
+};
 
 /// The fuzz target's entry (`cni_config`): `bytes` are the environment as
 /// `KEY=VALUE` lines, a NUL, then stdin. Runs the real parsers in the
@@ -85,6 +87,7 @@ pub fn fuzz_one(bytes: &[u8]) {
     }
     if let Ok(env) = env {
         let _ = command_allowed(env.command, &conf.cni_version);
+        let _ = prev_result_allowed(&conf.cni_version, conf.prev_result.is_some());
         let _ = endpoint_request(&conf, &env);
         if let Some(prev) = &conf.prev_result {
             let _ = expected(prev, &env.ifname, env.netns.as_deref().unwrap_or(""));

@@ -106,6 +106,10 @@ fn run(stdin: &[u8], asked: Option<&str>) -> Result<Option<Value>, CniError> {
         _ => NetConf::parse(stdin)?,
     };
     command_allowed(env.command, &conf.cni_version)?;
+    if env.command == Command::Add {
+        // DEL cleans up whatever it is given.
+        netd_cni::prev_result_allowed(&conf.cni_version, conf.prev_result.is_some())?;
+    }
     let raw: Value = serde_json::from_slice(stdin).unwrap_or_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

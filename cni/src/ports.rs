@@ -1,5 +1,7 @@
 //! CHECK of published ports: the elements netd's firewall plan has for an
-//! endpoint, looked up in the kernel's `inet netd` maps. netd's nftables
+//! endpoint, looked up in the kernel's `inet netd` maps, and on a routed
+//! IPv6 network the container's own `direct6` elements (the container
+//! ports reachable at its address from outside). netd's nftables
 //! adapter only writes (batches through nftnl); reading a map back needs a
 //! set-element dump parser it does not have, so the plugin reads `nft
 //! list table`'s text, which prints each element as `KEY : VALUE` with
@@ -33,14 +35,25 @@ pub fn element_text(e: &PortElement) -> (&'static str, String) {
     }
 }
 
-/// The elements of every map of `nft list table` output, as
-/// `(map, element)`.
+/// The `direct6` element of a routed IPv6 port, as `nft list` prints it
+/// (`ADDR . PROTO . PORT`: the container's address and port), or None for
+/// a port that is not reachable directly.
+pub fn direct_text(e: &PortElement) -> Option<String> {
+    e.direct
+        .then(|| format!("{} . {} . {}", e.addr, e.proto, e.port))
+}
+
+/// The elements of every map and set of `nft list table` output, as
+/// `(map or set, element)`.
 pub fn parse_table(text: &str) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     let mut map: Option<String> = None;
     let mut in_elements = false;
     for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("map ") {
+        if let Some(rest) = line
+            .strip_prefix("map ")
+            .or_else(|| line.strip_prefix("set "))
+        {
             map = rest.split_whitespace().next().map(str::to_string);
             continue;
         }
@@ -100,6 +113,19 @@ pub fn check(want: &[PortElement]) -> Result<(), CniError> {
                 ),
             ));
         }
+        // Routed IPv6: the container port is let in at the container's
+        // own address too (ICMPv6 is a per-network rule, not an element).
+        if let Some(text) = direct_text(e)
+            && !have.contains(&("direct6".to_string(), text.clone()))
+        {
+            return Err(CniError::new(
+                code::GENERIC,
+                format!(
+                    "routed IPv6 port {}/{} of {} is missing from nftables set direct6 (want {text})",
+                    e.port, e.proto, e.addr
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -136,5 +162,25 @@ mod tests {
         assert_eq!(m, "pub_addr6");
         assert!(have.contains(&(m.to_string(), t)), "{have:?}");
         assert_eq!(have.len(), 3);
+    }
+
+    #[test]
+    fn direct6_elements_as_nft_prints_them() {
+        let table = "table inet netd {\n\tset bridges {\n\t\ttype ifname\n\t\telements = { \"netd0\" }\n\t}\n\tset direct6 {\n\t\ttype ipv6_addr . inet_proto . inet_service\n\t\telements = { fd00:1::2 . tcp . 80,\n\t\t\t     fd00:1::3 . udp . 53 }\n\t}\n}\n";
+        let have = parse_table(table);
+        let mut e = PortElement {
+            host_ip: None,
+            proto: Proto::Udp,
+            host_port: 5353,
+            addr: "fd00:1::3".parse().unwrap(),
+            port: 53,
+            direct: true,
+        };
+        let t = direct_text(&e).unwrap();
+        assert_eq!(t, "fd00:1::3 . udp . 53");
+        assert!(have.contains(&("direct6".to_string(), t)), "{have:?}");
+        assert!(have.contains(&("bridges".to_string(), "\"netd0\"".to_string())));
+        e.direct = false;
+        assert_eq!(direct_text(&e), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::version::at_least;
+use crate::version::{at_least, legacy_result};
 
 /// The nameserver netd's DNS answers on inside every sandbox.
 pub const NAMESERVER: &str = "127.0.0.11";
@@ -32,6 +32,9 @@ pub struct Attachment {
 /// The ADD result in the version the configuration asks for, appended to
 /// `prev` (a previous plugin's result in a chain) when there is one.
 pub fn result(version: &str, a: &Attachment, prev: Option<&Value>) -> Value {
+    if legacy_result(version) {
+        return result_020(version, a);
+    }
     let legacy = !at_least(version, "1.0.0");
     let mut out = Map::new();
     out.insert("cniVersion".into(), json!(version));
@@ -100,6 +103,39 @@ pub fn result(version: &str, a: &Attachment, prev: Option<&Value>) -> Value {
     Value::Object(out)
 }
 
+/// The result of 0.1.0 and 0.2.0 (libcni's `types020.Result`): one
+/// `ip4` and one `ip6` object, each `{"ip", "gateway", "routes"}` with
+/// the routes of its family, and `dns`. Those versions have no interfaces
+/// and no chaining (a `prevResult` is refused before the ADD).
+fn result_020(version: &str, a: &Attachment) -> Value {
+    let family = |address: &Option<String>, gateway: &Option<String>, default: bool, dst| {
+        let address = address.as_ref()?;
+        let mut ip = json!({ "ip": address });
+        if let Some(g) = gateway {
+            ip["gateway"] = json!(g);
+            if default {
+                ip["routes"] = json!([{ "dst": dst, "gw": g }]);
+            }
+        }
+        Some(ip)
+    };
+    let mut out = Map::new();
+    out.insert("cniVersion".into(), json!(version));
+    if let Some(ip4) = family(&a.address, &a.gateway, a.default_route, "0.0.0.0/0") {
+        out.insert("ip4".into(), ip4);
+    }
+    if let Some(ip6) = family(&a.address6, &a.gateway6, a.default_route6, "::/0") {
+        out.insert("ip6".into(), ip6);
+    }
+    let dns = if a.dns {
+        json!({ "nameservers": [NAMESERVER] })
+    } else {
+        json!({})
+    };
+    out.insert("dns".into(), dns);
+    Value::Object(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -163,6 +199,61 @@ pub(crate) mod tests {
         );
         assert_eq!(r["routes"], json!([]));
         assert_eq!(r["ips"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn results_of_0_1_0_and_0_2_0_are_ip4_ip6_dns() {
+        for v in ["0.1.0", "0.2.0"] {
+            let r = result(v, &dual_stack(), None);
+            assert_eq!(
+                r,
+                json!({
+                    "cniVersion": v,
+                    "ip4": {
+                        "ip": "10.0.0.2/24",
+                        "gateway": "10.0.0.1",
+                        "routes": [{ "dst": "0.0.0.0/0", "gw": "10.0.0.1" }]
+                    },
+                    "ip6": {
+                        "ip": "fd00:1::2/64",
+                        "gateway": "fd00:1::1",
+                        "routes": [{ "dst": "::/0", "gw": "fd00:1::1" }]
+                    },
+                    "dns": { "nameservers": ["127.0.0.11"] }
+                })
+            );
+        }
+        // IPv4 only, no default route (a second network), no DNS.
+        let r = result(
+            "0.2.0",
+            &Attachment {
+                default_route: false,
+                dns: false,
+                ..attachment()
+            },
+            None,
+        );
+        assert_eq!(
+            r,
+            json!({
+                "cniVersion": "0.2.0",
+                "ip4": { "ip": "10.0.0.2/24", "gateway": "10.0.0.1" },
+                "dns": {}
+            })
+        );
+        // IPv6 only: no ip4.
+        let r = result(
+            "0.1.0",
+            &Attachment {
+                address: None,
+                gateway: None,
+                default_route: false,
+                ..dual_stack()
+            },
+            None,
+        );
+        assert!(r.get("ip4").is_none(), "{r}");
+        assert_eq!(r["ip6"]["ip"], "fd00:1::2/64");
     }
 
     #[test]

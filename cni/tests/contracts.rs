@@ -536,3 +536,49 @@ fn check_reads_back_the_published_ports() {
     );
     w.cmd("DEL", "pctr", Some(&c), "eth0", &cf).silent();
 }
+
+/// Routed IPv6 (`ipMasq6: false`): the container ports published on the
+/// network are let in at the container's own IPv6 address through the
+/// `direct6` set; CHECK reads those elements back too and names the one
+/// missing.
+#[test]
+fn check_reads_back_the_routed_ipv6_direct_elements() {
+    let w = World::new("ncon-chk6r");
+    let c = w.container("c");
+    let mut cf = conf("1.1.0", "chkrouted", "10.224.0.0/24");
+    cf["subnet6"] = json!("fd00:224::/64");
+    cf["ipMasq6"] = json!(false);
+    cf["capabilities"] = json!({ "portMappings": true });
+    cf["runtimeConfig"] = json!({ "portMappings": [
+        { "hostPort": 18081, "containerPort": 80, "protocol": "tcp", "hostIP": "" },
+        { "hostPort": 18054, "containerPort": 53, "protocol": "udp", "hostIP": "" },
+    ] });
+    let r = w.add("rctr", &c, &cf);
+    assert_eq!(r["ips"][1]["address"], "fd00:224::2/64", "{r}");
+    let mut chk = cf.clone();
+    chk["prevResult"] = r;
+    w.cmd("CHECK", "rctr", Some(&c), "eth0", &chk).silent();
+    let table = w
+        .host
+        .run_ok("nft", &["list", "set", "inet", "netd", "direct6"]);
+    assert!(table.contains("fd00:224::2 . udp . 53"), "{table}");
+    w.host.run_ok(
+        "nft",
+        &[
+            "delete",
+            "element",
+            "inet",
+            "netd",
+            "direct6",
+            "{ fd00:224::2 . udp . 53 }",
+        ],
+    );
+    let e = w.cmd("CHECK", "rctr", Some(&c), "eth0", &chk).error();
+    assert_eq!(e["code"], 999, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("direct6") && msg.contains("fd00:224::2 . udp . 53"),
+        "{e}"
+    );
+    w.cmd("DEL", "rctr", Some(&c), "eth0", &cf).silent();
+}

@@ -524,10 +524,19 @@ fn cni6x_loopback6_port_mapping_is_served_by_the_daemon() {
     ] });
     let _server = support::spawn_in(&c, "python3", &["-m", "http.server", "80", "--bind", "::"]);
     support::wait_listening(&c, 80);
-    w.add("cni6xlo6web", &c, &cf);
+    let r = w.add("cni6xlo6web", &c, &cf);
     assert_eq!(support::curl(&w.host, "http://[::1]:8094/"), "200");
     let table = w.host.run_ok("nft", &["list", "table", "inet", "netd"]);
     assert!(!table.contains("8094"), "{table}");
+    // CHECK looks for no element of a proxied port.
+    w.cmd(
+        "CHECK",
+        "cni6xlo6web",
+        Some(&c),
+        "eth0",
+        &with_prev(&cf, &r),
+    )
+    .silent();
     w.cmd("DEL", "cni6xlo6web", Some(&c), "eth0", &cf).silent();
     // The reaper tells the daemon just after DEL returns.
     let start = std::time::Instant::now();

@@ -5,12 +5,13 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{TempDir, VERSIONS, World, conf};
+use support::{LEGACY_VERSIONS, TempDir, VERSIONS, World, conf};
 
 #[test]
 fn version_answers_every_supported_version() {
     let w = World::new("ver");
-    for asked in ["1.1.0", "0.4.0"] {
+    let all: Vec<&str> = LEGACY_VERSIONS.iter().chain(VERSIONS).copied().collect();
+    for asked in ["1.1.0", "0.4.0", "0.2.0"] {
         let v = w
             .exec(
                 &[("CNI_COMMAND", "VERSION")],
@@ -18,11 +19,11 @@ fn version_answers_every_supported_version() {
             )
             .ok();
         assert_eq!(v["cniVersion"], asked, "VERSION echoes the version asked");
-        assert_eq!(v["supportedVersions"], json!(VERSIONS));
+        assert_eq!(v["supportedVersions"], json!(all));
     }
     // No configuration at all (some runtimes send nothing): still an answer.
     let v = w.exec(&[("CNI_COMMAND", "VERSION")], "").ok();
-    assert_eq!(v["supportedVersions"], json!(VERSIONS));
+    assert_eq!(v["supportedVersions"], json!(all));
 }
 
 #[test]
@@ -322,8 +323,12 @@ fn errors_are_json_on_stdout_with_spec_codes() {
         json!({ "portMappings": [{ "hostPort": 8080, "containerPort": 0 }] });
     assert_eq!(exec(&full, &bad_port.to_string()).error()["code"], 7);
     // 1: a version this plugin does not speak, in the error's own version.
-    let e = exec(&full, &conf("0.2.0", "errnet", "10.213.0.0/24").to_string()).error();
+    let e = exec(&full, &conf("0.5.0", "errnet", "10.213.0.0/24").to_string()).error();
     assert_eq!(e["code"], 1, "{e}");
+    assert!(
+        e["details"].as_str().unwrap().contains("0.1.0 0.2.0 0.3.0"),
+        "{e}"
+    );
     assert_eq!(e["cniVersion"], "1.1.0");
     // 7: an ipam section without a plugin type, or a type that is a path.
     for bad in [

@@ -322,14 +322,32 @@ mod tests {
             },
             5,
         );
-        for (name, qtype) in [("v6only.", RecordType::A), ("v4only.", RecordType::AAAA)] {
+        // Other types of a name of ours too (docs/dns.md: no SRV without
+        // a port to put in it).
+        let others = [
+            RecordType::SRV,
+            RecordType::TXT,
+            RecordType::MX,
+            RecordType::CNAME,
+        ]
+        .into_iter()
+        .map(|qtype| ("v4only.", qtype));
+        for (name, qtype) in [("v6only.", RecordType::A), ("v4only.", RecordType::AAAA)]
+            .into_iter()
+            .chain(others)
+        {
             for transport in [Transport::Udp, Transport::Tcp] {
                 // NODATA: ours, so answered here (never forwarded), NOERROR,
-                // authoritative, no records.
+                // authoritative, no records, the same authority section.
                 let m = parse(step(&query(name, qtype, None), Some(&t), transport));
-                assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name}");
-                assert!(m.metadata.authoritative, "{name}");
-                assert!(m.answers.is_empty(), "{name}");
+                assert_eq!(
+                    m.metadata.response_code,
+                    ResponseCode::NoError,
+                    "{name} {qtype}"
+                );
+                assert!(m.metadata.authoritative, "{name} {qtype}");
+                assert!(m.answers.is_empty(), "{name} {qtype}");
+                assert!(m.authorities.is_empty(), "{name} {qtype}");
             }
         }
         let m = parse(step(

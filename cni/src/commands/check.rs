@@ -3,7 +3,7 @@
 use netd::ops::check::CheckError;
 use netd_cni::{CniError, Env, NetConf, code, expected, sandbox_name};
 
-use netd::plan::firewall::port_elements;
+use netd::plan::firewall::nat_elements;
 use netd::store::Ref;
 
 use super::{ipam_type, netd_error, open};
@@ -25,7 +25,9 @@ pub async fn check(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError
         .await
         .map_err(|err| check_error(err, e))?;
     // The published ports netd recorded for this attachment are in the
-    // kernel's maps (check_attachment found the endpoint just now).
+    // kernel's maps, and in direct6 on a routed IPv6 network
+    // (check_attachment found the endpoint just now). Ports on `[::1]` have
+    // no element: the daemon's proxy serves them.
     let sb = netd
         .inspect_sandbox(Ref::Name(&sandbox))
         .map_err(netd_error)?;
@@ -37,7 +39,7 @@ pub async fn check(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError
         return Ok(());
     };
     let net = netd.network(Ref::Name(&conf.name)).map_err(netd_error)?;
-    ports::check(&port_elements(&net, &ep.endpoint))
+    ports::check(&nat_elements(&net, &ep.endpoint))
 }
 
 fn check_error(err: CheckError, e: &Env) -> CniError {

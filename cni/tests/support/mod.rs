@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 pub use netd_tests::{Child, Netns, StartedDaemon, TempDir, curl, run_ok};
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_netd-cni");
+/// The versions whose results list interfaces and `ips` (0.3.0 on).
 pub const VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+/// The versions with `ip4`/`ip6` results (see legacy_versions.rs).
+pub const LEGACY_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 
 pub fn spawn_in(ns: &Netns, cmd: &str, args: &[&str]) -> Child {
     netd_tests::spawn_in(ns.name(), cmd, args)
