@@ -20,7 +20,7 @@ mod request;
 mod result;
 mod version;
 
-pub use bandwidth::Bandwidth;
+pub use bandwidth::{Bandwidth, Limit, ifb_add_args, redirect_args};
 pub use check::{Expected, expected};
 pub use conf::{
     MAX_STDIN, NetConf, PortMap, RuntimeConfig, decode, read_config, valid_attachments,

@@ -10,6 +10,7 @@ mod dns;
 mod ipam;
 mod ports;
 mod reap;
+mod shape;
 
 use std::io::Write;
 use std::path::PathBuf;

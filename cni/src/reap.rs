@@ -14,10 +14,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use netd::kernel::Netlink;
-use netd::model::HOST_VETH_PREFIX;
+use netd::model::{HOST_VETH_PREFIX, is_ifb_name};
 
-/// The variable that turns this binary into the reaper: the host veths to
-/// delete, comma-separated.
+/// The variable that turns this binary into the reaper: the host veths (and
+/// the ifbs beside them) to delete, comma-separated.
 const VAR: &str = "NETD_CNI_REAP";
 /// The daemon socket to send a DNS sync to first, if any.
 const DNS_VAR: &str = "NETD_CNI_REAP_DNS";
@@ -120,7 +120,7 @@ fn finish(links: &[String], dns: Option<&Path>) {
 }
 
 /// When this process was started as the reaper: do its work and exit.
-/// Only netd's host veth names are taken, whatever the variable says.
+/// Only netd's host veth and ifb names are taken, whatever the variable says.
 pub fn run_if_asked() {
     let Some(list) = std::env::var_os(VAR) else {
         return;
@@ -128,7 +128,7 @@ pub fn run_if_asked() {
     let links: Vec<String> = list
         .to_string_lossy()
         .split(',')
-        .filter(|l| l.starts_with(HOST_VETH_PREFIX) && l.len() <= 15)
+        .filter(|l| (l.starts_with(HOST_VETH_PREFIX) && l.len() <= 15) || is_ifb_name(l))
         .map(str::to_string)
         .collect();
     let dns = std::env::var_os(DNS_VAR).map(PathBuf::from);

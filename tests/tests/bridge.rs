@@ -488,6 +488,14 @@ fn daemon_restart_after_kill_keeps_everything_and_repairs_the_kernel() {
             "ndA-orphan-p",
         ],
     );
+    // ifbs (the CNI plugin's egress limits, named after their host veths):
+    // one whose endpoint is gone is an orphan too; a live endpoint's stays,
+    // and so does someone else's link that only starts like one.
+    let live_ifb = format!("ndi{}", &veths[1][3..]);
+    for ifb in ["ndi000000000000", live_ifb.as_str(), "ndiother"] {
+        w.host
+            .run_ok("ip", &["link", "add", "name", ifb, "type", "ifb"]);
+    }
     assert!(
         !ping(&a, "10.201.8.3") || !ping(&b, "10.201.8.2"),
         "damage should break something"
@@ -503,6 +511,14 @@ fn daemon_restart_after_kill_keeps_everything_and_repairs_the_kernel() {
     assert!(
         !now.contains(&"nd-000000000000".to_string()),
         "orphan veth not removed"
+    );
+    assert!(
+        !now.contains(&"ndi000000000000".to_string()),
+        "orphan ifb not removed"
+    );
+    assert!(
+        now.contains(&live_ifb) && now.contains(&"ndiother".to_string()),
+        "an ifb that is no orphan was removed: {now:?}"
     );
     assert_eq!(
         addr_of(w.host.name(), &bridge).as_deref(),

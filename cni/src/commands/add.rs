@@ -3,11 +3,11 @@
 
 use netd::ops::attachment::{AttachError, AttachRequest, Attached};
 use netd::ops::ensure::{EnsureError, Setting};
-use netd_cni::{Attachment, Bandwidth, CniError, Env, Lease, NetConf, code, result, sandbox_name};
+use netd_cni::{Attachment, CniError, Env, Lease, NetConf, code, result, sandbox_name};
 use serde_json::Value;
 
 use super::{check_netns, ipam_type, netd_error, open};
-use crate::{dns, ipam};
+use crate::{dns, ipam, shape};
 
 pub async fn add(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<Value, CniError> {
     let netns = e.netns.clone().unwrap_or_default();
@@ -75,17 +75,21 @@ async fn add_with(
         })
         .await
         .map_err(|err| attach_error(err, conf, e))?;
-    if let Some(bw) = &conf.conventions.bandwidth
-        && let Err(err) = shape(bw, attached.endpoint.host_veth.as_str())
-    {
-        // Nothing of this ADD stays: the attachment goes with the error.
-        if let Err(undo) = netd
-            .detach(&conf.name, &req.sandbox, &e.ifname, Some(netns))
-            .await
+    if let Some(bw) = &conf.conventions.bandwidth {
+        let ep = &attached.endpoint;
+        let ifb = ep.endpoint.ifb();
+        if let Err(err) = shape::apply(bw, ep.host_veth.as_str(), ifb.as_str(), attached.mtu).await
         {
-            eprintln!("netd-cni: undo after tc failed: {undo}");
+            // Nothing of this ADD stays: the attachment goes with the error
+            // (apply deleted the ifb it made; the veth's qdiscs go with it).
+            if let Err(undo) = netd
+                .detach(&conf.name, &req.sandbox, &e.ifname, Some(netns))
+                .await
+            {
+                eprintln!("netd-cni: undo after tc failed: {undo}");
+            }
+            return Err(err);
         }
-        return Err(err);
     }
     if daemon && handoff.is_none() {
         handoff = Some(dns::begin(conf, &req.sandbox));
@@ -100,27 +104,6 @@ async fn add_with(
         h.finish(conf).await;
     }
     Ok(out)
-}
-
-/// Put the ingress limit on the host end of the veth (what it transmits
-/// is what the container receives). The `tc` command rather than netlink:
-/// rtnetlink has no tbf options, and tc computes the rate tables the
-/// kernel wants.
-fn shape(bw: &Bandwidth, host_veth: &str) -> Result<(), CniError> {
-    let out = std::process::Command::new("tc")
-        .args(bw.tc_args(host_veth))
-        .output()
-        .map_err(|err| {
-            CniError::new(code::GENERIC, "bandwidth: cannot run tc").details(err.to_string())
-        })?;
-    if !out.status.success() {
-        return Err(CniError::new(
-            code::GENERIC,
-            format!("bandwidth: tc failed on {host_veth}"),
-        )
-        .details(String::from_utf8_lossy(&out.stderr).trim().to_string()));
-    }
-    Ok(())
 }
 
 fn attachment(conf: &NetConf, a: &Attached, netns: &str) -> Attachment {

@@ -7,7 +7,7 @@ use netd::plan::firewall::nat_elements;
 use netd::store::Ref;
 
 use super::{ipam_type, netd_error, open};
-use crate::{ipam, ports};
+use crate::{ipam, ports, shape};
 
 pub async fn check(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError> {
     if let Some(kind) = ipam_type(conf) {
@@ -39,7 +39,12 @@ pub async fn check(conf: &NetConf, e: &Env, stdin: &[u8]) -> Result<(), CniError
         return Ok(());
     };
     let net = netd.network(Ref::Name(&conf.name)).map_err(netd_error)?;
-    ports::check(&nat_elements(&net, &ep.endpoint))
+    ports::check(&nat_elements(&net, &ep.endpoint))?;
+    // The limits the runtime asks for are on the devices, at their rates.
+    match &conf.conventions.bandwidth {
+        Some(bw) => shape::check(bw, ep.host_veth.as_str(), ep.endpoint.ifb().as_str()),
+        None => Ok(()),
+    }
 }
 
 fn check_error(err: CheckError, e: &Env) -> CniError {

@@ -35,7 +35,16 @@ async fn del_netd(conf: &NetConf, e: &Env) -> Result<(), CniError> {
     // of this name was there.
     let tell = conf.dns() || crate::dns::proxied(conf);
     let dns = (tell && !matches!(detached, Ok(Detached::NoSandbox))).then(|| socket(conf));
-    let links = netd.take_deferred_links();
+    // An endpoint's ifb (its egress limit's, see shape.rs) is not deleted
+    // by the kernel with the veth: it goes beside it, if it is there.
+    let links: Vec<String> = netd
+        .take_deferred_links()
+        .into_iter()
+        .flat_map(|veth| {
+            let ifb = netd::model::ifb_of(&veth);
+            std::iter::once(veth).chain(ifb)
+        })
+        .collect();
     reap::spawn(&links, dns.as_deref(), netd.firewall_socket().ok());
     detached.map(|_| ()).map_err(netd_error)
 }

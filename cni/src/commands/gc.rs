@@ -1,6 +1,10 @@
 //! GC: forget the attachments of this network the runtime no longer lists.
 
 use netd_cni::{CniError, Env, NetConf, code, sandbox_name, valid_attachments};
+use std::collections::BTreeSet;
+
+use netd::kernel::Netlink;
+use netd::model::is_ifb_name;
 use serde_json::Value;
 
 use super::{ipam_type, netd_error, open};
@@ -35,6 +39,10 @@ async fn gc_netd(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
     for (sandbox, ifname) in &report.removed {
         eprintln!("netd-cni: GC removed {sandbox}/{ifname} from {}", conf.name);
     }
+    let mut failures = report.failures;
+    if let Err(e) = sweep_ifbs(&netd).await {
+        failures.push(format!("ifbs: {e}"));
+    }
     // The daemon serves each sandbox's DNS from sockets in its namespace:
     // without a sync, those of the sandboxes removed here (and with them
     // their namespaces) stayed open until the next change on the host
@@ -42,12 +50,49 @@ async fn gc_netd(conf: &NetConf, raw: &Value) -> Result<(), CniError> {
     if conf.dns() && !report.removed.is_empty() {
         crate::dns::dns_sync(&socket(conf)).await;
     }
-    if report.failures.is_empty() {
+    if failures.is_empty() {
         Ok(())
     } else {
         Err(
             CniError::new(code::GENERIC, "GC could not remove every stale attachment")
-                .details(report.failures.join("; ")),
+                .details(failures.join("; ")),
         )
+    }
+}
+
+/// Delete every ifb (an egress limit's, see shape.rs) whose endpoint is
+/// gone, of any network: the veths went just now with their endpoints,
+/// and the kernel never deletes an ifb with its veth; an earlier DEL's
+/// reaper may also have died before it. Links first, records second (as
+/// the daemon's reconcile): an ADD records its endpoint before it makes
+/// the ifb, so one listed here that no record owns is an orphan.
+async fn sweep_ifbs(netd: &netd::Netd) -> anyhow::Result<()> {
+    let host = Netlink::current()?;
+    let ifbs: Vec<String> = host
+        .links()
+        .await?
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| is_ifb_name(n))
+        .collect();
+    if ifbs.is_empty() {
+        return Ok(());
+    }
+    let live: BTreeSet<String> = netd
+        .list_sandboxes()?
+        .iter()
+        .flat_map(|s| s.endpoints.iter().map(|e| e.endpoint.ifb().to_string()))
+        .collect();
+    let mut failed = Vec::new();
+    for ifb in ifbs.iter().filter(|i| !live.contains(*i)) {
+        match host.delete_link(ifb).await {
+            Ok(()) => eprintln!("netd-cni: GC removed {ifb}, whose endpoint is gone"),
+            Err(e) => failed.push(format!("{ifb}: {e:#}")),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", failed.join("; "))
     }
 }

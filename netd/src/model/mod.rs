@@ -16,7 +16,10 @@ mod subnets;
 #[cfg(test)]
 pub mod fixtures;
 
-pub use names::{BRIDGE_PREFIX, HOST_VETH_PREFIX, Id, IfName, Name, RETIRED_PREFIX};
+pub use names::{
+    BRIDGE_PREFIX, HOST_VETH_PREFIX, IFB_PREFIX, Id, IfName, Name, RETIRED_PREFIX, ifb_of,
+    is_ifb_name,
+};
 pub use network::{BridgeConfig, Driver, Ipv4Config, Ipv6Config, Network, OverlayConfig, Vni};
 pub use options::{
     KNOWN_OPTIONS, OPT_BRIDGE_NAME, OPT_FORWARD_ACCEPT, OPT_GATEWAY_MODE_V4, OPT_GATEWAY_MODE_V6,

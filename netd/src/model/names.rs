@@ -152,6 +152,30 @@ pub const HOST_VETH_PREFIX: &str = "nd-";
 /// A retired sandbox-side interface, waiting for its pair to be deleted, is
 /// `ndr` + the same 12 hex digits.
 pub const RETIRED_PREFIX: &str = "ndr";
+/// The ifb device that shapes what an endpoint sends (the CNI plugin's
+/// `bandwidth` egress limit) is `ndi` + the same 12 hex digits as its host
+/// veth, so that it is traced to its endpoint, and found orphaned with it.
+pub const IFB_PREFIX: &str = "ndi";
+
+/// The ifb name that goes with the host veth `host_veth` (`nd-` + 12 hex
+/// digits); `None` for any other name.
+pub fn ifb_of(host_veth: &str) -> Option<String> {
+    let hex = host_veth.strip_prefix(HOST_VETH_PREFIX)?;
+    is_id_prefix(hex).then(|| format!("{IFB_PREFIX}{hex}"))
+}
+
+/// Whether `name` has the exact shape of one of netd's ifb names (not
+/// merely its prefix: a link of someone else's that happens to start with
+/// `ndi` is never taken for one).
+pub fn is_ifb_name(name: &str) -> bool {
+    name.strip_prefix(IFB_PREFIX).is_some_and(is_id_prefix)
+}
+
+/// 12 lowercase hex digits: the start of an id, as link names carry it.
+fn is_id_prefix(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Bridges netd names itself are `netd-` + 10 hex digits of the network id
 /// (`netd0` for the default network).
 pub const BRIDGE_PREFIX: &str = "netd-";
@@ -166,6 +190,34 @@ mod tests {
         assert!("a.b_c".parse::<Name>().is_ok());
         for bad in ["", "-x", "a/b", "..", "a b", &"x".repeat(65)] {
             assert!(bad.parse::<Name>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_ifb_is_named_after_its_host_veth() {
+        assert_eq!(
+            ifb_of("nd-0123456789ab").as_deref(),
+            Some("ndi0123456789ab")
+        );
+        assert!(ifb_of("nd-0123456789ab").unwrap().len() <= 15);
+        for other in [
+            "eth0",
+            "nd-0123",
+            "nd-0123456789AB",
+            "netd-0123456789",
+            "ndr0123456789ab",
+        ] {
+            assert_eq!(ifb_of(other), None, "{other}");
+        }
+        assert!(is_ifb_name("ndi0123456789ab"));
+        for other in [
+            "ndi",
+            "ndis0",
+            "ndi0123456789abc",
+            "ndi0123456789aX",
+            "nd-0123456789ab",
+        ] {
+            assert!(!is_ifb_name(other), "{other}");
         }
     }
 }

@@ -7,7 +7,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    HOST_VETH_PREFIX, Id, IfName, Invalid, Name, PortMapping, RETIRED_PREFIX, Resolver, invalid,
+    HOST_VETH_PREFIX, IFB_PREFIX, Id, IfName, Invalid, Name, PortMapping, RETIRED_PREFIX, Resolver,
+    invalid,
 };
 
 /// How a sandbox gets its network namespace.
@@ -94,6 +95,12 @@ impl Endpoint {
     /// leftover link can always be traced to its endpoint (or found orphaned).
     pub fn host_veth(&self) -> IfName {
         IfName(format!("{HOST_VETH_PREFIX}{}", &self.id.as_str()[..12]))
+    }
+
+    /// The ifb device that shapes what this endpoint sends, when the CNI
+    /// plugin made one: named after the host veth, for the same reason.
+    pub fn ifb(&self) -> IfName {
+        IfName(format!("{IFB_PREFIX}{}", &self.id.as_str()[..12]))
     }
 
     /// The sandbox-side name of a retired endpoint, unique in its namespace.

@@ -15,6 +15,7 @@ pub mod overlay;
 
 use crate::model::{
     BRIDGE_PREFIX, BridgeConfig, Endpoint, HOST_VETH_PREFIX, Mac, Network, Sandbox, SandboxNet,
+    is_ifb_name,
 };
 
 /// A network's bridge: its name, the gateway address on it, MTU, and whether
@@ -208,6 +209,8 @@ pub fn gateways(networks: &[Network]) -> Vec<IpAddr> {
 
 /// Links in the host namespace that carry netd's naming but belong to no
 /// network or endpoint in the store: left by a crash or a deleted record.
+/// An endpoint's ifb (see [`Endpoint::ifb`]) goes with its endpoint: the
+/// kernel deletes the veth's qdiscs with the veth, never the ifb.
 pub fn orphan_links<'a>(
     networks: &[Network],
     endpoints: &[Endpoint],
@@ -222,6 +225,7 @@ pub fn orphan_links<'a>(
         .iter()
         .map(|e| e.host_veth().to_string())
         .collect();
+    let ifbs: BTreeSet<String> = endpoints.iter().map(|e| e.ifb().to_string()).collect();
     let vxlans: BTreeSet<String> = networks
         .iter()
         .filter_map(overlay::vxlan)
@@ -233,6 +237,7 @@ pub fn orphan_links<'a>(
             (name.starts_with(HOST_VETH_PREFIX) && !veths.contains(*name))
                 || (name.starts_with(BRIDGE_PREFIX) && !bridges.contains(*name))
                 || (name.starts_with(overlay::VXLAN_PREFIX) && !vxlans.contains(*name))
+                || (is_ifb_name(name) && !ifbs.contains(*name))
         })
         .map(str::to_string)
         .collect()
@@ -387,17 +392,21 @@ mod tests {
         let s = sandbox();
         let e = ep(&n, &s);
         let hv = e.host_veth().to_string();
+        let ifb = e.ifb().to_string();
         let present = vec![
             "lo",
             "eth0",
             "netd-abc",
             "netd-dead",
             hv.as_str(),
+            ifb.as_str(),
             "nd-000000000000",
+            "ndi000000000000",
+            "ndis0",
             "docker0",
         ];
         let mut o = orphan_links(&[n], &[e], present);
         o.sort();
-        assert_eq!(o, vec!["nd-000000000000", "netd-dead"]);
+        assert_eq!(o, vec!["nd-000000000000", "ndi000000000000", "netd-dead"]);
     }
 }
