@@ -108,6 +108,11 @@ impl FakeKernel {
         self.st().world.clone()
     }
 
+    /// A sandbox's IPv4 default route lost (deleted by hand).
+    pub fn drop_default_route(&self, netns: &Path) {
+        self.st().world.default_routes.remove(netns);
+    }
+
     /// An IPv4 default route made by someone else (a runtime, a user).
     pub fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr, via: &str) {
         self.st()

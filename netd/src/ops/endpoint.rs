@@ -259,7 +259,7 @@ impl<K: Kernel> Netd<K> {
     /// network it just left); a route someone else made stays. `if_ranked`:
     /// nothing to do unless a priority is set (without one the first
     /// network's route stands, as attach made it).
-    async fn settle_default_routes(
+    pub(crate) async fn settle_default_routes(
         &self,
         sb: &Sandbox,
         left: &[std::net::IpAddr],

@@ -75,6 +75,17 @@ impl<K: Kernel> Netd<K> {
                     .push(format!("endpoint {} of {}: {e}", ep.ifname, s.name)),
             }
         }
+        // An endpoint put back above made the default route where one was
+        // missing, by interface order: a ranked network takes it back.
+        for s in &sandboxes {
+            if eps.iter().any(|e| e.sandbox == s.id && e.gw_priority != 0)
+                && let Err(e) = self.settle_default_routes(s, &[], true).await
+            {
+                report
+                    .failures
+                    .push(format!("default route of {}: {e}", s.name));
+            }
+        }
         if let Err(e) = self.sync_firewall().await {
             report.failures.push(format!("firewall: {e}"));
         }

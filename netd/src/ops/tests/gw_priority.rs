@@ -121,3 +121,24 @@ async fn a_failed_route_move_leaves_the_connect_made() {
     assert_eq!(gw(&t, &ns), "10.87.0.1");
     t.assert_consistent();
 }
+
+#[tokio::test]
+async fn reconcile_gives_a_lost_default_route_back_to_the_ranked_network() {
+    let t = world().await;
+    t.netd
+        .create_network(&net("a", "10.89.0.0/24"))
+        .await
+        .unwrap();
+    t.netd
+        .create_network(&net("b", "10.90.0.0/24"))
+        .await
+        .unwrap();
+    t.netd.create_sandbox(&sandbox("s", "a")).await.unwrap();
+    t.netd.connect("b", "s", &prio(3)).await.unwrap();
+    let ns = PathBuf::from(t.netd.inspect_sandbox("s").unwrap().netns);
+    t.k().drop_default_route(&ns);
+    let report = t.netd.reconcile().await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(gw(&t, &ns), "10.90.0.1");
+    t.assert_consistent();
+}
