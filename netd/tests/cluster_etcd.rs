@@ -154,6 +154,7 @@ fn overlay6(name: &str, subnet: &str, subnet6: Option<&str>) -> Network {
         labels: Default::default(),
         dns_servers: Vec::new(),
         created: "2026-01-01T00:00:00Z".into(),
+        config_from: None,
     }
 }
 

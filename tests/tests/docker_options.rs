@@ -248,3 +248,191 @@ fn gw_priority_picks_the_network_traffic_leaves_by() {
         daemon.cli_ok(&["network", "rm", n]);
     }
 }
+
+/// `docker network create --config-only` and `--config-from` with the
+/// stock docker CLI: the config network is a record (driver `null`, no
+/// bridge, nothing joins it); the network made from it is a real bridge
+/// with its subnet, range, gateway, MTU and IPv6, proven by ping; the
+/// config network cannot go while that network exists. Then the same
+/// through netd's own CLI.
+#[test]
+fn config_only_networks_hold_settings_for_config_from() {
+    let tag = format!("ncfg{}c", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let daemon = Daemon::start(&host);
+    let docker = |args: &[&str]| docker_cli(&daemon, args);
+    let docker_ok = |args: &[&str]| {
+        let out = docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let docker_err = |args: &[&str]| {
+        let out = docker(args);
+        assert!(!out.status.success(), "docker {args:?} should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let bridges = || host.run_ok("ip", &["-o", "link", "show", "type", "bridge"]);
+    let (cfg, real, s) = (
+        format!("{tag}-cfg"),
+        format!("{tag}-real"),
+        format!("{tag}-s"),
+    );
+
+    let before = bridges();
+    docker_ok(&[
+        "network",
+        "create",
+        "--config-only",
+        "--subnet",
+        "10.203.46.0/24",
+        "--gateway",
+        "10.203.46.1",
+        "--ip-range",
+        "10.203.46.64/26",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "--ipv6",
+        "--subnet",
+        "fd00:ce:46::/64",
+        &cfg,
+    ]);
+    assert_eq!(bridges(), before, "a config-only network made a bridge");
+    let ls = docker_ok(&[
+        "network",
+        "ls",
+        "--filter",
+        &format!("name=^{cfg}$"),
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    assert_eq!(ls, format!("{cfg} null local\n"));
+    let v: serde_json::Value =
+        serde_json::from_str(&docker_ok(&["network", "inspect", &cfg])).expect("inspect JSON");
+    assert_eq!(v[0]["ConfigOnly"], true, "{v}");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.203.46.0/24", "{v}");
+    assert_eq!(
+        v[0]["IPAM"]["Config"][1]["Subnet"], "fd00:ce:46::/64",
+        "{v}"
+    );
+
+    // Nothing joins it.
+    let err = daemon.cli_err(&["sandbox", "create", "--network", &cfg, &s]);
+    assert!(err.contains("configuration-only network"), "{err}");
+
+    docker_ok(&["network", "create", "--config-from", &cfg, &real]);
+    let v: serde_json::Value =
+        serde_json::from_str(&docker_ok(&["network", "inspect", &real])).expect("inspect JSON");
+    assert_eq!(v[0]["ConfigFrom"]["Network"], cfg.as_str(), "{v}");
+    assert_eq!(v[0]["ConfigOnly"], false, "{v}");
+    assert_eq!(v[0]["Driver"], "bridge", "{v}");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "10.203.46.1", "{v}");
+
+    daemon.cli_ok(&["sandbox", "create", "--network", &real, &s]);
+    let d: serde_json::Value =
+        serde_json::from_str(&daemon.cli_ok(&["sandbox", "inspect", &s])).expect("inspect JSON");
+    let ip: std::net::Ipv4Addr = d[0]["endpoints"][0]["ip"]
+        .as_str()
+        .expect("an IPv4 address")
+        .parse()
+        .expect("an address");
+    let o = ip.octets();
+    assert!(
+        o[..3] == [10, 203, 46] && (64..128).contains(&o[3]),
+        "{ip} is outside the config's ip-range 10.203.46.64/26"
+    );
+    assert!(
+        ping(&s, "10.203.46.1"),
+        "the config's gateway does not answer"
+    );
+    let link = support::run_ok("ip", &["-n", &s, "-o", "link", "show", "eth0"]);
+    assert!(link.contains("mtu 1400"), "{link}");
+    let ip6 = d[0]["endpoints"][0]["ip6"]
+        .as_str()
+        .expect("an IPv6 address");
+    assert!(ip6.starts_with("fd00:ce:46::"), "{ip6}");
+    let answered6 = (0..5).any(|_| support::ping6(&s, "fd00:ce:46::1"));
+    assert!(answered6, "the IPv6 gateway does not answer");
+
+    let err = docker_err(&["network", "connect", &cfg, &s]);
+    assert!(err.contains("configuration-only network"), "{err}");
+    let err = docker_err(&["network", "rm", &cfg]);
+    assert!(err.contains("is in use"), "{err}");
+    let err = docker_err(&[
+        "network",
+        "create",
+        "--config-from",
+        &cfg,
+        "--subnet",
+        "10.203.47.0/24",
+        &format!("{tag}-x"),
+    ]);
+    assert!(err.contains("user specified configurations"), "{err}");
+    let err = docker_err(&[
+        "network",
+        "create",
+        "--config-from",
+        &cfg,
+        &format!("{tag}-y"),
+    ]);
+    assert!(err.contains("overlaps"), "{err}");
+    // Prune leaves the config network in use (and real, which has s).
+    daemon.cli_ok(&["network", "prune", "-f"]);
+    docker_ok(&["network", "inspect", &cfg]);
+
+    daemon.cli_ok(&["sandbox", "rm", &s]);
+    docker_ok(&["network", "rm", &real]);
+    docker_ok(&["network", "rm", &cfg]);
+    assert_eq!(bridges(), before);
+
+    // netd's own CLI: the same semantics through netd's API.
+    let (cfg2, real2, s2) = (
+        format!("{tag}-cfg2"),
+        format!("{tag}-real2"),
+        format!("{tag}-s2"),
+    );
+    daemon.cli_ok(&[
+        "network",
+        "create",
+        "--config-only",
+        "--subnet",
+        "10.203.48.0/24",
+        &cfg2,
+    ]);
+    let ls = daemon.cli_ok(&[
+        "network",
+        "ls",
+        "-f",
+        &format!("name=^{cfg2}$"),
+        "--format",
+        "{{.Name}} {{.Driver}}",
+    ]);
+    assert_eq!(ls, format!("{cfg2} null\n"));
+    let err = daemon.cli_err(&[
+        "network",
+        "create",
+        "--config-from",
+        &cfg2,
+        "-o",
+        "com.docker.network.driver.mtu=1300",
+        &real2,
+    ]);
+    assert!(
+        err.contains("network driver options are not supported"),
+        "{err}"
+    );
+    daemon.cli_ok(&["network", "create", "--config-from", &cfg2, &real2]);
+    daemon.cli_ok(&["sandbox", "create", "--network", &real2, &s2]);
+    assert!(
+        ping(&s2, "10.203.48.1"),
+        "the gateway of cfg2's subnet does not answer"
+    );
+    let err = daemon.cli_err(&["network", "rm", &cfg2]);
+    assert!(err.contains("is in use by network"), "{err}");
+    daemon.cli_ok(&["sandbox", "rm", &s2]);
+    daemon.cli_ok(&["network", "rm", &real2]);
+    daemon.cli_ok(&["network", "rm", &cfg2]);
+}

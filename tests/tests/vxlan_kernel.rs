@@ -68,6 +68,7 @@ fn network() -> Network {
         labels: Default::default(),
         dns_servers: Vec::new(),
         created: "2026-01-01T00:00:00Z".into(),
+        config_from: None,
     }
 }
 

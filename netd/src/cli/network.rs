@@ -62,6 +62,15 @@ pub enum NetworkCmd {
         /// Metadata KEY[=VALUE].
         #[arg(long = "label", value_parser = label)]
         labels: Vec<(String, String)>,
+        /// Only hold the IPAM settings (--subnet, --gateway, --ip-range,
+        /// --aux-address, --ipv6, --ipv4) and options for networks made
+        /// with --config-from; nothing joins it and nothing is made.
+        #[arg(long, conflicts_with = "config_from")]
+        config_only: bool,
+        /// Take the IPAM settings, options and labels of this config-only
+        /// network (by name); none of those may be given here.
+        #[arg(long, value_name = "NAME")]
+        config_from: Option<String>,
         name: String,
     },
     /// List networks.
@@ -245,6 +254,8 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             dns,
             opts,
             labels,
+            config_only,
+            config_from,
             name,
         } => {
             let (subnet, subnet6) = by_family("--subnet", subnet)?;
@@ -272,6 +283,8 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 labels: labels.into_iter().collect(),
                 aux_addresses: aux,
                 dns,
+                config_only,
+                config_from,
             };
             // Refuse bad input before it reaches the daemon, with the same message.
             req.validate()?;
@@ -368,10 +381,17 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
 /// space as the sandbox table's IPS, so the table still splits on blanks.
 fn network_row(d: &NetworkDetail) -> Vec<String> {
     let n = &d.network;
-    let subnets: Vec<String> = n
-        .bridge()
-        .map(|b| b.subnets().iter().map(ToString::to_string).collect())
-        .unwrap_or_default();
+    let subnets: Vec<String> = match (n.bridge(), n.config_only()) {
+        (Some(b), _) => b.subnets().iter().map(ToString::to_string).collect(),
+        // A config-only network's subnets, held for the networks made from it.
+        (None, Some(c)) => c
+            .subnet
+            .map(|s| s.to_string())
+            .into_iter()
+            .chain(c.subnet6.map(|s| s.to_string()))
+            .collect(),
+        (None, None) => Vec::new(),
+    };
     vec![
         n.id.short().to_string(),
         n.name.to_string(),

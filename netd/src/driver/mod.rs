@@ -40,6 +40,20 @@ impl<K: Kernel> NetworkDriver<K> for NullDriver {
     }
 }
 
+/// Docker's config-only network: settings only, nothing in the kernel.
+/// Connect and sandbox create refuse it before they ask for the mode.
+pub struct ConfigOnlyDriver;
+
+impl<K: Kernel> NetworkDriver<K> for ConfigOnlyDriver {
+    fn name(&self) -> &'static str {
+        "null"
+    }
+
+    fn sandbox_mode(&self) -> SandboxMode {
+        SandboxMode::Isolated
+    }
+}
+
 /// How a sandbox created on a network gets its network namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxMode {
@@ -95,6 +109,7 @@ pub fn of<K: Kernel>(d: &Driver) -> &'static dyn NetworkDriver<K> {
         Driver::Bridge(_) => &bridge::BRIDGE,
         Driver::Host => &HostDriver,
         Driver::Null => &NullDriver,
+        Driver::ConfigOnly(_) => &ConfigOnlyDriver,
         Driver::Overlay(_) => &bridge::OVERLAY,
     }
 }

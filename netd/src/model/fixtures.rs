@@ -33,6 +33,7 @@ pub fn network(name: &str, subnet: &str) -> Network {
         labels: BTreeMap::new(),
         dns_servers: Vec::new(),
         created: now_rfc3339(),
+        config_from: None,
     }
 }
 

@@ -20,7 +20,9 @@ pub use names::{
     BRIDGE_PREFIX, HOST_VETH_PREFIX, IFB_PREFIX, Id, IfName, Name, RETIRED_PREFIX, ifb_of,
     is_ifb_name,
 };
-pub use network::{BridgeConfig, Driver, Ipv4Config, Ipv6Config, Network, OverlayConfig, Vni};
+pub use network::{
+    BridgeConfig, ConfigOnly, Driver, Ipv4Config, Ipv6Config, Network, OverlayConfig, Vni,
+};
 pub use options::{
     KNOWN_OPTIONS, OPT_BRIDGE_NAME, OPT_FORWARD_ACCEPT, OPT_GATEWAY_MODE_V4, OPT_GATEWAY_MODE_V6,
     OPT_HOST_BINDING_V4, OPT_ICC, OPT_IFACE_PREFIX, OPT_INHIBIT_V4, OPT_MASQUERADE, OPT_MTU,

@@ -21,6 +21,11 @@ pub enum Driver {
     /// A bridge network on every host of the cluster, the hosts' bridges
     /// joined by VXLAN (see `crate::cluster`).
     Overlay(OverlayConfig),
+    /// Docker's config-only network (`--config-only`): settings held for
+    /// the networks created `--config-from` it, and nothing else: no
+    /// bridge, no firewall rules, no addresses taken, nothing joins it.
+    #[serde(rename = "config-only")]
+    ConfigOnly(ConfigOnly),
 }
 
 impl Driver {
@@ -28,8 +33,97 @@ impl Driver {
         match self {
             Driver::Bridge(_) => "bridge",
             Driver::Host => "host",
-            Driver::Null => "null",
+            // Docker lists a config-only network with the `null` driver.
+            Driver::Null | Driver::ConfigOnly(_) => "null",
             Driver::Overlay(_) => "overlay",
+        }
+    }
+}
+
+/// What a config-only network holds: the IPAM settings of a create
+/// request, validated but not allocated (its subnets are taken by the
+/// network made from it, never by itself), so a subnet left out is picked
+/// from the pool when that network is made.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConfigOnly {
+    /// False: the networks made from it are IPv6-only.
+    #[serde(default = "yes")]
+    pub ipv4: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Ipv4Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Ipv4Net>,
+    #[serde(default)]
+    pub ipv6: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range6: Option<Ipv6Net>,
+    /// Both families' auxiliary addresses, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
+}
+
+impl ConfigOnly {
+    /// The settings of a validated create request.
+    pub fn of(v: &super::ValidNetworkCreate) -> ConfigOnly {
+        let v6 = v.ipv6.as_ref();
+        let mut aux: BTreeMap<String, std::net::IpAddr> = v
+            .aux_addresses
+            .iter()
+            .map(|(k, a)| (k.clone(), (*a).into()))
+            .collect();
+        for (k, a) in v6.into_iter().flat_map(|s| &s.aux_addresses) {
+            aux.insert(k.clone(), (*a).into());
+        }
+        ConfigOnly {
+            ipv4: v.ipv4,
+            subnet: v.subnet,
+            gateway: v.gateway,
+            ip_range: v.ip_range,
+            ipv6: v6.is_some(),
+            subnet6: v6.and_then(|s| s.subnet),
+            gateway6: v6.and_then(|s| s.gateway),
+            ip_range6: v6.and_then(|s| s.ip_range),
+            aux_addresses: aux,
+        }
+    }
+
+    /// A create request for `name` with these settings, `options` and
+    /// `labels` (the config-only network's), and `base`'s operator fields
+    /// (driver, internal, dns): what `--config-from` makes.
+    pub fn request(
+        &self,
+        base: &super::NetworkCreate,
+        options: &BTreeMap<String, String>,
+        labels: &BTreeMap<String, String>,
+    ) -> super::NetworkCreate {
+        super::NetworkCreate {
+            name: base.name.clone(),
+            driver: base.driver.clone(),
+            subnet: self.subnet.map(|v| v.to_string()),
+            gateway: self.gateway.map(|v| v.to_string()),
+            ip_range: self.ip_range.map(|v| v.to_string()),
+            internal: base.internal,
+            ipv4: (!self.ipv4).then_some(false),
+            ipv6: self.ipv6,
+            subnet6: self.subnet6.map(|v| v.to_string()),
+            gateway6: self.gateway6.map(|v| v.to_string()),
+            ip_range6: self.ip_range6.map(|v| v.to_string()),
+            options: options.clone(),
+            labels: labels.clone(),
+            aux_addresses: self
+                .aux_addresses
+                .iter()
+                .map(|(k, a)| (k.clone(), a.to_string()))
+                .collect(),
+            dns: base.dns.clone(),
+            config_only: false,
+            config_from: None,
         }
     }
 }
@@ -241,6 +335,10 @@ pub struct Network {
     pub dns_servers: Vec<std::net::IpAddr>,
     /// RFC 3339, UTC.
     pub created: String,
+    /// Docker's `ConfigFrom`: the config-only network this one's settings
+    /// came from, which cannot be removed while this one exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_from: Option<Name>,
 }
 
 impl Network {
@@ -250,6 +348,24 @@ impl Network {
             Driver::Overlay(o) => Some(&o.bridge),
             _ => None,
         }
+    }
+
+    /// The settings of a config-only network.
+    pub fn config_only(&self) -> Option<&ConfigOnly> {
+        match &self.driver {
+            Driver::ConfigOnly(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Docker's refusal (403) to put a sandbox on a config-only network.
+    pub fn refuse_config_only(&self) -> Option<String> {
+        self.config_only().map(|_| {
+            format!(
+                "cannot create endpoint on configuration-only network {}: create a network with --config-from {} and use that",
+                self.name, self.name
+            )
+        })
     }
 
     pub fn overlay(&self) -> Option<&OverlayConfig> {

@@ -49,6 +49,14 @@ pub struct NetworkCreate {
     /// podman's `--dns IP`: upstream servers of the network's sandboxes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
+    /// Docker's `--config-only`: record the IPAM settings and options for
+    /// networks made `--config-from` this one, and make nothing else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_only: bool,
+    /// Docker's `--config-from NAME`: take the IPAM settings, options and
+    /// labels of the config-only network NAME (by name only, as Docker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_from: Option<String>,
 }
 
 /// The IPv6 side of a validated create: the subnet may still have to be
@@ -275,6 +283,63 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
 }
 
 impl NetworkCreate {
+    /// What a config-only or config-from request may not carry, in
+    /// Docker's words (it answers 403): a config-only network holds only a
+    /// network's own settings, not operator ones; a network made from one
+    /// takes all of its settings from it.
+    pub fn config_refusal(&self) -> Option<String> {
+        if self.config_only {
+            if self.config_from.is_some() {
+                return Some(
+                    "a configuration network cannot depend on another configuration network".into(),
+                );
+            }
+            if self.internal {
+                return Some("configuration network can only contain network specific fields: --internal is an operator field and is not supported".into());
+            }
+            if !self.dns.is_empty() {
+                return Some(format!(
+                    "configuration network can only contain network specific fields: --dns {} is given on the network made from it",
+                    self.dns.join(",")
+                ));
+            }
+        }
+        if let Some(from) = &self.config_from {
+            let mut own: Vec<&str> = Vec::new();
+            for (what, given) in [
+                ("--subnet", self.subnet.is_some() || self.subnet6.is_some()),
+                (
+                    "--gateway",
+                    self.gateway.is_some() || self.gateway6.is_some(),
+                ),
+                (
+                    "--ip-range",
+                    self.ip_range.is_some() || self.ip_range6.is_some(),
+                ),
+                ("--aux-address", !self.aux_addresses.is_empty()),
+                ("--ipv6", self.ipv6),
+                ("--ipv4=false", self.ipv4 == Some(false)),
+                ("--label", !self.labels.is_empty()),
+            ] {
+                if given {
+                    own.push(what);
+                }
+            }
+            if !own.is_empty() {
+                return Some(format!(
+                    "user specified configurations are not supported if the network depends on a configuration network: {} given with --config-from {from}",
+                    own.join(", ")
+                ));
+            }
+            if let Some(k) = self.options.keys().next() {
+                return Some(format!(
+                    "network driver options are not supported if the network depends on a configuration network: option {k:?} given with --config-from {from}"
+                ));
+            }
+        }
+        None
+    }
+
     pub fn validate(&self) -> Result<ValidNetworkCreate, Invalid> {
         let name: Name = self.name.parse()?;
         check_labels(&self.labels)?;

@@ -147,6 +147,9 @@ impl<K: Kernel> Netd<K> {
         // connect then finds it recorded (409), a disconnect finds it whole.
         let (_lock, sb) = self.lock_sandbox(sandbox).await?;
         let net = self.store.read(|c| store::network(c, network))?;
+        if let Some(why) = net.refuse_config_only() {
+            return Err(Error::Forbidden(why));
+        }
         if driver::of::<K>(&net.driver).sandbox_mode() != SandboxMode::Own {
             return Err(Error::Invalid(format!(
                 "cannot connect to network {}: sandboxes join host or none only when created",

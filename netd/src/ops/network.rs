@@ -131,7 +131,37 @@ pub(super) fn network_of(v: &ValidNetworkCreate, id: Id, driver: Driver) -> Netw
         labels: v.labels.clone(),
         dns_servers: v.dns_servers.clone(),
         created: now_rfc3339(),
+        config_from: None,
     }
+}
+
+/// The config-only network a `--config-from` names: by exact name only,
+/// as Docker's, and it must be config-only.
+fn config_network(c: &rusqlite::Connection, from: &str) -> Result<Network> {
+    let missing = || Error::NotFound(format!("configuration network {from:?} does not exist"));
+    let n = match store::network(c, store::Ref::Name(from)) {
+        Ok(n) => n,
+        Err(Error::NotFound(_)) => return Err(missing()),
+        Err(e) => return Err(e),
+    };
+    if n.config_only().is_none() {
+        return Err(Error::Invalid(format!(
+            "network {from} is not a configuration network: --config-from takes a network made with --config-only"
+        )));
+    }
+    Ok(n)
+}
+
+/// The networks made `--config-from` the config-only network `n`.
+fn made_from(c: &rusqlite::Connection, n: &Network) -> Result<Vec<Name>> {
+    if n.config_only().is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(store::networks(c)?
+        .into_iter()
+        .filter(|o| o.config_from.as_ref() == Some(&n.name))
+        .map(|o| o.name)
+        .collect())
 }
 
 impl<K: Kernel> Netd<K> {
@@ -209,7 +239,33 @@ impl<K: Kernel> Netd<K> {
     }
 
     pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
+        if let Some(why) = req.config_refusal() {
+            return Err(Error::Forbidden(why));
+        }
+        if req.config_only {
+            return self.create_config_only(req);
+        }
+        // A network made from a config-only one is the request its settings
+        // make, validated and created as any other, and remembers the name.
+        let from = match &req.config_from {
+            Some(from) => {
+                let cfg = self.store.read(|c| config_network(c, from))?;
+                let settings = cfg.config_only().cloned().unwrap_or_default();
+                Some((settings.request(req, &cfg.options, &cfg.labels), cfg.name))
+            }
+            None => None,
+        };
+        let (req, config_from) = match &from {
+            Some((merged, name)) => (merged, Some(name.clone())),
+            None => (req, None),
+        };
         let mut v = req.validate()?;
+        if v.overlay && config_from.is_some() {
+            return Err(Error::Invalid(
+                "--config-from makes bridge networks: an overlay network's settings are the cluster's"
+                    .into(),
+            ));
+        }
         if let Some(d) = &self.forward_accept
             && !v.overlay
         {
@@ -256,8 +312,13 @@ impl<K: Kernel> Netd<K> {
             net
         } else {
             self.store.write(|c| {
+                // Its config network may have gone since it was read.
+                if let Some(from) = &config_from {
+                    config_network(c, from.as_str())?;
+                }
                 let cfg = bridge_config(c, &v, &id, (&routes, &routes6), (&[], &[]))?;
-                let net = network_of(&v, id.clone(), Driver::Bridge(cfg));
+                let mut net = network_of(&v, id.clone(), Driver::Bridge(cfg));
+                net.config_from = config_from.clone();
                 store::insert_network(c, &net)?;
                 Ok(net)
             })?
@@ -276,6 +337,30 @@ impl<K: Kernel> Netd<K> {
         rb.check(self.sync_firewall().await).await?;
         rb.commit();
         info!(network = %net.name, id = %net.id.short(), "network created");
+        self.emit(
+            "network",
+            "create",
+            &net.id,
+            &net.name,
+            &[("driver", net.driver.name())],
+        );
+        Ok(net)
+    }
+
+    /// Docker's `--config-only`: a record of the settings, checked as a
+    /// network's would be, and nothing in the kernel: no bridge, no
+    /// firewall rules, no subnet taken.
+    fn create_config_only(&self, req: &NetworkCreate) -> Result<Network> {
+        let v = req.validate()?;
+        if matches!(v.name.as_str(), "bridge" | "host" | "none") {
+            return Err(Error::Forbidden(format!(
+                "{} is a pre-defined network and cannot be created",
+                v.name
+            )));
+        }
+        let net = network_of(&v, Id::random(), Driver::ConfigOnly(ConfigOnly::of(&v)));
+        self.store.write(|c| store::insert_network(c, &net))?;
+        info!(network = %net.name, id = %net.id.short(), "config-only network created");
         self.emit(
             "network",
             "create",
@@ -386,10 +471,26 @@ impl<K: Kernel> Netd<K> {
                     net.name
                 )));
             }
+            // Docker answers 403: the network is not busy, it is depended on.
+            let users = made_from(c, &net)?;
+            if !users.is_empty() {
+                return Err(Error::Forbidden(format!(
+                    "configuration network {:?} is in use by network {}: remove that first",
+                    net.name.as_str(),
+                    users
+                        .iter()
+                        .map(Name::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
             store::delete_network(c, &net.id)
         })?;
-        driver::of::<K>(&net.driver).remove(&self.k, &net).await?;
-        self.sync_firewall().await?;
+        // A config-only network has nothing in the kernel to take away.
+        if net.config_only().is_none() {
+            driver::of::<K>(&net.driver).remove(&self.k, &net).await?;
+            self.sync_firewall().await?;
+        }
         info!(network = %net.name, "network removed");
         self.emit("network", "destroy", &net.id, &net.name, &[]);
         Ok(net)
@@ -404,6 +505,7 @@ impl<K: Kernel> Netd<K> {
                 if !n.is_predefined()
                     && matches(&n)
                     && store::endpoints_of_network(c, &n.id)?.is_empty()
+                    && made_from(c, &n)?.is_empty()
                 {
                     out.push(n);
                 }
@@ -414,8 +516,9 @@ impl<K: Kernel> Netd<K> {
         for n in candidates {
             match self.remove_network(n.id.as_str()).await {
                 Ok(n) => removed.push(n.name.to_string()),
-                // Raced with an attach: that network is in use again.
-                Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {}
+                // Raced with an attach (or a --config-from): that network
+                // is in use again.
+                Err(Error::Conflict(_)) | Err(Error::NotFound(_)) | Err(Error::Forbidden(_)) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -432,5 +535,6 @@ fn new_network(name: &str, driver: Driver) -> Result<Network> {
         labels: BTreeMap::new(),
         dns_servers: Vec::new(),
         created: now_rfc3339(),
+        config_from: None,
     })
 }

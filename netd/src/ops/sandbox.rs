@@ -111,6 +111,9 @@ impl<K: Kernel> Netd<K> {
             }
             store::network(c, network)
         })?;
+        if let Some(why) = net.refuse_config_only() {
+            return Err(Error::Forbidden(why));
+        }
         let drv = driver::of::<K>(&net.driver);
         let has_endpoint_opts = req.endpoint.ip.is_some()
             || !req.endpoint.aliases.is_empty()

@@ -17,6 +17,7 @@ use crate::plan::firewall as fwplan;
 use crate::store;
 
 mod aux;
+mod config_only;
 mod dual_stack;
 mod endpoint;
 mod forward;

@@ -11,7 +11,7 @@ mod filters;
 
 pub use filters::*;
 
-use crate::model::{EndpointRequest, Mac, Network, NetworkCreate};
+use crate::model::{ConfigOnly, EndpointRequest, Mac, Network, NetworkCreate};
 use crate::ops::{Event, NetworkDetail};
 
 /// The API version netd speaks; the docker CLI negotiates down to it.
@@ -33,14 +33,21 @@ fn scope(n: &Network) -> &'static str {
 }
 
 /// One `IPAM.Config` entry: Docker omits `IPRange` and
-/// `AuxiliaryAddresses` when none was given.
+/// `AuxiliaryAddresses` when none was given, and a config-only network's
+/// `Gateway` too (it holds only what was given).
 fn ipam_config<A: ToString>(
-    subnet: String,
-    gateway: String,
+    subnet: Option<String>,
+    gateway: Option<String>,
     ip_range: Option<String>,
     aux: &BTreeMap<String, A>,
 ) -> Value {
-    let mut c = json!({ "Subnet": subnet, "Gateway": gateway });
+    let mut c = json!({});
+    if let Some(s) = subnet {
+        c["Subnet"] = json!(s);
+    }
+    if let Some(g) = gateway {
+        c["Gateway"] = json!(g);
+    }
     if let Some(r) = ip_range {
         c["IPRange"] = json!(r);
     }
@@ -54,6 +61,34 @@ fn ipam_config<A: ToString>(
     c
 }
 
+/// A config-only network's `IPAM.Config`: one entry per family that has
+/// any setting, its auxiliary addresses split by family.
+fn config_only_ipam(c: &ConfigOnly) -> Vec<Value> {
+    let (aux4, aux6): (BTreeMap<String, _>, BTreeMap<String, _>) = c
+        .aux_addresses
+        .iter()
+        .map(|(k, a)| (k.clone(), *a))
+        .partition(|(_, a)| a.is_ipv4());
+    let mut out = Vec::new();
+    if c.subnet.is_some() || c.gateway.is_some() || c.ip_range.is_some() {
+        out.push(ipam_config(
+            c.subnet.map(|v| v.to_string()),
+            c.gateway.map(|v| v.to_string()),
+            c.ip_range.map(|v| v.to_string()),
+            &aux4,
+        ));
+    }
+    if c.subnet6.is_some() || c.gateway6.is_some() || c.ip_range6.is_some() {
+        out.push(ipam_config(
+            c.subnet6.map(|v| v.to_string()),
+            c.gateway6.map(|v| v.to_string()),
+            c.ip_range6.map(|v| v.to_string()),
+            &aux6,
+        ));
+    }
+    out
+}
+
 /// A network as `GET /networks/{id}` returns it.
 pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
     let n = &d.network;
@@ -61,25 +96,32 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
     let v4 = b.and_then(|b| b.ipv4.as_ref());
     let v6 = b.and_then(|b| b.ipv6.as_ref());
     // IPv4 first, as Docker lists them.
-    let config: Vec<Value> = v4
-        .map(|c| {
-            ipam_config(
-                c.subnet.to_string(),
-                c.gateway.to_string(),
-                c.ip_range.map(|r| r.to_string()),
-                &c.aux_addresses,
-            )
-        })
-        .into_iter()
-        .chain(v6.map(|c| {
-            ipam_config(
-                c.subnet.to_string(),
-                c.gateway.to_string(),
-                c.ip_range.map(|r| r.to_string()),
-                &c.aux_addresses,
-            )
-        }))
-        .collect();
+    let config: Vec<Value> = match n.config_only() {
+        Some(c) => config_only_ipam(c),
+        None => v4
+            .map(|c| {
+                ipam_config(
+                    Some(c.subnet.to_string()),
+                    Some(c.gateway.to_string()),
+                    c.ip_range.map(|r| r.to_string()),
+                    &c.aux_addresses,
+                )
+            })
+            .into_iter()
+            .chain(v6.map(|c| {
+                ipam_config(
+                    Some(c.subnet.to_string()),
+                    Some(c.gateway.to_string()),
+                    c.ip_range.map(|r| r.to_string()),
+                    &c.aux_addresses,
+                )
+            }))
+            .collect(),
+    };
+    let (enable4, enable6) = match n.config_only() {
+        Some(c) => (c.ipv4, c.ipv6),
+        None => (v4.is_some(), v6.is_some()),
+    };
     let containers: BTreeMap<String, Value> = if with_containers {
         let prefix = v4.map(|c| c.subnet.prefix_len()).unwrap_or(32);
         let prefix6 = v6.map(|c| c.subnet.prefix_len()).unwrap_or(128);
@@ -124,14 +166,14 @@ pub fn network_resource(d: &NetworkDetail, with_containers: bool) -> Value {
         "Created": n.created,
         "Scope": scope(n),
         "Driver": driver_name(n),
-        "EnableIPv4": v4.is_some(),
-        "EnableIPv6": v6.is_some(),
+        "EnableIPv4": enable4,
+        "EnableIPv6": enable6,
         "IPAM": { "Driver": "default", "Options": null, "Config": config },
         "Internal": b.is_some_and(|b| b.internal),
         "Attachable": n.overlay().is_some(),
         "Ingress": false,
-        "ConfigFrom": { "Network": "" },
-        "ConfigOnly": false,
+        "ConfigFrom": { "Network": n.config_from.as_ref().map_or("", |f| f.as_str()) },
+        "ConfigOnly": n.config_only().is_some(),
         "Containers": containers,
         "Options": options,
         "Labels": n.labels,
@@ -220,15 +262,6 @@ impl CreateRequest {
     /// Fields netd takes only at their defaults: anything else is refused
     /// naming the field, rather than a network that is not what was asked.
     fn refuse_unsupported(&self) -> Result<(), String> {
-        if self.config_only {
-            return Err("ConfigOnly networks (docker network create --config-only) are not supported: create the network itself".into());
-        }
-        if let Some(c) = self.config_from.as_ref().filter(|c| !c.network.is_empty()) {
-            return Err(format!(
-                "ConfigFrom {:?} (docker network create --config-from) is not supported: give the settings on this network",
-                c.network
-            ));
-        }
         // Every overlay network of netd's takes standalone sandboxes: what
         // Docker's `--attachable` asks for.
         let overlay = self.driver.as_deref() == Some("overlay");
@@ -337,6 +370,12 @@ impl CreateRequest {
             labels: self.labels.unwrap_or_default(),
             aux_addresses,
             dns: Vec::new(),
+            config_only: self.config_only,
+            // Docker's CLI sends `{"Network": ""}` when none is given.
+            config_from: self
+                .config_from
+                .map(|c| c.network)
+                .filter(|n| !n.is_empty()),
         })
     }
 }
@@ -624,11 +663,6 @@ mod tests {
     #[test]
     fn fields_netd_does_not_apply_are_refused_naming_them() {
         for (body, want) in [
-            (r#"{"Name":"n","ConfigOnly":true}"#, "ConfigOnly"),
-            (
-                r#"{"Name":"n","ConfigFrom":{"Network":"base"}}"#,
-                "ConfigFrom \"base\"",
-            ),
             (r#"{"Name":"n","Attachable":true}"#, "Attachable"),
             (r#"{"Name":"n","Scope":"swarm"}"#, "Scope \"swarm\""),
             (
@@ -666,6 +700,56 @@ mod tests {
         connect(r#"{"Container":"a","EndpointConfig":{"DriverOpts":{},"GwPriority":0,"Links":[],"IPAMConfig":{"LinkLocalIPs":[]}}}"#).unwrap();
         let taken = connect(r#"{"Container":"a","EndpointConfig":{"GwPriority":-3}}"#).unwrap();
         assert_eq!(taken.gw_priority, -3);
+    }
+
+    #[test]
+    fn config_only_and_config_from_go_in_and_come_back_as_docker_shows_them() {
+        // What `docker network create --config-only --subnet ... --ipv6
+        // --subnet fd00:7::/64 -o ...` sends.
+        let c = create(
+            r#"{"Name":"cfg","Driver":"bridge","ConfigOnly":true,"ConfigFrom":{"Network":""},"EnableIPv6":true,"IPAM":{"Driver":"default","Config":[{"Subnet":"10.7.0.0/24","Gateway":"10.7.0.1"},{"Subnet":"fd00:7::/64"}]},"Options":{"com.docker.network.driver.mtu":"1400"}}"#,
+        )
+        .unwrap();
+        assert!(c.config_only && c.config_from.is_none() && c.ipv6);
+        let v = c.validate().unwrap();
+        let mut n = crate::model::fixtures::network("cfg", "10.7.0.0/24");
+        n.driver = crate::model::Driver::ConfigOnly(ConfigOnly::of(&v));
+        n.options = v.options.clone();
+        let r = network_resource(
+            &NetworkDetail {
+                network: n,
+                endpoints: vec![],
+            },
+            true,
+        );
+        assert_eq!(r["Driver"], "null");
+        assert_eq!(r["Scope"], "local");
+        assert_eq!(r["ConfigOnly"], true);
+        assert_eq!(r["EnableIPv6"], true);
+        assert_eq!(r["IPAM"]["Config"][0]["Gateway"], "10.7.0.1");
+        // Only what was given: no gateway was, for IPv6.
+        assert_eq!(r["IPAM"]["Config"][1]["Subnet"], "fd00:7::/64");
+        assert!(r["IPAM"]["Config"][1].get("Gateway").is_none());
+        assert_eq!(r["Options"]["com.docker.network.driver.mtu"], "1400");
+        assert!(r["Options"].get("com.docker.network.bridge.name").is_none());
+        // `docker network create --config-from cfg real`.
+        let c = create(
+            r#"{"Name":"real","Driver":"bridge","ConfigOnly":false,"ConfigFrom":{"Network":"cfg"},"IPAM":{"Driver":"default","Options":{},"Config":[]},"Options":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.config_from.as_deref(), Some("cfg"));
+        assert_eq!(c.config_refusal(), None);
+        let mut real = crate::model::fixtures::network("real", "10.7.0.0/24");
+        real.config_from = Some("cfg".parse().unwrap());
+        let r = network_resource(
+            &NetworkDetail {
+                network: real,
+                endpoints: vec![],
+            },
+            false,
+        );
+        assert_eq!(r["ConfigFrom"]["Network"], "cfg");
+        assert_eq!(r["ConfigOnly"], false);
     }
 
     #[test]
