@@ -49,7 +49,18 @@ pub enum Command {
     #[command(subcommand)]
     Sandbox(SandboxCmd),
     /// Follow events (network and sandbox changes) as JSON lines.
-    Events,
+    Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// First replay the kept events from this time: a Unix time, an RFC
+    /// 3339 time, or a duration before now (10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End at this time (same forms); a time past ends after the replay.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -409,13 +420,32 @@ fn run_command(cli: Cli) -> Result<()> {
         }
         Command::Network(n) => network::network(&Client::new(&cli.socket)?, n),
         Command::Sandbox(s) => sandbox(&Client::new(&cli.socket)?, s),
-        Command::Events => {
-            Client::new(&cli.socket)?.stream_lines("/netd/events", |l| -> Result<()> {
+        Command::Events(a) => {
+            #[derive(serde::Serialize)]
+            struct Q<'a> {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                since: Option<&'a str>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                until: Option<&'a str>,
+            }
+            let q = serde_urlencoded::to_string(Q {
+                since: a.since.as_deref(),
+                until: a.until.as_deref(),
+            })?;
+            let path = match q.is_empty() {
+                true => "/netd/events".to_string(),
+                false => format!("/netd/events?{q}"),
+            };
+            Client::new(&cli.socket)?.stream_lines(&path, |l| -> Result<()> {
                 println!("{l}");
                 std::io::stdout().flush()?;
                 Ok(())
             })?;
-            bail!("the daemon closed the event stream")
+            // With `--until` the end is the one asked for.
+            if a.until.is_none() {
+                bail!("the daemon closed the event stream")
+            }
+            Ok(())
         }
     }
 }

@@ -451,7 +451,7 @@ pub fn event(e: &Event) -> Value {
         "Actor": { "ID": e.id, "Attributes": attrs },
         "scope": "local",
         "time": e.time,
-        "timeNano": e.time * 1_000_000_000,
+        "timeNano": e.time_nano,
     })
 }
 
