@@ -291,6 +291,10 @@ pub struct EndpointArgs {
     /// the first interface).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     gw_priority: i64,
+    /// Also give the interface this link-local address (169.254.0.0/16 or
+    /// fe80::/10; repeatable, at most 16), as Docker's --link-local-ip.
+    #[arg(long = "link-local-ip")]
+    link_local_ips: Vec<String>,
 }
 
 fn label(s: &str) -> Result<(String, String), String> {
@@ -321,7 +325,16 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         publish,
         mac,
         gw_priority,
+        link_local_ips,
     } = a;
+    let link_local_ips = link_local_ips
+        .iter()
+        .map(|s| {
+            s.parse().with_context(|| {
+                format!("invalid --link-local-ip {s:?}: expected an IPv4 or IPv6 address")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let ip = ip
         .map(|s| {
             s.parse()
@@ -347,6 +360,7 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         mac,
         ifname: None,
         gw_priority,
+        link_local_ips,
     })
 }
 
