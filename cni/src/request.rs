@@ -143,6 +143,8 @@ pub fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniE
         ifname: Some(ifname),
         // CNI has no priority: the first network's default route stands.
         gw_priority: 0,
+        // CNI has no link-local addresses of its own to ask for.
+        link_local_ips: Vec::new(),
     };
     req.validate().map_err(|err| bad(err.0))?;
     Ok(req)

@@ -14,8 +14,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio::sync::broadcast;
-
 use crate::error::Result;
 use crate::kernel::{Host, Kernel, Netlink};
 use crate::lock;
@@ -60,9 +58,10 @@ const LOCK_DIR: &str = "locks";
 pub struct Netd<K: Kernel = Host> {
     store: Store,
     k: K,
-    /// Made by the first subscriber: a process nobody listens to (the CNI
-    /// plugin, the CLI) neither allocates the 1024 slots nor builds events.
-    events: std::sync::OnceLock<broadcast::Sender<events::Event>>,
+    /// Made by the first subscriber (or `keep_events`): a process nobody
+    /// listens to (the CNI plugin, the CLI) neither allocates the slots nor
+    /// builds events.
+    events: std::sync::OnceLock<events::Hub>,
     state_dir: PathBuf,
     /// With deferred link removal, the host veths of retired endpoints,
     /// for the caller to delete once nobody waits (see `defer_link_removal`).
@@ -144,9 +143,4 @@ impl<K: Kernel> Netd<K> {
     pub fn store(&self) -> &Store {
         &self.store
     }
-}
-
-/// Seconds since the epoch, for events.
-fn now_secs() -> u64 {
-    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
 }

@@ -131,6 +131,7 @@ impl Node {
             aliases: vec![],
             ports: vec![],
             gw_priority: 0,
+            link_local_ips: vec![],
         };
         Node {
             host,

@@ -49,7 +49,18 @@ pub enum Command {
     #[command(subcommand)]
     Sandbox(SandboxCmd),
     /// Follow events (network and sandbox changes) as JSON lines.
-    Events,
+    Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// First replay the kept events from this time: a Unix time, an RFC
+    /// 3339 time, or a duration before now (10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End at this time (same forms); a time past ends after the replay.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -280,6 +291,10 @@ pub struct EndpointArgs {
     /// the first interface).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     gw_priority: i64,
+    /// Also give the interface this link-local address (169.254.0.0/16 or
+    /// fe80::/10; repeatable, at most 16), as Docker's --link-local-ip.
+    #[arg(long = "link-local-ip")]
+    link_local_ips: Vec<String>,
 }
 
 fn label(s: &str) -> Result<(String, String), String> {
@@ -310,7 +325,16 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         publish,
         mac,
         gw_priority,
+        link_local_ips,
     } = a;
+    let link_local_ips = link_local_ips
+        .iter()
+        .map(|s| {
+            s.parse().with_context(|| {
+                format!("invalid --link-local-ip {s:?}: expected an IPv4 or IPv6 address")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let ip = ip
         .map(|s| {
             s.parse()
@@ -336,6 +360,7 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         mac,
         ifname: None,
         gw_priority,
+        link_local_ips,
     })
 }
 
@@ -409,13 +434,32 @@ fn run_command(cli: Cli) -> Result<()> {
         }
         Command::Network(n) => network::network(&Client::new(&cli.socket)?, n),
         Command::Sandbox(s) => sandbox(&Client::new(&cli.socket)?, s),
-        Command::Events => {
-            Client::new(&cli.socket)?.stream_lines("/netd/events", |l| -> Result<()> {
+        Command::Events(a) => {
+            #[derive(serde::Serialize)]
+            struct Q<'a> {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                since: Option<&'a str>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                until: Option<&'a str>,
+            }
+            let q = serde_urlencoded::to_string(Q {
+                since: a.since.as_deref(),
+                until: a.until.as_deref(),
+            })?;
+            let path = match q.is_empty() {
+                true => "/netd/events".to_string(),
+                false => format!("/netd/events?{q}"),
+            };
+            Client::new(&cli.socket)?.stream_lines(&path, |l| -> Result<()> {
                 println!("{l}");
                 std::io::stdout().flush()?;
                 Ok(())
             })?;
-            bail!("the daemon closed the event stream")
+            // With `--until` the end is the one asked for.
+            if a.until.is_none() {
+                bail!("the daemon closed the event stream")
+            }
+            Ok(())
         }
     }
 }

@@ -143,6 +143,8 @@ pub async fn run(
     if let Some(cfg) = cluster {
         netd = netd.with_cluster(cluster::join(cfg).await?);
     }
+    // From here on what changes is kept for `GET /events?since=`.
+    netd.keep_events();
     let report = netd.reconcile().await.context("reconcile")?;
     info!(
         bridges = report.bridges,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use netd_api::{Disconnect, DnsSync, Prune, Pruned, RemoveSandbox};
 use serde::Deserialize;
@@ -147,6 +148,22 @@ async fn reconcile(State(d): D) -> ApiResult {
     ok_json(StatusCode::OK, report)
 }
 
-async fn events(State(d): D) -> axum::response::Response {
-    event_stream(&d, false, None)
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// As `GET /events` (the same `since` and `until`), in netd's shape.
+async fn events(State(d): D, Query(q): Query<EventsQuery>) -> axum::response::Response {
+    let f = docker::Filters::default().events(
+        q.since.as_deref(),
+        q.until.as_deref(),
+        std::time::SystemTime::now(),
+    );
+    match f {
+        Ok(f) => event_stream(&d, false, Some(f)),
+        Err(e) => bad(e).into_response(),
+    }
 }

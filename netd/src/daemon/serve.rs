@@ -227,19 +227,48 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// A never-ending stream of newline-delimited JSON events.
+/// A stream of newline-delimited JSON events: the kept ones the filter's
+/// `since` (or `until`) asks to replay, then live ones, until `until`.
 pub(super) fn event_stream(
     daemon: &Daemon,
     docker_shape: bool,
     filter: Option<docker::EventFilter>,
 ) -> Response {
-    let rx = daemon.netd.subscribe();
-    let stream = futures::stream::unfold(rx, move |mut rx| {
+    // One call copies the past and subscribes: nothing emitted in between
+    // is lost or sent twice (see `Hub`).
+    let (past, rx) = match filter.as_ref().and_then(|f| f.replay_from()) {
+        Some(from) => daemon.netd.subscribe_since(from),
+        None => (Vec::new(), daemon.netd.subscribe()),
+    };
+    let wanted = move |f: &Option<docker::EventFilter>, e: &crate::ops::Event| {
+        f.as_ref().is_none_or(|f| f.matches(e) && !f.after_until(e))
+    };
+    let past: std::collections::VecDeque<_> =
+        past.into_iter().filter(|e| wanted(&filter, e)).collect();
+    let end = filter.as_ref().and_then(|f| f.until).map(|u| {
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_nanos(u64::try_from(u.max(0)).unwrap_or(u64::MAX))
+    });
+    let line = move |e: &crate::ops::Event| {
+        let v = if docker_shape {
+            docker::event(e)
+        } else {
+            serde_json::to_value(e).unwrap_or_default()
+        };
+        let mut line = v.to_string();
+        line.push('\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    };
+    let stream = futures::stream::unfold((past, rx), move |(mut past, mut rx)| {
         let filter = filter.clone();
         async move {
+            if let Some(e) = past.pop_front() {
+                return Some((line(&e), (past, rx)));
+            }
             loop {
-                let next = match filter.as_ref().and_then(|f| f.until) {
-                    // Past `until` the stream ends, as Docker's does.
+                let next = match end {
+                    // Past `until` the stream ends, as Docker's does: at
+                    // once after the replay when it is past already.
                     Some(until) => match until.duration_since(std::time::SystemTime::now()) {
                         Ok(left) => match tokio::time::timeout(left, rx.recv()).await {
                             Ok(r) => r,
@@ -250,17 +279,8 @@ pub(super) fn event_stream(
                     None => rx.recv().await,
                 };
                 match next {
-                    Ok(e) if filter.as_ref().is_some_and(|f| !f.matches(&e)) => continue,
-                    Ok(e) => {
-                        let v = if docker_shape {
-                            docker::event(&e)
-                        } else {
-                            serde_json::to_value(&e).unwrap_or_default()
-                        };
-                        let mut line = v.to_string();
-                        line.push('\n');
-                        return Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx));
-                    }
+                    Ok(e) if !wanted(&filter, &e) => continue,
+                    Ok(e) => return Some((line(&e), (past, rx))),
                     // A slow reader missed some: go on with what comes next.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,

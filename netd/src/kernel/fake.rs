@@ -39,6 +39,9 @@ pub struct World {
     pub ifaces: BTreeMap<(PathBuf, String), Ipv4Net>,
     /// IPv6 addresses of interfaces inside namespaces.
     pub ifaces6: BTreeMap<(PathBuf, String), Ipv6Net>,
+    /// Link-local addresses (Docker's LinkLocalIPs) of interfaces inside
+    /// namespaces, besides the one above.
+    pub link_local: BTreeMap<(PathBuf, String), Vec<IpNet>>,
     /// Default routes per namespace and family: (gateway, via interface).
     pub default_routes: BTreeMap<PathBuf, (Ipv4Addr, String)>,
     pub default_routes6: BTreeMap<PathBuf, (IpAddr, String)>,
@@ -182,6 +185,15 @@ impl FakeKernel {
         remove_link(&mut self.st().world, name);
     }
 
+    /// Remove an interface's link-local addresses behind netd's back, as
+    /// `ip addr del` would.
+    pub fn drop_link_local_behind(&self, netns: &Path, ifname: &str) {
+        self.st()
+            .world
+            .link_local
+            .remove(&(netns.to_path_buf(), ifname.to_string()));
+    }
+
     /// Remove every table, as `nft flush ruleset` would.
     pub fn flush_ruleset(&self) {
         self.st().world.table = None;
@@ -235,6 +247,7 @@ fn remove_link(w: &mut World, name: &str) {
 fn drop_iface(w: &mut World, ns: &Path, ifname: &str) {
     w.ifaces.remove(&(ns.to_path_buf(), ifname.to_string()));
     w.ifaces6.remove(&(ns.to_path_buf(), ifname.to_string()));
+    w.link_local.remove(&(ns.to_path_buf(), ifname.to_string()));
     if w.default_routes
         .get(ns)
         .is_some_and(|(_, via)| via == ifname)
@@ -256,6 +269,7 @@ fn remove_namespace(w: &mut World, path: &Path) {
     w.default_routes6.remove(path);
     w.ifaces.retain(|(ns, _), _| ns != path);
     w.ifaces6.retain(|(ns, _), _| ns != path);
+    w.link_local.retain(|(ns, _), _| ns != path);
     // A veth dies with its peer's namespace.
     let gone: Vec<String> = w
         .links
@@ -338,6 +352,10 @@ impl LinkOps for FakeKernel {
         let complete = w.links.contains_key(&plan.host_veth)
             && w.ifaces.get(&key).copied() == plan.address
             && w.ifaces6.get(&key).copied() == plan.address6
+            && plan
+                .link_local
+                .iter()
+                .all(|a| w.link_local.get(&key).is_some_and(|have| have.contains(a)))
             && (plan.gateway.is_none() || w.default_routes.contains_key(&plan.netns))
             && (plan.gateway6.is_none() || w.default_routes6.contains_key(&plan.netns));
         if complete {
@@ -364,7 +382,10 @@ impl LinkOps for FakeKernel {
             w.ifaces.insert(key.clone(), a4);
         }
         if let Some(a6) = plan.address6 {
-            w.ifaces6.insert(key, a6);
+            w.ifaces6.insert(key.clone(), a6);
+        }
+        if !plan.link_local.is_empty() {
+            w.link_local.insert(key, plan.link_local.clone());
         }
         w.lo_up.insert(plan.netns.clone());
         if let Some(gw) = plan.gateway {
@@ -401,10 +422,14 @@ impl LinkOps for FakeKernel {
         let key = (plan.netns.clone(), plan.ifname.clone());
         let addr = w.ifaces.get(&key).copied();
         let addr6 = w.ifaces6.get(&key).copied();
+        let link_local = w.link_local.get(&key).cloned();
         if addr.is_some() || addr6.is_some() {
             drop_iface(w, &plan.netns, &plan.ifname);
             // Down: the address stays on the retired link, the route goes.
             let retired = (plan.netns.clone(), plan.retired_ifname.clone());
+            if let Some(ll) = link_local {
+                w.link_local.insert(retired.clone(), ll);
+            }
             if let Some(a6) = addr6 {
                 w.ifaces6.insert(retired.clone(), a6);
             }

@@ -122,7 +122,7 @@ impl LinkOps for Host {
         host.create_veth_into(&spec, bridge.index, &plan.netns)
             .await
             .with_context(|| format!("endpoint {}", plan.host_veth))?;
-        if plan.address6.is_some() {
+        if plan.address6.is_some() || plan.link_local.iter().any(|a| a.addr().is_ipv6()) {
             // Before it comes up: a router advertisement from another
             // container on the bridge must not give it routes or addresses.
             netns::in_netns(&plan.netns, || {
@@ -146,7 +146,7 @@ impl LinkOps for Host {
             .chain(plan.gateway6.map(IpAddr::from))
             .collect();
         sandbox
-            .configure_peer(&spec, &addrs, &gateways)
+            .configure_peer(&spec, &addrs, &plan.link_local, &gateways)
             .await
             .with_context(|| format!("configure {} in {}", plan.ifname, plan.netns.display()))?;
         Ok(())
@@ -214,6 +214,7 @@ async fn sandbox_side_is_complete(sandbox: &Netlink, plan: &EndpointPlan) -> any
     if !peer.up
         || plan.address.is_some_and(|a| !addrs.contains(&a.into()))
         || plan.address6.is_some_and(|a| !addrs.contains(&a.into()))
+        || plan.link_local.iter().any(|a| !addrs.contains(a))
     {
         return Ok(false);
     }

@@ -9,7 +9,9 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use futures::TryStreamExt;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressScope,
+};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkInfo as NlLinkInfo};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
@@ -254,8 +256,20 @@ impl Netlink {
     /// what keeps addresses unique, and with DAD the address would stay
     /// tentative (unusable) for a second or more after attach.
     pub async fn ensure_address(&self, index: u32, addr: impl Into<IpNet>) -> Result<()> {
-        let addr: IpNet = addr.into();
+        self.add_address(index, addr.into(), AddressScope::Universe)
+            .await
+    }
+
+    /// Add a link-local address (169.254.0.0/16, fe80::/10) with scope
+    /// link, as the kernel gives its own: never a source for traffic that
+    /// leaves the link. Already there is fine.
+    pub async fn ensure_link_local_address(&self, index: u32, addr: IpNet) -> Result<()> {
+        self.add_address(index, addr, AddressScope::Link).await
+    }
+
+    async fn add_address(&self, index: u32, addr: IpNet, scope: AddressScope) -> Result<()> {
         let mut req = self.h.address().add(index, addr.addr(), addr.prefix_len());
+        req.message_mut().header.scope = scope;
         if addr.addr().is_ipv6() {
             let m = req.message_mut();
             m.header.flags = AddressHeaderFlags::Nodad;
@@ -506,18 +520,22 @@ impl Netlink {
             .context("set hairpin")
     }
 
-    /// The sandbox half: address, up, default route (unless there is one),
-    /// and `lo` up.
+    /// The sandbox half: addresses (`link_local` ones with scope link),
+    /// up, default route (unless there is one), and `lo` up.
     pub async fn configure_peer(
         &self,
         v: &VethSpec<'_>,
         addrs: &[IpNet],
+        link_local: &[IpNet],
         gateways: &[IpAddr],
     ) -> Result<()> {
         self.ensure_lo_up().await?;
         let index = self.index(v.ifname).await?;
         for a in addrs {
             self.ensure_address(index, *a).await?;
+        }
+        for a in link_local {
+            self.ensure_link_local_address(index, *a).await?;
         }
         self.set_up(index).await?;
         for gw in gateways {

@@ -83,6 +83,7 @@ pub fn endpoint(
             .map(|p| p.parse().expect("fixture publish spec"))
             .collect(),
         gw_priority: 0,
+        link_local_ips: Vec::new(),
     }
 }
 

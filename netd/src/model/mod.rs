@@ -32,8 +32,8 @@ pub use options::{
 pub use ports::fuzz_port_spec;
 pub use ports::{PortMapping, PortRange, Proto};
 pub use requests::{
-    EndpointRequest, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, MAX_PORTS,
-    NetworkCreate, SandboxCreate, ValidIpv6, ValidNetworkCreate,
+    EndpointRequest, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, MAX_LINK_LOCAL,
+    MAX_PORTS, NetworkCreate, SandboxCreate, ValidIpv6, ValidNetworkCreate,
 };
 pub use resolver::{MAX_RESOLVER_ITEMS, ResolvOption, Resolver, SearchDomain, parse_servers};
 pub use sandbox::{Endpoint, Mac, Sandbox, SandboxNet};

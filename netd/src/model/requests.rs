@@ -1,7 +1,7 @@
 //! Requests as the CLI and the API receive them, and their validation.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -257,6 +257,8 @@ pub const MAX_LABEL_KEY: usize = 256;
 pub const MAX_LABEL_VALUE: usize = 4096;
 pub const MAX_ALIASES: usize = 64;
 pub const MAX_PORTS: usize = 256;
+/// Link-local addresses one endpoint may ask for (Docker's LinkLocalIPs).
+pub const MAX_LINK_LOCAL: usize = 16;
 
 fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
     if labels.len() > MAX_LABELS {
@@ -491,6 +493,19 @@ pub struct EndpointRequest {
     /// one with the highest priority gives the default route.
     #[serde(default, skip_serializing_if = "super::sandbox::is_zero")]
     pub gw_priority: i64,
+    /// Docker's LinkLocalIPs: addresses added to the sandbox's interface on
+    /// this network besides its own, IPv4 in 169.254.0.0/16 or IPv6 in
+    /// fe80::/10.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<IpAddr>,
+}
+
+/// Whether `ip` is a link-local address: 169.254.0.0/16 or fe80::/10.
+pub fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+    }
 }
 
 impl EndpointRequest {
@@ -522,6 +537,22 @@ impl EndpointRequest {
                 return invalid(format!(
                     "invalid alias {a:?}: expected a DNS name (letters, digits, '-', '_', '.')"
                 ));
+            }
+        }
+        if self.link_local_ips.len() > MAX_LINK_LOCAL {
+            return invalid(format!(
+                "too many link-local addresses ({}): at most {MAX_LINK_LOCAL}",
+                self.link_local_ips.len()
+            ));
+        }
+        for (i, ip) in self.link_local_ips.iter().enumerate() {
+            if !is_link_local(ip) {
+                return invalid(format!(
+                    "link-local address {ip} is not link-local: expected one in 169.254.0.0/16 or fe80::/10"
+                ));
+            }
+            if self.link_local_ips[..i].contains(ip) {
+                return invalid(format!("link-local address {ip} is given twice"));
             }
         }
         Ok(())
@@ -688,6 +719,49 @@ mod tests {
                 .0
                 .contains("too many published ports")
         );
+        e.ports.clear();
+        let ll = |ips: &[&str]| EndpointRequest {
+            link_local_ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            ..Default::default()
+        };
+        assert!(
+            ll(&["169.254.10.5", "fe80::5", "febf::1"])
+                .validate()
+                .is_ok()
+        );
+        for (ips, want) in [
+            (
+                &["10.0.0.5"][..],
+                "link-local address 10.0.0.5 is not link-local",
+            ),
+            (&["169.255.0.1"], "169.255.0.1 is not"),
+            (&["fec0::1"], "fec0::1 is not"),
+            (&["::1"], "::1 is not"),
+            (
+                &["169.254.1.1", "169.254.1.1"],
+                "169.254.1.1 is given twice",
+            ),
+        ] {
+            let err = ll(ips).validate().unwrap_err().0;
+            assert!(err.contains(want), "{ips:?}: {err}");
+        }
+        let many: Vec<String> = (0..=MAX_LINK_LOCAL)
+            .map(|i| format!("169.254.0.{i}"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(
+            ll(&many)
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("too many link-local")
+        );
+        assert!(ll(&many[..MAX_LINK_LOCAL]).validate().is_ok());
+        // Absent in JSON is none; none is not written.
+        let r: EndpointRequest = serde_json::from_str("{}").unwrap();
+        assert!(r.link_local_ips.is_empty());
+        assert!(!serde_json::to_string(&r).unwrap().contains("link_local"));
+
         let huge = "x".repeat(100_000);
         let n = huge.parse::<Name>().unwrap_err().0;
         assert!(

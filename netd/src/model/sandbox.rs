@@ -67,6 +67,11 @@ pub struct Endpoint {
     /// that routes out has a higher priority (Docker's GwPriority).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gw_priority: i64,
+    /// Addresses on its interface besides `ip` and `ip6` (Docker's
+    /// LinkLocalIPs): 169.254.0.0/16 or fe80::/10. Absent in records
+    /// written before there were any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 pub(super) fn is_zero(p: &i64) -> bool {

@@ -276,6 +276,7 @@ mod tests {
             aliases: Vec::new(),
             ports: Vec::new(),
             gw_priority: 0,
+            link_local_ips: Vec::new(),
         }
     }
 

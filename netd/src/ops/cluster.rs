@@ -406,6 +406,7 @@ pub fn remote_rows(me: &str, view: &ClusterView) -> Vec<(Sandbox, Endpoint)> {
                 aliases: e.aliases.clone(),
                 ports: Vec::new(),
                 gw_priority: 0,
+                link_local_ips: Vec::new(),
             };
             Some((sb, ep))
         })

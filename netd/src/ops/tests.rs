@@ -23,6 +23,7 @@ mod endpoint;
 mod forward;
 mod gw_priority;
 mod ipv6_only;
+mod link_local;
 mod network;
 mod options;
 mod overlay;
@@ -165,6 +166,15 @@ impl T {
             assert_eq!(
                 w.ifaces6.get(&(p.netns.clone(), p.ifname.clone())),
                 p.address6.as_ref()
+            );
+            assert_eq!(
+                w.link_local
+                    .get(&(p.netns.clone(), p.ifname.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+                p.link_local,
+                "link-local addresses of {}",
+                p.ifname
             );
         }
         assert_eq!(

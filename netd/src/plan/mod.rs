@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub mod dns;
 pub mod firewall;
@@ -100,6 +100,9 @@ pub struct EndpointPlan {
     /// The IPv6 address and default route, on a dual-stack network.
     pub address6: Option<Ipv6Net>,
     pub gateway6: Option<Ipv6Addr>,
+    /// Link-local addresses besides those (Docker's LinkLocalIPs): IPv4
+    /// as /16 and IPv6 as /64, the link-local prefixes, as Docker adds them.
+    pub link_local: Vec<IpNet>,
     pub netns: PathBuf,
 }
 
@@ -130,8 +133,18 @@ pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<Endpo
             .as_ref()
             .filter(|_| !b.internal && ep.ip6.is_some())
             .map(|v6| v6.gateway),
+        link_local: ep
+            .link_local_ips
+            .iter()
+            .filter_map(|ip| link_local_net(*ip))
+            .collect(),
         netns,
     })
+}
+
+/// A link-local address with its link's prefix: 169.254.0.0/16, fe80::/64.
+pub fn link_local_net(ip: IpAddr) -> Option<IpNet> {
+    IpNet::new(ip, if ip.is_ipv4() { 16 } else { 64 }).ok()
 }
 
 /// A sandbox's namespace and what netd puts there besides endpoints.

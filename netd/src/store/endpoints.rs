@@ -197,6 +197,7 @@ pub fn insert_endpoint(
         aliases: req.aliases.clone(),
         ports,
         gw_priority: req.gw_priority,
+        link_local_ips: req.link_local_ips.clone(),
     };
     c.execute(
         "INSERT INTO endpoints (id, network_id, sandbox_id, ip, ifname, spec, ip6, ip6_off)

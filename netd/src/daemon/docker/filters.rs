@@ -177,11 +177,16 @@ impl Filters {
 }
 
 /// What `GET /events` passes on: Docker's `type`, `event`, `network` and
-/// `container` filters, and the time the stream ends.
+/// `container` filters, where the replay of kept events starts and when
+/// the stream ends.
 #[derive(Debug, Clone)]
 pub struct EventFilter {
     filters: Filters,
-    pub until: Option<std::time::SystemTime>,
+    /// Replay the kept events from this time (Unix nanoseconds, inclusive).
+    pub since: Option<i128>,
+    /// End the stream at this time (Unix nanoseconds): later events are
+    /// not sent, and one already past ends it after the replay.
+    pub until: Option<i128>,
 }
 
 impl EventFilter {
@@ -205,11 +210,26 @@ impl EventFilter {
                     || e.attributes.get("sandbox").is_some_and(|c| c == s)
             })
     }
+
+    /// Where the replay of kept events starts, if there is one. As in
+    /// Docker's daemon, `until` alone replays every kept event before it.
+    pub fn replay_from(&self) -> Option<i128> {
+        match (self.since, self.until) {
+            (None, None) => None,
+            (s, _) => Some(s.unwrap_or(0)),
+        }
+    }
+
+    /// Whether `e` is past `until` (and so is not sent).
+    pub fn after_until(&self, e: &crate::ops::Event) -> bool {
+        self.until.is_some_and(|u| i128::from(e.time_nano) > u)
+    }
 }
 
 impl Filters {
-    /// `GET /events`: `since` is refused (netd keeps no event history to
-    /// replay), `until` ends the stream, in the times `prune` takes.
+    /// `GET /events`: `since` replays the kept events from that time,
+    /// `until` ends the stream, both in the times `prune` takes; `since`
+    /// after `until` is refused, as Docker refuses it.
     pub fn events(
         &self,
         since: Option<&str>,
@@ -217,21 +237,24 @@ impl Filters {
         now: std::time::SystemTime,
     ) -> Result<EventFilter, String> {
         self.check(&["type", "event", "network", "container"])?;
-        if let Some(s) = since.filter(|s| !s.is_empty()) {
+        let since_raw = since.filter(|s| !s.is_empty());
+        let until_raw = until.filter(|u| !u.is_empty());
+        let since = since_raw
+            .map(|s| time_nanos(s, now).ok_or_else(|| bad_time("since", s)))
+            .transpose()?;
+        let until = until_raw.map(|u| until_nanos(u, now)).transpose()?;
+        if let (Some(s), Some(u)) = (since, until)
+            && s > u
+        {
             return Err(format!(
-                "since={s} is not supported: netd keeps no event history to replay"
+                "`since` time ({}) cannot be after `until` time ({})",
+                since_raw.unwrap_or_default(),
+                until_raw.unwrap_or_default()
             ));
         }
-        let until = match until.filter(|u| !u.is_empty()) {
-            None => None,
-            Some(u) => {
-                let nanos = until_nanos(u, now)?;
-                let secs = u64::try_from(nanos.max(0) / 1_000_000_000).unwrap_or(u64::MAX);
-                Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-            }
-        };
         Ok(EventFilter {
             filters: self.clone(),
+            since,
             until,
         })
     }
@@ -264,27 +287,40 @@ impl PruneFilter {
     }
 }
 
-/// `until` as Docker's daemon reads it: a Go duration (`10m`, `1h30m`,
-/// `1.5h`) meaning that long before `now`, an RFC 3339 time with an offset
-/// (`2026-01-02T15:04:05Z`, `…+02:00`, fractions allowed), or a Unix time in
-/// seconds (`1767225600`, `1767225600.5`). Anything else is refused.
+/// `until` as Docker's daemon reads it (see [`time_nanos`]); anything
+/// else is refused, naming it.
 pub fn until_nanos(s: &str, now: std::time::SystemTime) -> Result<i128, String> {
-    let bad = || {
+    time_nanos(s, now).ok_or_else(|| {
         format!(
             "invalid until filter {s:?}: expected a duration (10m, 1h30m), \
-             an RFC 3339 time (2026-01-02T15:04:05Z) or a Unix timestamp"
+         an RFC 3339 time (2026-01-02T15:04:05Z) or a Unix timestamp"
         )
-    };
+    })
+}
+
+fn bad_time(what: &str, s: &str) -> String {
+    format!(
+        "invalid {what} value {s:?}: expected a Unix timestamp, \
+         an RFC 3339 time (2026-01-02T15:04:05Z) or a duration (10m, 1h30m)"
+    )
+}
+
+/// A time as Docker's daemon reads `until` and `since` (Unix nanoseconds):
+/// a Go duration (`10m`, `1h30m`, `1.5h`) meaning that long before `now`,
+/// an RFC 3339 time with an offset (`2026-01-02T15:04:05Z`, `…+02:00`,
+/// fractions allowed), or a Unix time in seconds (`1767225600`,
+/// `1767225600.5`). Anything else is `None`.
+pub fn time_nanos(s: &str, now: std::time::SystemTime) -> Option<i128> {
     // "0" is a Unix time, as in Docker (Go would read it as a duration too).
     if s != "0"
         && let Some(d) = go_duration_nanos(s)
     {
-        return Ok(time::OffsetDateTime::from(now).unix_timestamp_nanos() - d);
+        return Some(time::OffsetDateTime::from(now).unix_timestamp_nanos() - d);
     }
     if s.contains('-') || s.contains(':') {
-        return rfc3339_nanos(s).ok_or_else(bad);
+        return rfc3339_nanos(s);
     }
-    unix_nanos(s).ok_or_else(bad)
+    unix_nanos(s)
 }
 
 /// A Go `time.ParseDuration` string in nanoseconds: an optional sign, then
@@ -439,6 +475,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             time: 0,
+            time_nano: 0,
         };
         let f = |raw: &str| {
             Filters::parse(Some(raw))
@@ -457,10 +494,6 @@ mod tests {
         assert!(containers.matches(&sb) && !containers.matches(&create));
         let a = f(r#"{"container":["a"]}"#);
         assert!(a.matches(&sb) && a.matches(&connect) && !a.matches(&create));
-        let e = Filters::default()
-            .events(Some("1m"), None, at(100_000))
-            .unwrap_err();
-        assert!(e.contains("since=1m"), "{e}");
         let e = Filters::parse(Some(r#"{"bogus":["1"]}"#))
             .unwrap()
             .events(None, None, at(100_000))
@@ -469,12 +502,58 @@ mod tests {
         let u = Filters::default()
             .events(None, Some("100060"), at(100_000))
             .unwrap();
-        assert_eq!(u.until, Some(at(100_060)));
+        assert_eq!(u.until, Some(100_060 * SEC));
         assert!(
             Filters::default()
                 .events(None, Some("soon"), at(1))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn event_since_replays_from_a_time_and_refuses_what_docker_refuses() {
+        let ev = |secs: u64| crate::ops::Event {
+            kind: "network",
+            action: "create",
+            id: "x".into(),
+            name: "x".into(),
+            attributes: Default::default(),
+            time: secs,
+            time_nano: secs * 1_000_000_000,
+        };
+        let now = at(100_000);
+        let f =
+            |since: Option<&str>, until: Option<&str>| Filters::default().events(since, until, now);
+        // The three shapes, as `until` takes them.
+        for (s, want) in [
+            ("1m", 99_940 * SEC),
+            ("99940.5", 99_940 * SEC + SEC / 2),
+            ("1970-01-02T03:45:40Z", 99_940 * SEC),
+        ] {
+            assert_eq!(f(Some(s), None).unwrap().since, Some(want), "{s}");
+        }
+        // No `since` and no `until`: live only; `until` alone replays all.
+        assert_eq!(f(None, None).unwrap().replay_from(), None);
+        assert_eq!(f(None, Some("0s")).unwrap().replay_from(), Some(0));
+        let w = f(Some("1m"), Some("0s")).unwrap();
+        assert_eq!(w.replay_from(), Some(99_940 * SEC));
+        assert!(w.after_until(&ev(100_001)) && !w.after_until(&ev(100_000)));
+        // Equal is fine; later is Docker's 400 naming both.
+        assert!(f(Some("100000"), Some("100000")).is_ok());
+        let e = f(Some("100001"), Some("100000")).unwrap_err();
+        assert!(
+            e.contains("`since` time (100001) cannot be after `until` time (100000)"),
+            "{e}"
+        );
+        for bad in ["soon", "1d", "2026-13-45T00:00:00Z", "-5", "1.2.3"] {
+            let e = f(Some(bad), None).unwrap_err();
+            assert!(
+                e.contains("since") && e.contains(&format!("{bad:?}")),
+                "{bad}: {e}"
+            );
+        }
+        // An empty one is absent, as Docker reads it.
+        assert_eq!(f(Some(""), None).unwrap().since, None);
     }
 
     #[test]

@@ -425,16 +425,6 @@ impl ConnectRequest {
                 "EndpointConfig.DriverOpts {k:?} is not supported: the bridge driver takes no endpoint options"
             ));
         }
-        if let Some(ips) = ec
-            .ipam_config
-            .as_ref()
-            .and_then(|c| c.link_local_ips.as_ref())
-            .filter(|l| !l.is_empty())
-        {
-            return Err(format!(
-                "EndpointConfig.IPAMConfig.LinkLocalIPs {ips:?} is not supported: sandboxes get only their kernel link-local address"
-            ));
-        }
         if let Some(l) = ec.links.as_ref().filter(|l| !l.is_empty()) {
             return Err(format!(
                 "EndpointConfig.Links {l:?} (legacy links) are not supported: use aliases"
@@ -454,6 +444,18 @@ impl ConnectRequest {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse().map_err(|_| format!("invalid IPv6 address {s:?}")))
             .transpose()?;
+        // Checked as link-local (and counted) by the endpoint's validation.
+        let link_local_ips = ec
+            .ipam_config
+            .as_ref()
+            .and_then(|c| c.link_local_ips.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| format!("invalid link-local address {s:?} in LinkLocalIPs"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mac = ec
             .mac_address
             .as_deref()
@@ -468,6 +470,7 @@ impl ConnectRequest {
             mac,
             ifname: None,
             gw_priority: ec.gw_priority.unwrap_or(0),
+            link_local_ips,
         })
     }
 }
@@ -490,7 +493,7 @@ pub fn event(e: &Event) -> Value {
         "Actor": { "ID": e.id, "Attributes": attrs },
         "scope": "local",
         "time": e.time,
-        "timeNano": e.time * 1_000_000_000,
+        "timeNano": e.time_nano,
     })
 }
 
@@ -686,8 +689,8 @@ mod tests {
                 "DriverOpts \"x\"",
             ),
             (
-                r#"{"Container":"a","EndpointConfig":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1"]}}}"#,
-                "LinkLocalIPs",
+                r#"{"Container":"a","EndpointConfig":{"IPAMConfig":{"LinkLocalIPs":["169.254.1"]}}}"#,
+                "invalid link-local address \"169.254.1\" in LinkLocalIPs",
             ),
             (
                 r#"{"Container":"a","EndpointConfig":{"Links":["b:c"]}}"#,
@@ -700,6 +703,19 @@ mod tests {
         connect(r#"{"Container":"a","EndpointConfig":{"DriverOpts":{},"GwPriority":0,"Links":[],"IPAMConfig":{"LinkLocalIPs":[]}}}"#).unwrap();
         let taken = connect(r#"{"Container":"a","EndpointConfig":{"GwPriority":-3}}"#).unwrap();
         assert_eq!(taken.gw_priority, -3);
+        // Taken as given: the endpoint's validation checks they are
+        // link-local (see EndpointRequest::validate).
+        let taken = connect(
+            r#"{"Container":"a","EndpointConfig":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1","fe80::1"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            taken.link_local_ips,
+            [
+                "169.254.1.1".parse::<std::net::IpAddr>().unwrap(),
+                "fe80::1".parse().unwrap()
+            ]
+        );
     }
 
     #[test]
