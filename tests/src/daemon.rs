@@ -174,6 +174,15 @@ impl Daemon {
         self.spawn();
     }
 
+    /// The stock docker CLI against this daemon's socket.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .args(args)
+            .output()
+            .expect("the docker CLI (scripts/setup.sh installs one)")
+    }
+
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(netd_bin())
             .arg("--socket")

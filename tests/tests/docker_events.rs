@@ -6,18 +6,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use netd_tests as support;
 use support::{Daemon, Netns};
 
-/// The stock docker CLI against `daemon`'s socket.
-fn docker_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", daemon.socket().display()),
-        )
-        .args(args)
-        .output()
-        .expect("the docker CLI (scripts/setup.sh installs one)")
-}
-
 /// Now as a Unix time with nanoseconds, as `docker events` sends it.
 fn unix_now() -> String {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
@@ -116,20 +104,17 @@ fn since_replays_kept_events_then_until_ends_the_stream() {
     );
 
     // The stock CLI: the last minute, up to now.
-    let out = docker_cli(
-        &daemon,
-        &[
-            "events",
-            "--since",
-            "1m",
-            "--until",
-            "0s",
-            "--filter",
-            "type=network",
-            "--format",
-            "{{.Action}} {{.Actor.Attributes.name}}",
-        ],
-    );
+    let out = daemon.docker(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -153,7 +138,7 @@ fn since_replays_kept_events_then_until_ends_the_stream() {
     let (code, body) = daemon.api("GET", "/v1.47/events?since=200&until=100", None);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("cannot be after"), "{body}");
-    let out = docker_cli(&daemon, &["events", "--since", "0s", "--until", "1m"]);
+    let out = daemon.docker(&["events", "--since", "0s", "--until", "1m"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot be after"),

@@ -20,18 +20,6 @@ fn greeter(ns: &str, port: u16, greeting: &str) -> support::Child {
     child
 }
 
-/// The stock docker CLI against `daemon`'s socket.
-fn docker_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", daemon.socket().display()),
-        )
-        .args(args)
-        .output()
-        .expect("the docker CLI (scripts/setup.sh installs one)")
-}
-
 #[test]
 fn compose_bridge_options_bind_ports_and_route() {
     let tag = format!("cdx{}o", std::process::id() % 100_000);
@@ -99,7 +87,7 @@ fn the_docker_cli_filters_by_regex_and_takes_aux_addresses() {
     let tag = format!("cdx{}f", std::process::id() % 100_000);
     let host = Netns::new(&format!("{tag}-host"));
     let daemon = Daemon::start(&host);
-    let docker = |args: &[&str]| docker_cli(&daemon, args);
+    let docker = |args: &[&str]| daemon.docker(args);
     let (x, xy) = (format!("{tag}-x"), format!("{tag}-xy"));
     daemon.cli_ok(&["network", "create", "--subnet", "10.203.42.0/24", &xy]);
     let out = docker(&[
@@ -203,7 +191,7 @@ fn gw_priority_picks_the_network_traffic_leaves_by() {
     support::wait_listening(outside.name(), 7000);
     let daemon = Daemon::start(&host);
     let docker = |args: &[&str]| {
-        let out = docker_cli(&daemon, args);
+        let out = daemon.docker(args);
         assert!(
             out.status.success(),
             "docker {args:?}: {}",
@@ -260,7 +248,7 @@ fn config_only_networks_hold_settings_for_config_from() {
     let tag = format!("ncfg{}c", std::process::id() % 100_000);
     let host = Netns::new(&format!("{tag}-host"));
     let daemon = Daemon::start(&host);
-    let docker = |args: &[&str]| docker_cli(&daemon, args);
+    let docker = |args: &[&str]| daemon.docker(args);
     let docker_ok = |args: &[&str]| {
         let out = docker(args);
         assert!(

@@ -5,18 +5,6 @@
 use netd_tests as support;
 use support::{Daemon, Netns};
 
-/// The stock docker CLI against `daemon`'s socket.
-fn docker_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", daemon.socket().display()),
-        )
-        .args(args)
-        .output()
-        .expect("the docker CLI (scripts/setup.sh installs one)")
-}
-
 fn ping6(ns: &str, target: &str) -> bool {
     std::process::Command::new("ip")
         .args(["netns", "exec", ns, "ping", "-6", "-c1", "-W2", target])
@@ -30,7 +18,7 @@ fn link_local_ips_are_added_and_answer_on_that_network() {
     let host = Netns::new(&format!("{tag}-host"));
     let daemon = Daemon::start(&host);
     let docker = |args: &[&str]| {
-        let out = docker_cli(&daemon, args);
+        let out = daemon.docker(args);
         assert!(
             out.status.success(),
             "docker {args:?}: {}",
@@ -59,17 +47,14 @@ fn link_local_ips_are_added_and_answer_on_that_network() {
     );
 
     // What Docker refuses is refused, naming it, and nothing is joined.
-    let out = docker_cli(
-        &daemon,
-        &[
-            "network",
-            "connect",
-            "--link-local-ip",
-            "10.0.0.5",
-            &net,
-            &a,
-        ],
-    );
+    let out = daemon.docker(&[
+        "network",
+        "connect",
+        "--link-local-ip",
+        "10.0.0.5",
+        &net,
+        &a,
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("10.0.0.5 is not link-local"),
