@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use netd_tests as support;
-use support::{Daemon, Netns, ping, uplink};
+use support::{Daemon, Netns, ping, run_ok, uplink};
 
 /// A TCP service in `ns` greeting every connection with `greeting`.
 fn greeter(ns: &str, port: u16, greeting: &str) -> support::Child {
@@ -423,4 +423,104 @@ fn config_only_networks_hold_settings_for_config_from() {
     daemon.cli_ok(&["sandbox", "rm", &s2]);
     daemon.cli_ok(&["network", "rm", &real2]);
     daemon.cli_ok(&["network", "rm", &cfg2]);
+}
+
+/// `inhibit_ipv4=true` through the stock docker CLI: the bridge holds no
+/// IPv4 address, the sandbox still gets its address and its default route
+/// via the gateway, and that gateway is a router of the test's own, plugged
+/// into the bridge, which the sandbox reaches (beyond the subnet too). The
+/// daemon's reconcile on restart leaves the bridge without the address.
+#[test]
+fn inhibit_ipv4_leaves_the_gateway_to_a_router_on_the_bridge() {
+    let tag = format!("ninh{}", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let router = Netns::new(&format!("{tag}-rt"));
+    let mut daemon = Daemon::start(&host);
+    let (net, a, br) = (format!("{tag}-net"), format!("{tag}-a"), format!("{tag}b"));
+    let out = daemon.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.203.48.0/24",
+        "--gateway",
+        "10.203.48.1",
+        "-o",
+        "com.docker.network.bridge.inhibit_ipv4=true",
+        "-o",
+        &format!("com.docker.network.bridge.name={br}"),
+        &net,
+    ]);
+    assert!(
+        out.status.success(),
+        "docker network create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect = daemon.docker(&["network", "inspect", &net]);
+    let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("inspect");
+    assert_eq!(
+        inspect[0]["Options"]["com.docker.network.bridge.inhibit_ipv4"],
+        "true"
+    );
+    assert_eq!(inspect[0]["IPAM"]["Config"][0]["Gateway"], "10.203.48.1");
+    let v4_on_bridge = || host.run_ok("ip", &["-4", "-o", "addr", "show", "dev", &br]);
+    assert_eq!(v4_on_bridge(), "", "the bridge got an IPv4 address");
+
+    // The router: its own namespace, a veth whose other end is a port of
+    // the bridge, holding the gateway address and one beyond the subnet.
+    let port = format!("{tag}p");
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            "r0",
+            "netns",
+            router.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &port,
+            "netns",
+            host.name(),
+        ],
+    );
+    router.run_ok("ip", &["addr", "add", "10.203.48.1/24", "dev", "r0"]);
+    router.run_ok("ip", &["addr", "add", "198.51.100.48/32", "dev", "lo"]);
+    router.run_ok("ip", &["link", "set", "r0", "up"]);
+    host.run_ok("ip", &["link", "set", &port, "master", &br, "up"]);
+
+    daemon.cli_ok(&["sandbox", "create", "--network", &net, &a]);
+    let addr = run_ok(
+        "ip",
+        &[
+            "netns", "exec", &a, "ip", "-4", "-o", "addr", "show", "eth0",
+        ],
+    );
+    assert!(addr.contains("10.203.48.2/24"), "{addr}");
+    let route = run_ok(
+        "ip",
+        &["netns", "exec", &a, "ip", "-4", "route", "show", "default"],
+    );
+    assert!(route.contains("via 10.203.48.1"), "{route}");
+    assert!(
+        ping(&a, "10.203.48.1"),
+        "the sandbox did not reach the router"
+    );
+    assert!(
+        ping(&a, "198.51.100.48"),
+        "the default route did not lead to the router"
+    );
+    assert_eq!(v4_on_bridge(), "", "the bridge got an IPv4 address");
+
+    // A restart reconciles the kernel to the store: still no address.
+    daemon.restart();
+    assert_eq!(
+        v4_on_bridge(),
+        "",
+        "reconcile put the gateway on the bridge"
+    );
+    assert!(ping(&a, "198.51.100.48"));
+    daemon.cli_ok(&["sandbox", "rm", &a]);
+    daemon.cli_ok(&["network", "rm", &net]);
 }

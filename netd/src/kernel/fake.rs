@@ -54,6 +54,8 @@ pub struct World {
     pub routes: Vec<IpNet>,
     /// VXLAN devices (also in `links`, kind "vxlan") by name.
     pub vxlans: BTreeMap<String, FakeVxlan>,
+    /// The addresses on each bridge (the gateways netd put there).
+    pub bridge_addrs: BTreeMap<String, BTreeSet<IpNet>>,
 }
 
 /// A VXLAN device's settings and the peers last synced to it.
@@ -114,6 +116,11 @@ impl FakeKernel {
     /// A sandbox's IPv4 default route lost (deleted by hand).
     pub fn drop_default_route(&self, netns: &Path) {
         self.st().world.default_routes.remove(netns);
+    }
+
+    /// A bridge's addresses lost (flushed by hand).
+    pub fn flush_bridge_addresses(&self, bridge: &str) {
+        self.st().world.bridge_addrs.remove(bridge);
     }
 
     /// An IPv4 default route made by someone else (a runtime, a user).
@@ -226,6 +233,7 @@ fn remove_link(w: &mut World, name: &str) {
     let Some(l) = w.links.remove(name) else {
         return;
     };
+    w.bridge_addrs.remove(name);
     w.vxlans.remove(name);
     if let Some((ns, ifname)) = &l.peer {
         drop_iface(w, ns, ifname);
@@ -306,6 +314,25 @@ impl LinkOps for FakeKernel {
 
     async fn apply_bridge(&self, plan: &BridgePlan) -> KResult<BridgeState> {
         let mut s = self.call(format!("apply_bridge {}", plan.name))?;
+        // As the kernel adapter: the planned addresses are (re)added, and
+        // nothing else is taken away.
+        let addrs = plan
+            .address
+            .map(IpNet::from)
+            .into_iter()
+            .chain(plan.address6.map(IpNet::from));
+        let is_bridge = s
+            .world
+            .links
+            .get(&plan.name)
+            .is_none_or(|l| l.kind == "bridge");
+        if is_bridge {
+            s.world
+                .bridge_addrs
+                .entry(plan.name.clone())
+                .or_default()
+                .extend(addrs);
+        }
         if let Some(l) = s.world.links.get(&plan.name) {
             if l.kind != "bridge" {
                 return Err(KernelError::NotABridge {

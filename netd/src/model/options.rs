@@ -17,7 +17,8 @@ pub const OPT_GATEWAY_MODE_V6: &str = "com.docker.network.bridge.gateway_mode_ip
 pub const OPT_GATEWAY_MODE_V4: &str = "com.docker.network.bridge.gateway_mode_ipv4";
 /// The host address a published port without one is bound to.
 pub const OPT_HOST_BINDING_V4: &str = "com.docker.network.bridge.host_binding_ipv4";
-/// Docker's "no IPv4 address on the bridge"; only `false` is taken.
+/// Docker's "no IPv4 address on the bridge": the gateway address is
+/// someone else's (a router or an interface the user puts on the bridge).
 pub const OPT_INHIBIT_V4: &str = "com.docker.network.bridge.inhibit_ipv4";
 /// The sandbox interface names' prefix (`eth` gives eth0, eth1...).
 pub const OPT_IFACE_PREFIX: &str = "com.docker.network.container_iface_prefix";
@@ -74,11 +75,7 @@ pub(super) fn check_late_options(options: &BTreeMap<String, String>) -> Result<(
             ));
         }
     }
-    if bool_option_default(options, OPT_INHIBIT_V4, false)? {
-        return invalid(format!(
-            "{OPT_INHIBIT_V4}=true is not supported: a netd bridge always has its IPv4 gateway address"
-        ));
-    }
+    bool_option_default(options, OPT_INHIBIT_V4, false)?;
     if options
         .get(OPT_TRUSTED_IFACES)
         .is_some_and(|v| !v.is_empty())
@@ -88,6 +85,12 @@ pub(super) fn check_late_options(options: &BTreeMap<String, String>) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// `inhibit_ipv4`: the bridge gets no IPv4 address. Checked at create
+/// (`check_late_options`), so a bad value here reads as the default.
+pub fn inhibit_ipv4(options: &BTreeMap<String, String>) -> bool {
+    bool_option_default(options, OPT_INHIBIT_V4, false).unwrap_or(false)
 }
 
 fn bool_option_default(

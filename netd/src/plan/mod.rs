@@ -40,7 +40,11 @@ pub fn bridge(net: &Network) -> Option<BridgePlan> {
     let b = net.bridge()?;
     Some(BridgePlan {
         name: b.bridge.to_string(),
+        // `inhibit_ipv4`: the gateway address belongs to something else on
+        // the bridge (a router, an uplink the user enslaves); containers
+        // still get it as their default route.
         address: match &b.ipv4 {
+            Some(_) if crate::model::inhibit_ipv4(&net.options) => None,
             Some(v4) => Some(Ipv4Net::new(v4.gateway, v4.subnet.prefix_len()).ok()?),
             None => None,
         },
@@ -276,6 +280,21 @@ mod tests {
         let mut e = fixtures::endpoint(n, s, "10.3.0.7", &[], &[]);
         e.ifname = "eth1".parse().unwrap();
         e
+    }
+
+    #[test]
+    fn inhibit_ipv4_leaves_the_bridge_without_the_gateway_but_not_the_containers() {
+        let mut n = net(false);
+        n.options
+            .insert(crate::model::OPT_INHIBIT_V4.into(), "true".into());
+        let s = sandbox();
+        let p = endpoint(&n, &s, &ep(&n, &s)).unwrap();
+        assert_eq!(p.bridge.address, None);
+        assert_eq!(p.address.unwrap().to_string(), "10.3.0.7/16");
+        assert_eq!(p.gateway, Some("10.3.0.1".parse().unwrap()));
+        n.options
+            .insert(crate::model::OPT_INHIBIT_V4.into(), "0".into());
+        assert!(bridge(&n).unwrap().address.is_some());
     }
 
     #[test]

@@ -78,7 +78,7 @@ async fn compose_bridge_options_are_applied() {
 async fn bridge_options_netd_cannot_honour_are_refused_naming_them() {
     let t = world().await;
     for (k, v, want) in [
-        (OPT_INHIBIT_V4, "true", "inhibit_ipv4=true is not supported"),
+        (OPT_INHIBIT_V4, "yes", "inhibit_ipv4 \"yes\""),
         (
             OPT_TRUSTED_IFACES,
             "eth0",
@@ -102,4 +102,67 @@ async fn bridge_options_netd_cannot_honour_are_refused_naming_them() {
         assert_eq!(e.kind(), Kind::Invalid, "{e}");
         assert!(e.to_string().contains(want), "{k}={v}: {e}");
     }
+}
+
+fn inhibited() -> NetworkCreate {
+    let mut c = net("inh", "10.74.0.0/24");
+    c.options.insert(OPT_INHIBIT_V4.into(), "true".into());
+    c
+}
+
+fn create_inhibited(t: &T) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move { t.netd.create_network(&inhibited()).await.map(|_| ()) })
+}
+
+fn create_s_on_inhibited(t: &T) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        t.netd
+            .create_sandbox(&sandbox("s1", "inh"))
+            .await
+            .map(|_| ())
+    })
+}
+
+/// `inhibit_ipv4=true`: the bridge holds no IPv4 address, not even after a
+/// reconcile; the sandbox still gets its address and the gateway as its
+/// default route. A plain network's bridge does get its gateway.
+#[tokio::test]
+async fn inhibit_ipv4_keeps_the_gateway_off_the_bridge_but_on_the_route() {
+    let t = world().await;
+    create_inhibited(&t).await.unwrap();
+    t.network("plain", "10.75.0.0/24").await;
+    let d = t.netd.create_sandbox(&sandbox("s1", "inh")).await.unwrap();
+    let ns = std::path::PathBuf::from(&d.netns);
+    let bridge = t.bridge_of("inh");
+    let plain = t.bridge_of("plain");
+    let w = t.k().world();
+    assert!(w.bridge_addrs[&bridge].is_empty(), "{:?}", w.bridge_addrs);
+    assert_eq!(
+        w.bridge_addrs[&plain]
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>(),
+        ["10.75.0.1/24"]
+    );
+    let key = (ns.clone(), "eth0".to_string());
+    assert_eq!(w.ifaces[&key].to_string(), "10.74.0.2/24");
+    assert_eq!(w.default_routes[&ns].0.to_string(), "10.74.0.1");
+    // Lost addresses: the reconciler puts back the plain bridge's only.
+    t.k().flush_bridge_addresses(&bridge);
+    t.k().flush_bridge_addresses(&plain);
+    t.netd.reconcile().await.unwrap();
+    let w = t.k().world();
+    assert!(w.bridge_addrs[&bridge].is_empty());
+    assert_eq!(w.bridge_addrs[&plain].len(), 1);
+    t.assert_consistent();
+}
+
+#[tokio::test]
+async fn an_inhibited_network_create_fails_cleanly_at_every_kernel_step() {
+    every_failure_point(nothing, create_inhibited).await;
+}
+
+#[tokio::test]
+async fn a_sandbox_on_an_inhibited_network_fails_cleanly_at_every_kernel_step() {
+    every_failure_point(create_inhibited, create_s_on_inhibited).await;
 }
