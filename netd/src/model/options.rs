@@ -22,7 +22,8 @@ pub const OPT_HOST_BINDING_V4: &str = "com.docker.network.bridge.host_binding_ip
 pub const OPT_INHIBIT_V4: &str = "com.docker.network.bridge.inhibit_ipv4";
 /// The sandbox interface names' prefix (`eth` gives eth0, eth1...).
 pub const OPT_IFACE_PREFIX: &str = "com.docker.network.container_iface_prefix";
-/// Docker's interfaces allowed into routed-mode ports; refused unless empty.
+/// Docker's host interfaces from which containers' published ports are
+/// reached at the containers' own addresses; refused unless empty.
 pub const OPT_TRUSTED_IFACES: &str = "com.docker.network.bridge.trusted_host_interfaces";
 /// Accept rules for the bridge in other tables' forward chains (`auto`, or
 /// `FAMILY/TABLE/CHAIN,...`); parsed by `plan::forward`.
@@ -81,7 +82,7 @@ pub(super) fn check_late_options(options: &BTreeMap<String, String>) -> Result<(
         .is_some_and(|v| !v.is_empty())
     {
         return invalid(format!(
-            "{OPT_TRUSTED_IFACES} is not supported: netd's firewall does not open routed-mode ports to chosen host interfaces"
+            "{OPT_TRUSTED_IFACES} is not supported: netd's firewall has no direct access to containers' published ports from chosen host interfaces"
         ));
     }
     Ok(())
