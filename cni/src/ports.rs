@@ -147,6 +147,7 @@ mod tests {
             addr: "10.205.0.3".parse().unwrap(),
             port: 53,
             direct: false,
+            trusted: false,
         };
         let (m, t) = element_text(&e);
         assert!(have.contains(&(m.to_string(), t)), "{have:?}");
@@ -157,6 +158,7 @@ mod tests {
             addr: "fd00:1::2".parse().unwrap(),
             port: 80,
             direct: false,
+            trusted: false,
         };
         let (m, t) = element_text(&e6);
         assert_eq!(m, "pub_addr6");
@@ -175,6 +177,7 @@ mod tests {
             addr: "fd00:1::3".parse().unwrap(),
             port: 53,
             direct: true,
+            trusted: false,
         };
         let t = direct_text(&e).unwrap();
         assert_eq!(t, "fd00:1::3 . udp . 53");

@@ -524,3 +524,86 @@ fn inhibit_ipv4_leaves_the_gateway_to_a_router_on_the_bridge() {
     daemon.cli_ok(&["sandbox", "rm", &a]);
     daemon.cli_ok(&["network", "rm", &net]);
 }
+
+/// `trusted_host_interfaces` through the stock docker CLI, NAT mode: from
+/// the trusted interface's side, a published container port answers at the
+/// container's own address (Docker's direct routing); an unpublished one
+/// does not, and from another interface neither does.
+#[test]
+fn trusted_host_interfaces_reach_published_ports_directly() {
+    let tag = format!("ninh{}t", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let trusted = Netns::new(&format!("{tag}-tr"));
+    let other = Netns::new(&format!("{tag}-ot"));
+    uplink(&host, &trusted, "10.202.50");
+    uplink(&host, &other, "10.202.51");
+    // Both sides route the container subnet to the host.
+    trusted.run_ok(
+        "ip",
+        &["route", "add", "10.203.50.0/24", "via", "10.202.50.1"],
+    );
+    other.run_ok(
+        "ip",
+        &["route", "add", "10.203.50.0/24", "via", "10.202.51.1"],
+    );
+    let up_of = |addr: &str| {
+        let line = host.run_ok("ip", &["-o", "-4", "addr", "show", "to", addr]);
+        line.split_whitespace().nth(1).expect("uplink").to_string()
+    };
+    let up = up_of("10.202.50.1");
+    let daemon = Daemon::start(&host);
+    let (net, a) = (format!("{tag}-net"), format!("{tag}-a"));
+    let out = daemon.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.203.50.0/24",
+        "-o",
+        &format!("com.docker.network.bridge.trusted_host_interfaces={up}:mgmt0"),
+        &net,
+    ]);
+    assert!(
+        out.status.success(),
+        "docker network create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = daemon.docker(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.trusted_host_interfaces=eth0:a/b",
+        &format!("{tag}-bad"),
+    ]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("\"a/b\" is not an interface name"), "{err}");
+
+    daemon.cli_ok(&["sandbox", "create", "--network", &net, "-p", "8080:80", &a]);
+    let _p80 = greeter(&a, 80, "published");
+    let _p81 = greeter(&a, 81, "unpublished");
+    let there =
+        support::wait_connectable(trusted.name(), "10.202.50.1:8080", Duration::from_secs(3));
+    assert!(there, "the published port did not answer on the host");
+    assert_eq!(
+        support::tcp_read(trusted.name(), "10.203.50.2:80").as_deref(),
+        Some("published"),
+        "the trusted side did not reach the published port directly"
+    );
+    assert_eq!(
+        support::tcp_read(trusted.name(), "10.203.50.2:81"),
+        None,
+        "an unpublished port was reached"
+    );
+    assert_eq!(
+        support::tcp_read(other.name(), "10.203.50.2:80"),
+        None,
+        "an untrusted interface reached the container directly"
+    );
+    // Through the host's published port, both sides get in.
+    assert_eq!(
+        support::tcp_read(other.name(), "10.202.51.1:8080").as_deref(),
+        Some("published")
+    );
+    daemon.cli_ok(&["sandbox", "rm", &a]);
+    daemon.cli_ok(&["network", "rm", &net]);
+}

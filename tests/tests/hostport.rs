@@ -18,6 +18,7 @@ fn el(host_ip: Option<Ipv4Addr>, proto: Proto, host_port: u16) -> PortElement {
         addr: Ipv4Addr::new(10, 0, 0, 2).into(),
         port: 80,
         direct: false,
+        trusted: false,
     }
 }
 

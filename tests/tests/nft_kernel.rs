@@ -35,6 +35,7 @@ fn apply_add_and_remove_elements_in_a_private_namespace() {
             addr: Ipv4Addr::new(10, 0, 0, 2).into(),
             port: 80,
             direct: false,
+            trusted: false,
         };
         let err = nft.elements(&[e], MsgType::Del).unwrap_err();
         assert!(format!("{err:#}").contains("No such file"), "{err:#}");
@@ -76,6 +77,7 @@ fn batches_of_any_size_in_a_private_namespace() {
                 addr: Ipv4Addr::new(10, 0, 0, 2).into(),
                 port: 80,
                 direct: false,
+                trusted: false,
             })
             .collect();
         nft.apply(&FirewallPlan {
@@ -109,10 +111,12 @@ fn ipv6_elements_and_routed_set_in_a_private_namespace() {
             addr: Ipv4Addr::new(10, 0, 0, 2).into(),
             port: 80,
             direct: false,
+            trusted: false,
         };
         let any6 = PortElement {
             addr: c6,
             direct: true,
+            trusted: false,
             ..v4
         };
         let one6 = PortElement {

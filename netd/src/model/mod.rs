@@ -26,7 +26,7 @@ pub use network::{
 pub use options::{
     KNOWN_OPTIONS, OPT_BRIDGE_NAME, OPT_FORWARD_ACCEPT, OPT_GATEWAY_MODE_V4, OPT_GATEWAY_MODE_V6,
     OPT_HOST_BINDING_V4, OPT_ICC, OPT_IFACE_PREFIX, OPT_INHIBIT_V4, OPT_MASQUERADE, OPT_MTU,
-    OPT_TRUSTED_IFACES, inhibit_ipv4,
+    OPT_TRUSTED_IFACES, inhibit_ipv4, trusted_interfaces,
 };
 #[doc(hidden)]
 pub use ports::fuzz_port_spec;

@@ -23,7 +23,7 @@ pub const OPT_INHIBIT_V4: &str = "com.docker.network.bridge.inhibit_ipv4";
 /// The sandbox interface names' prefix (`eth` gives eth0, eth1...).
 pub const OPT_IFACE_PREFIX: &str = "com.docker.network.container_iface_prefix";
 /// Docker's host interfaces from which containers' published ports are
-/// reached at the containers' own addresses; refused unless empty.
+/// reached at the containers' own addresses (`if1:if2`).
 pub const OPT_TRUSTED_IFACES: &str = "com.docker.network.bridge.trusted_host_interfaces";
 /// Accept rules for the bridge in other tables' forward chains (`auto`, or
 /// `FAMILY/TABLE/CHAIN,...`); parsed by `plan::forward`.
@@ -77,15 +77,51 @@ pub(super) fn check_late_options(options: &BTreeMap<String, String>) -> Result<(
         }
     }
     bool_option_default(options, OPT_INHIBIT_V4, false)?;
-    if options
-        .get(OPT_TRUSTED_IFACES)
-        .is_some_and(|v| !v.is_empty())
-    {
-        return invalid(format!(
-            "{OPT_TRUSTED_IFACES} is not supported: netd's firewall has no direct access to containers' published ports from chosen host interfaces"
-        ));
+    if let Some(v) = options.get(OPT_TRUSTED_IFACES) {
+        check_trusted(v)?;
     }
     Ok(())
+}
+
+/// The most host interfaces `trusted_host_interfaces` may name: each is a
+/// rule per family in the forward chain.
+pub const MAX_TRUSTED_IFACES: usize = 16;
+
+/// `if1:if2`, as Docker writes it; empty is none.
+fn check_trusted(v: &str) -> Result<(), Invalid> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = v.split(':').collect();
+    if names.len() > MAX_TRUSTED_IFACES {
+        return invalid(format!(
+            "invalid {OPT_TRUSTED_IFACES}: {} interfaces, at most {MAX_TRUSTED_IFACES}",
+            names.len()
+        ));
+    }
+    for n in names {
+        if n.parse::<IfName>().is_err() {
+            return invalid(format!(
+                "invalid {OPT_TRUSTED_IFACES}: {:?} is not an interface name (1-15 characters, no '/', ':' or whitespace; names separated by ':')",
+                cut(n)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The host interfaces whose packets reach containers' published ports at
+/// the containers' own addresses. Checked at create, so nothing bad is
+/// left to skip here.
+pub fn trusted_interfaces(options: &BTreeMap<String, String>) -> Vec<String> {
+    match options.get(OPT_TRUSTED_IFACES) {
+        Some(v) if !v.is_empty() => v
+            .split(':')
+            .filter(|n| n.parse::<IfName>().is_ok())
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
+    }
 }
 
 /// `inhibit_ipv4`: the bridge gets no IPv4 address. Checked at create

@@ -31,6 +31,10 @@ pub struct NetworkRules {
     pub internal: bool,
     /// Containers on this bridge may talk to each other.
     pub icc: bool,
+    /// `trusted_host_interfaces`: packets arriving on these host interfaces
+    /// reach the containers' published ports at the containers' own
+    /// addresses (Docker's direct routing), in NAT mode too.
+    pub trusted: Vec<String>,
 }
 
 /// Routed IPv6 on a dual-stack network that is not internal. Read from the
@@ -56,6 +60,9 @@ pub struct PortElement {
     /// On a routed IPv6 network: the container port is also reachable
     /// directly at `addr` from outside (Docker's routed gateway mode).
     pub direct: bool,
+    /// The network has trusted host interfaces: the container port is
+    /// reachable directly at `addr` from those.
+    pub trusted: bool,
 }
 
 /// The whole table's contents.
@@ -78,6 +85,7 @@ pub fn network_rules(n: &Network) -> Option<NetworkRules> {
         routed6: routed6(n),
         internal: b.internal,
         icc: b.icc,
+        trusted: crate::model::trusted_interfaces(&n.options),
     })
 }
 
@@ -110,6 +118,7 @@ pub fn port_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
     };
     let ip6 = ep.ip6.filter(|_| b.ipv6.is_some());
     let direct = routed6(n);
+    let trusted = !crate::model::trusted_interfaces(&n.options).is_empty();
     let mut out = Vec::new();
     for m in &ep.ports {
         let Some(h) = m.host_port else { continue };
@@ -135,6 +144,7 @@ pub fn port_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
                     addr,
                     port: m.container_port.start + i as u16,
                     direct: direct && addr.is_ipv6(),
+                    trusted,
                 });
             }
         }
@@ -213,6 +223,7 @@ mod tests {
                 addr: "10.3.0.5".parse().unwrap(),
                 port: 82,
                 direct: false,
+                trusted: false,
             }
         );
         assert_eq!(els[3].host_ip, None);

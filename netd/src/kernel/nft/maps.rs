@@ -11,7 +11,9 @@ use nftnl::nftnl_sys::{self as sys, libc};
 use nftnl::{MsgType, NlMsg};
 
 use super::rules::proto_number;
-use super::{MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, SET_DIRECT6, TABLE};
+use super::{
+    MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, SET_DIRECT6, SET_TRUSTED4, SET_TRUSTED6, TABLE,
+};
 use crate::plan::firewall::PortElement;
 
 /// A named set or map, with raw control of key and data types.
@@ -197,6 +199,9 @@ fn map_of(e: &PortElement) -> &'static CStr {
     }
 }
 
+/// Which elements go into one of the sets of container ports.
+type Wanted = fn(&PortElement) -> bool;
+
 /// Element messages for `elems`, split so no message nears the 64 KiB limit.
 pub(super) fn element_sets(elems: &[PortElement]) -> Vec<RawSet> {
     const CHUNK: usize = 512;
@@ -214,14 +219,21 @@ pub(super) fn element_sets(elems: &[PortElement]) -> Vec<RawSet> {
     }
     // Two host ports may lead to one container port: one element for both
     // (a batch deleting it twice would fail whole).
-    let direct: BTreeSet<Vec<u8>> = elems.iter().filter(|e| e.direct).map(direct_key).collect();
-    let direct: Vec<Vec<u8>> = direct.into_iter().collect();
-    for chunk in direct.chunks(CHUNK) {
-        let mut s = RawSet::reference(SET_DIRECT6);
-        for k in chunk {
-            s.add_elem(k, None);
+    let sets: [(&CStr, Wanted); 3] = [
+        (SET_DIRECT6, |e| e.direct),
+        (SET_TRUSTED4, |e| e.trusted && e.addr.is_ipv4()),
+        (SET_TRUSTED6, |e| e.trusted && e.addr.is_ipv6()),
+    ];
+    for (name, wanted) in sets {
+        let keys: BTreeSet<Vec<u8>> = elems.iter().filter(|e| wanted(e)).map(direct_key).collect();
+        let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+        for chunk in keys.chunks(CHUNK) {
+            let mut s = RawSet::reference(name);
+            for k in chunk {
+                s.add_elem(k, None);
+            }
+            out.push(s);
         }
-        out.push(s);
     }
     out
 }
@@ -242,6 +254,7 @@ mod tests {
             addr: Ipv4Addr::new(10, 0, 0, 2).into(),
             port: 80,
             direct: false,
+            trusted: false,
         };
         let (k, d) = port_elem_bytes(&e);
         assert_eq!(k, vec![127, 0, 0, 1, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
@@ -259,6 +272,7 @@ mod tests {
             addr: "fd00::2".parse().unwrap(),
             port: 80,
             direct: true,
+            trusted: false,
         };
         let (k, d) = port_elem_bytes(&e);
         assert_eq!(k.len(), 24);

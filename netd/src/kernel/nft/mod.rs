@@ -8,6 +8,8 @@
 //!   map pub_addr6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service }
 //!   map pub_any6  { type inet_proto . inet_service : ipv6_addr . inet_service }
 //!   set direct6   { type ipv6_addr . inet_proto . inet_service }  # routed: container ports
+//!   set trusted4  { type ipv4_addr . inet_proto . inet_service }  # published container ports
+//!   set trusted6  { type ipv6_addr . inet_proto . inet_service }  #   of networks with trusted ifaces
 //!   chain publish {                                        # DNAT of published ports, to the host only
 //!     meta nfproto ipv4 fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
 //!     meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @pub_any
@@ -35,6 +37,8 @@
 //!     iifname BRIDGE oifname BRIDGE drop                   # enable_icc=false
 //!     oifname BRIDGE iifname != @bridges meta l4proto ipv6-icmp accept      # routed IPv6:
 //!     oifname BRIDGE iifname != @bridges ip6 daddr . meta l4proto . th dport @direct6 accept
+//!     oifname BRIDGE iifname TRUSTED ip daddr . meta l4proto . th dport @trusted4 accept   # per
+//!     oifname BRIDGE iifname TRUSTED ip6 daddr . meta l4proto . th dport @trusted6 accept  # iface
 //!     oifname BRIDGE iifname != BRIDGE ct state new drop   # only published ports from outside
 //!   }
 //! }
@@ -76,6 +80,8 @@ const MAP_ANY: &CStr = c"pub_any";
 const MAP_ADDR6: &CStr = c"pub_addr6";
 const MAP_ANY6: &CStr = c"pub_any6";
 const SET_DIRECT6: &CStr = c"direct6";
+const SET_TRUSTED4: &CStr = c"trusted4";
+const SET_TRUSTED6: &CStr = c"trusted6";
 
 // Registers: the 16-byte NFT_REG_1 overlaps the 4-byte NFT_REG32_00..03.
 const REG1: u32 = libc::NFT_REG_1 as u32;

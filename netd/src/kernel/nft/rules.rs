@@ -9,7 +9,9 @@ use super::expr::{
     Attr, Raw, bitwise_and, cmp, counter, ct_status, fib_daddr_type, lookup, lookup_not,
     masquerade, meta, payload, verdict,
 };
-use super::{R32_0, R32_4, R32_5, REG1, SET_BRIDGES, SET_DIRECT6};
+use super::{
+    R32_0, R32_1, R32_2, R32_4, R32_5, REG1, SET_BRIDGES, SET_DIRECT6, SET_TRUSTED4, SET_TRUSTED6,
+};
 use crate::model::Proto;
 use crate::plan::firewall::NetworkRules;
 
@@ -248,6 +250,9 @@ pub(super) fn network_rules(
     if n.routed6 {
         routed6_rules(batch, fwd, br);
     }
+    for t in &n.trusted {
+        trusted_rules(batch, fwd, br, t);
+    }
     // Containers are reached from outside through published ports only
     // (accepted above): a machine that routes to the subnet cannot open
     // connections to unpublished ports. Replies to the containers' own
@@ -284,6 +289,34 @@ fn routed6_rules(batch: &mut Batch, fwd: &Chain<'_>, br: &str) {
     e.push(lookup(SET_DIRECT6, R32_0, None));
     e.push(verdict(libc::NF_ACCEPT, None));
     add_rule(batch, fwd, e);
+}
+
+/// `trusted_host_interfaces`: new connections arriving on `iface` reach
+/// the published container ports at the containers' own addresses, per
+/// family (the address is at offset 16 of IPv4, 24 of IPv6).
+fn trusted_rules(batch: &mut Batch, fwd: &Chain<'_>, br: &str, iface: &str) {
+    for (family, off, len, set) in [
+        (ipv4_only(), 16, 4, SET_TRUSTED4),
+        (ipv6_only(), 24, 16, SET_TRUSTED6),
+    ] {
+        let mut e = oif_is(br, libc::NFT_CMP_EQ);
+        e.extend(iif_is(iface, libc::NFT_CMP_EQ));
+        e.extend(family);
+        // The concatenation overlaps REG1, so it is loaded last; the
+        // protocol and port follow the address's 4 or 16 bytes.
+        let (proto_reg, port_reg) = if len == 4 {
+            (R32_1, R32_2)
+        } else {
+            (R32_4, R32_5)
+        };
+        e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, off, len, R32_0));
+        e.push(meta(libc::NFT_META_L4PROTO, proto_reg));
+        e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, port_reg));
+        e.push(lookup(set, R32_0, None));
+        e.push(counter());
+        e.push(verdict(libc::NF_ACCEPT, None));
+        add_rule(batch, fwd, e);
+    }
 }
 
 #[cfg(test)]

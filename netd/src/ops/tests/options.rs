@@ -81,8 +81,23 @@ async fn bridge_options_netd_cannot_honour_are_refused_naming_them() {
         (OPT_INHIBIT_V4, "yes", "inhibit_ipv4 \"yes\""),
         (
             OPT_TRUSTED_IFACES,
-            "eth0",
-            "trusted_host_interfaces is not supported",
+            "eth0::eth1",
+            "\"\" is not an interface name",
+        ),
+        (
+            OPT_TRUSTED_IFACES,
+            "eth0:a/b",
+            "\"a/b\" is not an interface name",
+        ),
+        (
+            OPT_TRUSTED_IFACES,
+            "eth0:averyveryverylongname",
+            "\"averyveryverylongname\"",
+        ),
+        (
+            OPT_TRUSTED_IFACES,
+            "a:b:c:d:e:f:g:h:i:j:k:l:m:n:o:p:q",
+            "17 interfaces, at most 16",
         ),
         (
             OPT_GATEWAY_MODE_V4,
@@ -165,4 +180,66 @@ async fn an_inhibited_network_create_fails_cleanly_at_every_kernel_step() {
 #[tokio::test]
 async fn a_sandbox_on_an_inhibited_network_fails_cleanly_at_every_kernel_step() {
     every_failure_point(create_inhibited, create_s_on_inhibited).await;
+}
+
+/// `trusted_host_interfaces`: the network's rules name the interfaces, and
+/// the published ports of its containers (not of other networks') are
+/// marked for direct access from them; they go with the sandbox.
+#[tokio::test]
+async fn trusted_host_interfaces_mark_published_ports_for_direct_access() {
+    let t = world().await;
+    let mut c = net("tr", "10.76.0.0/24");
+    c.options
+        .insert(OPT_TRUSTED_IFACES.into(), "mgmt0:vxlan.1".into());
+    t.netd.create_network(&c).await.unwrap();
+    t.network("plain", "10.77.0.0/24").await;
+    t.netd
+        .create_sandbox(&publishing("s1", "tr", &["8080:80"]))
+        .await
+        .unwrap();
+    t.netd
+        .create_sandbox(&publishing("s2", "plain", &["8081:81"]))
+        .await
+        .unwrap();
+    let table = t.k().world().table.unwrap();
+    let rules = |s: &str| {
+        table
+            .networks
+            .iter()
+            .find(|r| r.subnet == Some(s.parse().unwrap()))
+            .unwrap()
+            .trusted
+            .clone()
+    };
+    assert_eq!(rules("10.76.0.0/24"), ["mgmt0", "vxlan.1"]);
+    assert!(rules("10.77.0.0/24").is_empty());
+    let el = |port: u16| table.ports.iter().find(|p| p.host_port == port).unwrap();
+    assert!(el(8080).trusted);
+    assert!(!el(8081).trusted);
+    t.netd.remove_sandbox("s1", false).await.unwrap();
+    let table = t.k().world().table.unwrap();
+    assert!(table.ports.iter().all(|p| !p.trusted));
+    t.assert_consistent();
+}
+
+fn create_trusted(t: &T) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        let mut c = net("tr", "10.76.0.0/24");
+        c.options.insert(OPT_TRUSTED_IFACES.into(), "mgmt0".into());
+        t.netd.create_network(&c).await.map(|_| ())
+    })
+}
+
+fn publish_on_trusted(t: &T) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        t.netd
+            .create_sandbox(&publishing("s1", "tr", &["8080:80"]))
+            .await
+            .map(|_| ())
+    })
+}
+
+#[tokio::test]
+async fn publishing_on_a_trusted_network_fails_cleanly_at_every_kernel_step() {
+    every_failure_point(create_trusted, publish_on_trusted).await;
 }
