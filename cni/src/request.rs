@@ -145,6 +145,7 @@ pub fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniE
         gw_priority: 0,
         // CNI has no link-local addresses of its own to ask for.
         link_local_ips: Vec::new(),
+        sysctls: Vec::new(),
     };
     req.validate().map_err(|err| bad(err.0))?;
     Ok(req)

@@ -607,3 +607,130 @@ fn trusted_host_interfaces_reach_published_ports_directly() {
     daemon.cli_ok(&["sandbox", "rm", &a]);
     daemon.cli_ok(&["network", "rm", &net]);
 }
+
+/// `docker network connect --driver-opt` with the two endpoint options
+/// Docker's bridge driver takes: the interface's name and its sysctls,
+/// checked in the sandbox and with a ping through it; an unknown option
+/// or a sysctl not written with IFNAME is refused, nothing changed. Then
+/// the same through netd's own CLI.
+#[test]
+fn endpoint_driver_opts_name_the_interface_and_set_its_sysctls() {
+    let tag = format!("ndrv{}d", std::process::id() % 100_000);
+    let host = Netns::new(&format!("{tag}-host"));
+    let daemon = Daemon::start(&host);
+    let docker = |args: &[&str]| daemon.docker(args);
+    let docker_ok = |args: &[&str]| {
+        let out = docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (n1, n2, s) = (format!("{tag}-n1"), format!("{tag}-n2"), format!("{tag}-s"));
+    docker_ok(&["network", "create", "--subnet", "10.203.52.0/24", &n1]);
+    docker_ok(&["network", "create", "--subnet", "10.203.53.0/24", &n2]);
+    daemon.cli_ok(&["sandbox", "create", "--network", &n1, &s]);
+    let sysctl = |key: &str| {
+        support::run_ok("ip", &["netns", "exec", &s, "sysctl", "-n", key])
+            .trim()
+            .to_string()
+    };
+    let links = || support::run_ok("ip", &["-n", &s, "-o", "link", "show"]);
+    let endpoints = || {
+        let d: serde_json::Value =
+            serde_json::from_str(&daemon.cli_ok(&["sandbox", "inspect", &s]))
+                .expect("inspect JSON");
+        d[0]["endpoints"].as_array().map_or(0, Vec::len)
+    };
+
+    let before = links();
+    for (opt, want) in [
+        (
+            "com.docker.network.endpoint.foo=1",
+            "\"com.docker.network.endpoint.foo\" is not supported",
+        ),
+        (
+            "com.docker.network.endpoint.sysctls=net.ipv4.conf.eth1.log_martians=1",
+            "represent net.X.Y.ethN.Z=V as net.X.Y.IFNAME.Z=V",
+        ),
+        (
+            "com.docker.network.endpoint.ifname=bad/name",
+            "invalid interface name \"bad/name\"",
+        ),
+    ] {
+        let out = docker(&["network", "connect", "--driver-opt", opt, &n2, &s]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{opt} was taken");
+        assert!(err.contains(want), "{opt}: {err}");
+        assert_eq!(links(), before, "{opt} changed the sandbox");
+        assert_eq!(endpoints(), 1, "{opt} left an endpoint");
+    }
+    // eth0's name is taken in the sandbox.
+    let out = docker(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        "com.docker.network.endpoint.ifname=eth0",
+        &n2,
+        &s,
+    ]);
+    assert!(!out.status.success(), "eth0 taken twice");
+    assert_eq!(links(), before);
+
+    // The docker CLI splits --driver-opt at commas (a string slice):
+    // a list of sysctls is quoted, CSV-style.
+    docker_ok(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        "com.docker.network.endpoint.ifname=web0",
+        "--driver-opt",
+        "\"com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.log_martians=1,net.ipv4.conf.IFNAME.arp_ignore=2\"",
+        &n2,
+        &s,
+    ]);
+    support::run_ok("ip", &["-n", &s, "link", "show", "web0"]);
+    assert_eq!(sysctl("net.ipv4.conf.web0.log_martians"), "1");
+    assert_eq!(sysctl("net.ipv4.conf.web0.arp_ignore"), "2");
+    // Only that interface.
+    assert_eq!(sysctl("net.ipv4.conf.eth0.log_martians"), "0");
+    assert!(ping(&s, "10.203.53.1"), "no ping through web0");
+    let d: serde_json::Value =
+        serde_json::from_str(&daemon.cli_ok(&["sandbox", "inspect", &s])).expect("inspect JSON");
+    assert_eq!(d[0]["endpoints"][1]["ifname"], "web0", "{d}");
+    assert_eq!(
+        d[0]["endpoints"][1]["sysctls"][0], "net.ipv4.conf.IFNAME.log_martians=1",
+        "{d}"
+    );
+    docker_ok(&["network", "disconnect", &n2, &s]);
+    assert!(!links().contains("web0"));
+
+    // netd's own CLI.
+    let err = daemon.cli_err(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        "com.docker.network.endpoint.bogus=1",
+        &n2,
+        &s,
+    ]);
+    assert!(err.contains("com.docker.network.endpoint.bogus"), "{err}");
+    daemon.cli_ok(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        "com.docker.network.endpoint.ifname=app1",
+        "--driver-opt",
+        "com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.rp_filter=2",
+        &n2,
+        &s,
+    ]);
+    assert_eq!(sysctl("net.ipv4.conf.app1.rp_filter"), "2");
+    assert!(ping(&s, "10.203.53.1"), "no ping through app1");
+
+    daemon.cli_ok(&["sandbox", "rm", &s]);
+    for n in [&n1, &n2] {
+        daemon.cli_ok(&["network", "rm", n]);
+    }
+}

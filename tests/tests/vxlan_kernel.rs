@@ -132,6 +132,7 @@ impl Node {
             ports: vec![],
             gw_priority: 0,
             link_local_ips: vec![],
+            sysctls: vec![],
         };
         Node {
             host,

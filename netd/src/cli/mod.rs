@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
-use crate::model::{EndpointRequest, Mac, PortMapping, SandboxCreate};
+use crate::model::{EndpointOpts, EndpointRequest, Mac, PortMapping, SandboxCreate};
 use crate::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, Paths, SandboxDetail};
 use netd_api::blocking::Client;
 use netd_api::{RemoveSandbox, seg};
@@ -218,7 +218,7 @@ pub enum SandboxCmd {
         #[arg(long, default_value = "bridge")]
         network: String,
         #[command(flatten)]
-        endpoint: EndpointArgs,
+        endpoint: Box<EndpointArgs>,
         /// Adopt this existing namespace instead of creating /run/netns/NAME.
         #[arg(long)]
         netns: Option<String>,
@@ -295,6 +295,11 @@ pub struct EndpointArgs {
     /// fe80::/10; repeatable, at most 16), as Docker's --link-local-ip.
     #[arg(long = "link-local-ip")]
     link_local_ips: Vec<String>,
+    /// An endpoint option, as Docker's --driver-opt (repeatable):
+    /// com.docker.network.endpoint.ifname=NAME or
+    /// com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.KEY=V[,...].
+    #[arg(long = "driver-opt", value_parser = key_value)]
+    driver_opts: Vec<(String, String)>,
 }
 
 fn label(s: &str) -> Result<(String, String), String> {
@@ -326,7 +331,10 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         mac,
         gw_priority,
         link_local_ips,
+        driver_opts,
     } = a;
+    let opts = EndpointOpts::parse(driver_opts.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .context("invalid --driver-opt")?;
     let link_local_ips = link_local_ips
         .iter()
         .map(|s| {
@@ -358,9 +366,10 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         aliases,
         ports,
         mac,
-        ifname: None,
+        ifname: opts.ifname,
         gw_priority,
         link_local_ips,
+        sysctls: opts.sysctls,
     })
 }
 
@@ -523,7 +532,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<()> {
                 name,
                 network: Some(network),
                 netns,
-                endpoint: endpoint_request(endpoint)?,
+                endpoint: endpoint_request(*endpoint)?,
                 dns: dns.servers,
                 dns_search: dns.search,
                 dns_options: dns.options,

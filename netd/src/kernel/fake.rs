@@ -42,6 +42,9 @@ pub struct World {
     /// Link-local addresses (Docker's LinkLocalIPs) of interfaces inside
     /// namespaces, besides the one above.
     pub link_local: BTreeMap<(PathBuf, String), Vec<IpNet>>,
+    /// Sysctls of interfaces inside namespaces: path under /proc/sys to
+    /// value. They go with their interface, as in the kernel.
+    pub iface_sysctls: BTreeMap<(PathBuf, String), BTreeMap<String, String>>,
     /// Default routes per namespace and family: (gateway, via interface).
     pub default_routes: BTreeMap<PathBuf, (Ipv4Addr, String)>,
     pub default_routes6: BTreeMap<PathBuf, (IpAddr, String)>,
@@ -256,6 +259,8 @@ fn drop_iface(w: &mut World, ns: &Path, ifname: &str) {
     w.ifaces.remove(&(ns.to_path_buf(), ifname.to_string()));
     w.ifaces6.remove(&(ns.to_path_buf(), ifname.to_string()));
     w.link_local.remove(&(ns.to_path_buf(), ifname.to_string()));
+    w.iface_sysctls
+        .remove(&(ns.to_path_buf(), ifname.to_string()));
     if w.default_routes
         .get(ns)
         .is_some_and(|(_, via)| via == ifname)
@@ -412,7 +417,25 @@ impl LinkOps for FakeKernel {
             w.ifaces6.insert(key.clone(), a6);
         }
         if !plan.link_local.is_empty() {
-            w.link_local.insert(key, plan.link_local.clone());
+            w.link_local.insert(key.clone(), plan.link_local.clone());
+        }
+        // As the kernel: the pair is made before a setting is written, and
+        // a setting with no file under /proc/sys (here: a key starting
+        // "no_such") fails the attach with the pair left behind.
+        for (k, v) in &plan.sysctls {
+            if k.rsplit('/')
+                .next()
+                .is_some_and(|k| k.starts_with("no_such"))
+            {
+                return Err(KernelError::failed(format!(
+                    "no sysctl /proc/sys/{k} in {}",
+                    plan.netns.display()
+                )));
+            }
+            w.iface_sysctls
+                .entry(key.clone())
+                .or_default()
+                .insert(k.clone(), v.clone());
         }
         w.lo_up.insert(plan.netns.clone());
         if let Some(gw) = plan.gateway {

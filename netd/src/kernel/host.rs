@@ -133,6 +133,19 @@ impl LinkOps for Host {
             })
             .with_context(|| format!("IPv6 settings of {}", plan.ifname))?;
         }
+        if !plan.sysctls.is_empty() {
+            // The user's own settings (Docker's endpoint sysctls), after
+            // netd's so they win, and before the interface comes up.
+            netns::in_netns(&plan.netns, || {
+                for (k, v) in &plan.sysctls {
+                    std::fs::write(format!("/proc/sys/{k}"), v).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("/proc/sys/{k} = {v}: {e}"))
+                    })?;
+                }
+                Ok(())
+            })
+            .with_context(|| format!("sysctls of {}", plan.ifname))?;
+        }
         let addrs: Vec<IpNet> = plan
             .address
             .map(IpNet::from)

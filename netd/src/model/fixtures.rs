@@ -84,6 +84,7 @@ pub fn endpoint(
             .collect(),
         gw_priority: 0,
         link_local_ips: Vec::new(),
+        sysctls: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! every request is checked here first so that bad input is refused before
 //! anything changes.
 
+mod ifsysctl;
 mod names;
 mod network;
 mod options;
@@ -16,6 +17,10 @@ mod subnets;
 #[cfg(test)]
 pub mod fixtures;
 
+pub use ifsysctl::{
+    EndpointOpts, IfSysctl, MAX_IF_SYSCTLS, OPT_ENDPOINT_IFNAME, OPT_ENDPOINT_SYSCTLS,
+    check_list as check_if_sysctls,
+};
 pub use names::{
     BRIDGE_PREFIX, HOST_VETH_PREFIX, IFB_PREFIX, Id, IfName, Name, RETIRED_PREFIX, ifb_of,
     is_ifb_name,

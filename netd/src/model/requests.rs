@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use super::options::*;
 use super::options::{bool_option, check_late_options, nat_mode};
 use super::subnets::{parse_net, parse_net6};
-use super::{IfName, Invalid, Mac, Name, PortMapping, cut, invalid};
+use super::{IfName, IfSysctl, Invalid, Mac, Name, PortMapping, cut, invalid};
 
 /// A request to create a network, as the CLI and the API receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -498,6 +498,10 @@ pub struct EndpointRequest {
     /// fe80::/10.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<IpAddr>,
+    /// Docker's endpoint option `com.docker.network.endpoint.sysctls`:
+    /// settings of this interface inside the sandbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<IfSysctl>,
 }
 
 /// Whether `ip` is a link-local address: 169.254.0.0/16 or fe80::/10.
@@ -555,6 +559,7 @@ impl EndpointRequest {
                 return invalid(format!("link-local address {ip} is given twice"));
             }
         }
+        super::check_if_sysctls(&self.sysctls)?;
         Ok(())
     }
 }

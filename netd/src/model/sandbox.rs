@@ -72,6 +72,11 @@ pub struct Endpoint {
     /// written before there were any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<std::net::IpAddr>,
+    /// Settings of its interface inside the sandbox (Docker's endpoint
+    /// option `com.docker.network.endpoint.sysctls`). Absent in records
+    /// written before there were any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<super::IfSysctl>,
 }
 
 pub(super) fn is_zero(p: &i64) -> bool {

@@ -277,6 +277,7 @@ mod tests {
             ports: Vec::new(),
             gw_priority: 0,
             link_local_ips: Vec::new(),
+            sysctls: Vec::new(),
         }
     }
 

@@ -407,6 +407,7 @@ pub fn remote_rows(me: &str, view: &ClusterView) -> Vec<(Sandbox, Endpoint)> {
                 ports: Vec::new(),
                 gw_priority: 0,
                 link_local_ips: Vec::new(),
+                sysctls: Vec::new(),
             };
             Some((sb, ep))
         })

@@ -22,6 +22,7 @@ mod dual_stack;
 mod endpoint;
 mod forward;
 mod gw_priority;
+mod if_sysctls;
 mod ipv6_only;
 mod link_local;
 mod network;

@@ -107,6 +107,9 @@ pub struct EndpointPlan {
     /// Link-local addresses besides those (Docker's LinkLocalIPs): IPv4
     /// as /16 and IPv6 as /64, the link-local prefixes, as Docker adds them.
     pub link_local: Vec<IpNet>,
+    /// Settings of the interface inside the sandbox, as (path under
+    /// /proc/sys, value), written before it comes up.
+    pub sysctls: Vec<(String, String)>,
     pub netns: PathBuf,
 }
 
@@ -141,6 +144,11 @@ pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<Endpo
             .link_local_ips
             .iter()
             .filter_map(|ip| link_local_net(*ip))
+            .collect(),
+        sysctls: ep
+            .sysctls
+            .iter()
+            .map(|s| (s.path(ep.ifname.as_str()), s.value().to_string()))
             .collect(),
         netns,
     })

@@ -198,6 +198,7 @@ pub fn insert_endpoint(
         ports,
         gw_priority: req.gw_priority,
         link_local_ips: req.link_local_ips.clone(),
+        sysctls: req.sysctls.clone(),
     };
     c.execute(
         "INSERT INTO endpoints (id, network_id, sandbox_id, ip, ifname, spec, ip6, ip6_off)

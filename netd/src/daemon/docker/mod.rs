@@ -11,7 +11,7 @@ mod filters;
 
 pub use filters::*;
 
-use crate::model::{ConfigOnly, EndpointRequest, Mac, Network, NetworkCreate};
+use crate::model::{ConfigOnly, EndpointOpts, EndpointRequest, Mac, Network, NetworkCreate};
 use crate::ops::{Event, NetworkDetail};
 
 /// The API version netd speaks; the docker CLI negotiates down to it.
@@ -420,11 +420,13 @@ impl ConnectRequest {
             return Ok(EndpointRequest::default());
         };
         // Refused, not dropped: each would change what the container gets.
-        if let Some((k, _)) = ec.driver_opts.as_ref().and_then(|o| o.iter().next()) {
-            return Err(format!(
-                "EndpointConfig.DriverOpts {k:?} is not supported: the bridge driver takes no endpoint options"
-            ));
-        }
+        let opts = EndpointOpts::parse(
+            ec.driver_opts
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| format!("EndpointConfig.DriverOpts: {}", e.0))?;
         if let Some(l) = ec.links.as_ref().filter(|l| !l.is_empty()) {
             return Err(format!(
                 "EndpointConfig.Links {l:?} (legacy links) are not supported: use aliases"
@@ -468,9 +470,10 @@ impl ConnectRequest {
             aliases: ec.aliases.clone().unwrap_or_default(),
             ports: vec![],
             mac,
-            ifname: None,
+            ifname: opts.ifname,
             gw_priority: ec.gw_priority.unwrap_or(0),
             link_local_ips,
+            sysctls: opts.sysctls,
         })
     }
 }
@@ -686,7 +689,11 @@ mod tests {
         for (body, want) in [
             (
                 r#"{"Container":"a","EndpointConfig":{"DriverOpts":{"x":"1"}}}"#,
-                "DriverOpts \"x\"",
+                "EndpointConfig.DriverOpts: endpoint option \"x\" is not supported",
+            ),
+            (
+                r#"{"Container":"a","EndpointConfig":{"DriverOpts":{"com.docker.network.endpoint.sysctls":"net.ipv4.conf.eth0.x=1"}}}"#,
+                "represent net.X.Y.ethN.Z=V as net.X.Y.IFNAME.Z=V",
             ),
             (
                 r#"{"Container":"a","EndpointConfig":{"IPAMConfig":{"LinkLocalIPs":["169.254.1"]}}}"#,
@@ -701,6 +708,20 @@ mod tests {
             assert!(e.contains(want), "{body}: {e}");
         }
         connect(r#"{"Container":"a","EndpointConfig":{"DriverOpts":{},"GwPriority":0,"Links":[],"IPAMConfig":{"LinkLocalIPs":[]}}}"#).unwrap();
+        // What `docker network connect --driver-opt ... --driver-opt ...` sends.
+        let taken = connect(r#"{"Container":"a","EndpointConfig":{"DriverOpts":{"com.docker.network.endpoint.ifname":"web0","com.docker.network.endpoint.sysctls":"net.ipv4.conf.IFNAME.log_martians=1,net.ipv6.conf.IFNAME.accept_ra=2"}}}"#).unwrap();
+        assert_eq!(taken.ifname.unwrap().as_str(), "web0");
+        assert_eq!(
+            taken
+                .sysctls
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "net.ipv4.conf.IFNAME.log_martians=1",
+                "net.ipv6.conf.IFNAME.accept_ra=2"
+            ]
+        );
         let taken = connect(r#"{"Container":"a","EndpointConfig":{"GwPriority":-3}}"#).unwrap();
         assert_eq!(taken.gw_priority, -3);
         // Taken as given: the endpoint's validation checks they are
