@@ -39,8 +39,10 @@ BUILD_PKGS=(build-essential pkg-config cmake libnftnl-dev libmnl-dev protobuf-co
 # etcd-server: the cluster store the overlay tests start on their underlay
 # (they run the binary themselves; on a host booted with systemd the package
 # also starts its own etcd.service on localhost, which the tests never use);
-# iperf3: the throughput rows of bench/overlay.sh.
-TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base containernetworking-plugins systemd etcd-server iperf3)
+# etcd-client: etcdctl, which the overlay tests use to read and write etcd's
+# keys (only a suggestion of etcd-server, so not installed with it).
+# iperf3: the throughput rows of bench/overlay.sh and the CNI bandwidth tests.
+TOOL_PKGS=(iproute2 nftables iputils-ping dnsutils procps curl python3 dnsmasq-base containernetworking-plugins systemd etcd-server etcd-client iperf3)
 
 APT_LOG=$(mktemp /tmp/netd-setup-apt.XXXXXX.log)
 trap 'rm -f "$APT_LOG"' EXIT
