@@ -273,14 +273,7 @@ impl<K: Kernel> Netd<K> {
                 .entry(OPT_FORWARD_ACCEPT.to_string())
                 .or_insert_with(|| d.clone());
         }
-        // Docker answers 403 here, not 409: the name is not merely taken,
-        // it can never be given.
-        if matches!(v.name.as_str(), "bridge" | "host" | "none") {
-            return Err(Error::Forbidden(format!(
-                "{} is a pre-defined network and cannot be created",
-                v.name
-            )));
-        }
+        refuse_predefined(v.name.as_str())?;
         if let Some(f) = v.options.get(OPT_FORWARD_ACCEPT) {
             crate::plan::forward::parse(f)?;
         }
@@ -337,6 +330,11 @@ impl<K: Kernel> Netd<K> {
         rb.check(self.sync_firewall().await).await?;
         rb.commit();
         info!(network = %net.name, id = %net.id.short(), "network created");
+        self.emit_created(&net);
+        Ok(net)
+    }
+
+    fn emit_created(&self, net: &Network) {
         self.emit(
             "network",
             "create",
@@ -344,7 +342,6 @@ impl<K: Kernel> Netd<K> {
             &net.name,
             &[("driver", net.driver.name())],
         );
-        Ok(net)
     }
 
     /// Docker's `--config-only`: a record of the settings, checked as a
@@ -352,22 +349,11 @@ impl<K: Kernel> Netd<K> {
     /// firewall rules, no subnet taken.
     fn create_config_only(&self, req: &NetworkCreate) -> Result<Network> {
         let v = req.validate()?;
-        if matches!(v.name.as_str(), "bridge" | "host" | "none") {
-            return Err(Error::Forbidden(format!(
-                "{} is a pre-defined network and cannot be created",
-                v.name
-            )));
-        }
+        refuse_predefined(v.name.as_str())?;
         let net = network_of(&v, Id::random(), Driver::ConfigOnly(ConfigOnly::of(&v)));
         self.store.write(|c| store::insert_network(c, &net))?;
         info!(network = %net.name, id = %net.id.short(), "config-only network created");
-        self.emit(
-            "network",
-            "create",
-            &net.id,
-            &net.name,
-            &[("driver", net.driver.name())],
-        );
+        self.emit_created(&net);
         Ok(net)
     }
 
@@ -537,4 +523,15 @@ fn new_network(name: &str, driver: Driver) -> Result<Network> {
         created: now_rfc3339(),
         config_from: None,
     })
+}
+
+/// Docker answers 403 here, not 409: the name is not merely taken, it can
+/// never be given.
+fn refuse_predefined(name: &str) -> Result<()> {
+    if matches!(name, "bridge" | "host" | "none") {
+        return Err(Error::Forbidden(format!(
+            "{name} is a pre-defined network and cannot be created"
+        )));
+    }
+    Ok(())
 }
