@@ -77,10 +77,16 @@ impl<K: Kernel> Netd<K> {
         }
         // An endpoint put back above made the default route where one was
         // missing, by interface order: a ranked network takes it back.
+        // Under the sandbox's lock, as connect and disconnect move it.
         for s in &sandboxes {
-            if eps.iter().any(|e| e.sandbox == s.id && e.gw_priority != 0)
-                && let Err(e) = self.settle_default_routes(s, &[], true).await
-            {
+            if !eps.iter().any(|e| e.sandbox == s.id && e.gw_priority != 0) {
+                continue;
+            }
+            let settled = match self.sandbox_lock(&s.name).await {
+                Ok(_lock) => self.settle_default_routes(s, &[], true).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = settled {
                 report
                     .failures
                     .push(format!("default route of {}: {e}", s.name));
