@@ -511,6 +511,11 @@ pub struct EndpointRequest {
     /// settings of this interface inside the sandbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<IfSysctl>,
+    /// The CNI plugin will give the endpoint an egress limit, and so an
+    /// ifb (see [`super::Endpoint::egress_ifb`]). Not an API field: only the
+    /// plugin makes ifbs.
+    #[serde(skip)]
+    pub egress_ifb: bool,
 }
 
 /// Whether `ip` is a link-local address: 169.254.0.0/16 or fe80::/10.
