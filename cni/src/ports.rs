@@ -38,16 +38,17 @@ pub fn element_text(e: &PortElement) -> (&'static str, String) {
 
 /// The sets that let a published port in at the container's own address
 /// and its element there, as `nft list` prints it (`ADDR . PROTO . PORT`:
-/// the container's address and port): `direct6` on a routed IPv6 network,
-/// `trusted4`/`trusted6` on a network with trusted host interfaces.
+/// the container's address and port): `direct4`/`direct6` on a network
+/// routed in that family, `trusted4`/`trusted6` on a network with trusted
+/// host interfaces.
 pub fn direct_texts(e: &PortElement) -> Vec<(&'static str, String)> {
     let text = format!("{} . {} . {}", e.addr, e.proto, e.port);
-    let trusted = if e.addr.is_ipv6() {
-        "trusted6"
+    let (direct, trusted) = if e.addr.is_ipv6() {
+        ("direct6", "trusted6")
     } else {
-        "trusted4"
+        ("direct4", "trusted4")
     };
-    [(e.direct, "direct6"), (e.trusted, trusted)]
+    [(e.direct, direct), (e.trusted, trusted)]
         .into_iter()
         .filter(|(on, _)| *on)
         .map(|(_, set)| (set, text.clone()))
@@ -130,10 +131,10 @@ pub fn check(want: &[PortElement]) -> Result<(), CniError> {
             .into_iter()
             .find(|(set, text)| !have.contains(&(set.to_string(), text.clone())))
         {
-            let what = if set == "direct6" {
-                "routed IPv6"
-            } else {
-                "trusted-interface"
+            let what = match set {
+                "direct4" => "routed IPv4",
+                "direct6" => "routed IPv6",
+                _ => "trusted-interface",
             };
             return Err(CniError::new(
                 code::GENERIC,

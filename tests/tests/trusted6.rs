@@ -8,20 +8,6 @@ use std::time::Duration;
 use netd_tests as support;
 use support::{Daemon, Netns, uplink6};
 
-/// A TCP service in `ns` on every address of both families, greeting
-/// every connection with `greeting`.
-fn greeter(ns: &str, port: u16, greeting: &str) -> support::Child {
-    let script = format!(
-        "import socket\ns=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
-         s.bind(('::', {port})); s.listen(16)\n\
-         while True:\n    c,_=s.accept(); c.sendall(b'{greeting}'); c.close()\n"
-    );
-    let child = support::spawn_in(ns, "python3", &["-c", &script]);
-    support::wait_listening(ns, port);
-    child
-}
-
 #[test]
 fn trusted_host_interfaces_reach_published_ports_directly_over_ipv6() {
     let tag = format!("ntr6{}", std::process::id() % 100_000);
@@ -70,8 +56,8 @@ fn trusted_host_interfaces_reach_published_ports_directly_over_ipv6() {
         &net,
     ]);
     daemon.cli_ok(&["sandbox", "create", "--network", &net, "-p", "8080:80", &a]);
-    let _p80 = greeter(&a, 80, "published");
-    let _p81 = greeter(&a, 81, "unpublished");
+    let _p80 = support::greeter(&a, 80, "published");
+    let _p81 = support::greeter(&a, 81, "unpublished");
     let set = host.run_ok("nft", &["list", "set", "inet", "netd", "trusted6"]);
     assert!(set.contains("fd00:203:52::2 . tcp . 80"), "{set}");
 
