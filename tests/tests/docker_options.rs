@@ -684,6 +684,30 @@ fn endpoint_driver_opts_name_the_interface_and_set_its_sysctls() {
     // Only that interface.
     assert_eq!(sysctl("net.ipv4.conf.eth0.log_martians"), "0");
     assert!(ping(&s, "10.203.53.1"), "no ping through web0");
+    // Changed by hand, put back by reconcile.
+    support::run_ok(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &s,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.web0.log_martians=0",
+        ],
+    );
+    support::run_ok(
+        "curl",
+        &[
+            "-sfS",
+            "-X",
+            "POST",
+            "--unix-socket",
+            daemon.socket().to_str().expect("UTF-8 path"),
+            "http://x/netd/reconcile",
+        ],
+    );
+    assert_eq!(sysctl("net.ipv4.conf.web0.log_martians"), "1");
     let d: serde_json::Value =
         serde_json::from_str(&daemon.cli_ok(&["sandbox", "inspect", &s])).expect("inspect JSON");
     assert_eq!(d[0]["endpoints"][1]["ifname"], "web0", "{d}");
