@@ -4,9 +4,11 @@
 //! every request is checked here first so that bad input is refused before
 //! anything changes.
 
+mod endpoint_request;
 mod ifsysctl;
 mod names;
 mod network;
+mod network_v6;
 mod options;
 mod ports;
 mod requests;
@@ -17,6 +19,9 @@ mod subnets;
 #[cfg(test)]
 pub mod fixtures;
 
+pub use endpoint_request::{
+    EndpointRequest, MAX_ALIASES, MAX_LINK_LOCAL, MAX_PORTS, SandboxCreate,
+};
 pub use ifsysctl::{
     EndpointOpts, IfSysctl, MAX_IF_SYSCTLS, OPT_ENDPOINT_IFNAME, OPT_ENDPOINT_SYSCTLS,
     check_list as check_if_sysctls,
@@ -28,6 +33,7 @@ pub use names::{
 pub use network::{
     BridgeConfig, ConfigOnly, Driver, Ipv4Config, Ipv6Config, Network, OverlayConfig, Vni,
 };
+pub use network_v6::{MAX_AUX_ADDRESSES, ValidIpv6};
 pub use options::{
     KNOWN_OPTIONS, OPT_BRIDGE_NAME, OPT_FORWARD_ACCEPT, OPT_GATEWAY_MODE_V4, OPT_GATEWAY_MODE_V6,
     OPT_HOST_BINDING_V4, OPT_ICC, OPT_IFACE_PREFIX, OPT_INHIBIT_V4, OPT_MASQUERADE, OPT_MTU,
@@ -36,10 +42,7 @@ pub use options::{
 #[doc(hidden)]
 pub use ports::fuzz_port_spec;
 pub use ports::{PortMapping, PortRange, Proto};
-pub use requests::{
-    EndpointRequest, MAX_ALIASES, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, MAX_LINK_LOCAL,
-    MAX_PORTS, NetworkCreate, SandboxCreate, ValidIpv6, ValidNetworkCreate,
-};
+pub use requests::{MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, NetworkCreate, ValidNetworkCreate};
 pub use resolver::{MAX_RESOLVER_ITEMS, ResolvOption, Resolver, SearchDomain, parse_servers};
 pub use sandbox::{Endpoint, Mac, Sandbox, SandboxNet};
 pub use subnets::MAX_PREFIX6;

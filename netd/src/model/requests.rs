@@ -1,15 +1,17 @@
-//! Requests as the CLI and the API receive them, and their validation.
+//! Requests to create a network, as the CLI and the API receive them, and
+//! their validation (the IPv6 side and aux addresses in `network_v6`).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use super::network_v6::{ValidIpv6, check_aux, parse_aux};
 pub use super::options::*;
 use super::options::{bool_option, check_late_options, nat_mode};
-use super::subnets::{parse_net, parse_net6};
-use super::{IfName, IfSysctl, Invalid, Mac, Name, PortMapping, cut, invalid};
+use super::subnets::parse_net;
+use super::{IfName, Invalid, Name, cut, invalid};
 
 /// A request to create a network, as the CLI and the API receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,18 +61,6 @@ pub struct NetworkCreate {
     pub config_from: Option<String>,
 }
 
-/// The IPv6 side of a validated create: the subnet may still have to be
-/// picked from the ULA pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidIpv6 {
-    pub subnet: Option<Ipv6Net>,
-    pub gateway: Option<Ipv6Addr>,
-    pub ip_range: Option<Ipv6Net>,
-    /// NAT66; false in routed mode.
-    pub masquerade: bool,
-    pub aux_addresses: BTreeMap<String, Ipv6Addr>,
-}
-
 /// A create request after validation: everything except the subnet, which
 /// may still have to be chosen from the free pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,169 +86,11 @@ pub struct ValidNetworkCreate {
     pub dns_servers: Vec<std::net::IpAddr>,
 }
 
-fn is_v6(s: &str) -> bool {
-    s.contains(':')
-}
-
-/// At most this many auxiliary addresses: they are kept with the network.
-pub const MAX_AUX_ADDRESSES: usize = 64;
-
-/// Auxiliary addresses by family, each checked against its subnet and
-/// gateway once those are known.
-type AuxByFamily = (BTreeMap<String, Ipv4Addr>, BTreeMap<String, Ipv6Addr>);
-
-fn parse_aux(aux: &BTreeMap<String, String>) -> Result<AuxByFamily, Invalid> {
-    if aux.len() > MAX_AUX_ADDRESSES {
-        return invalid(format!(
-            "too many auxiliary addresses ({}): at most {MAX_AUX_ADDRESSES}",
-            aux.len()
-        ));
-    }
-    let (mut v4, mut v6) = (BTreeMap::new(), BTreeMap::new());
-    for (name, ip) in aux {
-        if name.is_empty() || name.len() > MAX_LABEL_KEY {
-            return invalid(format!(
-                "invalid auxiliary address name {:?}: 1-{MAX_LABEL_KEY} bytes",
-                cut(name)
-            ));
-        }
-        match ip.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(a)) => {
-                v4.insert(name.clone(), a);
-            }
-            Ok(std::net::IpAddr::V6(a)) => {
-                v6.insert(name.clone(), a);
-            }
-            Err(_) => {
-                return invalid(format!(
-                    "invalid auxiliary address {}={:?}: expected an IP address",
-                    cut(name),
-                    cut(ip)
-                ));
-            }
-        }
-    }
-    Ok((v4, v6))
-}
-
-/// Refuse an auxiliary address the subnet cannot reserve: outside it, or
-/// the gateway (which the bridge itself holds).
-fn check_aux<A: std::fmt::Display + PartialEq + Copy>(
-    aux: &BTreeMap<String, A>,
-    contains: impl Fn(&A) -> bool,
-    subnet: &dyn std::fmt::Display,
-    gateway: A,
-) -> Result<(), Invalid> {
-    for (name, ip) in aux {
-        if !contains(ip) {
-            return invalid(format!(
-                "auxiliary address {name}={ip} is outside subnet {subnet}"
-            ));
-        }
-        if *ip == gateway {
-            return invalid(format!(
-                "auxiliary address {name}={ip} is the gateway of subnet {subnet}"
-            ));
-        }
-    }
-    Ok(())
-}
-
-impl NetworkCreate {
-    fn validate_ipv6(&self) -> Result<Option<ValidIpv6>, Invalid> {
-        let (_, aux6) = parse_aux(&self.aux_addresses)?;
-        // An IPv6 value in an IPv4 field: name the flag that was missing
-        // rather than fail to parse it as IPv4.
-        for (what, v) in [
-            ("subnet", &self.subnet),
-            ("gateway", &self.gateway),
-            ("ip-range", &self.ip_range),
-        ] {
-            if let Some(v) = v.as_deref().filter(|v| is_v6(v)) {
-                return invalid(format!(
-                    "{what} {v} is IPv6: give it as the IPv6 {what} of a network created with --ipv6"
-                ));
-            }
-        }
-        if !self.ipv6 {
-            if let Some(v) = self
-                .subnet6
-                .as_ref()
-                .or(self.gateway6.as_ref())
-                .or(self.ip_range6.as_ref())
-            {
-                return invalid(format!("{v} is IPv6, but the network is not: pass --ipv6"));
-            }
-            if self.options.contains_key(OPT_GATEWAY_MODE_V6) {
-                return invalid(format!("{OPT_GATEWAY_MODE_V6} needs --ipv6"));
-            }
-            if let Some((name, ip)) = aux6.iter().next() {
-                return invalid(format!(
-                    "auxiliary address {name}={ip} is IPv6, but the network is not: pass --ipv6"
-                ));
-            }
-            return Ok(None);
-        }
-        let subnet = self
-            .subnet6
-            .as_deref()
-            .map(|s| parse_net6("IPv6 subnet", s))
-            .transpose()?;
-        let gateway = self
-            .gateway6
-            .as_deref()
-            .map(|g| {
-                g.parse::<Ipv6Addr>().map_err(|_| {
-                    Invalid(format!(
-                        "invalid IPv6 gateway {g:?}: expected an IPv6 address"
-                    ))
-                })
-            })
-            .transpose()?;
-        let ip_range = self
-            .ip_range6
-            .as_deref()
-            .map(|s| parse_net6("IPv6 ip-range", s))
-            .transpose()?;
-        if subnet.is_none() && (gateway.is_some() || ip_range.is_some() || !aux6.is_empty()) {
-            return invalid("an IPv6 gateway, ip-range or auxiliary address needs an IPv6 subnet");
-        }
-        if let (Some(net), Some(gw)) = (subnet, gateway)
-            && (!net.contains(&gw) || gw == net.network())
-        {
-            return invalid(format!(
-                "IPv6 gateway {gw} is not a usable address of subnet {net}"
-            ));
-        }
-        if let (Some(net), Some(r)) = (subnet, ip_range)
-            && !net.contains(&r)
-        {
-            return invalid(format!("IPv6 ip-range {r} is not inside subnet {net}"));
-        }
-        if let Some(net) = subnet {
-            let gw = gateway.unwrap_or_else(|| crate::ipam6::default_gateway6(net));
-            check_aux(&aux6, |a| net.contains(a), &net, gw)?;
-        }
-        let nat = nat_mode(&self.options, OPT_GATEWAY_MODE_V6)?;
-        Ok(Some(ValidIpv6 {
-            subnet,
-            gateway,
-            ip_range,
-            masquerade: nat && bool_option(&self.options, OPT_MASQUERADE)? && !self.internal,
-            aux_addresses: aux6,
-        }))
-    }
-}
-
 /// Limits on what a request may store: labels are kept with the network
 /// and returned by every list, so they stay small.
 pub const MAX_LABELS: usize = 64;
 pub const MAX_LABEL_KEY: usize = 256;
 pub const MAX_LABEL_VALUE: usize = 4096;
-pub const MAX_ALIASES: usize = 64;
-pub const MAX_PORTS: usize = 256;
-/// Link-local addresses one endpoint may ask for (Docker's LinkLocalIPs).
-pub const MAX_LINK_LOCAL: usize = 16;
 
 fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
     if labels.len() > MAX_LABELS {
@@ -481,132 +313,12 @@ impl NetworkCreate {
     }
 }
 
-/// A request to put a sandbox on a network.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointRequest {
-    pub ip: Option<Ipv4Addr>,
-    /// A static IPv6 address, on a dual-stack network.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip6: Option<Ipv6Addr>,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    #[serde(default)]
-    pub ports: Vec<PortMapping>,
-    pub mac: Option<Mac>,
-    /// The interface name in the sandbox (a CNI runtime's CNI_IFNAME);
-    /// the lowest free `ethN` when absent.
-    #[serde(default)]
-    pub ifname: Option<IfName>,
-    /// Docker's GwPriority: of a sandbox's networks that route out, the
-    /// one with the highest priority gives the default route.
-    #[serde(default, skip_serializing_if = "super::sandbox::is_zero")]
-    pub gw_priority: i64,
-    /// Docker's LinkLocalIPs: addresses added to the sandbox's interface on
-    /// this network besides its own, IPv4 in 169.254.0.0/16 or IPv6 in
-    /// fe80::/10.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub link_local_ips: Vec<IpAddr>,
-    /// Docker's endpoint option `com.docker.network.endpoint.sysctls`:
-    /// settings of this interface inside the sandbox.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sysctls: Vec<IfSysctl>,
-    /// The CNI plugin will give the endpoint an egress limit, and so an
-    /// ifb (see [`super::Endpoint::egress_ifb`]). Not an API field: only the
-    /// plugin makes ifbs.
-    #[serde(skip)]
-    pub egress_ifb: bool,
-}
-
-/// Whether `ip` is a link-local address: 169.254.0.0/16 or fe80::/10.
-pub fn is_link_local(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => a.is_link_local(),
-        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
-    }
-}
-
-impl EndpointRequest {
-    /// Aliases are DNS labels: checked here so a bad one never reaches the store.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        if self.aliases.len() > MAX_ALIASES {
-            return invalid(format!(
-                "too many aliases ({}): at most {MAX_ALIASES}",
-                self.aliases.len()
-            ));
-        }
-        if self.ports.len() > MAX_PORTS {
-            return invalid(format!(
-                "too many published ports ({}): at most {MAX_PORTS} (a range counts once)",
-                self.ports.len()
-            ));
-        }
-        for a in &self.aliases {
-            let ok = !a.is_empty()
-                && a.len() <= 253
-                && a.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.len() <= 63
-                        && l.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                });
-            if !ok {
-                let a = cut(a);
-                return invalid(format!(
-                    "invalid alias {a:?}: expected a DNS name (letters, digits, '-', '_', '.')"
-                ));
-            }
-        }
-        if self.link_local_ips.len() > MAX_LINK_LOCAL {
-            return invalid(format!(
-                "too many link-local addresses ({}): at most {MAX_LINK_LOCAL}",
-                self.link_local_ips.len()
-            ));
-        }
-        for (i, ip) in self.link_local_ips.iter().enumerate() {
-            if !is_link_local(ip) {
-                return invalid(format!(
-                    "link-local address {ip} is not link-local: expected one in 169.254.0.0/16 or fe80::/10"
-                ));
-            }
-            if self.link_local_ips[..i].contains(ip) {
-                return invalid(format!("link-local address {ip} is given twice"));
-            }
-        }
-        super::check_if_sysctls(&self.sysctls)?;
-        Ok(())
-    }
-}
-
-/// A request to create a sandbox.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SandboxCreate {
-    pub name: String,
-    /// A network name, "host" or "none"; the default network when absent.
-    pub network: Option<String>,
-    /// Adopt this existing namespace instead of creating one.
-    pub netns: Option<String>,
-    #[serde(default)]
-    pub endpoint: EndpointRequest,
-    /// `docker run --dns IP`: where 127.0.0.11 forwards for this sandbox.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns: Vec<String>,
-    /// `--dns-search DOMAIN`: its resolv.conf's search list.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns_search: Vec<String>,
-    /// `--dns-option OPT`: its resolv.conf's options.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns_options: Vec<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn requests_refuse_unknown_fields() {
-        assert!(serde_json::from_str::<SandboxCreate>(r#"{"name":"x","netwrok":"n"}"#).is_err());
         assert!(
             serde_json::from_str::<NetworkCreate>(r#"{"name":"x","subnett":"10.0.0.0/24"}"#)
                 .is_err()
@@ -656,61 +368,6 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_sides_are_validated_naming_the_value() {
-        let base = NetworkCreate {
-            name: "n".into(),
-            ipv6: true,
-            subnet6: Some("fd00:1::/64".into()),
-            ..Default::default()
-        };
-        let v = base.validate().unwrap().ipv6.unwrap();
-        assert_eq!(v.subnet.unwrap().to_string(), "fd00:1::/64");
-        assert!(v.masquerade);
-        let err = |f: &dyn Fn(&mut NetworkCreate)| {
-            let mut c = base.clone();
-            f(&mut c);
-            c.validate().unwrap_err().0
-        };
-        let e = err(&|c| c.ipv6 = false);
-        assert!(e.contains("fd00:1::/64") && e.contains("--ipv6"), "{e}");
-        let e = err(&|c| c.subnet = Some("fd00:2::/64".into()));
-        assert!(e.contains("fd00:2::/64") && e.contains("IPv6"), "{e}");
-        let e = err(&|c| c.subnet6 = Some("fd00:1::/121".into()));
-        assert!(e.contains("/121") && e.contains("/120"), "{e}");
-        let e = err(&|c| c.subnet6 = Some("ff02::/64".into()));
-        assert!(e.contains("multicast"), "{e}");
-        let e = err(&|c| c.subnet6 = Some("::ffff:10.0.0.0/120".into()));
-        assert!(e.contains("IPv4-mapped"), "{e}");
-        let e = err(&|c| c.subnet6 = Some("10.0.0.0/24".into()));
-        assert!(e.contains("IPv6 CIDR"), "{e}");
-        let e = err(&|c| c.gateway6 = Some("fd00:1::".into()));
-        assert!(e.contains("fd00:1::") && e.contains("usable"), "{e}");
-        let e = err(&|c| c.ip_range6 = Some("fd00:2::/80".into()));
-        assert!(e.contains("not inside"), "{e}");
-        let e = err(&|c| {
-            c.subnet6 = None;
-            c.gateway6 = Some("fd00:1::1".into());
-        });
-        assert!(e.contains("needs an IPv6 subnet"), "{e}");
-        let mut routed = base.clone();
-        routed
-            .options
-            .insert(OPT_GATEWAY_MODE_V6.into(), "routed".into());
-        assert!(!routed.validate().unwrap().ipv6.unwrap().masquerade);
-        let mut internal = base.clone();
-        internal.internal = true;
-        assert!(!internal.validate().unwrap().ipv6.unwrap().masquerade);
-        let mut v4only = NetworkCreate {
-            name: "n".into(),
-            ..Default::default()
-        };
-        v4only
-            .options
-            .insert(OPT_GATEWAY_MODE_V6.into(), "nat".into());
-        assert!(v4only.validate().unwrap_err().0.contains("needs --ipv6"));
-    }
-
-    #[test]
     fn in_stored_fields_are_bounded() {
         let mut c = NetworkCreate {
             name: "n".into(),
@@ -731,63 +388,6 @@ mod tests {
             .map(|i| (i.to_string(), String::new()))
             .collect();
         assert!(c.validate().is_ok());
-
-        let mut e = EndpointRequest {
-            aliases: (0..=MAX_ALIASES).map(|i| format!("a{i}")).collect(),
-            ..Default::default()
-        };
-        assert!(e.validate().unwrap_err().0.contains("too many aliases"));
-        e.aliases.truncate(MAX_ALIASES);
-        assert!(e.validate().is_ok());
-        e.ports = vec!["80".parse().unwrap(); MAX_PORTS + 1];
-        assert!(
-            e.validate()
-                .unwrap_err()
-                .0
-                .contains("too many published ports")
-        );
-        e.ports.clear();
-        let ll = |ips: &[&str]| EndpointRequest {
-            link_local_ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
-            ..Default::default()
-        };
-        assert!(
-            ll(&["169.254.10.5", "fe80::5", "febf::1"])
-                .validate()
-                .is_ok()
-        );
-        for (ips, want) in [
-            (
-                &["10.0.0.5"][..],
-                "link-local address 10.0.0.5 is not link-local",
-            ),
-            (&["169.255.0.1"], "169.255.0.1 is not"),
-            (&["fec0::1"], "fec0::1 is not"),
-            (&["::1"], "::1 is not"),
-            (
-                &["169.254.1.1", "169.254.1.1"],
-                "169.254.1.1 is given twice",
-            ),
-        ] {
-            let err = ll(ips).validate().unwrap_err().0;
-            assert!(err.contains(want), "{ips:?}: {err}");
-        }
-        let many: Vec<String> = (0..=MAX_LINK_LOCAL)
-            .map(|i| format!("169.254.0.{i}"))
-            .collect();
-        let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        assert!(
-            ll(&many)
-                .validate()
-                .unwrap_err()
-                .0
-                .contains("too many link-local")
-        );
-        assert!(ll(&many[..MAX_LINK_LOCAL]).validate().is_ok());
-        // Absent in JSON is none; none is not written.
-        let r: EndpointRequest = serde_json::from_str("{}").unwrap();
-        assert!(r.link_local_ips.is_empty());
-        assert!(!serde_json::to_string(&r).unwrap().contains("link_local"));
 
         let huge = "x".repeat(100_000);
         let n = huge.parse::<Name>().unwrap_err().0;
