@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
-use super::{driver_name, scope};
+use super::resource::{driver_name, scope};
 use crate::model::Network;
 use crate::ops::NetworkDetail;
 
