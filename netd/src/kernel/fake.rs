@@ -742,4 +742,5 @@ impl OverlayOps for FakeKernel {
     }
 }
 
+pub mod firewalld;
 mod tests;

@@ -20,6 +20,7 @@ mod aux;
 mod config_only;
 mod dual_stack;
 mod endpoint;
+mod firewalld;
 mod forward;
 mod gw_priority;
 mod if_sysctls;
