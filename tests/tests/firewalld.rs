@@ -1,0 +1,335 @@
+//! `netd daemon --firewalld`: a real firewalld (Debian's, extracted by
+//! scripts/setup.sh, never installed) with a D-Bus daemon of the test's
+//! own, both run inside the test's host namespace, so firewalld's nftables
+//! table lands there and nowhere else. firewalld rejects forwarded traffic
+//! from interfaces it has in no zone; with the flag netd's bridge is in
+//! the zone, and back within a second after `firewall-cmd --reload` and
+//! after firewalld restarts. Without the flag container egress is
+//! rejected (so the test can fail).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netd_tests as support;
+use support::{Child, Daemon, Netns, TempDir, tcp_read};
+
+/// Where scripts/setup.sh extracts the firewalld package.
+fn firewalld_root() -> PathBuf {
+    let root = std::env::var_os("NETD_TEST_FIREWALLD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/netd-tests/firewalld"));
+    assert!(
+        root.join("usr/sbin/firewalld").exists(),
+        "no firewalld under {}: run scripts/setup.sh",
+        root.display()
+    );
+    root
+}
+
+/// A host namespace running its own D-Bus daemon and firewalld, an
+/// outside namespace on an uplink, and netd's daemon in the host.
+/// Fields drop in order: the processes before their namespaces.
+struct Fw {
+    daemon: Option<Daemon>,
+    firewalld: Option<Child>,
+    _bus: Child,
+    outside: Netns,
+    host: Netns,
+    dir: TempDir,
+    bus_addr: String,
+    tag: String,
+    host4: String,
+    out4: String,
+    n: u8,
+}
+
+/// The private bus: a unix socket under the test's dir, everything allowed
+/// (only this test's processes can reach it).
+fn bus_config(dir: &Path) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}/bus.sock</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#,
+        dir.display()
+    )
+}
+
+fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    assert!(support::wait_until(within, &mut ok), "{what}");
+}
+
+impl Fw {
+    fn new(tag: &str, n: u8) -> Fw {
+        let tag = format!("nfw{}{tag}", std::process::id());
+        let dir = TempDir::new(&format!("netd-test-{tag}"));
+        let host = Netns::new(&format!("{tag}-host"));
+        let outside = Netns::new(&format!("{tag}-out"));
+        let p4 = format!("10.233.{n}");
+        support::uplink(&host, &outside, &p4);
+        host.run_ok(
+            "ip",
+            &["route", "add", "default", "via", &format!("{p4}.2")],
+        );
+
+        std::fs::write(dir.0.join("bus.conf"), bus_config(&dir.0)).expect("bus config");
+        let bus = Child(
+            Command::new("nsenter")
+                .arg(format!("--net={}", host.path()))
+                .args(["dbus-daemon", "--nofork", "--nopidfile", "--config-file"])
+                .arg(dir.0.join("bus.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn dbus-daemon"),
+        );
+        let sock = dir.0.join("bus.sock");
+        wait_for(
+            "the test's dbus-daemon listens",
+            Duration::from_secs(10),
+            || std::os::unix::net::UnixStream::connect(&sock).is_ok(),
+        );
+        let bus_addr = format!("unix:path={}", sock.display());
+        let mut f = Fw {
+            daemon: None,
+            firewalld: None,
+            _bus: bus,
+            outside,
+            host,
+            dir,
+            bus_addr,
+            tag,
+            host4: format!("{p4}.1"),
+            out4: format!("{p4}.2"),
+            n,
+        };
+        // firewalld's own system config (/etc/firewalld) is a copy in the
+        // test's dir; its defaults are the package's, read only.
+        let etc = f.dir.0.join("etc-firewalld");
+        support::run_ok(
+            "cp",
+            &[
+                "-a",
+                &format!("{}/etc/firewalld", firewalld_root().display()),
+                etc.to_str().expect("utf-8"),
+            ],
+        );
+        let conf = std::fs::read_to_string(etc.join("firewalld.conf")).expect("firewalld.conf");
+        assert!(
+            conf.lines().any(|l| l.trim() == "FirewallBackend=nftables"),
+            "firewalld must use its nftables backend"
+        );
+        f.start_firewalld();
+        f
+    }
+
+    fn start_firewalld(&mut self) {
+        let root = firewalld_root();
+        let log = std::fs::File::create(self.dir.0.join("firewalld.log")).expect("log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.host.path()))
+            .arg(root.join("usr/sbin/firewalld"))
+            .args(["--nofork", "--nopid", "--log-target", "console"])
+            .arg("--system-config")
+            .arg(self.dir.0.join("etc-firewalld"))
+            .arg("--default-config")
+            .arg(root.join("usr/lib/firewalld"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_addr)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn firewalld");
+        self.firewalld = Some(Child(child));
+        wait_for("firewalld runs", Duration::from_secs(30), || {
+            self.firewall_cmd(&["--state"]).trim() == "running"
+        });
+    }
+
+    /// `firewall-cmd ARGS` against the test's firewalld: its stdout.
+    fn firewall_cmd(&self, args: &[&str]) -> String {
+        let out = Command::new(firewalld_root().join("usr/bin/firewall-cmd"))
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_addr)
+            .output()
+            .expect("run firewall-cmd");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn zone(&self, zone: &str) -> Vec<String> {
+        self.firewall_cmd(&["--zone", zone, "--list-interfaces"])
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn start_netd(&mut self, extra: &[&str]) {
+        self.daemon = Some(Daemon::start_env(
+            &self.host,
+            &[("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_addr)],
+            extra,
+        ));
+    }
+
+    fn netd(&self) -> &Daemon {
+        self.daemon.as_ref().expect("netd started")
+    }
+
+    /// A network with sandbox `a` publishing 8080 to a greeter on its 80,
+    /// sandbox `b`, and a greeter outside on 9999: (bridge, a, b, servers).
+    fn containers(&self) -> (String, String, String, [Child; 2]) {
+        let (net, a, b) = (
+            format!("{}-net", self.tag),
+            format!("{}-a", self.tag),
+            format!("{}-b", self.tag),
+        );
+        let d = self.netd();
+        d.cli_ok(&[
+            "network",
+            "create",
+            "--subnet",
+            &format!("10.234.{}.0/24", self.n),
+            &net,
+        ]);
+        d.cli_ok(&["sandbox", "create", "--network", &net, "-p", "8080:80", &a]);
+        d.cli_ok(&["sandbox", "create", "--network", &net, &b]);
+        let bridge = self
+            .host
+            .links("netd-")
+            .pop()
+            .expect("the network's bridge");
+        let servers = [
+            greeter(&a, 80, "a"),
+            greeter(self.outside.name(), 9999, "outside"),
+        ];
+        (bridge, a, b, servers)
+    }
+
+    fn egress(&self, a: &str) -> bool {
+        tcp_read(a, &format!("{}:9999", self.out4)).as_deref() == Some("outside")
+    }
+
+    fn published(&self) -> bool {
+        tcp_read(self.outside.name(), &format!("{}:8080", self.host4)).as_deref() == Some("a")
+    }
+
+    fn a_addr(&self, a: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(&support::run_ok(
+            "ip",
+            &["-n", a, "-4", "-j", "addr", "show", "eth0"],
+        ))
+        .expect("ip -j");
+        v[0]["addr_info"][0]["local"]
+            .as_str()
+            .expect("IPv4")
+            .to_string()
+    }
+
+    fn failure(&self) -> String {
+        format!(
+            "netd:\n{}\nfirewalld:\n{}",
+            self.netd().log(),
+            std::fs::read_to_string(self.dir.0.join("firewalld.log")).unwrap_or_default()
+        )
+    }
+}
+
+/// A TCP server in `ns` on `port` that says `greeting` and closes.
+fn greeter(ns: &str, port: u16, greeting: &str) -> Child {
+    let script = format!(
+        "import socket\ns=socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', {port})); s.listen(16)\n\
+         while True:\n    c,a=s.accept(); c.sendall(b'{greeting}'); c.close()\n"
+    );
+    let child = support::spawn_in(ns, "python3", &["-c", &script]);
+    support::wait_listening(ns, port);
+    child
+}
+
+/// How long until `ok` holds, polled, at most `limit`.
+fn time_until(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    None
+}
+
+#[test]
+fn without_the_flag_firewalld_rejects_container_egress() {
+    let mut f = Fw::new("off", 1);
+    f.start_netd(&[]);
+    let (bridge, a, _b, _servers) = f.containers();
+    assert!(
+        !f.egress(&a),
+        "firewalld must reject egress from a bridge in no zone:\n{}",
+        f.failure()
+    );
+    assert!(f.zone("trusted").is_empty(), "nobody put {bridge} anywhere");
+}
+
+#[test]
+fn bridges_stay_in_the_zone_across_reloads_and_restarts() {
+    let mut f = Fw::new("on", 2);
+    f.start_netd(&["--firewalld", "auto"]);
+    let (bridge, a, b, _servers) = f.containers();
+    wait_for("the bridge in zone trusted", Duration::from_secs(5), || {
+        f.zone("trusted").contains(&bridge)
+    });
+    assert!(f.egress(&a), "egress through firewalld:\n{}", f.failure());
+    assert!(f.published(), "the published port:\n{}", f.failure());
+    let a4 = f.a_addr(&a);
+    assert_eq!(tcp_read(&b, &format!("{a4}:80")).as_deref(), Some("a"));
+
+    // A reload drops every runtime interface; netd's comes back at once.
+    let reloaded = Instant::now();
+    assert_eq!(f.firewall_cmd(&["--reload"]).trim(), "success");
+    let back = time_until(Duration::from_secs(3), || f.egress(&a));
+    let back = back.map(|_| reloaded.elapsed());
+    eprintln!("egress back {back:?} after firewall-cmd --reload was called");
+    assert!(
+        back.is_some_and(|t| t <= Duration::from_millis(1500)),
+        "egress not back within ~1 s of the reload ({back:?}):\n{}",
+        f.failure()
+    );
+    assert!(f.zone("trusted").contains(&bridge));
+    assert!(f.published());
+
+    // firewalld restarts (its name leaves the bus and comes back).
+    drop(f.firewalld.take());
+    f.start_firewalld();
+    let back = time_until(Duration::from_secs(5), || f.egress(&a));
+    eprintln!("egress back {back:?} after the restarted firewalld answered");
+    assert!(
+        back.is_some(),
+        "egress after a firewalld restart:\n{}",
+        f.failure()
+    );
+
+    // The network goes: so does its bridge from the zone.
+    f.netd().cli_ok(&["sandbox", "rm", &a]);
+    f.netd().cli_ok(&["sandbox", "rm", &b]);
+    f.netd()
+        .cli_ok(&["network", "rm", &format!("{}-net", f.tag)]);
+    wait_for("the bridge out of the zone", Duration::from_secs(5), || {
+        !f.zone("trusted").contains(&bridge)
+    });
+    assert!(
+        f.zone("trusted").contains(&"netd0".to_string()),
+        "the predefined bridge stays"
+    );
+}
