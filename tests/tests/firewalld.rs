@@ -280,6 +280,41 @@ fn without_the_flag_firewalld_rejects_container_egress() {
         f.failure()
     );
     assert!(f.zone("trusted").is_empty(), "nobody put {bridge} anywhere");
+    // firewalld accepts DNAT'd traffic (`ct status dnat accept`) in any zone.
+    assert!(f.published(), "the published port:\n{}", f.failure());
+}
+
+#[test]
+fn a_zone_of_the_operators_own_and_a_missing_one() {
+    let mut f = Fw::new("own", 3);
+    // docs/security.md's example, in the test's own firewalld config.
+    for args in [
+        &["--permanent", "--new-zone=netd"][..],
+        &["--permanent", "--zone=netd", "--set-target=ACCEPT"],
+        &["--reload"],
+    ] {
+        assert_eq!(
+            f.firewall_cmd(args).trim(),
+            "success",
+            "firewall-cmd {args:?}"
+        );
+    }
+    // A zone firewalld does not have: refused, said so, nothing else done.
+    f.start_netd(&["--firewalld", "nope"]);
+    let said = "firewalld refused bridge netd0 in zone nope: firewalld has no such zone: nope";
+    wait_for("the refusal logged", Duration::from_secs(5), || {
+        f.netd().log().contains(said)
+    });
+    assert!(f.zone("netd").is_empty() && f.zone("trusted").is_empty());
+    f.daemon = None;
+
+    f.start_netd(&["--firewalld", "netd"]);
+    let (bridge, a, _b, _servers) = f.containers();
+    wait_for("the bridge in zone netd", Duration::from_secs(5), || {
+        f.zone("netd").contains(&bridge)
+    });
+    assert!(f.egress(&a), "egress through zone netd:\n{}", f.failure());
+    assert!(f.zone("trusted").is_empty());
 }
 
 #[test]
