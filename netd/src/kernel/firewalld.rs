@@ -24,6 +24,10 @@ const ZONE_IFACE: &str = "org.fedoraproject.FirewallD1.zone";
 /// firewalld's error codes (`ALREADY_ENABLED: netd0`).
 const EXCEPTION: &str = "org.fedoraproject.FirewallD1.Exception";
 
+/// firewalld takes a while for a reload (seconds on a big config); libdbus
+/// waits 25 s by default, so do we.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// What firewalld (or the bus) answered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FirewalldError {
@@ -115,7 +119,12 @@ pub struct Dbus {
 impl Dbus {
     pub async fn system() -> zbus::Result<Dbus> {
         Ok(Dbus {
-            conn: zbus::Connection::system().await?,
+            // A firewalld that hangs must not hang the follower for ever:
+            // the call fails (and is tried again at the next change).
+            conn: zbus::connection::Builder::system()?
+                .method_timeout(CALL_TIMEOUT)
+                .build()
+                .await?,
         })
     }
 

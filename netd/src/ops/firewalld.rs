@@ -8,7 +8,7 @@
 //! reloads or restarts: [`ZoneSync::forget`] then makes the next sync add
 //! them all again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 
@@ -77,6 +77,9 @@ pub struct ZoneReport {
 pub struct ZoneSync {
     zone: String,
     placed: BTreeSet<String>,
+    /// Refusals already logged: a zone that is missing is tried again at
+    /// every sync, and said once, not every time.
+    logged: BTreeMap<String, FirewalldError>,
 }
 
 impl ZoneSync {
@@ -84,6 +87,7 @@ impl ZoneSync {
         ZoneSync {
             zone: zone.into(),
             placed: BTreeSet::new(),
+            logged: BTreeMap::new(),
         }
     }
 
@@ -134,18 +138,34 @@ impl ZoneSync {
         r
     }
 
-    /// Log a report: what changed, and each refusal naming firewalld and
-    /// the zone (a refusal changes nothing of netd's own).
-    pub fn log(&self, r: &ZoneReport) {
+    /// The refusals of `r` not logged yet (new, or a different answer);
+    /// a bridge that went in or out may be refused again later and is
+    /// said again then.
+    pub fn fresh_refusals(&mut self, r: &ZoneReport) -> Vec<(String, FirewalldError)> {
+        for b in r.added.iter().chain(&r.removed) {
+            self.logged.remove(b);
+        }
+        let failed: BTreeSet<&String> = r.failed.iter().map(|(b, _)| b).collect();
+        self.logged.retain(|b, _| failed.contains(b));
+        r.failed
+            .iter()
+            .filter(|(b, e)| self.logged.insert(b.clone(), e.clone()).as_ref() != Some(e))
+            .cloned()
+            .collect()
+    }
+
+    /// Log a report: what changed, and each new refusal naming firewalld
+    /// and the zone (a refusal changes nothing of netd's own).
+    pub fn log(&mut self, r: &ZoneReport) {
         if !r.added.is_empty() || !r.removed.is_empty() {
             info!(zone = %self.zone, added = ?r.added, removed = ?r.removed, "firewalld zone interfaces");
         }
         for b in &r.elsewhere {
             warn!(zone = %self.zone, "firewalld has bridge {b} in another zone; netd leaves it there");
         }
-        for (b, e) in &r.failed {
+        for (b, e) in self.fresh_refusals(r) {
             warn!(
-                "firewalld refused bridge {b} in zone {}: {e}; traffic of that network may be rejected by firewalld",
+                "firewalld refused bridge {b} in zone {}: {e}; firewalld may reject that network's traffic (tried again at each change and every few seconds)",
                 self.zone
             );
         }

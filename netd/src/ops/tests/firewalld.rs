@@ -121,6 +121,18 @@ async fn a_missing_zone_is_an_error_naming_it() {
         "{r:?}"
     );
     assert!(r.failed[0].1.to_string().contains("no such zone: netd"));
+    // Said once, not at every retry; said again when the answer changes.
+    assert_eq!(z.fresh_refusals(&r).len(), r.failed.len());
+    let again = z.sync(&fw, &t.netd.firewalld_bridges().unwrap()).await;
+    assert_eq!(again.failed, r.failed, "tried again");
+    assert!(z.fresh_refusals(&again).is_empty());
+    let b = t.bridge_of("bridge");
+    fw.fail_on(&b, FirewalldError::NotRunning);
+    let third = z.sync(&fw, &t.netd.firewalld_bridges().unwrap()).await;
+    assert_eq!(
+        z.fresh_refusals(&third),
+        vec![(b, FirewalldError::NotRunning)]
+    );
 }
 
 #[tokio::test]
