@@ -123,6 +123,11 @@ impl Daemon {
         self.dir.join("netd.sock")
     }
 
+    /// The daemon's `--state-dir` (for a second netd process on its store).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
         let mut cmd = match self.wrap.split_first() {
