@@ -5,7 +5,7 @@
 //! appears (started or restarted: `NameOwnerChanged`), after each of its
 //! reloads (`Reloaded`: runtime interfaces are gone), after each network
 //! the daemon creates or removes, and every [`RESYNC_EVERY`] for networks
-//! made by other processes (a CNI plugin, the CLI without the daemon).
+//! made by other processes (a CNI plugin).
 //! A sync is one store read; firewalld is only called for differences.
 
 use std::sync::Arc;
