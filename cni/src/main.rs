@@ -15,6 +15,8 @@ mod shape;
 use std::io::Write;
 use std::path::PathBuf;
 
+use netd::daemon::cni_report::CniReport;
+use netd::daemon::metrics::Outcome;
 use netd::ops::{DEFAULT_RUN_DIR, DEFAULT_STATE_DIR};
 use netd_cni::{CniError, Command, Env, NetConf, SUPPORTED, code, command_allowed};
 use serde_json::{Value, json};
@@ -32,14 +34,21 @@ pub(crate) fn state_dir(conf: &NetConf) -> PathBuf {
 }
 
 pub(crate) fn socket(conf: &NetConf) -> PathBuf {
-    conf.socket
-        .clone()
+    socket_of(conf.socket.as_deref())
+}
+
+/// The daemon's API socket: the configuration's `socket`, else
+/// `NETD_SOCKET`, else the default.
+fn socket_of(configured: Option<&str>) -> PathBuf {
+    configured
+        .map(str::to_string)
         .or_else(|| var("NETD_SOCKET"))
         .unwrap_or_else(|| format!("{DEFAULT_RUN_DIR}/netd.sock"))
         .into()
 }
 
 fn main() {
+    let started = std::time::Instant::now();
     reap::run_if_asked();
     // netd's own warnings (forced removals, firewall rebuilds) go to stderr,
     // which runtimes log; NETD_LOG=debug shows more.
@@ -61,13 +70,13 @@ fn main() {
         netd_cni::read_config(std::io::stdin().lock())
     };
     let stdin = read.as_deref().unwrap_or_default();
-    let asked = serde_json::from_slice::<Value>(stdin)
-        .ok()
-        .and_then(|v| v["cniVersion"].as_str().map(str::to_string));
+    let raw = serde_json::from_slice::<Value>(stdin).unwrap_or_default();
+    let asked = raw["cniVersion"].as_str().map(str::to_string);
     let out = match &read {
         Ok(stdin) => run(stdin, asked.as_deref()),
         Err(e) => Err(e.clone()),
     };
+    report(&raw, &out, started.elapsed());
     let mut stdout = std::io::stdout();
     match out {
         Ok(Some(v)) => {
@@ -86,6 +95,37 @@ fn main() {
             let _ = stdout.flush();
             std::process::exit(1);
         }
+    }
+}
+
+/// Tell a running daemon this command ran, for its `/metrics` (see
+/// `netd::daemon::cni_report`). Never waits; never fails the command.
+fn report(raw: &Value, out: &Result<Option<Value>, CniError>, took: std::time::Duration) {
+    let Some(command) = var("CNI_COMMAND") else {
+        return;
+    };
+    let outcome = match out {
+        Ok(_) => Outcome::Ok,
+        Err(e) => outcome_of(e.code),
+    };
+    let Some(r) = CniReport::of(&command, outcome, took) else {
+        return;
+    };
+    // Read from the raw JSON: a refused configuration is reported too.
+    r.send(&socket_of(raw["socket"].as_str()));
+}
+
+/// The outcome a CNI error code counts under, as the API's statuses do.
+fn outcome_of(code: u32) -> Outcome {
+    match code {
+        code::INCOMPATIBLE_VERSION
+        | code::UNSUPPORTED_FIELD
+        | code::INVALID_ENV
+        | code::DECODE
+        | code::INVALID_CONFIG => Outcome::Invalid,
+        code::UNKNOWN_CONTAINER => Outcome::NotFound,
+        code::TRY_LATER => Outcome::Busy,
+        _ => Outcome::Error,
     }
 }
 

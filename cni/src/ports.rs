@@ -1,7 +1,8 @@
 //! CHECK of published ports: the elements netd's firewall plan has for an
-//! endpoint, looked up in the kernel's `inet netd` maps, and on a routed
-//! IPv6 network the container's own `direct6` elements (the container
-//! ports reachable at its address from outside). netd's nftables
+//! endpoint, looked up in the kernel's `inet netd` maps, and the container
+//! ports reachable at the container's own address: on a routed IPv6
+//! network from outside (`direct6`), on a network with
+//! `trusted_host_interfaces` from those (`trusted4`, `trusted6`). netd's nftables
 //! adapter only writes (batches through nftnl); reading a map back needs a
 //! set-element dump parser it does not have, so the plugin reads `nft
 //! list table`'s text, which prints each element as `KEY : VALUE` with
@@ -35,12 +36,23 @@ pub fn element_text(e: &PortElement) -> (&'static str, String) {
     }
 }
 
-/// The `direct6` element of a routed IPv6 port, as `nft list` prints it
-/// (`ADDR . PROTO . PORT`: the container's address and port), or None for
-/// a port that is not reachable directly.
-pub fn direct_text(e: &PortElement) -> Option<String> {
-    e.direct
-        .then(|| format!("{} . {} . {}", e.addr, e.proto, e.port))
+/// The sets that let a published port in at the container's own address
+/// and its element there, as `nft list` prints it (`ADDR . PROTO . PORT`:
+/// the container's address and port): `direct4`/`direct6` on a network
+/// routed in that family, `trusted4`/`trusted6` on a network with trusted
+/// host interfaces.
+pub fn direct_texts(e: &PortElement) -> Vec<(&'static str, String)> {
+    let text = format!("{} . {} . {}", e.addr, e.proto, e.port);
+    let (direct, trusted) = if e.addr.is_ipv6() {
+        ("direct6", "trusted6")
+    } else {
+        ("direct4", "trusted4")
+    };
+    [(e.direct, direct), (e.trusted, trusted)]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, set)| (set, text.clone()))
+        .collect()
 }
 
 /// The elements of every map and set of `nft list table` output, as
@@ -113,15 +125,21 @@ pub fn check(want: &[PortElement]) -> Result<(), CniError> {
                 ),
             ));
         }
-        // Routed IPv6: the container port is let in at the container's
-        // own address too (ICMPv6 is a per-network rule, not an element).
-        if let Some(text) = direct_text(e)
-            && !have.contains(&("direct6".to_string(), text.clone()))
+        // The container port is let in at the container's own address too
+        // (ICMPv6 of routed IPv6 is a per-network rule, not an element).
+        if let Some((set, text)) = direct_texts(e)
+            .into_iter()
+            .find(|(set, text)| !have.contains(&(set.to_string(), text.clone())))
         {
+            let what = match set {
+                "direct4" => "routed IPv4",
+                "direct6" => "routed IPv6",
+                _ => "trusted-interface",
+            };
             return Err(CniError::new(
                 code::GENERIC,
                 format!(
-                    "routed IPv6 port {}/{} of {} is missing from nftables set direct6 (want {text})",
+                    "{what} port {}/{} of {} is missing from nftables set {set} (want {text})",
                     e.port, e.proto, e.addr
                 ),
             ));
@@ -179,11 +197,28 @@ mod tests {
             direct: true,
             trusted: false,
         };
-        let t = direct_text(&e).unwrap();
-        assert_eq!(t, "fd00:1::3 . udp . 53");
-        assert!(have.contains(&("direct6".to_string(), t)), "{have:?}");
+        let t = direct_texts(&e);
+        assert_eq!(t, [("direct6", "fd00:1::3 . udp . 53".to_string())]);
+        assert!(
+            have.contains(&("direct6".to_string(), t[0].1.clone())),
+            "{have:?}"
+        );
         assert!(have.contains(&("bridges".to_string(), "\"netd0\"".to_string())));
         e.direct = false;
-        assert_eq!(direct_text(&e), None);
+        assert_eq!(direct_texts(&e), []);
+        // Trusted interfaces: a set per family, beside direct6.
+        e.trusted = true;
+        assert_eq!(
+            direct_texts(&e),
+            [("trusted6", "fd00:1::3 . udp . 53".to_string())]
+        );
+        e.direct = true;
+        assert_eq!(direct_texts(&e).len(), 2);
+        e.addr = "10.205.0.3".parse().unwrap();
+        e.direct = false;
+        assert_eq!(
+            direct_texts(&e),
+            [("trusted4", "10.205.0.3 . udp . 53".to_string())]
+        );
     }
 }

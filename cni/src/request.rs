@@ -146,6 +146,13 @@ pub fn endpoint_request(conf: &NetConf, e: &Env) -> Result<EndpointRequest, CniE
         // CNI has no link-local addresses of its own to ask for.
         link_local_ips: Vec::new(),
         sysctls: Vec::new(),
+        // Recorded with the endpoint, so the daemon deletes the ifb too
+        // when it removes the endpoint (`netd sandbox rm`).
+        egress_ifb: conf
+            .conventions
+            .bandwidth
+            .as_ref()
+            .is_some_and(|b| b.egress.is_some()),
     };
     req.validate().map_err(|err| bad(err.0))?;
     Ok(req)

@@ -381,3 +381,35 @@ fn bandwidth_ifb_goes_with_a_failed_add_and_with_gc() {
     w.cmd("DEL", "bwb", Some(&b), "eth0", &cf).silent();
     assert_eq!(ifbs_after_reaping(&w, &["ndiother"]), Vec::<String>::new());
 }
+
+/// netd's own removal of a CNI-made sandbox (`netd sandbox rm` through the
+/// daemon the ADD started) deletes its ifb too, not only CNI DEL: the
+/// endpoint's record says it has one.
+#[test]
+fn bandwidth_ifb_goes_when_the_daemon_removes_the_sandbox() {
+    let w = World::new("negrbwrm");
+    let _daemon = support::StartedDaemon(w.state.0.join("run/netd.pid"));
+    let a = w.container("a");
+    let mut base = conf("1.1.0", "bwrmnet", "10.227.8.0/24");
+    base["dnsEnabled"] = json!(true);
+    let cf = limited(
+        &base,
+        json!({ "egressRate": 8_000_000, "egressBurst": 256_000 }),
+    );
+    let r = w.add("bwrm", &a, &cf);
+    let ifb = ifb_of(&host_veth(&r));
+    assert_eq!(ifbs(&w), vec![ifb.clone()]);
+    let out = std::process::Command::new(netd_tests::netd_bin())
+        .arg("--socket")
+        .arg(w.state.0.join("run/netd.sock"))
+        .args(["sandbox", "rm", "bwrm"])
+        .output()
+        .expect("run netd");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w.veths().is_empty(), "{:?}", w.veths());
+    assert!(ifbs(&w).is_empty(), "{:?}", ifbs(&w));
+}

@@ -274,6 +274,21 @@ pub fn spawn_in(netns: &str, cmd: &str, args: &[&str]) -> Child {
     )
 }
 
+/// A TCP service in `netns` on every address of both families, greeting
+/// every connection with `greeting`; ended when the guard drops.
+pub fn greeter(netns: &str, port: u16, greeting: &str) -> Child {
+    let script = format!(
+        "import socket\ns=socket.socket(socket.AF_INET6)\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+         s.bind(('::', {port})); s.listen(16)\n\
+         while True:\n    c,a=s.accept(); c.sendall(b'{greeting}'); c.close()\n"
+    );
+    let child = spawn_in(netns, "python3", &["-c", &script]);
+    wait_listening(netns, port);
+    child
+}
+
 /// Wait until something listens on TCP `port` inside `netns`.
 pub fn wait_listening(netns: &str, port: u16) {
     let start = Instant::now();

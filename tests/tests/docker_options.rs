@@ -8,18 +8,6 @@ use std::time::Duration;
 use netd_tests as support;
 use support::{Daemon, Netns, ping, run_ok, uplink};
 
-/// A TCP service in `ns` greeting every connection with `greeting`.
-fn greeter(ns: &str, port: u16, greeting: &str) -> support::Child {
-    let script = format!(
-        "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         s.bind(('0.0.0.0', {port})); s.listen(16)\n\
-         while True:\n    c,_=s.accept(); c.sendall(b'{greeting}'); c.close()\n"
-    );
-    let child = support::spawn_in(ns, "python3", &["-c", &script]);
-    support::wait_listening(ns, port);
-    child
-}
-
 #[test]
 fn compose_bridge_options_bind_ports_and_route() {
     let tag = format!("cdx{}o", std::process::id() % 100_000);
@@ -44,7 +32,7 @@ fn compose_bridge_options_bind_ports_and_route() {
         "10.202.40.5"
     );
     daemon.cli_ok(&["sandbox", "create", "--network", &net, "-p", "8080:80", &a]);
-    let _svc = greeter(&a, 80, "sandbox-a");
+    let _svc = support::greeter(&a, 80, "sandbox-a");
 
     // Bound to host_binding_ipv4 only: reached there, not at the host's
     // other address.
@@ -579,8 +567,8 @@ fn trusted_host_interfaces_reach_published_ports_directly() {
     assert!(err.contains("\"a/b\" is not an interface name"), "{err}");
 
     daemon.cli_ok(&["sandbox", "create", "--network", &net, "-p", "8080:80", &a]);
-    let _p80 = greeter(&a, 80, "published");
-    let _p81 = greeter(&a, 81, "unpublished");
+    let _p80 = support::greeter(&a, 80, "published");
+    let _p81 = support::greeter(&a, 81, "unpublished");
     let there =
         support::wait_connectable(trusted.name(), "10.202.50.1:8080", Duration::from_secs(3));
     assert!(there, "the published port did not answer on the host");
@@ -696,6 +684,30 @@ fn endpoint_driver_opts_name_the_interface_and_set_its_sysctls() {
     // Only that interface.
     assert_eq!(sysctl("net.ipv4.conf.eth0.log_martians"), "0");
     assert!(ping(&s, "10.203.53.1"), "no ping through web0");
+    // Changed by hand, put back by reconcile.
+    support::run_ok(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &s,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.web0.log_martians=0",
+        ],
+    );
+    support::run_ok(
+        "curl",
+        &[
+            "-sfS",
+            "-X",
+            "POST",
+            "--unix-socket",
+            daemon.socket().to_str().expect("UTF-8 path"),
+            "http://x/netd/reconcile",
+        ],
+    );
+    assert_eq!(sysctl("net.ipv4.conf.web0.log_martians"), "1");
     let d: serde_json::Value =
         serde_json::from_str(&daemon.cli_ok(&["sandbox", "inspect", &s])).expect("inspect JSON");
     assert_eq!(d[0]["endpoints"][1]["ifname"], "web0", "{d}");

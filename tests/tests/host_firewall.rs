@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use netd_tests as support;
-use support::{Child, Netns, World, tcp_read, uplink6};
+use support::{Netns, World, tcp_read, uplink6};
 
 /// The test's world plus an outside namespace on a dual-stack uplink:
 /// host 10.231.N.1 / 2001:db8:231:N::1, outside .2 / ::2.
@@ -64,20 +64,6 @@ fn load_drop_table(w: &World, family: &str, table: &str, chain: &str) {
     w.host
         .run_ok("nft", &["-f", file.to_str().expect("utf-8 path")]);
     let _ = std::fs::remove_file(&file);
-}
-
-/// A TCP server on [::] (both families) in `ns` that says `greeting`.
-fn greeter(ns: &str, port: u16, greeting: &str) -> Child {
-    let script = format!(
-        "import socket\ns=socket.socket(socket.AF_INET6)\n\
-         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
-         s.bind(('::', {port})); s.listen(16)\n\
-         while True:\n    c,a=s.accept(); c.sendall(b'{greeting}'); c.close()\n"
-    );
-    let child = support::spawn_in(ns, "python3", &["-c", &script]);
-    support::wait_listening(ns, port);
-    child
 }
 
 fn said(ns: &str, addr: &str) -> Option<String> {
@@ -168,8 +154,8 @@ fn a_drop_policy_in_another_table_drops_container_traffic_without_the_option() {
     let f = fw("off", 1);
     load_drop_table(&f.w, "inet", "filter", "forward");
     let (_net, a, b) = two_sandboxes(&f, &[]);
-    let _web = greeter(&a, 80, "a");
-    let _out = greeter(f.outside.name(), 9999, "outside");
+    let _web = support::greeter(&a, 80, "a");
+    let _out = support::greeter(f.outside.name(), 9999, "outside");
     let broken = broken_paths(&f, &a, &b);
     assert_eq!(
         broken.len(),
@@ -186,8 +172,8 @@ fn named_chain_gets_accept_rules_that_survive_reloads_and_go_with_the_network() 
     load_drop_table(&f.w, "inet", "filter", "forward");
     let (net, a, b) = two_sandboxes(&f, &["-o", "netd.forward_accept=inet/filter/forward"]);
     let bridge = f.w.host.links("netd-").pop().expect("the network's bridge");
-    let _web = greeter(&a, 80, "a");
-    let _out = greeter(f.outside.name(), 9999, "outside");
+    let _web = support::greeter(&a, 80, "a");
+    let _out = support::greeter(f.outside.name(), 9999, "outside");
     assert_eq!(broken_paths(&f, &a, &b), Vec::<&str>::new());
     let mut rules = netd_rules(&f.w, "inet", "filter", "forward");
     rules.sort();
@@ -267,8 +253,8 @@ fn auto_opens_every_drop_policy_forward_chain_ufw_style_and_late_ones() {
         ],
     );
     let (net, a, b) = two_sandboxes(&f, &["-o", "netd.forward_accept=auto"]);
-    let _web = greeter(&a, 80, "a");
-    let _out = greeter(f.outside.name(), 9999, "outside");
+    let _web = support::greeter(&a, 80, "a");
+    let _out = support::greeter(f.outside.name(), 9999, "outside");
     assert_eq!(broken_paths(&f, &a, &b), Vec::<&str>::new());
     assert_eq!(netd_rules(&f.w, "ip", "filter", "FORWARD").len(), 2);
     assert_eq!(netd_rules(&f.w, "ip6", "filter", "FORWARD").len(), 2);
@@ -348,7 +334,7 @@ fn the_daemon_wide_default_opens_the_predefined_bridge_and_new_networks() {
         "nft",
         &["add chain inet hostfw hostfwd { type filter hook forward priority 0; policy drop; }"],
     );
-    let _svc = greeter(outside.name(), 9999, "outside");
+    let _svc = support::greeter(outside.name(), 9999, "outside");
 
     // Refused while parsing its flags, before it touches anything (the
     // paths are the test's own all the same).

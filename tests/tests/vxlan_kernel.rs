@@ -133,6 +133,7 @@ impl Node {
             gw_priority: 0,
             link_local_ips: vec![],
             sysctls: vec![],
+            egress_ifb: false,
         };
         Node {
             host,

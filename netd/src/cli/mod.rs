@@ -375,6 +375,7 @@ fn endpoint_request(a: EndpointArgs) -> Result<EndpointRequest> {
         gw_priority,
         link_local_ips,
         sysctls: opts.sysctls,
+        egress_ifb: false,
     })
 }
 

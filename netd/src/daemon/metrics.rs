@@ -49,10 +49,16 @@ pub enum Op {
     Members,
     ListSandboxes,
     InspectSandbox,
+    /// The CNI plugin's commands, as it reports them (see `cni_report`).
+    CniAdd,
+    CniDel,
+    CniCheck,
+    CniGc,
+    CniStatus,
 }
 
 impl Op {
-    const ALL: [Op; 14] = [
+    const ALL: [Op; 19] = [
         Op::CreateNetwork,
         Op::RemoveNetwork,
         Op::PruneNetworks,
@@ -67,6 +73,11 @@ impl Op {
         Op::Members,
         Op::ListSandboxes,
         Op::InspectSandbox,
+        Op::CniAdd,
+        Op::CniDel,
+        Op::CniCheck,
+        Op::CniGc,
+        Op::CniStatus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +96,11 @@ impl Op {
             Op::Members => "members",
             Op::ListSandboxes => "list_sandboxes",
             Op::InspectSandbox => "inspect_sandbox",
+            Op::CniAdd => "cni_add",
+            Op::CniDel => "cni_del",
+            Op::CniCheck => "cni_check",
+            Op::CniGc => "cni_gc",
+            Op::CniStatus => "cni_status",
         }
     }
 
@@ -135,7 +151,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Ok,
         Outcome::Invalid,
         Outcome::NotFound,
@@ -284,7 +300,7 @@ impl Collector for Collect {
             &mut e,
             (
                 "netd_operations",
-                "API operations served, by operation and outcome.",
+                "API operations served and CNI commands run, by operation and outcome.",
                 COUNTER,
             ),
             s.ops
@@ -294,7 +310,7 @@ impl Collector for Collect {
         histograms(
             &mut e,
             "netd_operation_duration",
-            "API operation latency, from request to response.",
+            "Operation latency: API request to response, CNI command start to result.",
             s.ops
                 .cells()
                 .map(|(op, o, _, h)| ([("op", op.name()), ("outcome", o.name())], h)),

@@ -7,6 +7,7 @@
 //! call the same [`Netd`] operations.
 
 mod cluster;
+pub mod cni_report;
 pub mod dns_host;
 mod dns_sync;
 pub mod docker;
@@ -134,6 +135,8 @@ pub async fn run(
         None => None,
     };
     let listener = locks::bind_socket(&paths.socket)?;
+    let ops: Arc<metrics::OpMetrics> = Default::default();
+    let _cni_reports = cni_report::listen(&paths.socket, Arc::clone(&ops));
     // For whoever started the daemon from afar (the CNI plugin) and must stop it.
     let pid_file = paths.run_dir.join("netd.pid");
     lock::write_private(&pid_file, format!("{}\n", std::process::id()).as_bytes())?;
@@ -177,7 +180,7 @@ pub async fn run(
     let daemon = Arc::new(Daemon {
         netd,
         dns,
-        ops: Default::default(),
+        ops,
         proxy,
     });
     if let Some(l) = metrics_listener {

@@ -204,6 +204,17 @@ impl FakeKernel {
             .remove(&(netns.to_path_buf(), ifname.to_string()));
     }
 
+    /// Set an interface's sysctl behind netd's back, as `sysctl -w` in the
+    /// sandbox would (`key` as under /proc/sys).
+    pub fn set_iface_sysctl_behind(&self, netns: &Path, ifname: &str, key: &str, value: &str) {
+        self.st()
+            .world
+            .iface_sysctls
+            .entry((netns.to_path_buf(), ifname.to_string()))
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+    }
+
     /// Remove every table, as `nft flush ruleset` would.
     pub fn flush_ruleset(&self) {
         self.st().world.table = None;
@@ -393,6 +404,13 @@ impl LinkOps for FakeKernel {
         if complete {
             if let Some(l) = w.links.get_mut(&plan.host_veth) {
                 l.controller = Some(bname);
+            }
+            // As the kernel adapter: the endpoint's own settings again.
+            for (k, v) in &plan.sysctls {
+                w.iface_sysctls
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(k.clone(), v.clone());
             }
             return Ok(());
         }

@@ -104,6 +104,9 @@ impl LinkOps for Host {
                         format!("put {} back on {}", plan.host_veth, plan.bridge.name)
                     })?;
             }
+            // The user's settings again (reconcile): one changed by hand
+            // since is put back; writing an unchanged value changes nothing.
+            write_sysctls(plan)?;
             return Ok(());
         }
         // A half-made pair from an interrupted attach is removed first.
@@ -133,19 +136,9 @@ impl LinkOps for Host {
             })
             .with_context(|| format!("IPv6 settings of {}", plan.ifname))?;
         }
-        if !plan.sysctls.is_empty() {
-            // The user's own settings (Docker's endpoint sysctls), after
-            // netd's so they win, and before the interface comes up.
-            netns::in_netns(&plan.netns, || {
-                for (k, v) in &plan.sysctls {
-                    std::fs::write(format!("/proc/sys/{k}"), v).map_err(|e| {
-                        std::io::Error::new(e.kind(), format!("/proc/sys/{k} = {v}: {e}"))
-                    })?;
-                }
-                Ok(())
-            })
-            .with_context(|| format!("sysctls of {}", plan.ifname))?;
-        }
+        // The user's own settings (Docker's endpoint sysctls), after
+        // netd's so they win, and before the interface comes up.
+        write_sysctls(plan)?;
         let addrs: Vec<IpNet> = plan
             .address
             .map(IpNet::from)
@@ -216,6 +209,23 @@ impl LinkOps for Host {
             }
         }
     }
+}
+
+/// Write an endpoint's own sysctls (Docker's endpoint option) in its
+/// sandbox; nothing to do, and no `setns`, without any.
+fn write_sysctls(plan: &EndpointPlan) -> KResult<()> {
+    if plan.sysctls.is_empty() {
+        return Ok(());
+    }
+    netns::in_netns(&plan.netns, || {
+        for (k, v) in &plan.sysctls {
+            std::fs::write(format!("/proc/sys/{k}"), v)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("/proc/sys/{k} = {v}: {e}")))?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("sysctls of {}", plan.ifname))?;
+    Ok(())
 }
 
 /// Whether the sandbox's end of an existing pair is as planned.

@@ -85,6 +85,7 @@ pub fn endpoint(
         gw_priority: 0,
         link_local_ips: Vec::new(),
         sysctls: Vec::new(),
+        egress_ifb: false,
     }
 }
 

@@ -368,6 +368,15 @@ impl NetworkCreate {
             }
         }
         check_late_options(&self.options)?;
+        // Every host of an overlay network has its gateway address on its
+        // bridge (the containers' first hop stays on their own host), so
+        // there is nothing else to hold it.
+        if overlay && super::inhibit_ipv4(&self.options) {
+            return invalid(format!(
+                "{} is a bridge network's option: an overlay network's gateway address is on every host's bridge",
+                super::OPT_INHIBIT_V4
+            ));
+        }
         let ipv6 = self.validate_ipv6()?;
         let ipv4 = self.ipv4.unwrap_or(true);
         if !ipv4 {
@@ -502,6 +511,11 @@ pub struct EndpointRequest {
     /// settings of this interface inside the sandbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<IfSysctl>,
+    /// The CNI plugin will give the endpoint an egress limit, and so an
+    /// ifb (see [`super::Endpoint::egress_ifb`]). Not an API field: only the
+    /// plugin makes ifbs.
+    #[serde(skip)]
+    pub egress_ifb: bool,
 }
 
 /// Whether `ip` is a link-local address: 169.254.0.0/16 or fe80::/10.
@@ -631,6 +645,14 @@ mod tests {
         assert!(c.validate().unwrap().overlay);
         c.options.insert(OPT_BRIDGE_NAME.into(), "br0".into());
         assert!(c.validate().unwrap_err().0.contains("overlay"));
+        c.options.clear();
+        c.options
+            .insert(super::super::OPT_INHIBIT_V4.into(), "true".into());
+        let e = c.validate().unwrap_err().0;
+        assert!(e.contains("inhibit_ipv4") && e.contains("overlay"), "{e}");
+        c.options
+            .insert(super::super::OPT_INHIBIT_V4.into(), "false".into());
+        assert!(c.validate().unwrap().overlay);
     }
 
     #[test]

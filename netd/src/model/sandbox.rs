@@ -77,6 +77,12 @@ pub struct Endpoint {
     /// written before there were any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<super::IfSysctl>,
+    /// The CNI plugin gave it an egress limit, so it has an ifb
+    /// ([`Endpoint::ifb`]) that the kernel does not delete with the veth:
+    /// whoever removes the endpoint deletes it. Absent (false) in records
+    /// written before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub egress_ifb: bool,
 }
 
 pub(super) fn is_zero(p: &i64) -> bool {

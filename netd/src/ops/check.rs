@@ -278,6 +278,7 @@ mod tests {
             gw_priority: 0,
             link_local_ips: Vec::new(),
             sysctls: Vec::new(),
+            egress_ifb: false,
         }
     }
 

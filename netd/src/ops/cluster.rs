@@ -408,6 +408,7 @@ pub fn remote_rows(me: &str, view: &ClusterView) -> Vec<(Sandbox, Endpoint)> {
                 gw_priority: 0,
                 link_local_ips: Vec::new(),
                 sysctls: Vec::new(),
+                egress_ifb: false,
             };
             Some((sb, ep))
         })

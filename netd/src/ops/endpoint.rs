@@ -63,8 +63,17 @@ impl<K: Kernel> Netd<K> {
     /// Take an endpoint's veth pair away: now, or retired for later.
     pub(crate) async fn remove_links(&self, p: &EndpointPlan) -> Result<()> {
         let Some(deferred) = &self.deferred else {
-            return Ok(self.k.delete_host_link(&p.host_veth).await?);
+            self.k.delete_host_link(&p.host_veth).await?;
+            // The veth is what counts: an ifb left is an orphan that
+            // reconcile and CNI GC delete.
+            if let Some(ifb) = &p.ifb
+                && let Err(e) = self.k.delete_host_link(ifb).await
+            {
+                warn!(ifb, "could not delete the endpoint's ifb: {e}");
+            }
+            return Ok(());
         };
+        // Deferred (a CNI DEL): its reaper deletes the ifb with the veth.
         match self.k.retire_endpoint(p).await {
             Ok(()) => {
                 deferred

@@ -19,6 +19,7 @@ use crate::store;
 mod aux;
 mod config_only;
 mod dual_stack;
+mod egress_ifb;
 mod endpoint;
 mod firewalld;
 mod forward;

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::model::{Endpoint, Network, OPT_GATEWAY_MODE_V6, Proto};
+use crate::model::{Endpoint, Network, OPT_GATEWAY_MODE_V4, OPT_GATEWAY_MODE_V6, Proto};
 
 /// The per-network rules: masquerade, isolation, internal, ICC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,9 +23,11 @@ pub struct NetworkRules {
     pub masquerade: bool,
     /// NAT66: masquerade IPv6 that leaves through another interface.
     pub masquerade6: bool,
-    /// Routed IPv6 (`gateway_mode_ipv6=routed`): containers keep their own
-    /// addresses, and their published container ports (and ICMPv6) are
+    /// Routed IPv4 (`gateway_mode_ipv4=routed`): containers keep their own
+    /// addresses, and their published container ports (and ICMP) are
     /// reachable at those addresses from outside the host.
+    pub routed4: bool,
+    /// Routed IPv6 (`gateway_mode_ipv6=routed`), the same for IPv6.
     pub routed6: bool,
     /// No traffic in or out of the bridge except to the host itself.
     pub internal: bool,
@@ -37,9 +39,17 @@ pub struct NetworkRules {
     pub trusted: Vec<String>,
 }
 
-/// Routed IPv6 on a dual-stack network that is not internal. Read from the
-/// option rather than from the missing NAT66: `enable_ip_masquerade=false`
-/// turns NAT66 off too, but opens nothing, as for IPv4.
+/// Routed IPv4 on a network with IPv4 that is not internal. Read from the
+/// option rather than from the missing masquerade:
+/// `enable_ip_masquerade=false` turns masquerade off too, but opens
+/// nothing, as in Docker.
+fn routed4(n: &Network) -> bool {
+    n.bridge().is_some_and(|b| b.ipv4.is_some() && !b.internal)
+        && n.options.get(OPT_GATEWAY_MODE_V4).map(String::as_str) == Some("routed")
+}
+
+/// Routed IPv6 on a dual-stack network that is not internal (see
+/// [`routed4`]).
 fn routed6(n: &Network) -> bool {
     n.bridge().is_some_and(|b| b.ipv6.is_some() && !b.internal)
         && n.options.get(OPT_GATEWAY_MODE_V6).map(String::as_str) == Some("routed")
@@ -57,8 +67,9 @@ pub struct PortElement {
     pub host_port: u16,
     pub addr: IpAddr,
     pub port: u16,
-    /// On a routed IPv6 network: the container port is also reachable
-    /// directly at `addr` from outside (Docker's routed gateway mode).
+    /// On a network routed in `addr`'s family: the container port is also
+    /// reachable directly at `addr` from outside (Docker's routed gateway
+    /// mode).
     pub direct: bool,
     /// The network has trusted host interfaces: the container port is
     /// reachable directly at `addr` from those.
@@ -82,6 +93,7 @@ pub fn network_rules(n: &Network) -> Option<NetworkRules> {
         subnet6: b.ipv6.as_ref().map(|v6| v6.subnet),
         masquerade: b.ipv4.as_ref().is_some_and(|v4| v4.masquerade) && !b.internal,
         masquerade6: b.ipv6.as_ref().is_some_and(|v6| v6.masquerade) && !b.internal,
+        routed4: routed4(n),
         routed6: routed6(n),
         internal: b.internal,
         icc: b.icc,
@@ -117,7 +129,7 @@ pub fn port_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
         return vec![];
     };
     let ip6 = ep.ip6.filter(|_| b.ipv6.is_some());
-    let direct = routed6(n);
+    let (direct4, direct6) = (routed4(n), routed6(n));
     let trusted = !crate::model::trusted_interfaces(&n.options).is_empty();
     let mut out = Vec::new();
     for m in &ep.ports {
@@ -143,7 +155,7 @@ pub fn port_elements(n: &Network, ep: &Endpoint) -> Vec<PortElement> {
                     host_port: h.start + i as u16,
                     addr,
                     port: m.container_port.start + i as u16,
-                    direct: direct && addr.is_ipv6(),
+                    direct: if addr.is_ipv6() { direct6 } else { direct4 },
                     trusted,
                 });
             }
@@ -325,6 +337,34 @@ mod tests {
         let (mut n, e) = dual(true);
         n.options.clear();
         assert!(!network_rules(&n).unwrap().routed6);
+        assert!(port_elements(&n, &e).iter().all(|e| !e.direct));
+    }
+
+    #[test]
+    fn routed_ipv4_marks_ipv4_ports_direct_only() {
+        let (mut n, e) = dual(false);
+        n.options
+            .insert(OPT_GATEWAY_MODE_V4.into(), "routed".into());
+        let els = port_elements(&n, &e);
+        assert!(els.iter().any(|e| e.addr.is_ipv4()));
+        assert!(els.iter().all(|e| e.direct == e.addr.is_ipv4()), "{els:?}");
+        let r = network_rules(&n).unwrap();
+        assert!(r.routed4 && !r.routed6);
+        // Internal: nothing is reached from outside.
+        let i = fixtures::with_bridge(n.clone(), |b| b.internal = true);
+        assert!(!network_rules(&i).unwrap().routed4);
+        // Both families routed.
+        n.options
+            .insert(OPT_GATEWAY_MODE_V6.into(), "routed".into());
+        assert!(port_elements(&n, &e).iter().all(|e| e.direct));
+        // Masquerade off without routed mode opens nothing.
+        let (mut n, e) = dual(false);
+        n = fixtures::with_bridge(n, |b| {
+            if let Some(v4) = &mut b.ipv4 {
+                v4.masquerade = false;
+            }
+        });
+        assert!(!network_rules(&n).unwrap().routed4);
         assert!(port_elements(&n, &e).iter().all(|e| !e.direct));
     }
 

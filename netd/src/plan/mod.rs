@@ -111,6 +111,9 @@ pub struct EndpointPlan {
     /// /proc/sys, value), written before it comes up.
     pub sysctls: Vec<(String, String)>,
     pub netns: PathBuf,
+    /// The ifb of the endpoint's egress limit, deleted with its veth (the
+    /// kernel does not): only the CNI plugin makes one.
+    pub ifb: Option<String>,
 }
 
 pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<EndpointPlan> {
@@ -151,6 +154,7 @@ pub fn endpoint(net: &Network, sandbox: &Sandbox, ep: &Endpoint) -> Option<Endpo
             .map(|s| (s.path(ep.ifname.as_str()), s.value().to_string()))
             .collect(),
         netns,
+        ifb: ep.egress_ifb.then(|| ep.ifb().to_string()),
     })
 }
 

@@ -199,6 +199,7 @@ pub fn insert_endpoint(
         gw_priority: req.gw_priority,
         link_local_ips: req.link_local_ips.clone(),
         sysctls: req.sysctls.clone(),
+        egress_ifb: req.egress_ifb,
     };
     c.execute(
         "INSERT INTO endpoints (id, network_id, sandbox_id, ip, ifname, spec, ip6, ip6_off)

@@ -474,6 +474,7 @@ impl ConnectRequest {
             gw_priority: ec.gw_priority.unwrap_or(0),
             link_local_ips,
             sysctls: opts.sysctls,
+            egress_ifb: false,
         })
     }
 }

@@ -13,7 +13,7 @@ use super::rules::{
 };
 use super::{
     MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, R32_0, R32_1, R32_2, R32_4, R32_5, REG1, SET_BRIDGES,
-    SET_DIRECT6, SET_TRUSTED4, SET_TRUSTED6, TABLE,
+    SET_DIRECT4, SET_DIRECT6, SET_TRUSTED4, SET_TRUSTED6, TABLE,
 };
 use crate::plan::firewall::FirewallPlan;
 
@@ -90,6 +90,13 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
         24,
         None,
     );
+    let direct4 = RawSet::new(
+        SET_DIRECT4,
+        9,
+        concat(concat(TYPE_IPADDR, TYPE_INET_PROTO), TYPE_INET_SERVICE),
+        12,
+        None,
+    );
     batch.add(&SetMsg(&bridges), MsgType::Add);
     if !plan.networks.is_empty() {
         batch.add(&ElemsMsg(&bridges), MsgType::Add);
@@ -98,6 +105,7 @@ pub(super) fn full_batch(plan: &FirewallPlan) -> FinalizedBatch {
     batch.add(&SetMsg(&any_map), MsgType::Add);
     batch.add(&SetMsg(&addr6_map), MsgType::Add);
     batch.add(&SetMsg(&any6_map), MsgType::Add);
+    batch.add(&SetMsg(&direct4), MsgType::Add);
     batch.add(&SetMsg(&direct6), MsgType::Add);
     batch.add(&SetMsg(&trusted4), MsgType::Add);
     batch.add(&SetMsg(&trusted6), MsgType::Add);

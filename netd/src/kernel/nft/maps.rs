@@ -12,7 +12,8 @@ use nftnl::{MsgType, NlMsg};
 
 use super::rules::proto_number;
 use super::{
-    MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, SET_DIRECT6, SET_TRUSTED4, SET_TRUSTED6, TABLE,
+    MAP_ADDR, MAP_ADDR6, MAP_ANY, MAP_ANY6, SET_DIRECT4, SET_DIRECT6, SET_TRUSTED4, SET_TRUSTED6,
+    TABLE,
 };
 use crate::plan::firewall::PortElement;
 
@@ -219,8 +220,9 @@ pub(super) fn element_sets(elems: &[PortElement]) -> Vec<RawSet> {
     }
     // Two host ports may lead to one container port: one element for both
     // (a batch deleting it twice would fail whole).
-    let sets: [(&CStr, Wanted); 3] = [
-        (SET_DIRECT6, |e| e.direct),
+    let sets: [(&CStr, Wanted); 4] = [
+        (SET_DIRECT4, |e| e.direct && e.addr.is_ipv4()),
+        (SET_DIRECT6, |e| e.direct && e.addr.is_ipv6()),
         (SET_TRUSTED4, |e| e.trusted && e.addr.is_ipv4()),
         (SET_TRUSTED6, |e| e.trusted && e.addr.is_ipv6()),
     ];

@@ -7,7 +7,8 @@
 //!   map pub_any   { type inet_proto . inet_service : ipv4_addr . inet_service }
 //!   map pub_addr6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service }
 //!   map pub_any6  { type inet_proto . inet_service : ipv6_addr . inet_service }
-//!   set direct6   { type ipv6_addr . inet_proto . inet_service }  # routed: container ports
+//!   set direct4   { type ipv4_addr . inet_proto . inet_service }  # routed: container ports
+//!   set direct6   { type ipv6_addr . inet_proto . inet_service }  #   reached directly
 //!   set trusted4  { type ipv4_addr . inet_proto . inet_service }  # published container ports
 //!   set trusted6  { type ipv6_addr . inet_proto . inet_service }  #   of networks with trusted ifaces
 //!   chain publish {                                        # DNAT of published ports, to the host only
@@ -23,7 +24,7 @@
 //!   chain prerouting  { type nat hook prerouting priority dstnat; jump publish }
 //!   chain output      { type nat hook output priority -100; jump publish }
 //!   chain postrouting { type nat hook postrouting priority srcnat
-//!     ip saddr SUBNET oifname != BRIDGE masquerade        # per network, unless off/internal
+//!     ip saddr SUBNET oifname != BRIDGE masquerade        # per network, unless routed/off/internal
 //!     ip saddr SUBNET oifname BRIDGE ct status dnat masquerade   # hairpin to a published port
 //!     ip6 saddr SUBNET6 oifname != BRIDGE masquerade      # NAT66, unless routed/off/internal
 //!     ip6 saddr SUBNET6 oifname BRIDGE ct status dnat masquerade # hairpin over IPv6
@@ -35,6 +36,8 @@
 //!     ct status dnat accept                                # published ports cross networks
 //!     iifname BRIDGE oifname @bridges oifname != BRIDGE drop   # isolation between networks
 //!     iifname BRIDGE oifname BRIDGE drop                   # enable_icc=false
+//!     oifname BRIDGE iifname != @bridges meta l4proto icmp accept          # routed IPv4:
+//!     oifname BRIDGE iifname != @bridges ip daddr . meta l4proto . th dport @direct4 accept
 //!     oifname BRIDGE iifname != @bridges meta l4proto ipv6-icmp accept      # routed IPv6:
 //!     oifname BRIDGE iifname != @bridges ip6 daddr . meta l4proto . th dport @direct6 accept
 //!     oifname BRIDGE iifname TRUSTED ip daddr . meta l4proto . th dport @trusted4 accept   # per
@@ -79,6 +82,7 @@ const MAP_ADDR: &CStr = c"pub_addr";
 const MAP_ANY: &CStr = c"pub_any";
 const MAP_ADDR6: &CStr = c"pub_addr6";
 const MAP_ANY6: &CStr = c"pub_any6";
+const SET_DIRECT4: &CStr = c"direct4";
 const SET_DIRECT6: &CStr = c"direct6";
 const SET_TRUSTED4: &CStr = c"trusted4";
 const SET_TRUSTED6: &CStr = c"trusted6";

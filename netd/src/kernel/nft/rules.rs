@@ -10,7 +10,8 @@ use super::expr::{
     masquerade, meta, payload, verdict,
 };
 use super::{
-    R32_0, R32_1, R32_2, R32_4, R32_5, REG1, SET_BRIDGES, SET_DIRECT6, SET_TRUSTED4, SET_TRUSTED6,
+    R32_0, R32_1, R32_2, R32_4, R32_5, REG1, SET_BRIDGES, SET_DIRECT4, SET_DIRECT6, SET_TRUSTED4,
+    SET_TRUSTED6,
 };
 use crate::model::Proto;
 use crate::plan::firewall::NetworkRules;
@@ -247,8 +248,11 @@ pub(super) fn network_rules(
         e.push(verdict(libc::NF_DROP, None));
         add_rule(batch, fwd, e);
     }
+    if n.routed4 {
+        routed_rules(batch, fwd, br, Family::V4);
+    }
     if n.routed6 {
-        routed6_rules(batch, fwd, br);
+        routed_rules(batch, fwd, br, Family::V6);
     }
     for t in &n.trusted {
         trusted_rules(batch, fwd, br, t);
@@ -264,29 +268,57 @@ pub(super) fn network_rules(
     add_rule(batch, fwd, e);
 }
 
-/// Routed IPv6: from outside the host (not from another netd bridge, which
-/// stays isolated), ICMPv6 and the published container ports are reached at
-/// the containers' own addresses. Everything else new is dropped by the
-/// rule that follows.
-fn routed6_rules(batch: &mut Batch, fwd: &Chain<'_>, br: &str) {
+#[derive(Clone, Copy)]
+enum Family {
+    V4,
+    V6,
+}
+
+/// Routed IPv4 or IPv6: from outside the host (not from another netd
+/// bridge, which stays isolated), ICMP of the family and the published
+/// container ports are reached at the containers' own addresses.
+/// Everything else new is dropped by the rule that follows.
+fn routed_rules(batch: &mut Batch, fwd: &Chain<'_>, br: &str, family: Family) {
+    // The destination address: offset 16 (4 bytes) of IPv4, 24 (16) of
+    // IPv6; the protocol and port follow it in the concatenation.
+    let (only, icmp, off, len, proto_reg, port_reg, set) = match family {
+        Family::V4 => (
+            ipv4_only as fn() -> Vec<Raw>,
+            libc::IPPROTO_ICMP as u8,
+            16,
+            4,
+            R32_1,
+            R32_2,
+            SET_DIRECT4,
+        ),
+        Family::V6 => (
+            ipv6_only as fn() -> Vec<Raw>,
+            libc::IPPROTO_ICMPV6 as u8,
+            24,
+            16,
+            R32_4,
+            R32_5,
+            SET_DIRECT6,
+        ),
+    };
     let from_outside = || {
         let mut e = oif_is(br, libc::NFT_CMP_EQ);
         e.push(meta(libc::NFT_META_IIFNAME, REG1));
         e.push(lookup_not(SET_BRIDGES, REG1));
-        e.extend(ipv6_only());
+        e.extend(only());
         e
     };
     let mut e = from_outside();
     e.push(meta(libc::NFT_META_L4PROTO, REG1));
-    e.push(cmp(libc::NFT_CMP_EQ, REG1, &[libc::IPPROTO_ICMPV6 as u8]));
+    e.push(cmp(libc::NFT_CMP_EQ, REG1, &[icmp]));
     e.push(verdict(libc::NF_ACCEPT, None));
     add_rule(batch, fwd, e);
     // The concatenation overlaps REG1, so it is loaded last.
     let mut e = from_outside();
-    e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, 24, 16, R32_0));
-    e.push(meta(libc::NFT_META_L4PROTO, R32_4));
-    e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R32_5));
-    e.push(lookup(SET_DIRECT6, R32_0, None));
+    e.push(payload(libc::NFT_PAYLOAD_NETWORK_HEADER, off, len, R32_0));
+    e.push(meta(libc::NFT_META_L4PROTO, proto_reg));
+    e.push(payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, port_reg));
+    e.push(lookup(set, R32_0, None));
     e.push(verdict(libc::NF_ACCEPT, None));
     add_rule(batch, fwd, e);
 }

@@ -150,3 +150,22 @@ fn an_endpoint_record_from_before_reads_with_none() {
     let ep: Endpoint = serde_json::from_value(v).unwrap();
     assert!(ep.sysctls.is_empty());
 }
+
+/// A setting changed by hand in the sandbox is put back by reconcile, as
+/// an address or route would be; the others stay as they are.
+#[tokio::test]
+async fn reconcile_puts_back_a_setting_changed_by_hand() {
+    let t = world().await;
+    with_two_networks(&t).await.unwrap();
+    connect_n2_web0(&t).await.unwrap();
+    let ns = PathBuf::from(&t.netd.inspect_sandbox("s1").unwrap().netns);
+    let key = "net/ipv4/conf/web0/log_martians";
+    t.k().set_iface_sysctl_behind(&ns, "web0", key, "0");
+    t.k()
+        .set_iface_sysctl_behind(&ns, "web0", "net/ipv4/conf/web0/rp_filter", "2");
+    t.netd.reconcile().await.unwrap();
+    let w = t.k().world();
+    let set = &w.iface_sysctls[&(ns, "web0".into())];
+    assert_eq!(set[key], "1");
+    assert_eq!(set["net/ipv4/conf/web0/rp_filter"], "2", "not netd's: left");
+}
