@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netd_tests as support;
-use support::{Child, Daemon, Netns, TempDir, tcp_read};
+use support::{Child, Daemon, Netns, TempDir, greeter, tcp_read};
 
 /// Where scripts/setup.sh extracts the firewalld package.
 fn firewalld_root() -> PathBuf {
@@ -188,19 +188,22 @@ impl Fw {
     /// A network with sandbox `a` publishing 8080 to a greeter on its 80,
     /// sandbox `b`, and a greeter outside on 9999: (bridge, a, b, servers).
     fn containers(&self) -> (String, String, String, [Child; 2]) {
+        self.containers_with(&[])
+    }
+
+    /// [`Fw::containers`] on a network created with `extra` options.
+    fn containers_with(&self, extra: &[&str]) -> (String, String, String, [Child; 2]) {
         let (net, a, b) = (
             format!("{}-net", self.tag),
             format!("{}-a", self.tag),
             format!("{}-b", self.tag),
         );
         let d = self.netd();
-        d.cli_ok(&[
-            "network",
-            "create",
-            "--subnet",
-            &format!("10.234.{}.0/24", self.n),
-            &net,
-        ]);
+        let subnet = format!("10.234.{}.0/24", self.n);
+        let mut args = vec!["network", "create", "--subnet", &subnet];
+        args.extend_from_slice(extra);
+        args.push(&net);
+        d.cli_ok(&args);
         d.cli_ok(&["sandbox", "create", "--network", &net, "-p", "8080:80", &a]);
         d.cli_ok(&["sandbox", "create", "--network", &net, &b]);
         let bridge = self
@@ -242,19 +245,6 @@ impl Fw {
             std::fs::read_to_string(self.dir.0.join("firewalld.log")).unwrap_or_default()
         )
     }
-}
-
-/// A TCP server in `ns` on `port` that says `greeting` and closes.
-fn greeter(ns: &str, port: u16, greeting: &str) -> Child {
-    let script = format!(
-        "import socket\ns=socket.socket()\n\
-         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         s.bind(('0.0.0.0', {port})); s.listen(16)\n\
-         while True:\n    c,a=s.accept(); c.sendall(b'{greeting}'); c.close()\n"
-    );
-    let child = support::spawn_in(ns, "python3", &["-c", &script]);
-    support::wait_listening(ns, port);
-    child
 }
 
 /// How long until `ok` holds, polled, at most `limit`.
@@ -401,4 +391,77 @@ fn bridges_stay_in_the_zone_across_reloads_and_restarts() {
         f.zone("trusted").contains(&"netd0".to_string()),
         "the predefined bridge stays"
     );
+}
+
+#[test]
+fn a_routed_network_needs_the_documented_policy() {
+    let mut f = Fw::new("routed", 4);
+    // docs/security.md: a zone of the operator's, netd's bridges in it.
+    for args in [
+        &["--permanent", "--new-zone=netd"][..],
+        &["--permanent", "--zone=netd", "--set-target=ACCEPT"],
+        &["--reload"],
+    ] {
+        assert_eq!(
+            f.firewall_cmd(args).trim(),
+            "success",
+            "firewall-cmd {args:?}"
+        );
+    }
+    f.start_netd(&["--firewalld", "netd"]);
+    let (bridge, a, _b, _servers) =
+        f.containers_with(&["-o", "com.docker.network.bridge.gateway_mode_ipv4=routed"]);
+    wait_for("the bridge in zone netd", Duration::from_secs(5), || {
+        f.zone("netd").contains(&bridge)
+    });
+    f.outside.run_ok(
+        "ip",
+        &[
+            "route",
+            "add",
+            &format!("10.234.{}.0/24", f.n),
+            "via",
+            &f.host4,
+        ],
+    );
+    let direct = format!("{}:80", f.a_addr(&a));
+    assert!(f.egress(&a), "egress:\n{}", f.failure());
+    // Not DNAT'd: from the uplink's zone into zone netd, which no policy
+    // allows yet.
+    assert_eq!(
+        tcp_read(f.outside.name(), &direct),
+        None,
+        "firewalld let routed traffic into zone netd without a policy"
+    );
+    // docs/security.md's policy.
+    for args in [
+        &["--permanent", "--new-policy=netd-routed"][..],
+        &[
+            "--permanent",
+            "--policy=netd-routed",
+            "--add-ingress-zone=ANY",
+        ],
+        &[
+            "--permanent",
+            "--policy=netd-routed",
+            "--add-egress-zone=netd",
+        ],
+        &["--permanent", "--policy=netd-routed", "--set-target=ACCEPT"],
+        &["--reload"],
+    ] {
+        assert_eq!(
+            f.firewall_cmd(args).trim(),
+            "success",
+            "firewall-cmd {args:?}"
+        );
+    }
+    let reached = time_until(Duration::from_secs(3), || {
+        tcp_read(f.outside.name(), &direct).as_deref() == Some("a")
+    });
+    assert!(
+        reached.is_some(),
+        "the published container port at its own address, with the policy:\n{}",
+        f.failure()
+    );
+    assert!(f.zone("netd").contains(&bridge));
 }
