@@ -96,6 +96,41 @@ if ! command -v docker >/dev/null 2>&1; then
     apt_quiet apt-get -q install -y --no-install-recommends "$pkg"
 fi
 
+# firewalld, for tests/tests/firewalld.rs (`netd daemon --firewalld`). Its
+# Python libraries are installed; the firewalld package itself is only
+# extracted under $FIREWALLD_DIR, never installed: on a host booted with
+# systemd its postinst would enable and start firewalld in the root
+# namespace and take over the host's firewall. The test runs the extracted
+# daemon itself, inside a network namespace of its own, on a D-Bus daemon
+# of its own, with a copy of etc/firewalld in its temp dir.
+# Its Depends, less gir1.2-nm-1.0 (NetworkManager's bindings: firewalld
+# runs without them) and polkitd (without polkit firewalld allows root).
+FIREWALLD_DIR=${NETD_TEST_FIREWALLD:-/opt/netd-tests/firewalld}
+FIREWALLD_PKGS=(dbus python3-firewall python3-nftables python3-dbus python3-gi gir1.2-glib-2.0)
+fw_missing=()
+for p in "${FIREWALLD_PKGS[@]}"; do
+    installed "$p" || fw_missing+=("$p")
+done
+if [ "${#fw_missing[@]}" -gt 0 ]; then
+    log "installing ${fw_missing[*]} (firewalld's libraries, for the firewalld test)"
+    apt_update
+    apt_quiet apt-get -q install -y --no-install-recommends "${fw_missing[@]}"
+fi
+if [ ! -x "$FIREWALLD_DIR/usr/sbin/firewalld" ]; then
+    log "extracting firewalld (not installing it) into $FIREWALLD_DIR"
+    apt_update
+    dl=$(mktemp -d /tmp/netd-setup-firewalld.XXXXXX)
+    # apt-get download writes to the current directory, as the _apt user
+    # when it can: make it able to.
+    chmod 0755 "$dl"
+    (cd "$dl" && apt_quiet apt-get -q download firewalld)
+    mkdir -p "$FIREWALLD_DIR"
+    dpkg-deb -x "$dl"/firewalld_*.deb "$FIREWALLD_DIR" || die "dpkg-deb -x firewalld failed"
+    rm -rf "$dl"
+fi
+grep -qx 'FirewallBackend=nftables' "$FIREWALLD_DIR/etc/firewalld/firewalld.conf" ||
+    die "$FIREWALLD_DIR/etc/firewalld/firewalld.conf: expected FirewallBackend=nftables"
+
 # Rust: CI and most machines have a rustup toolchain; make sure the lint
 # components .ci/run uses are there.
 if command -v rustup >/dev/null 2>&1; then

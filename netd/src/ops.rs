@@ -27,6 +27,7 @@ mod endpoint;
 pub mod ensure;
 mod events;
 mod firewall;
+pub mod firewalld;
 mod locks;
 mod network;
 mod reconcile;

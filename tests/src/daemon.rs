@@ -74,6 +74,8 @@ pub struct Daemon {
     extra: Vec<String>,
     /// A command the daemon is started through (`prlimit --nofile=...`).
     wrap: Vec<String>,
+    /// Extra environment (`DBUS_SYSTEM_BUS_ADDRESS` of a test's own bus).
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -89,6 +91,15 @@ impl Daemon {
     /// Start through `wrap` (a command that execs the rest of its command
     /// line, such as `prlimit --nofile=1024:4096`), with extra flags.
     pub fn start_wrapped(host: &Netns, wrap: &[&str], extra: &[&str]) -> Daemon {
+        Daemon::start_full(host, wrap, &[], extra)
+    }
+
+    /// Start with extra environment variables and flags.
+    pub fn start_env(host: &Netns, env: &[(&str, &str)], extra: &[&str]) -> Daemon {
+        Daemon::start_full(host, &[], env, extra)
+    }
+
+    fn start_full(host: &Netns, wrap: &[&str], env: &[(&str, &str)], extra: &[&str]) -> Daemon {
         let dir =
             std::env::temp_dir().join(format!("netd-test-{}-{}", host.name(), std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -99,6 +110,10 @@ impl Daemon {
             host: host.name().to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             wrap: wrap.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn();
         d
@@ -106,6 +121,11 @@ impl Daemon {
 
     pub fn socket(&self) -> PathBuf {
         self.dir.join("netd.sock")
+    }
+
+    /// The daemon's `--state-dir` (for a second netd process on its store).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
     }
 
     fn spawn(&mut self) {
@@ -128,6 +148,7 @@ impl Daemon {
             .arg("--run-dir")
             .arg(self.dir.join("run"))
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -89,6 +89,11 @@ pub struct DaemonArgs {
     /// `-o netd.forward_accept=none`.
     #[arg(long, env = "NETD_FORWARD_ACCEPT", value_name = "auto|FAMILY/TABLE/CHAIN,...", value_parser = forward_accept)]
     pub forward_accept: Option<String>,
+    /// Put every netd bridge in a firewalld zone over D-Bus while
+    /// firewalld runs, again after each of its reloads and restarts:
+    /// off, auto (zone trusted) or a zone's name.
+    #[arg(long, env = "NETD_FIREWALLD", value_name = "off|auto|ZONE", default_value = "off", value_parser = crate::ops::firewalld::parse_mode)]
+    pub firewalld: crate::ops::firewalld::FirewalldMode,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -440,6 +445,7 @@ fn run_command(cli: Cli) -> Result<()> {
                 a.metrics,
                 cluster,
                 a.forward_accept,
+                a.firewalld,
             ))
         }
         Command::Network(n) => network::network(&Client::new(&cli.socket)?, n),

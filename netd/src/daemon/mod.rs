@@ -11,6 +11,7 @@ pub mod cni_report;
 pub mod dns_host;
 mod dns_sync;
 pub mod docker;
+mod firewalld;
 mod host;
 mod locks;
 pub mod metrics;
@@ -114,6 +115,7 @@ pub async fn run(
     metrics: Option<std::net::SocketAddr>,
     cluster: Option<crate::cluster::ClusterConfig>,
     forward_accept: Option<String>,
+    firewalld: crate::ops::firewalld::FirewalldMode,
 ) -> Result<()> {
     host::raise_nofile_limit();
     // Every check that can refuse to start comes before the reconcile, which
@@ -162,6 +164,9 @@ pub async fn run(
     cluster::start(&netd).await?;
     let netd = Arc::new(netd);
     netd.watch_firewall().context("watch nftables")?;
+    if let crate::ops::firewalld::FirewalldMode::Zone(zone) = firewalld {
+        firewalld::start(Arc::clone(&netd), zone);
+    }
     let dns = Arc::new(dns_host::DnsHost::new(dns));
     dns.sync(&netd).await;
     dns.follow(Arc::clone(&netd));

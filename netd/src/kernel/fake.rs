@@ -760,4 +760,5 @@ impl OverlayOps for FakeKernel {
     }
 }
 
+pub mod firewalld;
 mod tests;

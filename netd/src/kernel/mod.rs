@@ -6,6 +6,7 @@ pub mod error;
 #[cfg(test)]
 pub mod fake;
 pub mod firewall;
+pub mod firewalld;
 pub mod host;
 pub mod hostport;
 pub mod link;

@@ -21,6 +21,7 @@ mod config_only;
 mod dual_stack;
 mod egress_ifb;
 mod endpoint;
+mod firewalld;
 mod forward;
 mod gw_priority;
 mod if_sysctls;
