@@ -112,34 +112,8 @@ fn store_ifaces(w: &World, netns: &str) -> BTreeSet<(String, String)> {
 fn cc_plugin_and_daemon_on_one_container_take_turns() {
     let w = World::new("cct");
     let base = conf("1.1.0", "cctnet", "10.231.0.0/24");
-    let run = w.state.0.join("run");
-    let sock = run.join("netd.sock");
-    let _daemon = support::spawn_in(
-        &w.host,
-        netd_tests::netd_bin().to_str().unwrap(),
-        &[
-            "--socket",
-            sock.to_str().unwrap(),
-            "daemon",
-            "--state-dir",
-            w.state.0.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-        ],
-    );
-    let cli = |args: &[&str]| {
-        std::process::Command::new(netd_tests::netd_bin())
-            .arg("--socket")
-            .arg(&sock)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let start = std::time::Instant::now();
-    while !cli(&["network", "ls"]).status.success() {
-        assert!(start.elapsed().as_secs() < 20, "daemon did not come up");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let _daemon = w.daemon();
+    let cli = |args: &[&str]| w.netd(args);
     let extra = "ccextra";
     let out = cli(&["network", "create", "--subnet", "10.231.1.0/24", extra]);
     assert!(out.status.success(), "{out:?}");

@@ -5,25 +5,13 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{World, conf};
 
 fn scrape(w: &World) -> String {
-    let out = Command::new("curl")
-        .args(["-sfS", "--unix-socket"])
-        .arg(w.state.0.join("run/netd.sock"))
-        .arg("http://x/metrics")
-        .output()
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    netd_tests::scrape_metrics(&w.state.0.join("run/netd.sock"))
 }
 
 fn sample(text: &str, name: &str, op: &str, outcome: &str) -> u64 {

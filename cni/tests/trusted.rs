@@ -11,35 +11,8 @@ use support::{World, conf};
 /// `netd network create ARGS` through a daemon of the world's own, which
 /// is stopped again: the plugin then works on the network alone.
 fn create_network(w: &World, args: &[&str]) {
-    let run = w.state.0.join("run");
-    let sock = run.join("netd.sock");
-    let _daemon = support::spawn_in(
-        &w.host,
-        netd_tests::netd_bin().to_str().unwrap(),
-        &[
-            "--socket",
-            sock.to_str().unwrap(),
-            "daemon",
-            "--state-dir",
-            w.state.0.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-        ],
-    );
-    let cli = |args: &[&str]| {
-        std::process::Command::new(netd_tests::netd_bin())
-            .arg("--socket")
-            .arg(&sock)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let start = std::time::Instant::now();
-    while !cli(&["network", "ls"]).status.success() {
-        assert!(start.elapsed().as_secs() < 20, "daemon did not come up");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = cli(&[&["network", "create"], args].concat());
+    let _daemon = w.daemon();
+    let out = w.netd(&[&["network", "create"], args].concat());
     assert!(out.status.success(), "{out:?}");
 }
 

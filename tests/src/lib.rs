@@ -274,6 +274,23 @@ pub fn spawn_in(netns: &str, cmd: &str, args: &[&str]) -> Child {
     )
 }
 
+/// `curl --unix-socket SOCKET http://x/metrics`, as an operator would:
+/// the daemon's Prometheus text.
+pub fn scrape_metrics(socket: &std::path::Path) -> String {
+    let out = Command::new("curl")
+        .args(["-sfS", "--unix-socket"])
+        .arg(socket)
+        .arg("http://x/metrics")
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
 /// A TCP service in `netns` on every address of both families, greeting
 /// every connection with `greeting`; ended when the guard drops.
 pub fn greeter(netns: &str, port: u16, greeting: &str) -> Child {

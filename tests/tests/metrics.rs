@@ -22,20 +22,8 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `curl --unix-socket SOCK http://x/metrics`, as an operator would.
 fn scrape(daemon: &Daemon) -> String {
-    let out = Command::new("curl")
-        .args(["-sfS", "--unix-socket"])
-        .arg(daemon.socket())
-        .arg("http://x/metrics")
-        .output()
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    support::scrape_metrics(&daemon.socket())
 }
 
 fn op(op: &str, outcome: &str) -> String {

@@ -170,6 +170,42 @@ impl World {
         self.exec(&env, &conf.to_string())
     }
 
+    /// The world's own netd daemon in its host namespace, on its state
+    /// dir and socket (where the plugin looks), up once it answers; it
+    /// ends when the guard drops.
+    pub fn daemon(&self) -> Child {
+        let run = self.state.0.join("run");
+        let daemon = spawn_in(
+            &self.host,
+            netd_tests::netd_bin().to_str().unwrap(),
+            &[
+                "--socket",
+                run.join("netd.sock").to_str().unwrap(),
+                "daemon",
+                "--state-dir",
+                self.state.0.to_str().unwrap(),
+                "--run-dir",
+                run.to_str().unwrap(),
+            ],
+        );
+        let start = std::time::Instant::now();
+        while !self.netd(&["network", "ls"]).status.success() {
+            assert!(start.elapsed().as_secs() < 20, "daemon did not come up");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    /// The netd CLI against the world's daemon.
+    pub fn netd(&self, args: &[&str]) -> std::process::Output {
+        Command::new(netd_tests::netd_bin())
+            .arg("--socket")
+            .arg(self.state.0.join("run/netd.sock"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     pub fn add(&self, id: &str, ns: &Netns, conf: &Value) -> Value {
         self.cmd("ADD", id, Some(ns), "eth0", conf).ok()
     }
