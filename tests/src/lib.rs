@@ -548,15 +548,21 @@ pub fn dig(ns: &str, args: &[&str]) -> Dig {
 }
 
 /// Poll `f` every 50 ms until it is true or `within` has passed.
-pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub fn wait_until(within: Duration, f: impl FnMut() -> bool) -> bool {
+    time_until(within, f).is_some()
+}
+
+/// How long until `f` holds, polled every 25 ms for at most `within`
+/// (what a test measures and quotes: a restore after a reload, say).
+pub fn time_until(within: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     loop {
         if f() {
-            return true;
+            return Some(start.elapsed());
         }
         if start.elapsed() >= within {
-            return false;
+            return None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(25));
     }
 }

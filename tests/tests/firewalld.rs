@@ -71,6 +71,27 @@ fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 impl Fw {
+    /// docs/security.md's example: a zone of the operator's own, target
+    /// ACCEPT, made permanent and loaded.
+    fn new_accept_zone(&self, zone: &str) {
+        for args in [
+            vec!["--permanent".to_string(), format!("--new-zone={zone}")],
+            vec![
+                "--permanent".to_string(),
+                format!("--zone={zone}"),
+                "--set-target=ACCEPT".to_string(),
+            ],
+            vec!["--reload".to_string()],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            assert_eq!(
+                self.firewall_cmd(&args).trim(),
+                "success",
+                "firewall-cmd {args:?}"
+            );
+        }
+    }
+
     fn new(tag: &str, n: u8) -> Fw {
         let tag = format!("nfw{}{tag}", std::process::id());
         let dir = TempDir::new(&format!("netd-test-{tag}"));
@@ -247,18 +268,6 @@ impl Fw {
     }
 }
 
-/// How long until `ok` holds, polled, at most `limit`.
-fn time_until(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if ok() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    None
-}
-
 #[test]
 fn without_the_flag_firewalld_rejects_container_egress() {
     let mut f = Fw::new("off", 1);
@@ -278,17 +287,7 @@ fn without_the_flag_firewalld_rejects_container_egress() {
 fn a_zone_of_the_operators_own_and_a_missing_one() {
     let mut f = Fw::new("own", 3);
     // docs/security.md's example, in the test's own firewalld config.
-    for args in [
-        &["--permanent", "--new-zone=netd"][..],
-        &["--permanent", "--zone=netd", "--set-target=ACCEPT"],
-        &["--reload"],
-    ] {
-        assert_eq!(
-            f.firewall_cmd(args).trim(),
-            "success",
-            "firewall-cmd {args:?}"
-        );
-    }
+    f.new_accept_zone("netd");
     // A zone firewalld does not have: refused, said so, nothing else done.
     f.start_netd(&["--firewalld", "nope"]);
     let said = "firewalld refused bridge netd0 in zone nope: firewalld has no such zone: nope";
@@ -326,7 +325,7 @@ fn bridges_stay_in_the_zone_across_reloads_and_restarts() {
     let called = Instant::now();
     assert_eq!(f.firewall_cmd(&["--reload"]).trim(), "success");
     let took = called.elapsed();
-    let back = time_until(Duration::from_secs(3), || f.egress(&a));
+    let back = support::time_until(Duration::from_secs(3), || f.egress(&a));
     eprintln!("egress back {back:?} after firewall-cmd --reload returned (it took {took:?})");
     assert!(
         back.is_some_and(|t| t <= Duration::from_secs(1)),
@@ -339,7 +338,7 @@ fn bridges_stay_in_the_zone_across_reloads_and_restarts() {
     // firewalld restarts (its name leaves the bus and comes back).
     drop(f.firewalld.take());
     f.start_firewalld();
-    let back = time_until(Duration::from_secs(5), || f.egress(&a));
+    let back = support::time_until(Duration::from_secs(5), || f.egress(&a));
     eprintln!("egress back {back:?} after the restarted firewalld answered");
     assert!(
         back.is_some(),
@@ -397,17 +396,7 @@ fn bridges_stay_in_the_zone_across_reloads_and_restarts() {
 fn a_routed_network_needs_the_documented_policy() {
     let mut f = Fw::new("routed", 4);
     // docs/security.md: a zone of the operator's, netd's bridges in it.
-    for args in [
-        &["--permanent", "--new-zone=netd"][..],
-        &["--permanent", "--zone=netd", "--set-target=ACCEPT"],
-        &["--reload"],
-    ] {
-        assert_eq!(
-            f.firewall_cmd(args).trim(),
-            "success",
-            "firewall-cmd {args:?}"
-        );
-    }
+    f.new_accept_zone("netd");
     f.start_netd(&["--firewalld", "netd"]);
     let (bridge, a, _b, _servers) =
         f.containers_with(&["-o", "com.docker.network.bridge.gateway_mode_ipv4=routed"]);
@@ -455,7 +444,7 @@ fn a_routed_network_needs_the_documented_policy() {
             "firewall-cmd {args:?}"
         );
     }
-    let reached = time_until(Duration::from_secs(3), || {
+    let reached = support::time_until(Duration::from_secs(3), || {
         tcp_read(f.outside.name(), &direct).as_deref() == Some("a")
     });
     assert!(

@@ -7,7 +7,7 @@
 //! with the network, and come back after the other table is reloaded.
 //! Without the option the drop policy drops it (so these tests can fail).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netd_tests as support;
 use support::{Netns, World, tcp_read, uplink6};
@@ -98,18 +98,6 @@ fn netd_rules(w: &World, family: &str, table: &str, chain: &str) -> Vec<String> 
         .collect()
 }
 
-/// Poll until `ok` holds, for at most `limit`; how long it took.
-fn poll(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if ok() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    None
-}
-
 /// Two sandboxes on a dual-stack network NET (10.232.N.0/24,
 /// fd00:232:N::/64), `a` publishing 8080 to its greeter on 80; the
 /// outside runs a greeter on 9999. Returns the sandbox names.
@@ -182,7 +170,7 @@ fn named_chain_gets_accept_rules_that_survive_reloads_and_go_with_the_network() 
     // The operator's firewall is reloaded (the table replaced, as `nft -f`
     // and `ufw reload` do): netd's rules are back within a second.
     load_drop_table(&f.w, "inet", "filter", "forward");
-    let back = poll(Duration::from_secs(1), || {
+    let back = support::time_until(Duration::from_secs(1), || {
         netd_rules(&f.w, "inet", "filter", "forward").len() == 2
     });
     assert!(
@@ -194,7 +182,7 @@ fn named_chain_gets_accept_rules_that_survive_reloads_and_go_with_the_network() 
     // Flushed without being replaced.
     f.w.host
         .run_ok("nft", &["flush", "chain", "inet", "filter", "forward"]);
-    let back = poll(Duration::from_secs(1), || {
+    let back = support::time_until(Duration::from_secs(1), || {
         netd_rules(&f.w, "inet", "filter", "forward").len() == 2
     });
     assert!(
@@ -206,7 +194,7 @@ fn named_chain_gets_accept_rules_that_survive_reloads_and_go_with_the_network() 
     // later, as a separate load: netd's rules follow it.
     f.w.host.run_ok("nft", &["flush", "ruleset"]);
     load_drop_table(&f.w, "inet", "filter", "forward");
-    let back = poll(Duration::from_secs(1), || {
+    let back = support::time_until(Duration::from_secs(1), || {
         netd_rules(&f.w, "inet", "filter", "forward").len() == 2
     });
     assert!(
@@ -285,7 +273,7 @@ fn auto_opens_every_drop_policy_forward_chain_ufw_style_and_late_ones() {
         &[file.to_str().expect("utf-8 path")],
     );
     let _ = std::fs::remove_file(&file);
-    let back = poll(Duration::from_secs(1), || {
+    let back = support::time_until(Duration::from_secs(1), || {
         netd_rules(&f.w, "ip", "filter", "FORWARD").len() == 2
     });
     assert!(
@@ -296,7 +284,7 @@ fn auto_opens_every_drop_policy_forward_chain_ufw_style_and_late_ones() {
 
     // A drop policy that appears later is found by the watcher.
     load_drop_table(&f.w, "inet", "late", "guard");
-    let found = poll(Duration::from_secs(1), || {
+    let found = support::time_until(Duration::from_secs(1), || {
         netd_rules(&f.w, "inet", "late", "guard").len() == 2
     });
     assert!(
