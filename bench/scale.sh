@@ -12,6 +12,9 @@
 #   CREATORS=4       CLI processes creating at once
 #   DIG_EVERY=25     ask every N-th sandbox's name from inside it
 #   SCALE_PREFIX=ndsc  namespace prefix; namespaces are PREFIX-PID-*
+#   SCALE_LOG=FILE   keep the daemon's log there (NETD_LOG sets its filter,
+#                    e.g. NETD_LOG=info,netd::timing=debug for the time of
+#                    each create's phases and of each DNS sync)
 # Not in CI (5,000 sandboxes take many minutes). Everything happens in the
 # script's own namespaces; only processes it started are stopped, by pid.
 set -euo pipefail
@@ -42,6 +45,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
+  [ -z "${SCALE_LOG:-}" ] || cp "$TMP/daemon.log" "$SCALE_LOG"
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
