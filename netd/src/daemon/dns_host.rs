@@ -22,6 +22,7 @@ use tracing::info;
 
 use super::dns_sync::Core;
 use crate::model::{Endpoint, Sandbox};
+use crate::ops::Event;
 use crate::ops::Netd;
 
 pub struct DnsHost {
@@ -176,22 +177,86 @@ impl DnsHost {
     }
 
     /// Follow this daemon's own changes, and recompute after shortcuts.
+    /// A new sandbox (its create, and its connect events) is added in
+    /// place, as the CNI hand-off is: a recompute reads and derives every
+    /// sandbox, and with one per burst of creates they ran back to back,
+    /// a core busy with work that grew with the host (issue 15). Anything
+    /// else (a removal, a network, a missed event) recomputes.
     pub fn follow(self: &Arc<Self>, netd: Arc<Netd>) {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
         let me = Arc::clone(self);
         let mut rx = netd.subscribe();
         tokio::spawn(async move {
             loop {
+                let mut changes = Changes::default();
                 tokio::select! {
                     r = rx.recv() => match r {
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        Ok(ev) => changes.note(&ev),
+                        Err(RecvError::Lagged(_)) => changes.full = true,
+                        Err(RecvError::Closed) => return,
                     },
-                    _ = me.resync.notified() => tokio::time::sleep(RESYNC_AFTER).await,
+                    _ = me.resync.notified() => {
+                        tokio::time::sleep(RESYNC_AFTER).await;
+                        changes.full = true;
+                    }
                 }
-                while rx.try_recv().is_ok() {}
+                loop {
+                    match rx.try_recv() {
+                        Ok(ev) => changes.note(&ev),
+                        Err(TryRecvError::Lagged(_)) => changes.full = true,
+                        Err(_) => break,
+                    }
+                }
+                if !changes.full && me.add_sandboxes(&netd, changes.added).await {
+                    continue;
+                }
                 me.sync(&netd).await;
             }
         });
+    }
+
+    /// Add each sandbox in place; false as soon as one cannot be (the rest
+    /// are then left to the recompute the caller makes).
+    async fn add_sandboxes(&self, netd: &Arc<Netd>, names: Vec<String>) -> bool {
+        if names.is_empty() {
+            return true;
+        }
+        let (core, n) = (Arc::clone(&self.core), Arc::clone(netd));
+        let t0 = std::time::Instant::now();
+        let count = names.len();
+        let added = tokio::task::spawn_blocking(move || {
+            names.iter().all(|name| core.add_sandbox(&n, name))
+        })
+        .await
+        .unwrap_or(false);
+        tracing::debug!(target: "netd::timing", sandboxes = count, added, took = ?t0.elapsed(), "DNS add");
+        added
+    }
+}
+
+/// What a batch of events asks of DNS: sandboxes to add in place, or a
+/// full recompute.
+#[derive(Default, Debug, PartialEq)]
+struct Changes {
+    added: Vec<String>,
+    full: bool,
+}
+
+impl Changes {
+    fn note(&mut self, ev: &Event) {
+        let sandbox = match (ev.kind, ev.action) {
+            ("sandbox", "create") => Some(&ev.name),
+            // Another host's endpoint comes with its rows (`set_remote`).
+            ("network", "connect") if !ev.attributes.contains_key("remote") => {
+                ev.attributes.get("sandbox")
+            }
+            _ => None,
+        };
+        match sandbox {
+            Some(name) if !self.added.contains(name) => self.added.push(name.clone()),
+            Some(_) => {}
+            None => self.full = true,
+        }
     }
 }
 
@@ -210,6 +275,71 @@ fn run(core: &Core, netd: &Netd, mut runner: Runner) {
             g.running = false;
             runner.finished = true;
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &'static str, action: &'static str, name: &str, attrs: &[(&str, &str)]) -> Event {
+        Event {
+            kind,
+            action,
+            id: "0".into(),
+            name: name.into(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            time: 0,
+            time_nano: 0,
+        }
+    }
+
+    fn changes(evs: &[Event]) -> Changes {
+        let mut c = Changes::default();
+        for e in evs {
+            c.note(e);
+        }
+        c
+    }
+
+    /// A create and its connect events add one sandbox in place; anything
+    /// that could change names other than a new sandbox's recomputes.
+    #[test]
+    fn only_new_sandboxes_are_added_in_place() {
+        let create = |s: &str| ev("sandbox", "create", s, &[("network", "n")]);
+        let connect = |s: &str| {
+            ev(
+                "network",
+                "connect",
+                "n",
+                &[("sandbox", s), ("ip", "10.0.0.2")],
+            )
+        };
+        let c = changes(&[create("a"), connect("a"), create("b"), connect("b")]);
+        assert_eq!(
+            c,
+            Changes {
+                added: vec!["a".into(), "b".into()],
+                full: false
+            }
+        );
+        for other in [
+            ev("sandbox", "destroy", "a", &[]),
+            ev("network", "disconnect", "n", &[("sandbox", "a")]),
+            ev("network", "create", "m", &[]),
+            ev("network", "destroy", "n", &[]),
+            ev(
+                "network",
+                "connect",
+                "n",
+                &[("sandbox", "far"), ("remote", "true")],
+            ),
+        ] {
+            assert!(changes(&[create("a"), other.clone()]).full, "{other:?}");
         }
     }
 }

@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use netd_dns::{Dns, Record4, Sockets, Table, View, ViewStats};
 use tracing::warn;
 
+use super::dns_add::{add_names, endpoint_ids, sorted_ids, takes_host_name};
 use crate::kernel::link::Netlink;
 use crate::kernel::netns;
 use crate::model::{Endpoint, Id, Network, Sandbox, SandboxNet};
 use crate::ops::Netd;
-use crate::plan::dns::{SandboxNames, Views, endpoint_names, resolves_names, views};
+use crate::plan::dns::{SandboxNames, Views, resolves_names, views};
 use crate::store;
 
 /// The `view` label of sandboxes on no network with names (the default
@@ -26,7 +27,7 @@ pub(super) const NO_NAMES: &str = "-";
 /// Which view a sandbox has: the networks with names it is on, whether it
 /// forwards (for sandboxes only on networks without names), and where (see
 /// [`upstreams_of`]).
-type ViewKey = (Vec<Id>, bool, Vec<SocketAddr>);
+pub(super) type ViewKey = (Vec<Id>, bool, Vec<SocketAddr>);
 
 /// Rows of other hosts (see `DnsHost::set_remote`).
 pub(super) type Remote = Arc<Vec<(Arc<Sandbox>, Arc<Endpoint>)>>;
@@ -41,6 +42,10 @@ struct Served {
     /// since (deleted by hand and made again by reconcile) needs new ones.
     namespaces: HashMap<String, netns::NsId>,
     rows: store::Rereader,
+    /// The endpoints (ids, sorted) each served sandbox was served with:
+    /// the shortcut ([`Core::add_sandbox`]) finds a sandbox served as it
+    /// is now done, and one whose endpoints changed not its business.
+    endpoints_of: HashMap<String, Vec<String>>,
     /// Per view label, the counters every table of that view counts in.
     stats: HashMap<String, Arc<ViewStats>>,
 }
@@ -180,6 +185,7 @@ impl Core {
 
     /// Serve exactly the sandboxes that should have DNS, with current views.
     pub(super) fn sync(&self, netd: &Netd) {
+        let t0 = std::time::Instant::now();
         let mut guard = lock(&self.state);
         let served = &mut *guard;
         let rows = &mut served.rows;
@@ -274,6 +280,7 @@ impl Core {
             }
         }
         served.namespaces.retain(|id, _| wanted.contains_key(id));
+        served.endpoints_of = endpoint_ids(&eps, |id| wanted.contains_key(id));
         served.tables = tables;
         served.sandboxes = wanted;
         let mut published: Vec<_> = stats
@@ -283,6 +290,7 @@ impl Core {
         published.sort_by(|a, b| a.0.cmp(&b.0));
         *lock(&self.stats) = published;
         served.stats = stats;
+        tracing::debug!(target: "netd::timing", took = ?t0.elapsed(), served = served.sandboxes.len(), "DNS sync");
     }
 
     /// Stop serving the sandboxes whose namespace is no longer the one
@@ -337,45 +345,26 @@ impl Core {
         let SandboxNet::Namespace { path, .. } = &sb.net else {
             return false;
         };
+        let eps = sorted_ids(on.iter().map(|(_, e)| e));
         if served.sandboxes.contains_key(&id) {
-            return false;
+            // Served with these very endpoints (its create's events, one
+            // per network, or a hand-off after them): nothing to do.
+            return served.endpoints_of.get(&id) == Some(&eps);
         }
-        let named: Vec<_> = on.iter().filter(|(n, _)| resolves_names(n)).collect();
+        let named: Vec<(&Network, &Endpoint)> = on
+            .iter()
+            .filter(|(n, _)| resolves_names(n))
+            .map(|(n, e)| (n, e))
+            .collect();
         let mut ids: Vec<Id> = named.iter().map(|(n, _)| n.id.clone()).collect();
         ids.sort();
         ids.dedup();
         let via = upstreams_of(&sb, on.iter().map(|(n, _)| n));
         let own: ViewKey = (ids, true, via);
-        if own.0.is_empty() || !served.tables.contains_key(&own) {
+        if own.0.is_empty() || !served.tables.contains_key(&own) || takes_host_name(&sb, &named) {
             return false;
         }
-        // Every view that sees one of its networks gains its names, as
-        // `views` would derive them, in place: the sandboxes sharing a
-        // table see them at once.
-        for (key, (names, table)) in served.tables.iter_mut() {
-            let mut added = Vec::new();
-            for (n, ep) in named.iter().filter(|(n, _)| key.0.contains(&n.id)) {
-                let ips = ep.addrs();
-                for name in endpoint_names(n.name.as_str(), &sb, ep) {
-                    let v = names.names.entry(name.clone()).or_default();
-                    for ip in &ips {
-                        if !v.contains(ip) {
-                            v.push(*ip);
-                            if key.0.len() == 1 {
-                                v.sort();
-                            }
-                        }
-                    }
-                    added.push(Record4 {
-                        name,
-                        addrs: ips.clone(),
-                    });
-                }
-            }
-            if !added.is_empty() {
-                table.insert(&added);
-            }
-        }
+        add_names(&mut served.tables, &sb, &named);
         let table = Arc::clone(&served.tables[&own].1);
         let mut opened = None;
         let bound = self.dns.serve_with(&id, Arc::clone(&table), || {
@@ -388,6 +377,7 @@ impl Core {
         if let Some(ns) = opened {
             served.namespaces.insert(id.clone(), ns);
         }
+        served.endpoints_of.insert(id.clone(), eps);
         served.sandboxes.insert(id, table);
         true
     }
@@ -428,7 +418,7 @@ fn view_label(networks: &[Id], names_of: &HashMap<&Id, &str>) -> String {
 }
 
 /// The names Docker and podman give the host, as seen from a container.
-const HOST_NAMES: [&str; 2] = ["host.docker.internal", "host.containers.internal"];
+pub(super) const HOST_NAMES: [&str; 2] = ["host.docker.internal", "host.containers.internal"];
 
 /// Answer [`HOST_NAMES`] with the host side of the sandbox's networks: their
 /// gateways, which are the host's addresses on those bridges (both families

@@ -7,6 +7,7 @@
 //! call the same [`Netd`] operations.
 
 mod cluster;
+mod dns_add;
 pub mod dns_host;
 mod dns_sync;
 pub mod docker;
