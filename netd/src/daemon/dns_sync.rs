@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use netd_dns::{Dns, Record4, Sockets, Table, View, ViewStats};
 use tracing::warn;
 
-use super::dns_add::{add_names, endpoint_ids, sorted_ids, takes_host_name};
+use super::dns_add::{Member, members};
 use crate::kernel::link::Netlink;
 use crate::kernel::netns;
 use crate::model::{Endpoint, Id, Network, Sandbox, SandboxNet};
 use crate::ops::Netd;
-use crate::plan::dns::{SandboxNames, Views, resolves_names, views};
+use crate::plan::dns::{SandboxNames, Views, views};
 use crate::store;
 
 /// The `view` label of sandboxes on no network with names (the default
@@ -35,17 +35,17 @@ pub(super) type Remote = Arc<Vec<(Arc<Sandbox>, Arc<Endpoint>)>>;
 /// What the last sync handed out, so the next one rebuilds only tables
 /// whose view changed and touches only sandboxes whose table changed.
 #[derive(Default)]
-struct Served {
-    tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)>,
-    sandboxes: HashMap<String, Arc<Table>>,
+pub(super) struct Served {
+    pub(super) tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)>,
+    pub(super) sandboxes: HashMap<String, Arc<Table>>,
     /// The namespace each sandbox's sockets were opened in: one replaced
     /// since (deleted by hand and made again by reconcile) needs new ones.
-    namespaces: HashMap<String, netns::NsId>,
+    pub(super) namespaces: HashMap<String, netns::NsId>,
     rows: store::Rereader,
-    /// The endpoints (ids, sorted) each served sandbox was served with:
-    /// the shortcut ([`Core::add_sandbox`]) finds a sandbox served as it
-    /// is now done, and one whose endpoints changed not its business.
-    endpoints_of: HashMap<String, Vec<String>>,
+    /// Each served sandbox as it was served, by id, for
+    /// [`Core::refresh_sandbox`]; and the ids by sandbox name.
+    pub(super) members: HashMap<String, Member>,
+    pub(super) ids: HashMap<String, String>,
     /// Per view label, the counters every table of that view counts in.
     stats: HashMap<String, Arc<ViewStats>>,
 }
@@ -53,7 +53,7 @@ struct Served {
 pub(super) struct Core {
     pub(super) dns: Dns,
     /// Held for a whole sync, only ever on the blocking pool.
-    state: Mutex<Served>,
+    pub(super) state: Mutex<Served>,
     /// The views' counters as the last sync left them, for `/metrics`
     /// (which must not wait for a sync in progress).
     stats: Mutex<Vec<(String, Arc<ViewStats>)>>,
@@ -62,7 +62,7 @@ pub(super) struct Core {
 
 /// A poisoned lock only means a sync panicked half-way; the next one
 /// recomputes everything it touches, so the data is still usable.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -126,7 +126,10 @@ fn plan<'a>(
 /// Where a sandbox's 127.0.0.11 forwards: its own servers (`--dns`), else
 /// those of the networks it is on (each once, in the order given), else
 /// the daemon's (empty), port 53.
-fn upstreams_of<'a>(s: &Sandbox, nets: impl Iterator<Item = &'a Network>) -> Vec<SocketAddr> {
+pub(super) fn upstreams_of<'a>(
+    s: &Sandbox,
+    nets: impl Iterator<Item = &'a Network>,
+) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = Vec::new();
     let own = &s.dns.servers;
     let servers = if own.is_empty() {
@@ -280,7 +283,12 @@ impl Core {
             }
         }
         served.namespaces.retain(|id, _| wanted.contains_key(id));
-        served.endpoints_of = endpoint_ids(&eps, |id| wanted.contains_key(id));
+        served.members = members(&sandboxes, &eps, &nets, |id| wanted.contains_key(id));
+        served.ids = served
+            .members
+            .iter()
+            .map(|(id, m)| (m.name.clone(), id.clone()))
+            .collect();
         served.tables = tables;
         served.sandboxes = wanted;
         let mut published: Vec<_> = stats
@@ -320,66 +328,11 @@ impl Core {
         for id in &stale {
             served.sandboxes.remove(id);
             served.namespaces.remove(id);
+            if let Some(m) = served.members.remove(id) {
+                served.ids.remove(&m.name);
+            }
         }
         stale.len()
-    }
-
-    /// Serve sandbox `name` and add its names to the views that see its
-    /// networks, reading nothing but its own rows. False when the shortcut
-    /// does not apply (served already, or the first on its networks).
-    pub(super) fn add_sandbox(&self, netd: &Netd, name: &str) -> bool {
-        let mut guard = lock(&self.state);
-        let served = &mut *guard;
-        let rows = netd.store().read(|c| {
-            let s = store::sandbox(c, store::Ref::Name(name))?;
-            let mut on = Vec::new();
-            for e in store::endpoints_of_sandbox(c, &s.id)? {
-                on.push((store::network_by_id(c, &e.network)?, e));
-            }
-            Ok((s, on))
-        });
-        let Ok((sb, on)) = rows else {
-            return false;
-        };
-        let id = sb.id.to_string();
-        let SandboxNet::Namespace { path, .. } = &sb.net else {
-            return false;
-        };
-        let eps = sorted_ids(on.iter().map(|(_, e)| e));
-        if served.sandboxes.contains_key(&id) {
-            // Served with these very endpoints (its create's events, one
-            // per network, or a hand-off after them): nothing to do.
-            return served.endpoints_of.get(&id) == Some(&eps);
-        }
-        let named: Vec<(&Network, &Endpoint)> = on
-            .iter()
-            .filter(|(n, _)| resolves_names(n))
-            .map(|(n, e)| (n, e))
-            .collect();
-        let mut ids: Vec<Id> = named.iter().map(|(n, _)| n.id.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        let via = upstreams_of(&sb, on.iter().map(|(n, _)| n));
-        let own: ViewKey = (ids, true, via);
-        if own.0.is_empty() || !served.tables.contains_key(&own) || takes_host_name(&sb, &named) {
-            return false;
-        }
-        add_names(&mut served.tables, &sb, &named);
-        let table = Arc::clone(&served.tables[&own].1);
-        let mut opened = None;
-        let bound = self.dns.serve_with(&id, Arc::clone(&table), || {
-            open_sockets(Path::new(path), &mut opened)
-        });
-        if let Err(e) = bound {
-            warn!(sandbox = %sb.name, "DNS: {e:#}");
-            return false;
-        }
-        if let Some(ns) = opened {
-            served.namespaces.insert(id.clone(), ns);
-        }
-        served.endpoints_of.insert(id.clone(), eps);
-        served.sandboxes.insert(id, table);
-        true
     }
 }
 
@@ -390,7 +343,10 @@ impl Core {
 /// CNI plugin names it while it makes the veth pair), and 127.0.0.11 must
 /// be local before it is bound (see [`Sockets::bind`]). Called on the
 /// blocking pool, inside the runtime.
-fn open_sockets(path: &Path, opened: &mut Option<netns::NsId>) -> anyhow::Result<Sockets> {
+pub(super) fn open_sockets(
+    path: &Path,
+    opened: &mut Option<netns::NsId>,
+) -> anyhow::Result<Sockets> {
     tokio::runtime::Handle::current()
         .block_on(async { Netlink::in_netns(path)?.ensure_lo_up().await })?;
     netns::in_netns(path, || {
