@@ -42,7 +42,9 @@ cleanup() {
   set +e
   if [ -s "$TMP/pid" ]; then
     local pid; pid=$(cat "$TMP/pid")
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = netd ] && kill "$pid"
+    # The command name is the binary's file name (a copy of netd may be
+    # called otherwise), cut to 15 characters by the kernel.
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$NETD" | cut -c1-15)" ] && kill "$pid"
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
