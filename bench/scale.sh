@@ -3,8 +3,9 @@
 # 1,024 open files (issue 15): the daemon raises its soft limit to the hard
 # one at start, so SANDBOXES sandboxes with DNS are made through the API and
 # each answers its own name at 127.0.0.11. Prints one table: the time per
-# thousand created, the daemon's fds and memory, how many sandboxes answered
-# DNS (every DIG_EVERY-th, and the last), and the time to remove them all.
+# thousand created and the daemon's CPU time for it, the daemon's fds and
+# memory, how many sandboxes answered DNS (every DIG_EVERY-th, and the
+# last), and the time to remove them all.
 #
 # usage: bench/scale.sh                  (SANDBOXES=5000 NETWORKS=5)
 #   SANDBOXES=1000 NETWORKS=1 bench/scale.sh
@@ -12,6 +13,9 @@
 #   CREATORS=4       CLI processes creating at once
 #   DIG_EVERY=25     ask every N-th sandbox's name from inside it
 #   SCALE_PREFIX=ndsc  namespace prefix; namespaces are PREFIX-PID-*
+#   SCALE_LOG=FILE   keep the daemon's log there (NETD_LOG sets its filter,
+#                    e.g. NETD_LOG=info,netd::timing=debug for the time of
+#                    each create's phases and of each DNS sync)
 # Not in CI (5,000 sandboxes take many minutes). Everything happens in the
 # script's own namespaces; only processes it started are stopped, by pid.
 set -euo pipefail
@@ -38,10 +42,13 @@ cleanup() {
   set +e
   if [ -s "$TMP/pid" ]; then
     local pid; pid=$(cat "$TMP/pid")
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = netd ] && kill "$pid"
+    # The command name is the binary's file name (a copy of netd may be
+    # called otherwise), cut to 15 characters by the kernel.
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$NETD" | cut -c1-15)" ] && kill "$pid"
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
+  [ -z "${SCALE_LOG:-}" ] || cp "$TMP/daemon.log" "$SCALE_LOG"
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -59,6 +66,10 @@ for _ in $(seq 100); do [ -S "$NETD_SOCKET" ] && break; sleep 0.1; done
 "$NETD" network ls -q >/dev/null
 fds() { ls "/proc/$pid/fd" | wc -l; }
 rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
+# The daemon's CPU time (user + system, all threads) in clock ticks: on a
+# shared machine, wall time per thousand also counts other load; this not.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+HZ=$(getconf CLK_TCK)
 base_fds=$(fds)
 soft_now=$(awk '/^Max open files/ {print $4}' "/proc/$pid/limits")
 
@@ -72,11 +83,13 @@ net_of() { echo "$P-n$(( $1 % NETWORKS ))"; }
 : > "$TMP/errors"
 start=$EPOCHREALTIME
 marks=()
+cpu_marks=()
 # Made in rounds of 1,000 to time each thousand as the host fills up.
 made=0
 while (( made < SANDBOXES )); do
   upto=$(( made + 1000 < SANDBOXES ? made + 1000 : SANDBOXES ))
   t=$EPOCHREALTIME
+  c0=$(cpu_ticks)
   jobs_=()
   for ((c = 0; c < CREATORS; c++)); do
     (
@@ -90,6 +103,7 @@ while (( made < SANDBOXES )); do
   # Not a bare `wait`: that would wait for the daemon too.
   wait "${jobs_[@]}"
   marks+=("$(echo "scale=1; (${EPOCHREALTIME//[!0-9]/} - ${t//[!0-9]/}) / 1000000" | bc)")
+  cpu_marks+=("$(echo "scale=1; ($(cpu_ticks) - $c0) / $HZ" | bc)")
   made=$upto
   echo "scale: $made/$SANDBOXES sandboxes, fds $(fds), rss $(rss_mib) MiB" >&2
 done
@@ -139,6 +153,7 @@ printf '\n%-34s %s\n' "netd" "$NETD"
 printf '%-34s %s\n' "sandboxes / networks" "$SANDBOXES / $NETWORKS"
 printf '%-34s %s -> %s\n' "daemon soft RLIMIT_NOFILE" "1024" "$soft_now"
 printf '%-34s %s s (%s)\n' "create, total (per 1,000)" "$create_s" "${marks[*]}"
+printf '%-34s %s s\n' "daemon CPU per 1,000 created" "${cpu_marks[*]}"
 printf '%-34s %s\n' "failed creates" "$failed_creates"
 printf '%-34s %s -> %s (%.2f per sandbox)\n' "daemon fds" "$base_fds" "$fds_full" \
   "$(echo "scale=2; ($fds_full - $base_fds) / $SANDBOXES" | bc)"

@@ -83,6 +83,34 @@ impl Records {
     }
 }
 
+impl Records {
+    /// Take `r`'s addresses from its name (a name left with none goes).
+    fn remove(&mut self, r: &Record4) {
+        let k = r.name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(e) = self.names.get_mut(&k) {
+            e.addrs.retain(|a| !r.addrs.contains(a));
+            if e.addrs.is_empty() {
+                self.names.remove(&k);
+            }
+        }
+    }
+
+    /// Drop the PTR of `ip` when the name it points to no longer has it.
+    /// A member's records all go together, and an address is one member's
+    /// on a host, so that is every name that had it.
+    fn forget_reverse(&mut self, ip: &IpAddr) {
+        let rev = reverse_name(ip);
+        let held = self
+            .reverse
+            .get(&rev)
+            .and_then(|name| self.names.get(name))
+            .is_some_and(|e| e.addrs.contains(ip));
+        if !held {
+            self.reverse.remove(&rev);
+        }
+    }
+}
+
 /// `Web.Net.` -> `web.net`: names compare case-insensitively, absolute or not.
 fn key(name: &Name) -> String {
     let mut s = name.to_ascii().to_ascii_lowercase();
@@ -140,6 +168,22 @@ impl Table {
         let mut w = self.records.write().unwrap_or_else(|p| p.into_inner());
         for r in records {
             w.add(r, true);
+        }
+    }
+
+    /// Take records out in place (a member that left), costing what they
+    /// are, not what the table holds: each address leaves its name, a name
+    /// left without addresses goes, and so does the PTR of an address no
+    /// name has any more.
+    pub fn remove(&self, records: &[Record4]) {
+        let mut w = self.records.write().unwrap_or_else(|p| p.into_inner());
+        for r in records {
+            w.remove(r);
+        }
+        for r in records {
+            for ip in &r.addrs {
+                w.forget_reverse(ip);
+            }
         }
     }
 
@@ -230,6 +274,46 @@ mod tests {
             forward: true,
             ..Default::default()
         }
+    }
+
+    /// Removing a member's records leaves what a table built without them
+    /// has: its addresses gone from shared names, its own names and PTR
+    /// gone, the rest untouched.
+    #[test]
+    fn removing_records_matches_a_table_built_without_them() {
+        let rec = |n: &str, a: &[&str]| Record4 {
+            name: n.to_string(),
+            addrs: a.iter().map(|x| x.parse().unwrap()).collect(),
+        };
+        let t = Table::new(
+            &view(&[
+                ("web.front", &["10.0.0.2"]),
+                ("web", &["10.0.0.2"]),
+                ("db", &["10.0.0.3"]),
+                ("svc", &["10.0.0.2", "10.0.0.3"]),
+            ]),
+            5,
+        );
+        t.remove(&[
+            rec("web.front", &["10.0.0.2"]),
+            rec("Web", &["10.0.0.2"]),
+            rec("svc", &["10.0.0.2"]),
+        ]);
+        let q = |n: &str, ty| t.answer(&Name::from_ascii(n).unwrap(), ty);
+        assert_eq!(q("web", RecordType::A), Answer::NotLocal);
+        assert_eq!(q("web.front", RecordType::A), Answer::NotLocal);
+        assert_eq!(firsts(&t, "svc", 2), ["10.0.0.3", "10.0.0.3"]);
+        assert_eq!(firsts(&t, "db", 1), ["10.0.0.3"]);
+        assert_eq!(
+            q("2.0.0.10.in-addr.arpa", RecordType::PTR),
+            Answer::NotLocal
+        );
+        assert!(matches!(
+            q("3.0.0.10.in-addr.arpa", RecordType::PTR),
+            Answer::Records(_)
+        ));
+        // What is not there is no error.
+        t.remove(&[rec("gone", &["10.0.0.9"])]);
     }
 
     fn firsts(t: &Table, name: &str, n: usize) -> Vec<String> {

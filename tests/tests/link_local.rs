@@ -30,8 +30,10 @@ fn link_local_ips_are_added_and_answer_on_that_network() {
     docker(&["network", "create", "--subnet", "10.204.20.0/24", &home]);
     docker(&["network", "create", "--subnet", "10.204.21.0/24", &net]);
     daemon.cli_ok(&["sandbox", "create", "--network", &home, &a]);
-    // b on the network with its own link-local address (netd's CLI, at
-    // sandbox create); nobody else has one yet, so nothing answers.
+    // b on the network with its own link-local addresses (netd's CLI, at
+    // sandbox create); nobody else has one yet, so nothing answers. Its
+    // IPv6 one is what turns IPv6 on for its interface: on an IPv4-only
+    // network it is off otherwise, as in Docker.
     daemon.cli_ok(&[
         "sandbox",
         "create",
@@ -39,6 +41,8 @@ fn link_local_ips_are_added_and_answer_on_that_network() {
         &net,
         "--link-local-ip",
         "169.254.10.6",
+        "--link-local-ip",
+        "fe80::a:6",
         &b,
     ]);
     assert!(
@@ -85,9 +89,23 @@ fn link_local_ips_are_added_and_answer_on_that_network() {
         "its own address too: {addrs}"
     );
     assert!(addrs.contains("inet6 fe80::a:5/64"), "{addrs}");
-    // Only on that network's interface.
+    // Only on that network's interface; the other one, on an IPv4-only
+    // network without an IPv6 link-local address, has no IPv6 at all (it
+    // would flood duplicate address detection and MLD over the bridge).
     let eth0 = support::run_ok("ip", &["-n", &a, "-o", "addr", "show", "dev", "eth0"]);
     assert!(!eth0.contains("169.254."), "{eth0}");
+    assert!(!eth0.contains("inet6"), "{eth0}");
+    let off = support::run_ok(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &a,
+            "cat",
+            "/proc/sys/net/ipv6/conf/eth0/disable_ipv6",
+        ],
+    );
+    assert_eq!(off.trim(), "1");
 
     // Traffic: b reaches both over the bridge.
     assert!(

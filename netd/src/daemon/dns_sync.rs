@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use netd_dns::{Dns, Record4, Sockets, Table, View, ViewStats};
 use tracing::warn;
 
+use super::dns_add::{Member, members};
 use crate::kernel::link::Netlink;
 use crate::kernel::netns;
 use crate::model::{Endpoint, Id, Network, Sandbox, SandboxNet};
 use crate::ops::Netd;
-use crate::plan::dns::{SandboxNames, Views, endpoint_names, resolves_names, views};
+use crate::plan::dns::{SandboxNames, Views, views};
 use crate::store;
 
 /// The `view` label of sandboxes on no network with names (the default
@@ -26,7 +27,7 @@ pub(super) const NO_NAMES: &str = "-";
 /// Which view a sandbox has: the networks with names it is on, whether it
 /// forwards (for sandboxes only on networks without names), and where (see
 /// [`upstreams_of`]).
-type ViewKey = (Vec<Id>, bool, Vec<SocketAddr>);
+pub(super) type ViewKey = (Vec<Id>, bool, Vec<SocketAddr>);
 
 /// Rows of other hosts (see `DnsHost::set_remote`).
 pub(super) type Remote = Arc<Vec<(Arc<Sandbox>, Arc<Endpoint>)>>;
@@ -34,13 +35,17 @@ pub(super) type Remote = Arc<Vec<(Arc<Sandbox>, Arc<Endpoint>)>>;
 /// What the last sync handed out, so the next one rebuilds only tables
 /// whose view changed and touches only sandboxes whose table changed.
 #[derive(Default)]
-struct Served {
-    tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)>,
-    sandboxes: HashMap<String, Arc<Table>>,
+pub(super) struct Served {
+    pub(super) tables: HashMap<ViewKey, (SandboxNames, Arc<Table>)>,
+    pub(super) sandboxes: HashMap<String, Arc<Table>>,
     /// The namespace each sandbox's sockets were opened in: one replaced
     /// since (deleted by hand and made again by reconcile) needs new ones.
-    namespaces: HashMap<String, netns::NsId>,
+    pub(super) namespaces: HashMap<String, netns::NsId>,
     rows: store::Rereader,
+    /// Each served sandbox as it was served, by id, for
+    /// [`Core::refresh_sandbox`]; and the ids by sandbox name.
+    pub(super) members: HashMap<String, Member>,
+    pub(super) ids: HashMap<String, String>,
     /// Per view label, the counters every table of that view counts in.
     stats: HashMap<String, Arc<ViewStats>>,
 }
@@ -48,7 +53,7 @@ struct Served {
 pub(super) struct Core {
     pub(super) dns: Dns,
     /// Held for a whole sync, only ever on the blocking pool.
-    state: Mutex<Served>,
+    pub(super) state: Mutex<Served>,
     /// The views' counters as the last sync left them, for `/metrics`
     /// (which must not wait for a sync in progress).
     stats: Mutex<Vec<(String, Arc<ViewStats>)>>,
@@ -57,7 +62,7 @@ pub(super) struct Core {
 
 /// A poisoned lock only means a sync panicked half-way; the next one
 /// recomputes everything it touches, so the data is still usable.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -121,7 +126,10 @@ fn plan<'a>(
 /// Where a sandbox's 127.0.0.11 forwards: its own servers (`--dns`), else
 /// those of the networks it is on (each once, in the order given), else
 /// the daemon's (empty), port 53.
-fn upstreams_of<'a>(s: &Sandbox, nets: impl Iterator<Item = &'a Network>) -> Vec<SocketAddr> {
+pub(super) fn upstreams_of<'a>(
+    s: &Sandbox,
+    nets: impl Iterator<Item = &'a Network>,
+) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = Vec::new();
     let own = &s.dns.servers;
     let servers = if own.is_empty() {
@@ -180,6 +188,7 @@ impl Core {
 
     /// Serve exactly the sandboxes that should have DNS, with current views.
     pub(super) fn sync(&self, netd: &Netd) {
+        let t0 = std::time::Instant::now();
         let mut guard = lock(&self.state);
         let served = &mut *guard;
         let rows = &mut served.rows;
@@ -274,6 +283,12 @@ impl Core {
             }
         }
         served.namespaces.retain(|id, _| wanted.contains_key(id));
+        served.members = members(&sandboxes, &eps, &nets, |id| wanted.contains_key(id));
+        served.ids = served
+            .members
+            .iter()
+            .map(|(id, m)| (m.name.clone(), id.clone()))
+            .collect();
         served.tables = tables;
         served.sandboxes = wanted;
         let mut published: Vec<_> = stats
@@ -283,6 +298,7 @@ impl Core {
         published.sort_by(|a, b| a.0.cmp(&b.0));
         *lock(&self.stats) = published;
         served.stats = stats;
+        tracing::debug!(target: "netd::timing", took = ?t0.elapsed(), served = served.sandboxes.len(), "DNS sync");
     }
 
     /// Stop serving the sandboxes whose namespace is no longer the one
@@ -312,84 +328,11 @@ impl Core {
         for id in &stale {
             served.sandboxes.remove(id);
             served.namespaces.remove(id);
+            if let Some(m) = served.members.remove(id) {
+                served.ids.remove(&m.name);
+            }
         }
         stale.len()
-    }
-
-    /// Serve sandbox `name` and add its names to the views that see its
-    /// networks, reading nothing but its own rows. False when the shortcut
-    /// does not apply (served already, or the first on its networks).
-    pub(super) fn add_sandbox(&self, netd: &Netd, name: &str) -> bool {
-        let mut guard = lock(&self.state);
-        let served = &mut *guard;
-        let rows = netd.store().read(|c| {
-            let s = store::sandbox(c, store::Ref::Name(name))?;
-            let mut on = Vec::new();
-            for e in store::endpoints_of_sandbox(c, &s.id)? {
-                on.push((store::network_by_id(c, &e.network)?, e));
-            }
-            Ok((s, on))
-        });
-        let Ok((sb, on)) = rows else {
-            return false;
-        };
-        let id = sb.id.to_string();
-        let SandboxNet::Namespace { path, .. } = &sb.net else {
-            return false;
-        };
-        if served.sandboxes.contains_key(&id) {
-            return false;
-        }
-        let named: Vec<_> = on.iter().filter(|(n, _)| resolves_names(n)).collect();
-        let mut ids: Vec<Id> = named.iter().map(|(n, _)| n.id.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        let via = upstreams_of(&sb, on.iter().map(|(n, _)| n));
-        let own: ViewKey = (ids, true, via);
-        if own.0.is_empty() || !served.tables.contains_key(&own) {
-            return false;
-        }
-        // Every view that sees one of its networks gains its names, as
-        // `views` would derive them, in place: the sandboxes sharing a
-        // table see them at once.
-        for (key, (names, table)) in served.tables.iter_mut() {
-            let mut added = Vec::new();
-            for (n, ep) in named.iter().filter(|(n, _)| key.0.contains(&n.id)) {
-                let ips = ep.addrs();
-                for name in endpoint_names(n.name.as_str(), &sb, ep) {
-                    let v = names.names.entry(name.clone()).or_default();
-                    for ip in &ips {
-                        if !v.contains(ip) {
-                            v.push(*ip);
-                            if key.0.len() == 1 {
-                                v.sort();
-                            }
-                        }
-                    }
-                    added.push(Record4 {
-                        name,
-                        addrs: ips.clone(),
-                    });
-                }
-            }
-            if !added.is_empty() {
-                table.insert(&added);
-            }
-        }
-        let table = Arc::clone(&served.tables[&own].1);
-        let mut opened = None;
-        let bound = self.dns.serve_with(&id, Arc::clone(&table), || {
-            open_sockets(Path::new(path), &mut opened)
-        });
-        if let Err(e) = bound {
-            warn!(sandbox = %sb.name, "DNS: {e:#}");
-            return false;
-        }
-        if let Some(ns) = opened {
-            served.namespaces.insert(id.clone(), ns);
-        }
-        served.sandboxes.insert(id, table);
-        true
     }
 }
 
@@ -400,7 +343,10 @@ impl Core {
 /// CNI plugin names it while it makes the veth pair), and 127.0.0.11 must
 /// be local before it is bound (see [`Sockets::bind`]). Called on the
 /// blocking pool, inside the runtime.
-fn open_sockets(path: &Path, opened: &mut Option<netns::NsId>) -> anyhow::Result<Sockets> {
+pub(super) fn open_sockets(
+    path: &Path,
+    opened: &mut Option<netns::NsId>,
+) -> anyhow::Result<Sockets> {
     tokio::runtime::Handle::current()
         .block_on(async { Netlink::in_netns(path)?.ensure_lo_up().await })?;
     netns::in_netns(path, || {
@@ -428,7 +374,7 @@ fn view_label(networks: &[Id], names_of: &HashMap<&Id, &str>) -> String {
 }
 
 /// The names Docker and podman give the host, as seen from a container.
-const HOST_NAMES: [&str; 2] = ["host.docker.internal", "host.containers.internal"];
+pub(super) const HOST_NAMES: [&str; 2] = ["host.docker.internal", "host.containers.internal"];
 
 /// Answer [`HOST_NAMES`] with the host side of the sandbox's networks: their
 /// gateways, which are the host's addresses on those bridges (both families

@@ -8,6 +8,7 @@
 
 mod cluster;
 pub mod cni_report;
+mod dns_add;
 pub mod dns_host;
 mod dns_sync;
 pub mod docker;

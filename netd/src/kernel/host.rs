@@ -125,17 +125,26 @@ impl LinkOps for Host {
         host.create_veth_into(&spec, bridge.index, &plan.netns)
             .await
             .with_context(|| format!("endpoint {}", plan.host_veth))?;
-        if plan.address6.is_some() || plan.link_local.iter().any(|a| a.addr().is_ipv6()) {
-            // Before it comes up: a router advertisement from another
-            // container on the bridge must not give it routes or addresses.
-            netns::in_netns(&plan.netns, || {
-                let conf = format!("/proc/sys/net/ipv6/conf/{}", plan.ifname);
+        let v6 = plan.address6.is_some() || plan.link_local.iter().any(|a| a.addr().is_ipv6());
+        // Before it comes up. With IPv6: a router advertisement from another
+        // container on the bridge must not give it routes or addresses.
+        // Without (an IPv4-only network), IPv6 goes off, as Docker does
+        // since CVE-2024-32473: else the interface takes a link-local address
+        // and, coming up, sends duplicate address detection, MLD reports and
+        // router solicitations to multicast groups, which the bridge floods
+        // to every port: work for the kernel per container that grows with
+        // the containers on the bridge (issue 15).
+        netns::in_netns(&plan.netns, || {
+            let conf = format!("/proc/sys/net/ipv6/conf/{}", plan.ifname);
+            if v6 {
                 std::fs::write(format!("{conf}/accept_ra"), "0")?;
                 std::fs::write(format!("{conf}/disable_ipv6"), "0")?;
-                Ok(())
-            })
-            .with_context(|| format!("IPv6 settings of {}", plan.ifname))?;
-        }
+            } else {
+                disable_ipv6_here(&conf)?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("IPv6 settings of {}", plan.ifname))?;
         // The user's own settings (Docker's endpoint sysctls), after
         // netd's so they win, and before the interface comes up.
         write_sysctls(plan)?;
@@ -334,5 +343,20 @@ impl OverlayOps for Host {
 
     async fn sync_peers(&self, vxlan: &str, peers: &[OverlayPeer]) -> KResult<()> {
         Ok(self.netlink.sync_vxlan_peers(vxlan, peers).await?)
+    }
+}
+
+/// `disable_ipv6=1` under `conf` (a `/proc/sys/net/ipv6/conf/IFNAME`) of
+/// the calling thread's namespace; a kernel without IPv6 has no such file,
+/// and nothing to turn off.
+fn disable_ipv6_here(conf: &str) -> anyhow::Result<()> {
+    match std::fs::write(format!("{conf}/disable_ipv6"), "1") {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && !Path::new("/proc/sys/net/ipv6").exists() =>
+        {
+            Ok(())
+        }
+        r => Ok(r?),
     }
 }

@@ -103,6 +103,8 @@ impl<K: Kernel> Netd<K> {
             ));
         }
         let network = req.network.as_deref().unwrap_or("bridge");
+        // For `netd::timing` (bench/scale.sh): how long each phase took.
+        let t0 = std::time::Instant::now();
         let net = self.store.read(|c| {
             if store::sandbox_name_taken(c, &name)? {
                 return Err(Error::Conflict(format!(
@@ -155,6 +157,7 @@ impl<K: Kernel> Netd<K> {
             _ => None,
         };
         let ep_req = claimed.as_ref().unwrap_or(&req.endpoint);
+        let t1 = t0.elapsed();
         let recorded_rows = self.store.write(|c| {
             // In the transaction, so two requests adopting one namespace
             // at once cannot both pass.
@@ -174,6 +177,7 @@ impl<K: Kernel> Netd<K> {
         if let Some(ep) = &endpoint {
             rb.check(self.check_host_ports(&net, ep)).await?;
         }
+        let t2 = t0.elapsed();
         let sp = plan::sandbox(&sandbox, endpoint.is_some());
         if let Some(sp) = &sp {
             if let Some(bound) = &sp.create {
@@ -194,14 +198,17 @@ impl<K: Kernel> Netd<K> {
             }
         }
         recorded(&sandbox);
+        let t3 = t0.elapsed();
         if let Some(ep) = &endpoint {
             self.attach_endpoint(&mut rb, &net, &sandbox, ep).await?;
         }
+        let t4 = t0.elapsed();
         if let Some(sp) = sp.filter(|p| p.loopback) {
             let up = self.k.loopback_up(&sp.netns).await;
             rb.check(up.map_err(Error::from)).await?;
         }
         rb.commit();
+        tracing::debug!(target: "netd::timing", read = ?t1, write = ?t2, netns = ?t3, attach = ?t4, total = ?t0.elapsed(), "sandbox create");
         info!(sandbox = %sandbox.name, network = %net.name, "sandbox created");
         self.emit(
             "sandbox",
