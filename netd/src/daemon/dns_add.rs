@@ -300,18 +300,7 @@ mod tests {
             .views
             .into_iter()
             .map(|(ids, names)| {
-                let view = netd_dns::View {
-                    records: names
-                        .names
-                        .iter()
-                        .map(|(n, a)| Record4 {
-                            name: n.clone(),
-                            addrs: a.clone(),
-                        })
-                        .collect(),
-                    forward: names.forward,
-                    upstreams: vec![],
-                };
+                let view = super::super::dns_sync::view_of(&names, &[]);
                 let table = Arc::new(Table::new(&view, 600));
                 ((ids, true, vec![]), (names, table))
             })

@@ -405,7 +405,7 @@ fn add_host_names(
     }
 }
 
-fn view_of(names: &SandboxNames, upstreams: &[SocketAddr]) -> View {
+pub(super) fn view_of(names: &SandboxNames, upstreams: &[SocketAddr]) -> View {
     View {
         records: names
             .names
